@@ -1,0 +1,65 @@
+/* sf/media.h -- audio file I/O at the libsndfile edge.
+ *
+ * Inside stemfarm audio is planar float32; interleaving and sample format
+ * conversion happen only here. Source reads open, read and close the file
+ * per call, so a render never holds more than one source open per thread
+ * (a 1,000-track session stays far inside the default 1,024 open files),
+ * and read only the frames asked for, never the whole file.
+ */
+#ifndef SF_MEDIA_H
+#define SF_MEDIA_H
+
+#include "sf/error.h"
+#include "sf/session.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int channels;
+    int sample_rate;
+    int64_t frames;
+} sf_media_info_t;
+
+/* Opens `path` just long enough to read its header.
+ * SF_E_IO "cannot open 'x.wav': <libsndfile's reason>" when missing or unreadable;
+ * SF_E_INPUT when libsndfile reads it but it has no frames. */
+sf_rc sf_media_probe(const char *path, sf_media_info_t *info, sf_err_t *err);
+
+/* Reads source frames [offset, offset + n_frames) into dst[c][0..n_frames)
+ * for c < n_channels, which must equal the file's channel count.
+ * Integer PCM is scaled by libsndfile's normalisation (1/2^(bits-1)), exact in
+ * float for up to 24 bits. Frames past the end of the file are an error
+ * (SF_E_IO "short read"), never silently zero. */
+sf_rc sf_media_read(const char *path, int64_t offset, int64_t n_frames, int n_channels,
+                    float *const *dst, sf_err_t *err);
+
+/* ---- writing deliverables -------------------------------------------- */
+
+typedef struct sf_media_writer sf_media_writer_t;
+
+/* Creates (truncates) `path`. Integer formats take left-justified int32
+ * frames (a pcm24 sample v is passed as v << 8, as sf_dsp_quantize makes),
+ * float32 takes float frames; libsndfile does no conversion of its own.
+ * SF_E_INPUT if libsndfile rejects the format combination. */
+sf_rc sf_media_writer_open(const char *path, sf_format_t format, sf_sample_format_t sample_format,
+                           int sample_rate, int channels, sf_media_writer_t **out, sf_err_t *err);
+sf_rc sf_media_writer_write_int(sf_media_writer_t *w, const int32_t *interleaved, size_t n_frames,
+                                sf_err_t *err);
+sf_rc sf_media_writer_write_float(sf_media_writer_t *w, const float *interleaved, size_t n_frames,
+                                  sf_err_t *err);
+/* xxh3 over the interleaved int32 (or float) frames written so far, in the
+ * form passed to write_*: what sf_media_hash_pcm must read back. */
+uint64_t sf_media_writer_pcm_hash(const sf_media_writer_t *w);
+int64_t sf_media_writer_frames(const sf_media_writer_t *w);
+/* Finishes the file (header), fsyncs it and closes it. Always frees *w and
+ * sets it to NULL, also on error. */
+sf_rc sf_media_writer_close(sf_media_writer_t **w, sf_err_t *err);
+
+/* Reads a written file back through libsndfile (int32 for integer formats,
+ * float for float32) and returns the xxh3 of its interleaved frames, its
+ * frame count and its channel count: the read-back half of verification. */
+sf_rc sf_media_hash_pcm(const char *path, sf_sample_format_t sample_format, uint64_t *xxh3,
+                        int64_t *n_frames, int *channels, sf_err_t *err);
+
+#endif

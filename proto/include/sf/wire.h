@@ -1,0 +1,91 @@
+/* sf/wire.h -- the wire protocol as plain C values.
+ *
+ * The only module that sees protobuf-c: everything else builds an
+ * sf_wire_msg_t, encodes it to bytes for one ZeroMQ frame, and decodes
+ * received bytes back. Decoding treats the bytes as untrusted: the version is
+ * checked first, then every field is range-checked (sizes, counts, lengths,
+ * the pcm byte count against channels x frames, the xxh3 of the pcm is NOT
+ * checked here -- the coordinator does that, so the error names the node).
+ * A message that fails a check is SF_E_PROTO with a message naming the field,
+ * e.g. "result: n_channels 9 out of range 1..8".
+ */
+#ifndef SF_WIRE_H
+#define SF_WIRE_H
+
+#include "sf/error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SF_WIRE_VERSION 1u
+/* Largest message accepted (ZMQ_MAXMSGSIZE on every socket): a 60 s, 8-channel
+ * segment at 192 kHz of float32 is 369 MB; segments are planned below this. */
+#define SF_WIRE_MAX_MESSAGE_BYTES (512ull << 20)
+#define SF_WIRE_MAX_YAML_BYTES (16u << 20)
+#define SF_WIRE_MAX_TEXT 4096          /* any string field, bytes */
+#define SF_WIRE_MAX_CHANNELS 8
+#define SF_WIRE_MAX_SLOTS 256
+#define SF_WIRE_MAX_FRAMES (SF_WIRE_MAX_MESSAGE_BYTES / 4)
+
+typedef enum {
+    SF_WIRE_HELLO = 1,
+    SF_WIRE_WELCOME,
+    SF_WIRE_CREDIT,
+    SF_WIRE_SESSION,
+    SF_WIRE_JOB,
+    SF_WIRE_RESULT,
+    SF_WIRE_JOB_ERROR,
+    SF_WIRE_HEARTBEAT,
+    SF_WIRE_BYE,
+    SF_WIRE_SUBMIT,
+    SF_WIRE_PROGRESS,
+    SF_WIRE_DONE,
+    SF_WIRE_SHUTDOWN,
+} sf_wire_kind_t;
+
+/* Strings and byte fields point into memory owned by the message after
+ * sf_wire_decode (freed by sf_wire_msg_clear), or into the caller's memory
+ * when the caller fills a message to encode. Strings are NUL-terminated. */
+typedef struct {
+    sf_wire_kind_t kind;
+    union {
+        struct { const char *node_name; uint32_t cores, threads, slots; const char *simd; } hello;
+        struct { uint32_t node_id, heartbeat_ms; uint64_t max_message_bytes; } welcome;
+        struct { uint32_t n_jobs; } credit;
+        struct { const uint8_t *session_hash; const char *path; const uint8_t *yaml; size_t n_yaml_bytes; } session;
+        struct { uint64_t job_id; const uint8_t *session_hash; uint32_t stem_index; int64_t start_frame;
+                 uint64_t n_frames, preroll_frames; uint32_t attempt; } job;
+        struct { uint64_t job_id; uint32_t attempt, n_channels; uint64_t n_frames; const float *pcm;
+                 size_t n_pcm_bytes; uint64_t xxh3, render_ns; } result;
+        struct { uint64_t job_id; uint32_t attempt; const char *message; } job_error;
+        struct { uint32_t jobs_running; } heartbeat;
+        struct { const char *reason; } bye;
+        struct { const char *session_path; const uint8_t *yaml; size_t n_yaml_bytes; const char *out_dir;
+                 uint64_t segment_frames; bool force; } submit;
+        struct { uint64_t jobs_done, jobs_total; uint32_t nodes; const char *event; } progress;
+        struct { uint32_t exit_code; const char *message; const char *manifest_path; } done;
+        struct { const char *reason; } shutdown;
+    } u;
+    void *owned_; /* decoder state; do not touch */
+} sf_wire_msg_t;
+
+/* Encodes `msg` (with SF_WIRE_VERSION) into a new buffer *out of *n_bytes,
+ * freed with sf_free. SF_E_INPUT if the message itself violates a limit
+ * (so a bug never puts an unreadable message on the wire), SF_E_NOMEM. */
+sf_rc sf_wire_encode(const sf_wire_msg_t *msg, uint8_t **out, size_t *n_bytes, sf_err_t *err);
+
+/* Decodes and range-checks `n_bytes` bytes into *msg. On success the caller
+ * must call sf_wire_msg_clear. On failure *msg needs no clearing. The pcm of a
+ * result is float32 little-endian: on a big-endian host it is an error. */
+sf_rc sf_wire_decode(const uint8_t *data, size_t n_bytes, sf_wire_msg_t *msg, sf_err_t *err);
+
+void sf_wire_msg_clear(sf_wire_msg_t *msg);
+
+/* "hello", "result", ... for logs. */
+const char *sf_wire_kind_name(sf_wire_kind_t kind);
+
+/* The best SIMD level the build and CPU support: "avx2", "sse2", "neon", "scalar". */
+const char *sf_wire_simd_level(void);
+
+#endif

@@ -1,0 +1,65 @@
+/* testutil.h -- fixtures shared by the Check suites: temp folders, text and
+ * audio files generated in the test, running the real executables.
+ * Test audio is generated, never committed. Every helper aborts the test
+ * (ck_abort_msg) on failure, so callers need no error paths. */
+#ifndef TESTUTIL_H
+#define TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A fresh folder under $TMPDIR (default /tmp); caller frees the string and
+ * may remove the folder with tu_rm_rf. */
+char *tu_tmpdir(void);
+void tu_rm_rf(const char *dir);
+
+/* dir/name, malloc'd. */
+char *tu_path(const char *dir, const char *name);
+
+/* Writes `text` to dir/name, creating folders in name as needed; returns the
+ * full path (malloc'd). */
+char *tu_write_text(const char *dir, const char *name, const char *text);
+
+/* Sample generator: the value of channel ch at frame i, in [-1, 1). */
+typedef double (*tu_signal_fn)(int ch, int64_t i, void *ctx);
+
+/* Writes a WAV at dir/name with `bits` 16 or 24 (integer PCM) or 32 (float).
+ * Integer samples are round(x * 2^(bits-1)), clipped, so tu_quantized gives
+ * exactly what the file holds. Returns the full path (malloc'd). */
+char *tu_write_wav(const char *dir, const char *name, int channels, int rate, int64_t frames,
+                   int bits, tu_signal_fn fn, void *ctx);
+
+/* The value a sample x reads back as after tu_write_wav at `bits`. */
+double tu_quantized(double x, int bits);
+
+/* Reads a whole audio file as interleaved doubles (libsndfile normalisation
+ * off for integer formats: values are the integers / 2^(bits-1)). */
+double *tu_read_audio(const char *path, int *channels, int64_t *frames, int *rate);
+
+/* Raw integers of an integer-PCM file, right-justified (a pcm24 sample as
+ * -2^23..2^23-1), interleaved. */
+int32_t *tu_read_pcm_ints(const char *path, int bits, int *channels, int64_t *frames);
+
+/* Whole file in memory (NUL-terminated); *n_bytes may be NULL. */
+char *tu_slurp(const char *path, size_t *n_bytes);
+int tu_files_equal(const char *a, const char *b);
+int tu_exists(const char *path);
+
+/* Runs `cmd` with /bin/sh; captures stdout and stderr (malloc'd, may be
+ * passed NULL to discard) and returns the exit status (128+sig if killed).
+ * The command is killed after timeout_s seconds. */
+int tu_run(const char *cmd, char **out, char **err, int timeout_s);
+
+/* Path of the built stemfarm / stemfarm-node (from ctest's environment). */
+const char *tu_stemfarm_bin(void);
+const char *tu_node_bin(void);
+
+/* A free tcp port on 127.0.0.1. */
+int tu_free_port(void);
+
+/* Simple deterministic signals. */
+double tu_sine(double freq, double rate, int64_t i);
+/* Uniform in [-1, 1) from (seed, i): counter-based, reproducible. */
+double tu_noise(uint64_t seed, int64_t i);
+
+#endif
