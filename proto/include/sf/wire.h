@@ -27,6 +27,12 @@
 #define SF_WIRE_MAX_CHANNELS 8
 #define SF_WIRE_MAX_SLOTS 256
 #define SF_WIRE_MAX_FRAMES (SF_WIRE_MAX_MESSAGE_BYTES / 4)
+#define SF_WIRE_MAX_NAME 255           /* hello.node_name and hello.simd, bytes */
+#define SF_WIRE_MAX_THREADS 256        /* hello.threads */
+#define SF_WIRE_MAX_CORES 65536        /* hello.cores */
+#define SF_WIRE_MAX_HEARTBEAT_MS 600000u /* welcome.heartbeat_ms, from 1 */
+#define SF_WIRE_MAX_PREROLL_FRAMES SF_WIRE_MAX_FRAMES /* job.preroll_frames */
+#define SF_WIRE_MAX_TIMELINE_FRAME (1ll << 53) /* |job.start_frame|, so start +- frames never overflows */
 
 typedef enum {
     SF_WIRE_HELLO = 1,
@@ -81,6 +87,36 @@ sf_rc sf_wire_encode(const sf_wire_msg_t *msg, uint8_t **out, size_t *n_bytes, s
 sf_rc sf_wire_decode(const uint8_t *data, size_t n_bytes, sf_wire_msg_t *msg, sf_err_t *err);
 
 void sf_wire_msg_clear(sf_wire_msg_t *msg);
+
+/* Field rules that decode enforces and encode checks (SF_E_INPUT) alike:
+ *   names (hello.node_name, hello.simd): 1..SF_WIRE_MAX_NAME bytes of UTF-8,
+ *     no control characters;
+ *   text (job_error.message 1.., bye/shutdown.reason, progress.event,
+ *     done.message): ..SF_WIRE_MAX_TEXT bytes of UTF-8, no control
+ *     characters but tab and newline;
+ *   paths (session.path 1.., submit.session_path 1.. absolute,
+ *     submit.out_dir empty or absolute, done.manifest_path): ..SF_WIRE_MAX_TEXT
+ *     bytes, no NUL (any other bytes: file names need not be UTF-8);
+ *   hello: cores 1..SF_WIRE_MAX_CORES, threads 1..SF_WIRE_MAX_THREADS,
+ *     slots 1..SF_WIRE_MAX_SLOTS;
+ *   welcome: heartbeat_ms 1..SF_WIRE_MAX_HEARTBEAT_MS, max_message_bytes
+ *     0 (meaning SF_WIRE_MAX_MESSAGE_BYTES) ..SF_WIRE_MAX_MESSAGE_BYTES;
+ *   credit: n_jobs 0..SF_WIRE_MAX_SLOTS; heartbeat: jobs_running 0..SF_WIRE_MAX_SLOTS;
+ *   session: session_hash 32 bytes, yaml 1..SF_WIRE_MAX_YAML_BYTES;
+ *   job: session_hash 32 bytes, n_frames 1..SF_WIRE_MAX_FRAMES,
+ *     preroll_frames ..SF_WIRE_MAX_PREROLL_FRAMES,
+ *     |start_frame| <= SF_WIRE_MAX_TIMELINE_FRAME;
+ *   result: n_channels 1..SF_WIRE_MAX_CHANNELS, n_frames 1..SF_WIRE_MAX_FRAMES,
+ *     n_pcm_bytes == n_channels * n_frames * 4 (pcm 4-byte aligned after decode);
+ *   submit: yaml 1..SF_WIRE_MAX_YAML_BYTES, segment_frames ..SF_WIRE_MAX_FRAMES;
+ *   progress: jobs_done <= jobs_total; done: exit_code 0..255.
+ * The envelope must carry version SF_WIRE_VERSION and exactly one body. */
+
+/* Makes `s` valid wire text in place: truncates it to SF_WIRE_MAX_TEXT bytes,
+ * replaces bytes that are not UTF-8 by '?' and control characters other than
+ * tab and newline by ' '. For messages built from arbitrary input (error
+ * texts that quote file names) before they are put in a message. */
+void sf_wire_text_sanitize(char *s);
 
 /* "hello", "result", ... for logs. */
 const char *sf_wire_kind_name(sf_wire_kind_t kind);

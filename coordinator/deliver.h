@@ -1,0 +1,43 @@
+/* deliver.h -- from stitched .partial files to verified deliverables.
+ *
+ * Nothing is renamed into place before every stem has been read back through
+ * libsndfile and matched, sample for sample (xxh3), what the stitcher wrote,
+ * and all stems have the same length. Then each file gets its SHA-256, is
+ * renamed over NAME, and manifest.json is written the same way
+ * (manifest.json.partial, fsync, rename). An existing deliverable is only
+ * replaced when the caller asked (--force), which deliver_check_targets
+ * checks before any rendering starts.
+ */
+#ifndef DELIVER_H
+#define DELIVER_H
+
+#include "plan.h"
+#include "stitch.h"
+
+#include <stdbool.h>
+
+#define DELIVER_MANIFEST_VERSION 1
+
+typedef struct {
+    char node_name[64]; /* the node whose result was accepted */
+    uint64_t xxh3;      /* of the segment's float frames */
+} deliver_segment_t;
+
+typedef struct {
+    const char *out_dir;
+    int n_nodes;        /* nodes that took part */
+    double wall_seconds;
+} deliver_info_t;
+
+/* SF_E_INPUT "'DIR/NAME' exists (pass --force to replace it)" for the first
+ * deliverable (stem or manifest.json) already present, unless force. */
+sf_rc deliver_check_targets(const sf_session_t *s, const char *out_dir, bool force, sf_err_t *err);
+
+/* Verifies, renames and writes the manifest. `segments` has plan->n_jobs
+ * entries. On success *manifest_path is the manifest's path (caller frees
+ * with sf_free). SF_E_VERIFY names the file and the check that failed; the
+ * partial files are then left for the caller to remove. */
+sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *segments,
+                     const deliver_info_t *info, char **manifest_path, sf_err_t *err);
+
+#endif

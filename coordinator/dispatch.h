@@ -1,0 +1,78 @@
+/* dispatch.h -- the coordinator: one ZeroMQ ROUTER, one poll loop.
+ *
+ * Nodes (DEALER) say hello and ask for jobs with credits; the coordinator
+ * never sends a node more jobs than it asked for. Before a node's first job
+ * of a session it receives the session itself (YAML bytes, by hash). Results
+ * are untrusted: the job must be one this node holds at this attempt, the
+ * channel and frame counts must be the planned ones and the xxh3 must match
+ * the frames, or the result counts as a failed attempt. Accepted frames go
+ * to the stitcher; when a render's last job is in, it is verified and
+ * delivered (deliver.h). A job that fails three times fails its render with
+ * the node's message. Nodes silent past the timeout lose their jobs.
+ *
+ * Renders come from this process (the embedded `stemfarm render`) or from
+ * clients (`stemfarm render --farm`), which get progress and a final status.
+ * Everything runs in the calling thread; deadlines use CLOCK_MONOTONIC.
+ */
+#ifndef DISPATCH_H
+#define DISPATCH_H
+
+#include "sf/error.h"
+#include "sf/session.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dispatch dispatch_t;
+
+typedef struct {
+    const char *bind;         /* tcp://127.0.0.1:5555, inproc://name, ... */
+    void *zmq_context;        /* NULL: the dispatcher makes its own */
+    int heartbeat_ms;         /* 0: 1000 */
+    int node_timeout_ms;      /* a node silent this long is lost; 0: 15000 */
+    int no_node_timeout_ms;   /* a render with no node at all fails (exit 3) after this; 0: 30000 */
+    bool exit_when_idle;      /* return once every render is finished (embedded) */
+    atomic_int *stop;         /* optional: return soon after *stop != 0 */
+} dispatch_config_t;
+
+typedef enum {
+    DISPATCH_EV_STARTED,      /* a render was planned and queued */
+    DISPATCH_EV_PROGRESS,     /* a job was accepted */
+    DISPATCH_EV_NODE,         /* a node joined or was lost (message says which) */
+    DISPATCH_EV_DONE,         /* the render finished: exit_code, message, manifest_path */
+} dispatch_event_kind_t;
+
+typedef struct {
+    dispatch_event_kind_t kind;
+    uint64_t jobs_done;
+    uint64_t jobs_total;
+    uint32_t nodes;
+    int exit_code;             /* DONE: 0 delivered, 1 render/verify failed, 2 bad input, 3 farm */
+    const char *message;       /* may be NULL */
+    const char *manifest_path; /* DONE with 0 */
+} dispatch_event_t;
+
+typedef void (*dispatch_event_fn)(void *ctx, const dispatch_event_t *ev);
+
+/* Binds the ROUTER. SF_E_INPUT for a bad endpoint, SF_E_IO when the address
+ * is in use, with zmq's reason. */
+sf_rc dispatch_new(const dispatch_config_t *cfg, dispatch_t **out, sf_err_t *err);
+void dispatch_destroy(dispatch_t **self_p);
+
+/* Queues a render of the session whose file bytes are `yaml` (loaded by the
+ * caller from `session_path`) into out_dir (created if missing).
+ * segment_frames 0: the plan's default. Events go to fn(ctx, ...).
+ * Bad input (session, plan, existing outputs without force) is reported
+ * through a DONE event with exit code 2 and nothing is written. */
+sf_rc dispatch_submit(dispatch_t *d, const char *session_path, const uint8_t *yaml, size_t n_yaml_bytes,
+                      const char *out_dir, int64_t segment_frames, bool force, dispatch_event_fn fn,
+                      void *ctx, sf_err_t *err);
+
+/* Runs the loop until *stop, or (exit_when_idle) until every render has
+ * finished; then tells the nodes to shut down. Returns SF_OK or SF_E_FARM
+ * if the socket failed. */
+sf_rc dispatch_run(dispatch_t *d, sf_err_t *err);
+
+#endif

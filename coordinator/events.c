@@ -1,0 +1,100 @@
+/* events.c -- progress and results for people and pipelines (see events.h). */
+#include "events.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void events_init(events_t *ev, bool json)
+{
+    ev->json = json;
+    ev->tty = !json && isatty(STDERR_FILENO);
+    ev->started_s = s_now();
+    ev->exit_code = 3;
+    ev->done = false;
+    ev->last_percent = -1;
+}
+
+static void s_json_line(json_t *obj)
+{
+    if (!obj)
+        return;
+    json_dumpf(obj, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    fputc('\n', stdout);
+    fflush(stdout);
+    json_decref(obj);
+}
+
+static const char *s_kind_name(dispatch_event_kind_t k)
+{
+    switch (k) {
+    case DISPATCH_EV_STARTED: return "started";
+    case DISPATCH_EV_PROGRESS: return "progress";
+    case DISPATCH_EV_NODE: return "node";
+    case DISPATCH_EV_DONE: return "done";
+    }
+    return "?";
+}
+
+static void s_bar(events_t *ev, const dispatch_event_t *e)
+{
+    int percent = e->jobs_total ? (int)(100 * e->jobs_done / e->jobs_total) : 0;
+    if (percent == ev->last_percent && e->kind == DISPATCH_EV_PROGRESS)
+        return;
+    ev->last_percent = percent;
+    char bar[31];
+    int filled = percent * 30 / 100;
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[30] = '\0';
+    fprintf(stderr, "\r%3d%% [%s] %llu/%llu jobs, %u nodes, %.1f s ", percent, bar,
+            (unsigned long long)e->jobs_done, (unsigned long long)e->jobs_total, e->nodes,
+            s_now() - ev->started_s);
+    fflush(stderr);
+}
+
+void events_on_dispatch(void *ctx, const dispatch_event_t *e)
+{
+    events_t *ev = ctx;
+    double elapsed = s_now() - ev->started_s;
+    if (ev->json) {
+        json_t *obj = json_pack("{s:s, s:I, s:I, s:i, s:f}", "event", s_kind_name(e->kind), "jobs_done",
+                                (json_int_t)e->jobs_done, "jobs_total", (json_int_t)e->jobs_total, "nodes",
+                                (int)e->nodes, "elapsed_s", elapsed);
+        if (obj && e->message)
+            json_object_set_new(obj, "message", json_string(e->message));
+        if (obj && e->kind == DISPATCH_EV_DONE) {
+            json_object_set_new(obj, "exit_code", json_integer(e->exit_code));
+            if (e->manifest_path)
+                json_object_set_new(obj, "manifest", json_string(e->manifest_path));
+        }
+        s_json_line(obj);
+    } else if (ev->tty && e->kind != DISPATCH_EV_DONE) {
+        s_bar(ev, e);
+    }
+    if (e->kind != DISPATCH_EV_DONE)
+        return;
+    ev->done = true;
+    ev->exit_code = e->exit_code;
+    if (ev->json)
+        return;
+    if (ev->tty)
+        fputc('\n', stderr);
+    if (e->exit_code == 0)
+        printf("delivered %llu jobs in %.2f s; manifest: %s\n", (unsigned long long)e->jobs_total, elapsed,
+               e->manifest_path ? e->manifest_path : "");
+    else if (e->exit_code == 2 && e->message && strstr(e->message, ": error: "))
+        fprintf(stderr, "%s\n", e->message); /* session diagnostics, already one per line */
+    else
+        fprintf(stderr, "stemfarm: error: %s\n", e->message ? e->message : "render failed");
+    fflush(stdout);
+}

@@ -1,0 +1,651 @@
+/* main.c -- the stemfarm command line: parses arguments and wires modules.
+ *
+ *   stemfarm render SESSION.yaml [-o DIR] [--nodes N] [--threads N] [--segment TIME] [--force] [--json]
+ *   stemfarm render SESSION.yaml --farm tcp://HOST:PORT [-o DIR] [--segment TIME] [--force] [--json]
+ *   stemfarm plan SESSION.yaml [--segment TIME] [--json]
+ *   stemfarm validate SESSION.yaml [--strict]
+ *   stemfarm verify DIR|MANIFEST
+ *   stemfarm coordinator --bind ENDPOINT
+ *
+ * Exit codes: 0 done and verified, 1 render or verification failed,
+ * 2 bad input or usage, 3 farm failure.
+ */
+/* realpath is XSI. */
+#define _XOPEN_SOURCE 700
+
+#include "dispatch.h"
+#include "events.h"
+#include "plan.h"
+#include "worker.h"
+
+#include "sf/alloc.h"
+#include "sf/hash.h"
+#include "sf/log.h"
+#include "sf/session.h"
+#include "sf/value.h"
+#include "sf/wire.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_FARM = 3 };
+
+static atomic_int g_stop;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    atomic_store(&g_stop, 1);
+}
+
+static void s_install_signals(void)
+{
+    struct sigaction sa = {.sa_handler = s_on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int s_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int s_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("stemfarm: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(" (see 'stemfarm --help')\n", stderr);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+static const char s_help[] =
+    "usage:\n"
+    "  stemfarm render SESSION.yaml [-o DIR] [--nodes N] [--threads N] [--segment TIME] [--force] [--json]\n"
+    "  stemfarm render SESSION.yaml --farm tcp://HOST:PORT [-o DIR] [--segment TIME] [--force] [--json]\n"
+    "  stemfarm plan SESSION.yaml [--segment TIME] [--json]\n"
+    "  stemfarm validate SESSION.yaml [--strict]\n"
+    "  stemfarm verify DIR|MANIFEST\n"
+    "  stemfarm coordinator --bind ENDPOINT [--node-timeout SECONDS]\n"
+    "\n"
+    "render      bounce every stem; without --farm, a coordinator and --nodes local render\n"
+    "            nodes run in this process (default: one node per core)\n"
+    "plan        print the jobs (stem x segment) and the work; renders nothing\n"
+    "validate    parse and validate the session and open every source\n"
+    "verify      re-check delivered files against their manifest.json\n"
+    "coordinator run a farm coordinator that stemfarm-node processes join\n"
+    "\n"
+    "exit status: 0 done and verified, 1 render or verification failed,\n"
+    "             2 bad input or usage, 3 farm failure\n";
+
+/* ---- options -------------------------------------------------------- */
+
+typedef struct {
+    const char *session;
+    const char *out_dir;
+    const char *segment;
+    const char *farm;
+    const char *bind;
+    int nodes;
+    int threads;
+    int node_timeout_s;
+    bool force, json, strict, resume;
+} options_t;
+
+typedef enum { OPT_FLAG, OPT_TEXT, OPT_COUNT } opt_kind_t;
+
+typedef struct {
+    const char *name;   /* "--nodes" */
+    const char *alias;  /* "-o" or NULL */
+    opt_kind_t kind;
+    size_t offset;      /* into options_t */
+    int lo, hi;         /* OPT_COUNT range */
+} opt_spec_t;
+
+#define OPT(n, a, k, f, lo, hi) {n, a, k, offsetof(options_t, f), lo, hi}
+
+static int s_parse(const char *cmd, int argc, char **argv, const opt_spec_t *specs, size_t n_specs,
+                   const char **positional, options_t *o)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (arg[0] != '-' || arg[1] == '\0') {
+            if (*positional)
+                return s_usage_error("'%s' takes one file, got '%s' and '%s'", cmd, *positional, arg);
+            *positional = arg;
+            continue;
+        }
+        const opt_spec_t *spec = NULL;
+        for (size_t k = 0; k < n_specs; k++)
+            if (strcmp(arg, specs[k].name) == 0 || (specs[k].alias && strcmp(arg, specs[k].alias) == 0))
+                spec = &specs[k];
+        if (!spec)
+            return s_usage_error("unknown option '%s' for '%s'", arg, cmd);
+        void *field = (char *)o + spec->offset;
+        if (spec->kind == OPT_FLAG) {
+            *(bool *)field = true;
+            continue;
+        }
+        if (i + 1 >= argc)
+            return s_usage_error("%s needs a value", spec->name);
+        const char *value = argv[++i];
+        if (spec->kind == OPT_TEXT) {
+            *(const char **)field = value;
+            continue;
+        }
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || *end || end == value || v < spec->lo || v > spec->hi)
+            return s_usage_error("%s needs a whole number from %d to %d, got '%s'", spec->name, spec->lo,
+                                 spec->hi, value);
+        *(int *)field = (int)v;
+    }
+    return EXIT_OK;
+}
+
+/* ---- shared steps ---------------------------------------------------- */
+
+static int s_read_file(const char *path, uint8_t **out, size_t *n_bytes)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "%s: error: cannot open: %s\n", path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = sf_malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            if (cap >= SF_WIRE_MAX_YAML_BYTES) {
+                fprintf(stderr, "%s: error: larger than %u MiB\n", path, SF_WIRE_MAX_YAML_BYTES >> 20);
+                sf_free(buf);
+                fclose(f);
+                return EXIT_USAGE;
+            }
+            uint8_t *grown = sf_realloc(buf, cap * 2);
+            if (!grown) {
+                sf_free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (!buf || failed) {
+        fprintf(stderr, "%s: error: cannot read\n", path);
+        sf_free(buf);
+        return EXIT_USAGE;
+    }
+    *out = buf;
+    *n_bytes = n;
+    return EXIT_OK;
+}
+
+/* Loads and validates; prints every diagnostic. EXIT_USAGE when invalid. */
+static int s_load(const char *path, bool strict, uint8_t **yaml, size_t *n_yaml, sf_session_t **s)
+{
+    int rc = s_read_file(path, yaml, n_yaml);
+    if (rc)
+        return rc;
+    sf_session_load_opts_t opts = sf_session_load_opts_default();
+    opts.strict = strict;
+    sf_diags_t diags = SF_DIAGS_INIT;
+    sf_err_t err = {0};
+    sf_rc lrc = sf_session_load_text(path, (const char *)*yaml, *n_yaml, &opts, s, &diags, &err);
+    sf_diags_print(&diags, stderr);
+    if (lrc && !diags.n_errors)
+        fprintf(stderr, "%s: error: %s\n", path, err.msg);
+    sf_diags_free(&diags);
+    if (lrc) {
+        sf_free(*yaml);
+        *yaml = NULL;
+        return lrc == SF_E_INPUT || lrc == SF_E_IO ? EXIT_USAGE : EXIT_FAILED;
+    }
+    return EXIT_OK;
+}
+
+static int s_segment_frames(const options_t *o, const sf_session_t *s, int64_t *frames)
+{
+    *frames = 0;
+    if (!o->segment)
+        return EXIT_OK;
+    sf_err_t err = {0};
+    if (sf_value_time(o->segment, s->sample_rate, false, frames, &err) || *frames <= 0)
+        return s_usage_error("--segment: %s", err.code ? err.msg : "must be longer than zero");
+    return EXIT_OK;
+}
+
+static char *s_absolute(const char *path)
+{
+    if (path[0] == '/')
+        return sf_strdup(path);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+        return NULL;
+    size_t n = strlen(cwd) + strlen(path) + 2;
+    char *abs = sf_malloc(n);
+    if (abs)
+        snprintf(abs, n, "%s/%s", cwd, path);
+    return abs;
+}
+
+/* ---- render ---------------------------------------------------------- */
+
+typedef struct {
+    worker_config_t cfg;
+    pthread_t thread;
+    int rc;
+} local_node_t;
+
+static void *s_node_main(void *arg)
+{
+    local_node_t *n = arg;
+    n->rc = worker_run(&n->cfg);
+    return NULL;
+}
+
+static int s_render_embedded(const options_t *o, const char *path, const uint8_t *yaml, size_t n_yaml,
+                             int64_t segment)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        cores = 1;
+    int n_nodes = o->nodes ? o->nodes : (int)cores;
+    int threads = o->threads ? o->threads : (int)(cores / n_nodes > 0 ? cores / n_nodes : 1);
+    void *ctx = zmq_ctx_new();
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://stemfarm-%ld", (long)getpid());
+    dispatch_config_t cfg = {.bind = endpoint, .zmq_context = ctx, .exit_when_idle = true, .stop = &g_stop};
+    dispatch_t *d = NULL;
+    sf_err_t err = {0};
+    if (dispatch_new(&cfg, &d, &err)) {
+        fprintf(stderr, "stemfarm: error: %s\n", err.msg);
+        zmq_ctx_term(ctx);
+        return EXIT_FARM;
+    }
+    events_t ev;
+    events_init(&ev, o->json);
+    if (dispatch_submit(d, path, yaml, n_yaml, o->out_dir, segment, o->force, events_on_dispatch, &ev, &err)) {
+        fprintf(stderr, "stemfarm: error: %s\n", err.msg);
+        dispatch_destroy(&d);
+        zmq_ctx_term(ctx);
+        return EXIT_FAILED;
+    }
+    atomic_int stop_nodes = 0;
+    local_node_t *nodes = sf_calloc((size_t)n_nodes, sizeof *nodes);
+    int started = 0;
+    for (int i = 0; nodes && i < n_nodes && !ev.done; i++) {
+        char *name = sf_malloc(32);
+        if (!name)
+            break;
+        snprintf(name, 32, "local-%d", i + 1);
+        nodes[i].cfg = (worker_config_t){.endpoint = endpoint, .zmq_context = ctx, .name = name,
+                                         .threads = threads, .slots = 1, .stop = &stop_nodes};
+        if (pthread_create(&nodes[i].thread, NULL, s_node_main, &nodes[i]) != 0) {
+            sf_free(name);
+            break;
+        }
+        started++;
+    }
+    sf_rc rc = dispatch_run(d, &err);
+    atomic_store(&stop_nodes, 1);
+    for (int i = 0; i < started; i++) {
+        pthread_join(nodes[i].thread, NULL);
+        sf_free((char *)nodes[i].cfg.name);
+    }
+    sf_free(nodes);
+    dispatch_destroy(&d);
+    zmq_ctx_term(ctx);
+    if (rc && !ev.done) {
+        fprintf(stderr, "stemfarm: error: %s\n", err.msg);
+        return EXIT_FARM;
+    }
+    if (!ev.done) {
+        fprintf(stderr, "stemfarm: error: interrupted before the render finished; no deliverable was written\n");
+        return EXIT_FAILED;
+    }
+    return ev.exit_code;
+}
+
+static int s_render_farm(const options_t *o, const char *path, const uint8_t *yaml, size_t n_yaml,
+                         int64_t segment)
+{
+    char *abs_session = realpath(path, NULL);
+    char *abs_out = o->out_dir ? s_absolute(o->out_dir) : NULL;
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 1000;
+    int64_t max_size = 1 << 24;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size);
+    int exit_code = EXIT_FARM;
+    if (!abs_session || zmq_connect(sock, o->farm) != 0) {
+        fprintf(stderr, "stemfarm: error: cannot connect to '%s': %s\n", o->farm,
+                abs_session ? zmq_strerror(zmq_errno()) : strerror(errno));
+        exit_code = abs_session ? EXIT_USAGE : EXIT_FARM;
+        goto done;
+    }
+    sf_wire_msg_t sub = {.kind = SF_WIRE_SUBMIT};
+    sub.u.submit.session_path = abs_session;
+    sub.u.submit.yaml = yaml;
+    sub.u.submit.n_yaml_bytes = n_yaml;
+    sub.u.submit.out_dir = abs_out ? abs_out : "";
+    sub.u.submit.segment_frames = (uint64_t)segment;
+    sub.u.submit.force = o->force;
+    uint8_t *buf;
+    size_t n;
+    sf_err_t err = {0};
+    if (sf_wire_encode(&sub, &buf, &n, &err)) {
+        fprintf(stderr, "stemfarm: error: %s\n", err.msg);
+        exit_code = EXIT_USAGE;
+        goto done;
+    }
+    zmq_send(sock, buf, n, 0);
+    sf_free(buf);
+    events_t ev;
+    events_init(&ev, o->json);
+    /* The coordinator reports progress at least every heartbeat. */
+    const int silence_limit_ms = 30000;
+    int silent_ms = 0;
+    while (!ev.done && !atomic_load(&g_stop) && silent_ms < silence_limit_ms) {
+        zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, 200) <= 0) {
+            silent_ms += 200;
+            continue;
+        }
+        silent_ms = 0;
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, sock, 0) < 0) {
+            zmq_msg_close(&msg);
+            continue;
+        }
+        sf_wire_msg_t m;
+        if (sf_wire_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &m, &err) == SF_OK) {
+            dispatch_event_t e = {0};
+            if (m.kind == SF_WIRE_PROGRESS) {
+                e.kind = m.u.progress.jobs_done ? DISPATCH_EV_PROGRESS : DISPATCH_EV_STARTED;
+                e.jobs_done = m.u.progress.jobs_done;
+                e.jobs_total = m.u.progress.jobs_total;
+                e.nodes = m.u.progress.nodes;
+                e.message = *m.u.progress.event ? m.u.progress.event : NULL;
+                events_on_dispatch(&ev, &e);
+            } else if (m.kind == SF_WIRE_DONE) {
+                e.kind = DISPATCH_EV_DONE;
+                e.exit_code = (int)m.u.done.exit_code;
+                e.message = *m.u.done.message ? m.u.done.message : NULL;
+                e.manifest_path = *m.u.done.manifest_path ? m.u.done.manifest_path : NULL;
+                events_on_dispatch(&ev, &e);
+            }
+            sf_wire_msg_clear(&m);
+        } else {
+            fprintf(stderr, "stemfarm: warning: bad message from the coordinator: %s\n", err.msg);
+        }
+        zmq_msg_close(&msg);
+    }
+    if (ev.done)
+        exit_code = ev.exit_code;
+    else if (atomic_load(&g_stop))
+        fprintf(stderr, "stemfarm: interrupted; the render goes on at '%s'\n", o->farm);
+    else
+        fprintf(stderr, "stemfarm: error: the coordinator at '%s' did not answer for %d s\n", o->farm,
+                silence_limit_ms / 1000);
+done:
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    free(abs_session);
+    sf_free(abs_out);
+    return exit_code;
+}
+
+static int s_cmd_render(int argc, char **argv)
+{
+    static const opt_spec_t specs[] = {
+        OPT("--output", "-o", OPT_TEXT, out_dir, 0, 0),   OPT("--nodes", NULL, OPT_COUNT, nodes, 1, 256),
+        OPT("--threads", NULL, OPT_COUNT, threads, 1, 256), OPT("--segment", NULL, OPT_TEXT, segment, 0, 0),
+        OPT("--farm", NULL, OPT_TEXT, farm, 0, 0),        OPT("--force", NULL, OPT_FLAG, force, 0, 0),
+        OPT("--json", NULL, OPT_FLAG, json, 0, 0),        OPT("--resume", NULL, OPT_FLAG, resume, 0, 0),
+    };
+    options_t o = {0};
+    int rc = s_parse("render", argc, argv, specs, sizeof specs / sizeof *specs, &o.session, &o);
+    if (rc)
+        return rc;
+    if (!o.session)
+        return s_usage_error("'render' needs a session file");
+    if (o.resume)
+        return s_usage_error("--resume is not supported by this version (a render always starts afresh)");
+    if (o.farm && (o.nodes || o.threads))
+        return s_usage_error("--nodes and --threads are for embedded renders, not with --farm");
+    uint8_t *yaml;
+    size_t n_yaml;
+    sf_session_t *s;
+    rc = s_load(o.session, false, &yaml, &n_yaml, &s);
+    if (rc)
+        return rc;
+    int64_t segment;
+    rc = s_segment_frames(&o, s, &segment);
+    sf_session_destroy(&s);
+    if (rc == EXIT_OK)
+        rc = o.farm ? s_render_farm(&o, o.session, yaml, n_yaml, segment)
+                    : s_render_embedded(&o, o.session, yaml, n_yaml, segment);
+    sf_free(yaml);
+    return rc;
+}
+
+/* ---- plan, validate ---------------------------------------------------- */
+
+static int s_cmd_plan(int argc, char **argv)
+{
+    static const opt_spec_t specs[] = {
+        OPT("--segment", NULL, OPT_TEXT, segment, 0, 0),
+        OPT("--json", NULL, OPT_FLAG, json, 0, 0),
+    };
+    options_t o = {0};
+    int rc = s_parse("plan", argc, argv, specs, sizeof specs / sizeof *specs, &o.session, &o);
+    if (rc)
+        return rc;
+    if (!o.session)
+        return s_usage_error("'plan' needs a session file");
+    uint8_t *yaml;
+    size_t n_yaml;
+    sf_session_t *s;
+    rc = s_load(o.session, false, &yaml, &n_yaml, &s);
+    if (rc)
+        return rc;
+    sf_free(yaml);
+    int64_t segment;
+    plan_t *p = NULL;
+    sf_err_t err = {0};
+    rc = s_segment_frames(&o, s, &segment);
+    if (rc == EXIT_OK && plan_make(s, segment, &p, &err)) {
+        fprintf(stderr, "%s: error: %s\n", o.session, err.msg);
+        rc = EXIT_USAGE;
+    }
+    if (rc == EXIT_OK) {
+        if (o.json)
+            rc = plan_print_json(p, stdout, &err) ? EXIT_FAILED : EXIT_OK;
+        else
+            plan_print_text(p, stdout);
+    }
+    plan_destroy(&p);
+    sf_session_destroy(&s);
+    return rc;
+}
+
+static int s_cmd_validate(int argc, char **argv)
+{
+    static const opt_spec_t specs[] = {OPT("--strict", NULL, OPT_FLAG, strict, 0, 0)};
+    options_t o = {0};
+    int rc = s_parse("validate", argc, argv, specs, 1, &o.session, &o);
+    if (rc)
+        return rc;
+    if (!o.session)
+        return s_usage_error("'validate' needs a session file");
+    uint8_t *yaml;
+    size_t n_yaml;
+    sf_session_t *s;
+    rc = s_load(o.session, o.strict, &yaml, &n_yaml, &s);
+    if (rc)
+        return rc;
+    printf("%s: ok: %zu tracks, %zu stems, %lld frames at %d Hz\n", o.session, s->n_tracks, s->n_stems,
+           (long long)sf_session_n_frames(s), s->sample_rate);
+    sf_free(yaml);
+    sf_session_destroy(&s);
+    return EXIT_OK;
+}
+
+/* ---- verify ------------------------------------------------------------ */
+
+static int s_cmd_verify(int argc, char **argv)
+{
+    options_t o = {0};
+    const char *target = NULL;
+    int rc = s_parse("verify", argc, argv, NULL, 0, &target, &o);
+    if (rc)
+        return rc;
+    if (!target)
+        return s_usage_error("'verify' needs a delivery folder or a manifest.json");
+    char manifest_path[PATH_MAX], dir[PATH_MAX];
+    struct stat st;
+    if (stat(target, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(dir, sizeof dir, "%s", target);
+        snprintf(manifest_path, sizeof manifest_path, "%s/manifest.json", target);
+    } else {
+        snprintf(manifest_path, sizeof manifest_path, "%s", target);
+        snprintf(dir, sizeof dir, "%s", target);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof dir, ".");
+    }
+    json_error_t jerr;
+    json_t *root = json_load_file(manifest_path, 0, &jerr);
+    if (!root) {
+        fprintf(stderr, "%s:%d:%d: error: %s\n", manifest_path, jerr.line, jerr.column, jerr.text);
+        return EXIT_USAGE;
+    }
+    json_t *files = json_object_get(root, "files");
+    if (!json_is_array(files) || json_integer_value(json_object_get(root, "manifest_version")) != 1) {
+        fprintf(stderr, "%s: error: not a stemfarm manifest (version 1 with a 'files' list)\n", manifest_path);
+        json_decref(root);
+        return EXIT_USAGE;
+    }
+    size_t i, n_bad = 0;
+    json_t *f;
+    json_array_foreach(files, i, f) {
+        const char *name = json_string_value(json_object_get(f, "file"));
+        const char *want = json_string_value(json_object_get(f, "sha256"));
+        if (!name || !want || strchr(name, '/')) {
+            fprintf(stderr, "%s: error: entry %zu has no valid 'file' and 'sha256'\n", manifest_path, i);
+            json_decref(root);
+            return EXIT_USAGE;
+        }
+        char path[PATH_MAX], hex[65];
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        uint8_t sha[32];
+        sf_err_t err = {0};
+        if (sf_hash_sha256_file(path, sha, &err)) {
+            printf("FAILED %s: %s\n", name, err.msg);
+            n_bad++;
+            continue;
+        }
+        sf_hash_hex(sha, 32, hex);
+        if (strcmp(hex, want) != 0) {
+            printf("FAILED %s: sha256 %s, manifest says %s\n", name, hex, want);
+            n_bad++;
+        } else {
+            printf("ok %s\n", name);
+        }
+    }
+    size_t n_files = json_array_size(files);
+    json_decref(root);
+    printf("%zu files, %zu failed\n", n_files, n_bad);
+    return n_bad ? EXIT_FAILED : EXIT_OK;
+}
+
+/* ---- coordinator ------------------------------------------------------- */
+
+static int s_cmd_coordinator(int argc, char **argv)
+{
+    static const opt_spec_t specs[] = {
+        OPT("--bind", NULL, OPT_TEXT, bind, 0, 0),
+        OPT("--node-timeout", NULL, OPT_COUNT, node_timeout_s, 1, 3600),
+    };
+    options_t o = {0};
+    const char *positional = NULL;
+    int rc = s_parse("coordinator", argc, argv, specs, sizeof specs / sizeof *specs, &positional, &o);
+    if (rc)
+        return rc;
+    if (positional)
+        return s_usage_error("'coordinator' takes no file, got '%s'", positional);
+    if (!o.bind)
+        return s_usage_error("'coordinator' needs --bind ENDPOINT (e.g. tcp://127.0.0.1:5555)");
+    dispatch_config_t cfg = {.bind = o.bind, .node_timeout_ms = o.node_timeout_s * 1000, .stop = &g_stop};
+    dispatch_t *d = NULL;
+    sf_err_t err = {0};
+    if (dispatch_new(&cfg, &d, &err)) {
+        fprintf(stderr, "stemfarm: error: %s\n", err.msg);
+        return err.code == SF_E_INPUT ? EXIT_USAGE : EXIT_FARM;
+    }
+    sf_log(SF_LOG_INFO, "coordinator", "listening on %s", o.bind);
+    sf_rc r = dispatch_run(d, &err);
+    dispatch_destroy(&d);
+    if (r) {
+        fprintf(stderr, "stemfarm: error: %s\n", err.msg);
+        return EXIT_FARM;
+    }
+    sf_log(SF_LOG_INFO, "coordinator", "stopped");
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    s_install_signals();
+    if (argc < 2)
+        return s_usage_error("needs a command");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(s_help, stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("stemfarm %s\n", STEMFARM_VERSION);
+        return EXIT_OK;
+    }
+    if (getenv("STEMFARM_LOG") && strcmp(getenv("STEMFARM_LOG"), "debug") == 0)
+        sf_log_set_level(SF_LOG_DEBUG);
+    else if (strcmp(cmd, "coordinator") != 0)
+        sf_log_set_level(SF_LOG_WARN); /* a render speaks through its progress and summary */
+    if (strcmp(cmd, "render") == 0)
+        return s_cmd_render(argc - 2, argv + 2);
+    if (strcmp(cmd, "plan") == 0)
+        return s_cmd_plan(argc - 2, argv + 2);
+    if (strcmp(cmd, "validate") == 0)
+        return s_cmd_validate(argc - 2, argv + 2);
+    if (strcmp(cmd, "verify") == 0)
+        return s_cmd_verify(argc - 2, argv + 2);
+    if (strcmp(cmd, "coordinator") == 0)
+        return s_cmd_coordinator(argc - 2, argv + 2);
+    return s_usage_error("unknown command '%s'", cmd);
+}

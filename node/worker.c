@@ -1,0 +1,944 @@
+/* worker.c -- a render node: one DEALER, a pool of render threads.
+ *
+ * The thread that calls worker_run owns the socket and everything mutable:
+ * the session cache, the counters, the task lists' contents once handed
+ * back. It polls the socket and a pipe; render threads take tasks from a
+ * mutex-protected FIFO, run them (render a job, or load a session: loading
+ * opens every source and may be slow on shared storage, so it must not stall
+ * the heartbeat), encode the Result themselves, and hand the task back on a
+ * second list, writing one byte to the pipe to wake the poll.
+ *
+ * Protocol, node side:
+ *   -> Hello; <- Welcome; -> Credit(slots)
+ *   <- SessionData: cached by hash (LRU, S_SESSION_CACHE entries)
+ *   <- Job: -> Result or JobError, then Credit(1), for every job received
+ *   <-> Heartbeat every welcome.heartbeat_ms; any message counts as life
+ *   <- Shutdown: return 0, finish nothing further
+ *   *stop: -> Bye, return 0;  coordinator silent past the timeout: return 3.
+ *
+ * Invariants: a session in the cache is freed only when no task refers to it
+ * (entry->refs == 0); render threads see only the immutable sf_session_t.
+ */
+#include "worker.h"
+
+#include "sf/alloc.h"
+#include "sf/hash.h"
+#include "sf/log.h"
+#include "sf/render.h"
+#include "sf/session.h"
+#include "sf/wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define S_SESSION_CACHE 4          /* sessions kept when idle */
+#define S_DEFAULT_TIMEOUT_MS 30000
+#define S_STOP_POLL_MS 100         /* how often *stop is looked at */
+#define S_LINGER_MS 200            /* time to flush a Bye at close */
+#define S_SEND_TIMEOUT_MS 10000    /* a send blocked this long is dropped */
+#define S_RECV_BATCH 64            /* messages handled per poll round */
+#define S_RESULT_OVERHEAD 256      /* envelope bytes around the pcm, generous */
+
+/* ---- tasks and the session cache -------------------------------------- */
+
+typedef enum { S_ENTRY_LOADING, S_ENTRY_READY, S_ENTRY_FAILED } s_entry_state_t;
+
+typedef struct s_task s_task_t;
+
+typedef struct {
+    uint8_t hash[32];
+    s_entry_state_t state;
+    sf_session_t *session;       /* READY */
+    char *error;                 /* FAILED: the message every job gets */
+    int refs;                    /* tasks queued or running that use it */
+    uint64_t last_used;          /* LRU tick */
+    s_task_t *parked, *parked_tail; /* jobs waiting for a LOADING session */
+} s_entry_t;
+
+typedef enum { S_TASK_LOAD, S_TASK_JOB } s_task_kind_t;
+
+struct s_task {
+    s_task_t *next;
+    s_task_kind_t kind;
+    s_entry_t *entry;            /* main thread only */
+    /* job input */
+    const sf_session_t *session; /* read-only in the render thread */
+    uint64_t job_id;
+    uint32_t attempt, stem_index;
+    int64_t start_frame;
+    uint64_t n_frames, preroll_frames;
+    uint64_t max_message_bytes;
+    /* load input */
+    char *path;
+    char *yaml;
+    size_t n_yaml_bytes;
+    /* output */
+    sf_rc rc;
+    char msg[SF_WIRE_MAX_TEXT + 1]; /* error message when rc != 0 */
+    sf_session_t *loaded;        /* load: the session, owned until taken */
+    uint8_t *packed;             /* job: the encoded Result, sf_free */
+    size_t n_packed;
+    uint32_t n_channels;
+    uint64_t render_ns;
+};
+
+typedef struct {
+    s_task_t *head, *tail;
+} s_list_t;
+
+static void s_list_push(s_list_t *l, s_task_t *t)
+{
+    t->next = NULL;
+    if (l->tail)
+        l->tail->next = t;
+    else
+        l->head = t;
+    l->tail = t;
+}
+
+static s_task_t *s_list_pop(s_list_t *l)
+{
+    s_task_t *t = l->head;
+    if (t) {
+        l->head = t->next;
+        if (!l->head)
+            l->tail = NULL;
+        t->next = NULL;
+    }
+    return t;
+}
+
+static void s_task_free(s_task_t *t)
+{
+    if (!t)
+        return;
+    sf_free(t->path);
+    sf_free(t->yaml);
+    sf_session_destroy(&t->loaded);
+    sf_free(t->packed);
+    sf_free(t);
+}
+
+/* ---- the render pool ---------------------------------------------------- */
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    s_list_t todo;               /* main -> render threads */
+    s_list_t done;               /* render threads -> main */
+    int quit;
+    int inited;                  /* mutex and condition variable exist */
+    int wake[2];                 /* pipe: read end polled by main */
+    int omp_threads;
+    pthread_t *threads;
+    int n_threads;               /* started */
+} s_pool_t;
+
+static uint64_t s_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t s_now_ms(void) { return (int64_t)(s_now_ns() / 1000000u); }
+
+static void s_task_fail(s_task_t *t, sf_rc rc, const char *msg)
+{
+    t->rc = rc ? rc : SF_E_INTERNAL;
+    snprintf(t->msg, sizeof t->msg, "%s", msg && *msg ? msg : sf_rc_name(t->rc));
+}
+
+static void s_run_load(s_task_t *t)
+{
+    sf_session_load_opts_t opts = sf_session_load_opts_default();
+    opts.check_sources = true;
+    sf_diags_t diags = SF_DIAGS_INIT;
+    sf_err_t err = {0};
+    sf_rc rc = sf_session_load_text(t->path, t->yaml, t->n_yaml_bytes, &opts, &t->loaded, &diags, &err);
+    if (rc == SF_OK && t->loaded) {
+        t->rc = SF_OK;
+    } else {
+        /* The first problem as the compiler would print it, and how many more. */
+        const sf_diag_t *first = NULL;
+        for (size_t i = 0; i < diags.n_items && !first; i++)
+            if (diags.items[i].severity == SF_DIAG_ERROR)
+                first = &diags.items[i];
+        char line[SF_WIRE_MAX_TEXT + 1];
+        if (first && first->line)
+            snprintf(line, sizeof line, "%s:%u:%u: %s", first->file, first->line, first->col, first->msg);
+        else if (first)
+            snprintf(line, sizeof line, "%s: %s", first->file, first->msg);
+        else
+            snprintf(line, sizeof line, "%s", err.msg[0] ? err.msg : sf_rc_name(rc));
+        if (first && diags.n_errors > 1) {
+            size_t n = strlen(line);
+            snprintf(line + n, sizeof line - n, " (and %zu more errors)", diags.n_errors - 1);
+        }
+        sf_session_destroy(&t->loaded);
+        s_task_fail(t, rc ? rc : SF_E_INTERNAL, line);
+    }
+    sf_diags_free(&diags);
+}
+
+static void s_run_job(s_task_t *t)
+{
+    const sf_session_t *s = t->session;
+    if (t->stem_index >= s->n_stems) {
+        char line[256];
+        snprintf(line, sizeof line, "stem index %" PRIu32 " out of range: the session has %zu stems",
+                 t->stem_index, s->n_stems);
+        s_task_fail(t, SF_E_INPUT, line);
+        return;
+    }
+    int n_channels = s->stems[t->stem_index].n_channels;
+    if (n_channels < 1 || n_channels > SF_WIRE_MAX_CHANNELS) {
+        s_task_fail(t, SF_E_INTERNAL, "stem has an unsupported channel count");
+        return;
+    }
+    uint64_t n_pcm_bytes = (uint64_t)n_channels * t->n_frames * sizeof(float);
+    if (n_pcm_bytes + S_RESULT_OVERHEAD > t->max_message_bytes) {
+        char line[256];
+        snprintf(line, sizeof line, "result of %" PRIu64 " bytes would exceed the message limit of %" PRIu64
+                 " bytes: plan shorter segments", n_pcm_bytes, t->max_message_bytes);
+        s_task_fail(t, SF_E_INPUT, line);
+        return;
+    }
+    float *pcm = sf_aligned_alloc((size_t)n_pcm_bytes);
+    if (!pcm) {
+        s_task_fail(t, SF_E_NOMEM, "out of memory for the rendered frames");
+        return;
+    }
+    float *out[SF_WIRE_MAX_CHANNELS];
+    for (int c = 0; c < n_channels; c++)
+        out[c] = pcm + (size_t)c * t->n_frames;
+    sf_err_t err = {0};
+    uint64_t t0 = s_now_ns();
+    sf_rc rc = sf_render_stem(s, t->stem_index, t->start_frame, (int64_t)t->n_frames,
+                              (int64_t)t->preroll_frames, out, &err);
+    t->render_ns = s_now_ns() - t0;
+    t->n_channels = (uint32_t)n_channels;
+    if (rc) {
+        s_task_fail(t, rc, err.msg);
+        goto done;
+    }
+    sf_wire_msg_t m = {.kind = SF_WIRE_RESULT};
+    m.u.result.job_id = t->job_id;
+    m.u.result.attempt = t->attempt;
+    m.u.result.n_channels = (uint32_t)n_channels;
+    m.u.result.n_frames = t->n_frames;
+    m.u.result.pcm = pcm;
+    m.u.result.n_pcm_bytes = (size_t)n_pcm_bytes;
+    m.u.result.xxh3 = sf_hash_xxh3(pcm, (size_t)n_pcm_bytes);
+    m.u.result.render_ns = t->render_ns;
+    rc = sf_wire_encode(&m, &t->packed, &t->n_packed, &err);
+    if (rc)
+        s_task_fail(t, rc, err.msg);
+    else
+        t->rc = SF_OK;
+done:
+    sf_free(pcm);
+}
+
+static void *s_render_thread(void *arg)
+{
+    s_pool_t *pool = arg;
+    omp_set_num_threads(pool->omp_threads);
+    for (;;) {
+        pthread_mutex_lock(&pool->mu);
+        while (!pool->quit && !pool->todo.head)
+            pthread_cond_wait(&pool->cv, &pool->mu);
+        s_task_t *t = pool->quit ? NULL : s_list_pop(&pool->todo);
+        pthread_mutex_unlock(&pool->mu);
+        if (!t)
+            break;
+        if (t->kind == S_TASK_LOAD)
+            s_run_load(t);
+        else
+            s_run_job(t);
+        pthread_mutex_lock(&pool->mu);
+        s_list_push(&pool->done, t);
+        pthread_mutex_unlock(&pool->mu);
+        /* Non-blocking: if the pipe is full, main has wake-ups pending anyway. */
+        ssize_t ignored = write(pool->wake[1], "x", 1);
+        (void)ignored;
+    }
+    return NULL;
+}
+
+static int s_pool_start(s_pool_t *pool, int n_threads, int omp_threads)
+{
+    memset(pool, 0, sizeof *pool);
+    pool->wake[0] = pool->wake[1] = -1;
+    pool->omp_threads = omp_threads;
+    if (pthread_mutex_init(&pool->mu, NULL))
+        return -1;
+    if (pthread_cond_init(&pool->cv, NULL)) {
+        pthread_mutex_destroy(&pool->mu);
+        return -1;
+    }
+    pool->inited = 1;
+    if (pipe(pool->wake))
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        int flags = fcntl(pool->wake[i], F_GETFL);
+        fcntl(pool->wake[i], F_SETFL, flags | O_NONBLOCK);
+        fcntl(pool->wake[i], F_SETFD, FD_CLOEXEC);
+    }
+    pool->threads = sf_calloc((size_t)n_threads, sizeof *pool->threads);
+    if (!pool->threads)
+        return -1;
+    for (int i = 0; i < n_threads; i++) {
+        if (pthread_create(&pool->threads[i], NULL, s_render_thread, pool))
+            return -1;
+        pool->n_threads++;
+    }
+    return 0;
+}
+
+/* Stops the threads after their current task and frees every task left. */
+static void s_pool_stop(s_pool_t *pool)
+{
+    if (!pool->inited)
+        return;
+    pthread_mutex_lock(&pool->mu);
+    pool->quit = 1;
+    pthread_cond_broadcast(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+    for (int i = 0; i < pool->n_threads; i++)
+        pthread_join(pool->threads[i], NULL);
+    sf_free(pool->threads);
+    s_task_t *t;
+    while ((t = s_list_pop(&pool->todo)))
+        s_task_free(t);
+    while ((t = s_list_pop(&pool->done)))
+        s_task_free(t);
+    for (int i = 0; i < 2; i++)
+        if (pool->wake[i] >= 0)
+            close(pool->wake[i]);
+    pthread_cond_destroy(&pool->cv);
+    pthread_mutex_destroy(&pool->mu);
+}
+
+static void s_pool_submit(s_pool_t *pool, s_task_t *t)
+{
+    pthread_mutex_lock(&pool->mu);
+    s_list_push(&pool->todo, t);
+    pthread_cond_signal(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+/* ---- the worker ---------------------------------------------------------- */
+
+typedef struct {
+    const worker_config_t *cfg;
+    char name[SF_WIRE_MAX_NAME + 1];
+    char component[SF_WIRE_MAX_NAME + 8]; /* "node[NAME]" */
+    const char *endpoint;
+    void *sock;
+    int slots, omp_threads, cores;
+    int timeout_ms;
+    /* from the Welcome */
+    int welcomed;
+    uint32_t node_id;
+    uint32_t heartbeat_ms;
+    uint64_t max_message_bytes;
+    /* accounting */
+    int jobs_running;            /* jobs received and not yet answered */
+    int64_t credit;              /* granted minus jobs received */
+    uint64_t jobs_done, jobs_failed;
+    /* the session cache */
+    s_entry_t **entries;
+    size_t n_entries, cap_entries;
+    uint64_t tick;
+    s_pool_t pool;
+    int pool_started;
+} s_worker_t;
+
+static void s_zfree(void *data, void *hint)
+{
+    (void)hint;
+    sf_free(data);
+}
+
+/* Sends one frame, taking ownership of buf. 0 or -1 (logged). */
+static int s_send_packed(s_worker_t *w, uint8_t *buf, size_t n_bytes, sf_wire_kind_t kind)
+{
+    zmq_msg_t zm;
+    if (zmq_msg_init_data(&zm, buf, n_bytes, s_zfree, NULL)) {
+        sf_free(buf);
+        sf_log(SF_LOG_ERROR, w->component, "cannot send %s: %s", sf_wire_kind_name(kind), zmq_strerror(errno));
+        return -1;
+    }
+    int rc;
+    do
+        rc = zmq_msg_send(&zm, w->sock, 0);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+        sf_log(SF_LOG_WARN, w->component, "cannot send %s to the coordinator: %s", sf_wire_kind_name(kind),
+               errno == EAGAIN ? "timed out" : zmq_strerror(errno));
+        zmq_msg_close(&zm);
+        return -1;
+    }
+    return 0;
+}
+
+static int s_send(s_worker_t *w, const sf_wire_msg_t *m)
+{
+    uint8_t *buf;
+    size_t n_bytes;
+    sf_err_t err = {0};
+    if (sf_wire_encode(m, &buf, &n_bytes, &err)) {
+        sf_log(SF_LOG_ERROR, w->component, "cannot encode %s: %s", sf_wire_kind_name(m->kind), err.msg);
+        return -1;
+    }
+    return s_send_packed(w, buf, n_bytes, m->kind);
+}
+
+static void s_send_credit(s_worker_t *w, uint32_t n_jobs)
+{
+    sf_wire_msg_t m = {.kind = SF_WIRE_CREDIT};
+    m.u.credit.n_jobs = n_jobs;
+    if (s_send(w, &m) == 0)
+        w->credit += n_jobs;
+}
+
+/* Answers a job that will not produce frames, and frees its slot. */
+static void s_send_job_error(s_worker_t *w, uint64_t job_id, uint32_t attempt, const char *message)
+{
+    char text[SF_WIRE_MAX_TEXT + 1];
+    snprintf(text, sizeof text, "%s", message && *message ? message : "unknown error");
+    sf_wire_text_sanitize(text);
+    sf_wire_msg_t m = {.kind = SF_WIRE_JOB_ERROR};
+    m.u.job_error.job_id = job_id;
+    m.u.job_error.attempt = attempt;
+    m.u.job_error.message = text;
+    s_send(w, &m);
+    w->jobs_failed++;
+    w->jobs_running--;
+    sf_log(SF_LOG_WARN, w->component, "job %" PRIu64 " (attempt %" PRIu32 ") failed: %s", job_id, attempt, text);
+    s_send_credit(w, 1);
+}
+
+static void s_hex12(const uint8_t hash[32], char out[13])
+{
+    char hex[65];
+    sf_hash_hex(hash, 32, hex);
+    memcpy(out, hex, 12);
+    out[12] = '\0';
+}
+
+static s_entry_t *s_entry_find(s_worker_t *w, const uint8_t hash[32])
+{
+    for (size_t i = 0; i < w->n_entries; i++)
+        if (memcmp(w->entries[i]->hash, hash, 32) == 0) {
+            w->entries[i]->last_used = ++w->tick;
+            return w->entries[i];
+        }
+    return NULL;
+}
+
+static void s_entry_free(s_entry_t *e)
+{
+    if (!e)
+        return;
+    sf_session_destroy(&e->session);
+    sf_free(e->error);
+    s_task_t *t;
+    s_list_t parked = {e->parked, e->parked_tail};
+    while ((t = s_list_pop(&parked)))
+        s_task_free(t);
+    sf_free(e);
+}
+
+/* Drops the least recently used idle sessions beyond the cache size. */
+static void s_cache_trim(s_worker_t *w)
+{
+    while (w->n_entries > S_SESSION_CACHE) {
+        size_t victim = w->n_entries;
+        for (size_t i = 0; i < w->n_entries; i++) {
+            s_entry_t *e = w->entries[i];
+            if (e->refs == 0 && (victim == w->n_entries || e->last_used < w->entries[victim]->last_used))
+                victim = i;
+        }
+        if (victim == w->n_entries)
+            return; /* every session is in use: keep them all for now */
+        char hex[13];
+        s_hex12(w->entries[victim]->hash, hex);
+        if (w->cfg->verbose)
+            sf_log(SF_LOG_INFO, w->component, "session %s dropped from the cache", hex);
+        s_entry_free(w->entries[victim]);
+        w->entries[victim] = w->entries[--w->n_entries];
+    }
+}
+
+static s_entry_t *s_entry_add(s_worker_t *w, const uint8_t hash[32])
+{
+    if (w->n_entries == w->cap_entries) {
+        size_t cap = w->cap_entries ? 2 * w->cap_entries : 8;
+        s_entry_t **grown = sf_realloc(w->entries, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        w->entries = grown;
+        w->cap_entries = cap;
+    }
+    s_entry_t *e = sf_calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    memcpy(e->hash, hash, 32);
+    e->last_used = ++w->tick;
+    w->entries[w->n_entries++] = e;
+    return e;
+}
+
+static void s_dispatch_job(s_worker_t *w, s_entry_t *e, s_task_t *t)
+{
+    t->entry = e;
+    t->session = e->session;
+    e->refs++;
+    s_pool_submit(&w->pool, t);
+}
+
+/* ---- handling the coordinator's messages ------------------------------- */
+
+static void s_on_welcome(s_worker_t *w, const sf_wire_msg_t *m)
+{
+    w->heartbeat_ms = m->u.welcome.heartbeat_ms;
+    w->max_message_bytes = m->u.welcome.max_message_bytes ? m->u.welcome.max_message_bytes
+                                                          : SF_WIRE_MAX_MESSAGE_BYTES;
+    if (w->welcomed) {
+        sf_log(SF_LOG_WARN, w->component, "second welcome from the coordinator (node id %" PRIu32 "), kept going",
+               m->u.welcome.node_id);
+        return;
+    }
+    w->welcomed = 1;
+    w->node_id = m->u.welcome.node_id;
+    sf_log(SF_LOG_INFO, w->component, "joined %s as node %" PRIu32 " (%d slots x %d threads, %s, heartbeat %" PRIu32 " ms)",
+           w->endpoint, w->node_id, w->slots, w->omp_threads, sf_wire_simd_level(), w->heartbeat_ms);
+    s_send_credit(w, (uint32_t)w->slots);
+}
+
+static void s_on_session(s_worker_t *w, const sf_wire_msg_t *m)
+{
+    char hex[13];
+    s_hex12(m->u.session.session_hash, hex);
+    s_entry_t *e = s_entry_find(w, m->u.session.session_hash);
+    if (e && !(e->state == S_ENTRY_FAILED && e->refs == 0))
+        return; /* known, or loading: nothing to do */
+    if (!e) {
+        e = s_entry_add(w, m->u.session.session_hash);
+        if (!e) {
+            sf_log(SF_LOG_ERROR, w->component, "out of memory caching session %s", hex);
+            return;
+        }
+    }
+    /* A failed session is retried when sent again: its sources may be there now. */
+    sf_free(e->error);
+    e->error = NULL;
+    e->state = S_ENTRY_LOADING;
+    s_task_t *t = sf_calloc(1, sizeof *t);
+    if (t) {
+        t->kind = S_TASK_LOAD;
+        t->path = sf_strdup(m->u.session.path);
+        t->yaml = sf_malloc(m->u.session.n_yaml_bytes + 1);
+    }
+    if (!t || !t->path || !t->yaml) {
+        s_task_free(t);
+        e->state = S_ENTRY_FAILED;
+        e->error = sf_strdup("out of memory loading the session on the node");
+        sf_log(SF_LOG_ERROR, w->component, "out of memory loading session %s", hex);
+        return;
+    }
+    memcpy(t->yaml, m->u.session.yaml, m->u.session.n_yaml_bytes);
+    t->yaml[m->u.session.n_yaml_bytes] = '\0';
+    t->n_yaml_bytes = m->u.session.n_yaml_bytes;
+    t->entry = e;
+    e->refs++;
+    if (w->cfg->verbose)
+        sf_log(SF_LOG_INFO, w->component, "loading session %s from '%s'", hex, t->path);
+    s_pool_submit(&w->pool, t);
+    s_cache_trim(w);
+}
+
+static void s_on_job(s_worker_t *w, const sf_wire_msg_t *m)
+{
+    w->jobs_running++;
+    if (w->credit <= 0)
+        sf_log(SF_LOG_WARN, w->component, "coordinator sent job %" PRIu64 " beyond the credit it was given",
+               m->u.job.job_id);
+    w->credit--;
+    s_entry_t *e = s_entry_find(w, m->u.job.session_hash);
+    if (!e) {
+        char hex[65], msg[128];
+        sf_hash_hex(m->u.job.session_hash, 32, hex);
+        snprintf(msg, sizeof msg, "unknown session %s", hex);
+        s_send_job_error(w, m->u.job.job_id, m->u.job.attempt, msg);
+        return;
+    }
+    if (e->state == S_ENTRY_FAILED) {
+        s_send_job_error(w, m->u.job.job_id, m->u.job.attempt, e->error);
+        return;
+    }
+    s_task_t *t = sf_calloc(1, sizeof *t);
+    if (!t) {
+        s_send_job_error(w, m->u.job.job_id, m->u.job.attempt, "out of memory on the node");
+        return;
+    }
+    t->kind = S_TASK_JOB;
+    t->job_id = m->u.job.job_id;
+    t->attempt = m->u.job.attempt;
+    t->stem_index = m->u.job.stem_index;
+    t->start_frame = m->u.job.start_frame;
+    t->n_frames = m->u.job.n_frames;
+    t->preroll_frames = m->u.job.preroll_frames;
+    t->max_message_bytes = w->max_message_bytes ? w->max_message_bytes : SF_WIRE_MAX_MESSAGE_BYTES;
+    if (e->state == S_ENTRY_LOADING) {
+        s_list_t parked = {e->parked, e->parked_tail};
+        s_list_push(&parked, t);
+        e->parked = parked.head;
+        e->parked_tail = parked.tail;
+        return;
+    }
+    s_dispatch_job(w, e, t);
+}
+
+/* Returns 1 when the worker should stop (shutdown). */
+static int s_on_message(s_worker_t *w, const uint8_t *data, size_t n_bytes)
+{
+    sf_wire_msg_t m;
+    sf_err_t err = {0};
+    if (sf_wire_decode(data, n_bytes, &m, &err)) {
+        sf_log(SF_LOG_WARN, w->component, "dropped a bad message from the coordinator: %s", err.msg);
+        return 0;
+    }
+    int stop = 0;
+    switch (m.kind) {
+    case SF_WIRE_WELCOME:
+        s_on_welcome(w, &m);
+        break;
+    case SF_WIRE_SESSION:
+        s_on_session(w, &m);
+        break;
+    case SF_WIRE_JOB:
+        s_on_job(w, &m);
+        break;
+    case SF_WIRE_HEARTBEAT:
+        break;
+    case SF_WIRE_SHUTDOWN:
+        sf_log(SF_LOG_INFO, w->component, "shutdown from the coordinator%s%s", m.u.shutdown.reason[0] ? ": " : "",
+               m.u.shutdown.reason);
+        stop = 1;
+        break;
+    default:
+        sf_log(SF_LOG_WARN, w->component, "unexpected %s from the coordinator, ignored", sf_wire_kind_name(m.kind));
+        break;
+    }
+    sf_wire_msg_clear(&m);
+    return stop;
+}
+
+/* ---- handling finished tasks --------------------------------------------- */
+
+static void s_on_loaded(s_worker_t *w, s_task_t *t)
+{
+    s_entry_t *e = t->entry;
+    char hex[13];
+    s_hex12(e->hash, hex);
+    e->refs--;
+    if (t->rc == SF_OK && memcmp(t->loaded->hash, e->hash, 32) != 0) {
+        char want[65], got[65];
+        sf_hash_hex(e->hash, 32, want);
+        sf_hash_hex(t->loaded->hash, 32, got);
+        snprintf(t->msg, sizeof t->msg, "session hash mismatch: the coordinator sent %s, '%s' loads as %s here",
+                 want, t->path, got);
+        t->rc = SF_E_INPUT;
+    }
+    if (t->rc == SF_OK) {
+        e->session = t->loaded;
+        t->loaded = NULL;
+        e->state = S_ENTRY_READY;
+        sf_log(SF_LOG_INFO, w->component, "session %s loaded from '%s' (%zu tracks, %zu stems)", hex, t->path,
+               e->session->n_tracks, e->session->n_stems);
+    } else {
+        e->state = S_ENTRY_FAILED;
+        e->error = sf_strdup(t->msg);
+        sf_log(SF_LOG_ERROR, w->component, "session %s from '%s' failed to load: %s", hex, t->path, t->msg);
+    }
+    s_list_t parked = {e->parked, e->parked_tail};
+    e->parked = e->parked_tail = NULL;
+    s_task_t *job;
+    while ((job = s_list_pop(&parked))) {
+        if (e->state == S_ENTRY_READY) {
+            s_dispatch_job(w, e, job);
+        } else {
+            s_send_job_error(w, job->job_id, job->attempt, e->error ? e->error : t->msg);
+            s_task_free(job);
+        }
+    }
+    s_task_free(t);
+    s_cache_trim(w);
+}
+
+static void s_on_rendered(s_worker_t *w, s_task_t *t)
+{
+    t->entry->refs--;
+    if (t->rc) {
+        s_send_job_error(w, t->job_id, t->attempt, t->msg);
+    } else {
+        uint8_t *packed = t->packed;
+        t->packed = NULL;
+        s_send_packed(w, packed, t->n_packed, SF_WIRE_RESULT);
+        w->jobs_done++;
+        w->jobs_running--;
+        if (w->cfg->verbose) {
+            double seconds = (double)t->render_ns / 1e9;
+            double audio = (double)t->n_frames / (double)t->session->sample_rate;
+            sf_log(SF_LOG_INFO, w->component,
+                   "job %" PRIu64 " done: stem %" PRIu32 ", frames %" PRId64 "+%" PRIu64 ", %u ch, %.3f s, %.1fx realtime",
+                   t->job_id, t->stem_index, t->start_frame, t->n_frames, (unsigned)t->n_channels, seconds,
+                   seconds > 0 ? audio / seconds : 0.0);
+        }
+        s_send_credit(w, 1);
+    }
+    s_task_free(t);
+    s_cache_trim(w);
+}
+
+static void s_drain_done(s_worker_t *w)
+{
+    char buf[256];
+    while (read(w->pool.wake[0], buf, sizeof buf) > 0) {
+    }
+    pthread_mutex_lock(&w->pool.mu);
+    s_list_t done = w->pool.done;
+    w->pool.done.head = w->pool.done.tail = NULL;
+    pthread_mutex_unlock(&w->pool.mu);
+    s_task_t *t;
+    while ((t = s_list_pop(&done))) {
+        if (t->kind == S_TASK_LOAD)
+            s_on_loaded(w, t);
+        else
+            s_on_rendered(w, t);
+    }
+}
+
+/* ---- set-up and the loop --------------------------------------------------- */
+
+static int s_configure(s_worker_t *w, const worker_config_t *cfg)
+{
+    memset(w, 0, sizeof *w);
+    w->cfg = cfg;
+    w->endpoint = cfg->endpoint;
+    w->cores = omp_get_num_procs();
+    if (w->cores < 1)
+        w->cores = 1;
+    if (w->cores > SF_WIRE_MAX_CORES)
+        w->cores = SF_WIRE_MAX_CORES;
+    w->omp_threads = cfg->threads ? cfg->threads : w->cores;
+    if (w->omp_threads > SF_WIRE_MAX_THREADS)
+        w->omp_threads = SF_WIRE_MAX_THREADS;
+    w->slots = cfg->slots ? cfg->slots : 1;
+    w->timeout_ms = cfg->coordinator_timeout_ms ? cfg->coordinator_timeout_ms : S_DEFAULT_TIMEOUT_MS;
+    if (cfg->name && *cfg->name) {
+        snprintf(w->name, sizeof w->name, "%s", cfg->name);
+    } else {
+        char host[256] = "node";
+        if (gethostname(host, sizeof host) != 0 || !host[0])
+            snprintf(host, sizeof host, "node");
+        host[sizeof host - 1] = '\0';
+        snprintf(w->name, sizeof w->name, "%.200s-%ld", host, (long)getpid());
+    }
+    /* Names go into logs and Hello: keep them printable UTF-8. */
+    sf_wire_text_sanitize(w->name);
+    for (char *p = w->name; *p; p++)
+        if (*p == '\t' || *p == '\n')
+            *p = ' ';
+    snprintf(w->component, sizeof w->component, "node[%s]", w->name);
+
+    const char *why = NULL;
+    if (!cfg->endpoint || !*cfg->endpoint)
+        why = "no coordinator endpoint";
+    else if (cfg->threads < 0 || cfg->threads > SF_WIRE_MAX_THREADS)
+        why = "threads out of range 0..256";
+    else if (cfg->slots < 0 || cfg->slots > SF_WIRE_MAX_SLOTS)
+        why = "slots out of range 0..256";
+    else if (cfg->coordinator_timeout_ms < 0)
+        why = "negative coordinator timeout";
+    if (why) {
+        sf_log(SF_LOG_ERROR, w->component, "bad configuration: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+static int s_open_socket(s_worker_t *w, void *ctx)
+{
+    w->sock = zmq_socket(ctx, ZMQ_DEALER);
+    if (!w->sock) {
+        sf_log(SF_LOG_ERROR, w->component, "cannot create a socket: %s", zmq_strerror(errno));
+        return 3;
+    }
+    int64_t max_bytes = (int64_t)SF_WIRE_MAX_MESSAGE_BYTES;
+    int linger = S_LINGER_MS, sndtimeo = S_SEND_TIMEOUT_MS;
+    zmq_setsockopt(w->sock, ZMQ_MAXMSGSIZE, &max_bytes, sizeof max_bytes);
+    zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(w->sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
+    if (zmq_connect(w->sock, w->endpoint) != 0) {
+        sf_log(SF_LOG_ERROR, w->component, "cannot connect to '%s': %s", w->endpoint, zmq_strerror(errno));
+        return 2;
+    }
+    return 0;
+}
+
+static void s_send_hello(s_worker_t *w)
+{
+    sf_wire_msg_t m = {.kind = SF_WIRE_HELLO};
+    m.u.hello.node_name = w->name;
+    m.u.hello.cores = (uint32_t)w->cores;
+    m.u.hello.threads = (uint32_t)w->omp_threads;
+    m.u.hello.slots = (uint32_t)w->slots;
+    m.u.hello.simd = sf_wire_simd_level();
+    s_send(w, &m);
+}
+
+static void s_send_heartbeat(s_worker_t *w)
+{
+    sf_wire_msg_t m = {.kind = SF_WIRE_HEARTBEAT};
+    int running = w->jobs_running < 0 ? 0 : w->jobs_running;
+    m.u.heartbeat.jobs_running = (uint32_t)(running > SF_WIRE_MAX_SLOTS ? SF_WIRE_MAX_SLOTS : running);
+    s_send(w, &m);
+}
+
+/* Receives up to S_RECV_BATCH messages. Returns 1 on shutdown. */
+static int s_receive(s_worker_t *w, int64_t *last_rx_ms)
+{
+    for (int i = 0; i < S_RECV_BATCH; i++) {
+        zmq_msg_t zm;
+        zmq_msg_init(&zm);
+        if (zmq_msg_recv(&zm, w->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&zm);
+            return 0; /* EAGAIN or EINTR: the loop comes back */
+        }
+        *last_rx_ms = s_now_ms();
+        int more = zmq_msg_more(&zm);
+        int stop = 0;
+        if (more) {
+            sf_log(SF_LOG_WARN, w->component, "dropped a message of several frames from the coordinator");
+            zmq_msg_close(&zm);
+            /* Swallow the remaining frames of the same message. */
+            while (more) {
+                zmq_msg_init(&zm);
+                if (zmq_msg_recv(&zm, w->sock, ZMQ_DONTWAIT) < 0) {
+                    zmq_msg_close(&zm);
+                    break;
+                }
+                more = zmq_msg_more(&zm);
+                zmq_msg_close(&zm);
+            }
+            continue;
+        }
+        stop = s_on_message(w, zmq_msg_data(&zm), zmq_msg_size(&zm));
+        zmq_msg_close(&zm);
+        if (stop)
+            return 1;
+    }
+    return 0;
+}
+
+static int64_t s_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static int s_loop(s_worker_t *w)
+{
+    int64_t started = s_now_ms(), last_rx = started, next_hb = started;
+    s_send_hello(w);
+    for (;;) {
+        int64_t now = s_now_ms();
+        if (w->cfg->stop && atomic_load(w->cfg->stop)) {
+            sf_log(SF_LOG_INFO, w->component, "stopping: %d jobs running are handed back", w->jobs_running);
+            sf_wire_msg_t bye = {.kind = SF_WIRE_BYE};
+            bye.u.bye.reason = "node stopped";
+            s_send(w, &bye);
+            return 0;
+        }
+        if (now - last_rx >= w->timeout_ms) {
+            if (w->welcomed)
+                sf_log(SF_LOG_ERROR, w->component, "coordinator at %s silent for %.1f s, giving up", w->endpoint,
+                       (double)(now - last_rx) / 1000.0);
+            else
+                sf_log(SF_LOG_ERROR, w->component, "no welcome from the coordinator at %s after %.1f s",
+                       w->endpoint, (double)(now - started) / 1000.0);
+            return 3;
+        }
+        if (w->welcomed && now >= next_hb) {
+            s_send_heartbeat(w);
+            next_hb = now + w->heartbeat_ms;
+        }
+        int64_t wait = s_min64(S_STOP_POLL_MS, last_rx + w->timeout_ms - now);
+        if (w->welcomed)
+            wait = s_min64(wait, next_hb - now);
+        if (wait < 0)
+            wait = 0;
+        zmq_pollitem_t items[2] = {
+            {.socket = w->sock, .events = ZMQ_POLLIN},
+            {.socket = NULL, .fd = w->pool.wake[0], .events = ZMQ_POLLIN},
+        };
+        int n = zmq_poll(items, 2, (long)wait);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            sf_log(SF_LOG_ERROR, w->component, "poll failed: %s", zmq_strerror(errno));
+            return 3;
+        }
+        if (items[1].revents & ZMQ_POLLIN)
+            s_drain_done(w);
+        if ((items[0].revents & ZMQ_POLLIN) && s_receive(w, &last_rx))
+            return 0;
+    }
+}
+
+int worker_run(const worker_config_t *cfg)
+{
+    s_worker_t w;
+    if (!cfg || s_configure(&w, cfg))
+        return 2;
+    void *ctx = cfg->zmq_context;
+    int own_ctx = ctx == NULL;
+    if (own_ctx && !(ctx = zmq_ctx_new())) {
+        sf_log(SF_LOG_ERROR, w.component, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
+        return 3;
+    }
+    int rc = s_open_socket(&w, ctx);
+    if (rc)
+        goto close_socket;
+    if (s_pool_start(&w.pool, w.slots, w.omp_threads)) {
+        sf_log(SF_LOG_ERROR, w.component, "cannot start %d render threads", w.slots);
+        w.pool_started = 1;
+        rc = 3;
+        goto stop_pool;
+    }
+    w.pool_started = 1;
+    rc = s_loop(&w);
+    if (w.jobs_done || w.jobs_failed || cfg->verbose)
+        sf_log(SF_LOG_INFO, w.component, "left: %" PRIu64 " jobs done, %" PRIu64 " failed", w.jobs_done,
+               w.jobs_failed);
+stop_pool:
+    if (w.pool_started)
+        s_pool_stop(&w.pool);
+    for (size_t i = 0; i < w.n_entries; i++)
+        s_entry_free(w.entries[i]);
+    sf_free(w.entries);
+close_socket:
+    if (w.sock)
+        zmq_close(w.sock);
+    if (own_ctx)
+        zmq_ctx_term(ctx);
+    return rc;
+}

@@ -1,0 +1,108 @@
+/* test_plan.c -- the planner: segments tile the render region exactly, the
+ * dispatch order is segment-major, and impossible segments are refused. */
+#include "plan.h"
+
+#include "sf/wire.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+static sf_stem_t s_stems[3] = {{.name = "Drums", .n_channels = 2},
+                               {.name = "Bass", .n_channels = 1},
+                               {.name = "Vox", .n_channels = 2}};
+
+static sf_session_t s_session(int64_t start, int64_t end, int64_t segment)
+{
+    sf_session_t s = {.name = "T", .sample_rate = 48000, .start = start, .end = end, .segment = segment,
+                      .stems = s_stems, .n_stems = 3};
+    return s;
+}
+
+START_TEST(test_segments_tile_the_region)
+{
+    static const struct { int64_t start, end, segment, want_segments, want_last; } cases[] = {
+        {0, 100, 10, 10, 10},      {0, 101, 10, 11, 1},        {7, 12345, 1000, 13, 338},
+        {0, 1, 4099, 1, 1},        {48000, 96001, 48000, 2, 1}, {0, 480000, 0, 1, 480000},
+        {0, 480001, 0, 2, 1},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        sf_session_t s = s_session(cases[c].start, cases[c].end, cases[c].segment);
+        plan_t *p = NULL;
+        sf_err_t err = {0};
+        ck_assert_int_eq(plan_make(&s, 0, &p, &err), SF_OK);
+        ck_assert_int_eq(p->n_segments, cases[c].want_segments);
+        ck_assert_uint_eq(p->n_jobs, 3 * (size_t)cases[c].want_segments);
+        for (uint32_t st = 0; st < 3; st++) {
+            int64_t expect_start = cases[c].start;
+            for (uint32_t k = 0; k < p->n_segments; k++) {
+                const plan_job_t *j = &p->jobs[plan_job_index(p, st, k)];
+                ck_assert_int_eq(j->stem_index, st);
+                ck_assert_int_eq(j->segment_index, k);
+                ck_assert_int_eq(j->start_frame, expect_start);
+                ck_assert_int_gt(j->n_frames, 0);
+                expect_start += j->n_frames;
+            }
+            ck_assert_int_eq(expect_start, cases[c].end);
+            ck_assert_int_eq(p->jobs[plan_job_index(p, st, p->n_segments - 1)].n_frames, cases[c].want_last);
+        }
+        ck_assert_int_eq(p->output_frames, 3 * (cases[c].end - cases[c].start));
+        plan_destroy(&p);
+        ck_assert_ptr_null(p);
+    }
+}
+END_TEST
+
+START_TEST(test_dispatch_order_is_segment_major_and_complete)
+{
+    sf_session_t s = s_session(0, 1000, 0);
+    plan_t *p = NULL;
+    ck_assert_int_eq(plan_make(&s, 300, &p, NULL), SF_OK);
+    ck_assert_int_eq(p->segment_frames, 300);
+    char seen[12] = {0};
+    for (size_t i = 0; i < p->n_jobs; i++) {
+        size_t j = plan_dispatch_order(p, i);
+        ck_assert_uint_lt(j, p->n_jobs);
+        ck_assert_int_eq(seen[j], 0);
+        seen[j] = 1;
+        ck_assert_int_eq(p->jobs[j].segment_index, i / 3);
+        ck_assert_int_eq(p->jobs[j].stem_index, i % 3);
+    }
+    plan_destroy(&p);
+}
+END_TEST
+
+START_TEST(test_bad_segments_are_refused)
+{
+    sf_session_t s = s_session(0, 1000, 0);
+    plan_t *p = NULL;
+    sf_err_t err = {0};
+    ck_assert_int_eq(plan_make(&s, -5, &p, &err), SF_E_INPUT);
+    ck_assert_ptr_null(p);
+    ck_assert_str_eq(err.msg, "segment length must be positive, got -5 frames");
+    sf_session_t big = s_session(0, (int64_t)1 << 30, 0);
+    ck_assert_int_eq(plan_make(&big, (int64_t)1 << 28, &p, &err), SF_E_INPUT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "too long for stem 'Drums'"));
+    /* The default always fits a message. */
+    ck_assert_int_eq(plan_make(&big, 0, &p, &err), SF_OK);
+    ck_assert_int_le(p->segment_frames * 4 * 2, (int64_t)SF_WIRE_MAX_MESSAGE_BYTES);
+    plan_destroy(&p);
+    sf_session_t empty = s_session(10, 10, 0);
+    ck_assert_int_eq(plan_make(&empty, 0, &p, &err), SF_E_INPUT);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("plan");
+    TCase *tc = tcase_create("plan");
+    tcase_add_test(tc, test_segments_tile_the_region);
+    tcase_add_test(tc, test_dispatch_order_is_segment_major_and_complete);
+    tcase_add_test(tc, test_bad_segments_are_refused);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
