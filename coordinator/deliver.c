@@ -28,7 +28,8 @@ sf_rc deliver_check_targets(const sf_session_t *s, const char *out_dir, bool for
         } else {
             snprintf(name, sizeof name, "manifest.json");
         }
-        snprintf(path, sizeof path, "%s/%s", out_dir, name);
+        if (snprintf(path, sizeof path, "%s/%s", out_dir, name) >= (int)sizeof path)
+            return SF_ERR(err, SF_E_INPUT, "output path '%s/%s' is too long", out_dir, name);
         if (access(path, F_OK) == 0)
             return SF_ERR(err, SF_E_INPUT, "'%s' exists (pass --force to replace it)", path);
     }

@@ -170,7 +170,7 @@ static void s_finish(dispatch_t *d, render_t *r, int exit_code, const char *mess
     if (r->finished)
         return;
     r->finished = true;
-    if (r->plan) {
+    if (r->plan && r->state) {
         for (size_t j = 0; j < r->plan->n_jobs; j++)
             if (r->state[j] == JOB_RUNNING && r->node_of[j] >= 0)
                 d->nodes[r->node_of[j]].in_flight--;

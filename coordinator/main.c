@@ -562,7 +562,11 @@ static int s_cmd_verify(int argc, char **argv)
             return EXIT_USAGE;
         }
         char path[PATH_MAX], hex[65];
-        snprintf(path, sizeof path, "%s/%s", dir, name);
+        if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
+            printf("FAILED %s: path too long\n", name);
+            n_bad++;
+            continue;
+        }
         uint8_t sha[32];
         sf_err_t err = {0};
         if (sf_hash_sha256_file(path, sha, &err)) {

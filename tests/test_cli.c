@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef M_PI
@@ -53,7 +54,7 @@ typedef struct {
 
 static const source_t s_sources[] = {
     {"kick.wav", 1, 60000, 55.0, 1},   {"snare.wav", 1, 50001, 190.0, 2}, {"oh.wav", 2, 70000, 3000.0, 3},
-    {"bass.wav", 1, 90001, 41.2, 4},   {"keys.wav", 2, 80000, 261.6, 5}, {"vox.wav", 1, 30000, 440.0, 6},
+    {"bass.wav", 1, 90011, 41.2, 4},   {"keys.wav", 2, 80000, 261.6, 5}, {"vox.wav", 1, 30000, 440.0, 6},
     {"snare2.wav", 1, 20000, 210.0, 7},
 };
 
@@ -335,7 +336,7 @@ static int s_stop(pid_t pid)
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid)
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        usleep(100000);
+        nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);

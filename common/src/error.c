@@ -25,14 +25,14 @@ void sf_err_prefix(sf_err_t *err, const char *fmt, ...)
 {
     if (!err)
         return;
-    char prefix[256];
+    char prefix[128];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    char joined[sizeof err->msg];
+    char joined[sizeof err->msg + 128];
     snprintf(joined, sizeof joined, "%s%s", prefix, err->msg);
-    memcpy(err->msg, joined, sizeof joined);
+    snprintf(err->msg, sizeof err->msg, "%.*s", (int)sizeof err->msg - 1, joined);
 }
 
 void sf_err_clear(sf_err_t *err)

@@ -16,20 +16,7 @@
  *   time(NULL), which would make two renders of the same stem differ in bytes.
  */
 
-/* libsndfile's major-format constants SF_FORMAT_WAV, _AIFF, _W64, _FLAC and
- * _RF64 have the same names as sf_format_t's. Include sndfile.h first with
- * its five renamed to SNDFILE_FORMAT_*, then our headers. */
-#define SF_FORMAT_WAV SNDFILE_FORMAT_WAV
-#define SF_FORMAT_AIFF SNDFILE_FORMAT_AIFF
-#define SF_FORMAT_W64 SNDFILE_FORMAT_W64
-#define SF_FORMAT_FLAC SNDFILE_FORMAT_FLAC
-#define SF_FORMAT_RF64 SNDFILE_FORMAT_RF64
 #include <sndfile.h>
-#undef SF_FORMAT_WAV
-#undef SF_FORMAT_AIFF
-#undef SF_FORMAT_W64
-#undef SF_FORMAT_FLAC
-#undef SF_FORMAT_RF64
 
 #include "sf/media.h"
 
@@ -197,11 +184,11 @@ out_close:
 static int s_major_format(sf_format_t f)
 {
     switch (f) {
-    case SF_FORMAT_WAV: return SNDFILE_FORMAT_WAV;
-    case SF_FORMAT_RF64: return SNDFILE_FORMAT_RF64;
-    case SF_FORMAT_W64: return SNDFILE_FORMAT_W64;
-    case SF_FORMAT_AIFF: return SNDFILE_FORMAT_AIFF;
-    case SF_FORMAT_FLAC: return SNDFILE_FORMAT_FLAC;
+    case SF_FILE_WAV: return SF_FORMAT_WAV;
+    case SF_FILE_RF64: return SF_FORMAT_RF64;
+    case SF_FILE_W64: return SF_FORMAT_W64;
+    case SF_FILE_AIFF: return SF_FORMAT_AIFF;
+    case SF_FILE_FLAC: return SF_FORMAT_FLAC;
     }
     return 0;
 }
@@ -231,11 +218,11 @@ static const char *s_sample_name(sf_sample_format_t f)
 static const char *s_format_name(sf_format_t f)
 {
     switch (f) {
-    case SF_FORMAT_WAV: return "wav";
-    case SF_FORMAT_RF64: return "rf64";
-    case SF_FORMAT_W64: return "w64";
-    case SF_FORMAT_AIFF: return "aiff";
-    case SF_FORMAT_FLAC: return "flac";
+    case SF_FILE_WAV: return "wav";
+    case SF_FILE_RF64: return "rf64";
+    case SF_FILE_W64: return "w64";
+    case SF_FILE_AIFF: return "aiff";
+    case SF_FILE_FLAC: return "flac";
     }
     return "?";
 }

@@ -16,6 +16,23 @@
  * error returns SF_E_INPUT and no model; an allocation failure anywhere
  * returns SF_E_NOMEM and frees everything.
  */
+/* realpath(3) is XSI: glibc declares it only with _XOPEN_SOURCE. */
+#define _XOPEN_SOURCE 700
+
+/* libsndfile's SF_FORMAT_WAV, _AIFF, _W64, _FLAC and _RF64 have the names of
+ * sf_format_t's: include sndfile.h first with its five renamed (as media.c). */
+#define SF_FORMAT_WAV SNDFILE_FORMAT_WAV
+#define SF_FORMAT_AIFF SNDFILE_FORMAT_AIFF
+#define SF_FORMAT_W64 SNDFILE_FORMAT_W64
+#define SF_FORMAT_FLAC SNDFILE_FORMAT_FLAC
+#define SF_FORMAT_RF64 SNDFILE_FORMAT_RF64
+#include <sndfile.h>
+#undef SF_FORMAT_WAV
+#undef SF_FORMAT_AIFF
+#undef SF_FORMAT_W64
+#undef SF_FORMAT_FLAC
+#undef SF_FORMAT_RF64
+
 #include "sf/session.h"
 
 #include "sf/alloc.h"
@@ -26,7 +43,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <sndfile.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -705,8 +721,8 @@ static bool s_check_template(s_ctx_t *c, const s_node_t *v)
 
 static int s_sndfile_format(sf_format_t f, sf_sample_format_t sample)
 {
-    static const int major[] = {SF_FORMAT_WAV, SF_FORMAT_RF64, SF_FORMAT_W64, SF_FORMAT_AIFF,
-                                SF_FORMAT_FLAC};
+    static const int major[] = {SNDFILE_FORMAT_WAV, SNDFILE_FORMAT_RF64, SNDFILE_FORMAT_W64,
+                                SNDFILE_FORMAT_AIFF, SNDFILE_FORMAT_FLAC};
     static const int minor[] = {SF_FORMAT_PCM_16, SF_FORMAT_PCM_24, SF_FORMAT_PCM_32,
                                 SF_FORMAT_FLOAT};
     return major[f] | minor[sample];
@@ -728,7 +744,7 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
     const char *dir = "bounces", *name = "{session}_{stem}";
     const s_node_t *v, *format_node = NULL, *sample_node = NULL;
     int i;
-    o->format = SF_FORMAT_WAV;
+    o->format = SF_FILE_WAV;
     o->sample_format = SF_SAMPLE_PCM24;
     o->dither = SF_DITHER_AUTO;
     *distinct = true;

@@ -26,7 +26,8 @@ typedef struct {
     uint32_t col;
 } sf_mark_t;
 
-typedef enum { SF_FORMAT_WAV, SF_FORMAT_RF64, SF_FORMAT_W64, SF_FORMAT_AIFF, SF_FORMAT_FLAC } sf_format_t;
+/* Container of a deliverable. SF_FILE_*, not SF_FORMAT_*: libsndfile owns those names. */
+typedef enum { SF_FILE_WAV, SF_FILE_RF64, SF_FILE_W64, SF_FILE_AIFF, SF_FILE_FLAC } sf_format_t;
 typedef enum { SF_SAMPLE_PCM16, SF_SAMPLE_PCM24, SF_SAMPLE_PCM32, SF_SAMPLE_FLOAT32 } sf_sample_format_t;
 typedef enum { SF_DITHER_AUTO, SF_DITHER_TPDF, SF_DITHER_NONE } sf_dither_t;
 
@@ -67,6 +68,10 @@ typedef struct {
     sf_sample_format_t sample_format;
     sf_dither_t dither;
     char *name_template;   /* e.g. "{session}_{stem}" (owned) */
+    bool bwf;              /* WAV: write a bext chunk (default false) */
+    bool headroom_check;   /* headroom_db was given (not null) */
+    double headroom_db;    /* verification: no stem may peak above this */
+    bool headroom_fail;    /* headroom_policy: fail (true) or warn (false) */
 } sf_output_t;
 
 typedef struct sf_session {
