@@ -8,6 +8,7 @@
  */
 #include "worker.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -68,7 +69,7 @@ static int s_parse_int(const char *opt, const char *text, int lo, int hi, int *o
     char *end;
     errno = 0;
     long v = strtol(text, &end, 10);
-    if (!*text || *end || errno || v < lo || v > hi || text[0] == ' ' || text[0] == '+') {
+    if (!isdigit((unsigned char)text[0]) || *end || errno || v < lo || v > hi) {
         return s_bad("%s needs a whole number from %d to %d, got '%s'", opt, lo, hi, text);
     }
     *out = (int)v;
@@ -80,7 +81,8 @@ static int s_parse_seconds(const char *opt, const char *text, int *ms)
     char *end;
     errno = 0;
     double v = strtod(text, &end);
-    if (!*text || *end || errno || !isfinite(v) || v < 0.001 || v > 86400.0 || text[0] == ' ') {
+    if (!(isdigit((unsigned char)text[0]) || text[0] == '.') || *end || errno || !isfinite(v) || v < 0.001 ||
+        v > 86400.0) {
         return s_bad("%s needs a number of seconds from 0.001 to 86400, got '%s'", opt, text);
     }
     *ms = (int)lround(v * 1000.0);

@@ -10,7 +10,7 @@
  *
  * Protocol, node side:
  *   -> Hello; <- Welcome; -> Credit(slots)
- *   <- SessionData: cached by hash (LRU, S_SESSION_CACHE entries)
+ *   <- SessionData: cached by hash, the last SF_WIRE_NODE_SESSIONS received
  *   <- Job: -> Result or JobError, then Credit(1), for every job received
  *   <-> Heartbeat every welcome.heartbeat_ms; any message counts as life
  *   <- Shutdown: return 0, finish nothing further
@@ -39,7 +39,6 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define S_SESSION_CACHE 4          /* sessions kept when idle */
 #define S_DEFAULT_TIMEOUT_MS 30000
 #define S_STOP_POLL_MS 100         /* how often *stop is looked at */
 #define S_LINGER_MS 200            /* time to flush a Bye at close */
@@ -59,7 +58,7 @@ typedef struct {
     sf_session_t *session;       /* READY */
     char *error;                 /* FAILED: the message every job gets */
     int refs;                    /* tasks queued or running that use it */
-    uint64_t last_used;          /* LRU tick */
+    uint64_t received;           /* tick of its last SessionData: eviction order */
     s_task_t *parked, *parked_tail; /* jobs waiting for a LOADING session */
 } s_entry_t;
 
@@ -439,10 +438,8 @@ static void s_hex12(const uint8_t hash[32], char out[13])
 static s_entry_t *s_entry_find(s_worker_t *w, const uint8_t hash[32])
 {
     for (size_t i = 0; i < w->n_entries; i++)
-        if (memcmp(w->entries[i]->hash, hash, 32) == 0) {
-            w->entries[i]->last_used = ++w->tick;
+        if (memcmp(w->entries[i]->hash, hash, 32) == 0)
             return w->entries[i];
-        }
     return NULL;
 }
 
@@ -459,14 +456,16 @@ static void s_entry_free(s_entry_t *e)
     sf_free(e);
 }
 
-/* Drops the least recently used idle sessions beyond the cache size. */
+/* Drops the idle sessions received longest ago beyond SF_WIRE_NODE_SESSIONS.
+ * Eviction follows the order of SessionData, not of use, because that is
+ * what the coordinator can mirror (see sf/wire.h). */
 static void s_cache_trim(s_worker_t *w)
 {
-    while (w->n_entries > S_SESSION_CACHE) {
+    while (w->n_entries > SF_WIRE_NODE_SESSIONS) {
         size_t victim = w->n_entries;
         for (size_t i = 0; i < w->n_entries; i++) {
             s_entry_t *e = w->entries[i];
-            if (e->refs == 0 && (victim == w->n_entries || e->last_used < w->entries[victim]->last_used))
+            if (e->refs == 0 && (victim == w->n_entries || e->received < w->entries[victim]->received))
                 victim = i;
         }
         if (victim == w->n_entries)
@@ -494,7 +493,6 @@ static s_entry_t *s_entry_add(s_worker_t *w, const uint8_t hash[32])
     if (!e)
         return NULL;
     memcpy(e->hash, hash, 32);
-    e->last_used = ++w->tick;
     w->entries[w->n_entries++] = e;
     return e;
 }
@@ -531,6 +529,8 @@ static void s_on_session(s_worker_t *w, const sf_wire_msg_t *m)
     char hex[13];
     s_hex12(m->u.session.session_hash, hex);
     s_entry_t *e = s_entry_find(w, m->u.session.session_hash);
+    if (e)
+        e->received = ++w->tick;
     if (e && !(e->state == S_ENTRY_FAILED && e->refs == 0))
         return; /* known, or loading: nothing to do */
     if (!e) {
@@ -539,6 +539,7 @@ static void s_on_session(s_worker_t *w, const sf_wire_msg_t *m)
             sf_log(SF_LOG_ERROR, w->component, "out of memory caching session %s", hex);
             return;
         }
+        e->received = ++w->tick;
     }
     /* A failed session is retried when sent again: its sources may be there now. */
     sf_free(e->error);

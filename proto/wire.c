@@ -820,7 +820,7 @@ sf_rc sf_wire_decode(const uint8_t *data, size_t n_bytes, sf_wire_msg_t *msg, sf
     if (n_bytes > SF_WIRE_MAX_MESSAGE_BYTES)
         return SF_ERR(err, SF_E_PROTO, "envelope: %zu bytes exceeds the limit of %llu bytes", n_bytes,
                       SF_WIRE_MAX_MESSAGE_BYTES);
-    sf_wire_kind_t kind;
+    sf_wire_kind_t kind = SF_WIRE_HELLO;
     sf_rc rc = s_scan_check(data, n_bytes, &kind, err);
     if (rc)
         return rc;

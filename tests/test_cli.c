@@ -349,8 +349,12 @@ START_TEST(test_farm_over_tcp_matches_embedded)
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
     pid_t coord = s_spawn((char *const[]){(char *)tu_stemfarm_bin(), "coordinator", "--bind", endpoint, NULL});
-    pid_t n1 = s_spawn((char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "1", NULL});
-    pid_t n2 = s_spawn((char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "2", NULL});
+    pid_t n1 = s_spawn((char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "1", "--name",
+                                       "tcp-node-1", NULL});
+    pid_t n2 = s_spawn((char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "2", "--name",
+                                       "tcp-node-2", NULL});
+    /* Both nodes join before the submission, so both get segments. */
+    nanosleep(&(struct timespec){.tv_nsec = 500000000}, NULL);
     char args[4096];
     char *out_dir = tu_path(s_dir, "farm");
     snprintf(args, sizeof args, "render '%s' -o '%s' --farm %s --segment 20000 --json", s_session, out_dir, endpoint);
@@ -362,6 +366,12 @@ START_TEST(test_farm_over_tcp_matches_embedded)
     ck_assert_int_eq(s_stop(n1), 0);
     ck_assert_int_eq(s_stop(n2), 0);
     s_assert_same_stems("embedded", "farm");
+    char *manifest_path = tu_path(out_dir, "manifest.json");
+    char *manifest = tu_slurp(manifest_path, NULL);
+    ck_assert_msg(strstr(manifest, "\"node\": \"tcp-node-1\"") && strstr(manifest, "\"node\": \"tcp-node-2\""),
+                  "both nodes should have rendered segments: %s", manifest);
+    free(manifest);
+    free(manifest_path);
     free(out);
     free(err);
     free(out_dir);

@@ -130,6 +130,38 @@ START_TEST(test_kernels)
 }
 END_TEST
 
+/* The double accumulator and its rounding back to float, against the plain
+ * scalar double expressions. */
+START_TEST(test_f64_kernels)
+{
+    size_t n = k_lengths[(size_t)_i / (N_MISALIGN * N_MISALIGN)];
+    int dst_off = _i / N_MISALIGN % N_MISALIGN;
+    int src_off = _i % N_MISALIGN;
+    buf_t src = s_buf(n, src_off, 21);
+    double *block = sf_aligned_alloc(sizeof(double) * (n + 8));
+    double *acc = block + dst_off, *expect = malloc(sizeof(double) * n);
+    for (size_t i = 0; i < n; i++)
+        acc[i] = tu_noise(22, (int64_t)i) * 3.0 + 1e-300 * (double)(i % 3);
+    for (size_t i = 0; i < n; i++)
+        expect[i] = acc[i] + (double)src.p[i];
+    sf_dsp_add_f64(acc, src.p, n);
+    ck_assert_msg(memcmp(acc, expect, sizeof(double) * n) == 0, "add_f64 n=%zu %d/%d", n, dst_off,
+                  src_off);
+    /* back to float: round to nearest, as a cast does */
+    buf_t out = s_buf(n, src_off, 23);
+    sf_dsp_f64_to_f32(out.p, acc, n);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(memcmp(&out.p[i], &(float){(float)acc[i]}, sizeof(float)) == 0,
+                      "f64_to_f32 [%zu]", i);
+    s_check_guards(&out);
+    s_check_guards(&src);
+    free(expect);
+    sf_free(block);
+    sf_free(src.block);
+    sf_free(out.block);
+}
+END_TEST
+
 /* ---- interleave / deinterleave ------------------------------------------ */
 
 static const int k_channel_counts[] = {1, 2, 3, 8};
@@ -422,6 +454,7 @@ static Suite *s_suite(void)
     Suite *s = suite_create("dsp");
     TCase *tc = tcase_create("kernels");
     tcase_add_loop_test(tc, test_kernels, 0, (int)(N_KERNELS * N_LENGTHS * N_MISALIGN * N_MISALIGN));
+    tcase_add_loop_test(tc, test_f64_kernels, 0, (int)(N_LENGTHS * N_MISALIGN * N_MISALIGN));
     tcase_add_loop_test(tc, test_interleave_roundtrip, 0,
                         (int)(N_CHANNEL_COUNTS * N_LENGTHS * N_MISALIGN));
     suite_add_tcase(s, tc);

@@ -54,6 +54,20 @@ void sf_dsp_scale(float *restrict dst, const float *restrict src, size_t n_frame
         dst[i] = src[i] * gain;
 }
 
+void sf_dsp_add_f64(double *restrict dst, const float *restrict src, size_t n_frames)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n_frames; i++)
+        dst[i] += (double)src[i];
+}
+
+void sf_dsp_f64_to_f32(float *restrict dst, const double *restrict src, size_t n_frames)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n_frames; i++)
+        dst[i] = (float)src[i];
+}
+
 void sf_dsp_interleave(float *restrict dst, const float *const *src, int n_channels, size_t n_frames)
 {
     if (n_channels == 1) {

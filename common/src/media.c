@@ -12,8 +12,9 @@
  *   left-justified int32 (libsndfile only drops the low bits), float32 takes
  *   floats as they are; no normalisation, no clipping, no dither of its own.
  *   Clipping is sf_dsp_quantize's job.
- * - The writer does not emit a PEAK chunk: libsndfile stamps it with
- *   time(NULL), which would make two renders of the same stem differ in bytes.
+ * - Same samples, same bytes: libsndfile stamps a float file's PEAK chunk
+ *   with time(NULL). WAV and AIFF get no PEAK chunk (SFC_SET_ADD_PEAK_CHUNK);
+ *   RF64 ignores that command, so its time stamp is zeroed after sf_close.
  */
 
 #include <sndfile.h>
@@ -37,6 +38,7 @@ struct sf_media_writer {
     char *path;                       /* for messages (owned) */
     int fd;                           /* ours; libsndfile does not close it */
     SNDFILE *snd;
+    sf_format_t format;
     sf_sample_format_t sample_format;
     int channels;
     int64_t n_frames;                 /* frames written so far */
@@ -255,6 +257,7 @@ sf_rc sf_media_writer_open(const char *path, sf_format_t format, sf_sample_forma
     if (!w)
         return SF_ERR(err, SF_E_NOMEM, "out of memory opening '%s'", path);
     w->fd = -1;
+    w->format = format;
     w->sample_format = sample_format;
     w->channels = channels;
     w->path = sf_strdup(path);
@@ -330,6 +333,29 @@ uint64_t sf_media_writer_pcm_hash(const sf_media_writer_t *w)
 
 int64_t sf_media_writer_frames(const sf_media_writer_t *w) { return w->n_frames; }
 
+/* Zeroes the time stamp of the PEAK chunk of a RIFF-style file (RF64), if it
+ * has one before its data chunk. Returns 0, or -1 with errno set. */
+static int s_zero_peak_time(int fd)
+{
+    unsigned char hdr[4096];
+    ssize_t n = pread(fd, hdr, sizeof hdr, 0);
+    if (n < 0)
+        return -1;
+    for (size_t pos = 12; pos + 16 <= (size_t)n;) {
+        uint32_t size = (uint32_t)hdr[pos + 4] | (uint32_t)hdr[pos + 5] << 8 |
+                        (uint32_t)hdr[pos + 6] << 16 | (uint32_t)hdr[pos + 7] << 24;
+        if (memcmp(hdr + pos, "data", 4) == 0)
+            return 0;
+        if (memcmp(hdr + pos, "PEAK", 4) == 0) {
+            /* PEAK: version (4 bytes), time stamp (4 bytes), peaks */
+            static const unsigned char zero[4] = {0};
+            return pwrite(fd, zero, 4, (off_t)(pos + 12)) == 4 ? 0 : -1;
+        }
+        pos += 8 + (size_t)size + (size & 1);
+    }
+    return 0;
+}
+
 sf_rc sf_media_writer_close(sf_media_writer_t **self_p, sf_err_t *err)
 {
     if (!self_p || !*self_p)
@@ -344,6 +370,10 @@ sf_rc sf_media_writer_close(sf_media_writer_t **self_p, sf_err_t *err)
     if (sf_rc_close != 0)
         rc = SF_ERR(err, SF_E_IO, "cannot finish '%s': %s", w->path,
                     s_trim_reason(sf_error_number(sf_rc_close), reason, sizeof reason));
+    if (rc == SF_OK && w->format == SF_FILE_RF64 && w->sample_format == SF_SAMPLE_FLOAT32 &&
+        s_zero_peak_time(w->fd) != 0)
+        rc = SF_ERR(err, SF_E_IO, "cannot finish '%s': %s", w->path,
+                    s_errno_reason(errno, reason, sizeof reason));
     if (fsync(w->fd) != 0 && rc == SF_OK)
         rc = SF_ERR(err, SF_E_IO, "cannot sync '%s': %s", w->path,
                     s_errno_reason(errno, reason, sizeof reason));

@@ -10,16 +10,19 @@
  *   gain x polarity x pan law, computed in double and applied once in float,
  *   so every track sample is a single float rounding away from the exact
  *   value (two for the stereo fold-down to mono);
- * - the stem is the sum of its tracks, added per sample in session order:
- *   out = ((0 + t0) + t1) + ...
+ * - the stem is the sum of its tracks, added per sample in session order
+ *   into a double accumulator, acc = ((0 + t0) + t1) + ..., and rounded to
+ *   float once: a float accumulator drifts past 1 LSB of pcm24 in a 24-track
+ *   mix near full scale, the double one stays within half an LSB.
  *
  * How, and why it is deterministic:
  * - the range is processed in windows of SF_RENDER_WINDOW frames (a
  *   constant); within a window the active tracks are rendered in parallel,
  *   at most SF_RENDER_GROUP at a time, each into its own planar buffer
  *   (OpenMP dynamic schedule: which thread renders a track changes nothing);
- * - then the group's buffers are added into `out` in session order,
- *   parallel over blocks of samples, never with an OpenMP reduction;
+ * - then the group's buffers are added into the window's accumulator in
+ *   session order, parallel over blocks of samples, never with an OpenMP
+ *   reduction; after the last group the accumulator is rounded into `out`;
  * - a track sample depends only on its timeline position, and adding a
  *   silent track (+-0) to a partial sum never changes it (partial sums start
  *   at +0 and so are never -0), so skipping tracks that are silent in a
@@ -275,10 +278,10 @@ static sf_rc s_check_stem(const sf_session_t *s, const sf_stem_t *stem, size_t *
 }
 
 /* Renders one window's worth of a group of active tracks and adds them into
- * out (already offset to the window), in session order. */
+ * the accumulator acc (n_out channels, `stride` apart), in session order. */
 static sf_rc s_render_group(const sf_window_t *w, const size_t *active, size_t n_active,
                             float **bufs, sf_scratch_t *scratch, int n_threads, sf_rc *rcs,
-                            sf_err_t *errs, float *const *out, sf_err_t *err)
+                            sf_err_t *errs, double *acc, sf_err_t *err)
 {
     atomic_int first_fail = INT_MAX; /* lowest failed index in the group so far */
     const size_t n_blocks = ((size_t)w->win_frames + SF_RENDER_SUM_BLOCK - 1) / SF_RENDER_SUM_BLOCK;
@@ -317,7 +320,8 @@ static sf_rc s_render_group(const sf_window_t *w, const size_t *active, size_t n
                     len = SF_RENDER_SUM_BLOCK;
                 for (int c = 0; c < w->n_out; c++)
                     for (size_t g = 0; g < n_active; g++) /* session order */
-                        sf_dsp_add(out[c] + i0, bufs[g] + (size_t)c * w->stride + i0, len);
+                        sf_dsp_add_f64(acc + (size_t)c * w->stride + i0,
+                                       bufs[g] + (size_t)c * w->stride + i0, len);
             }
         }
     }
@@ -364,10 +368,11 @@ sf_rc sf_render_stem(const sf_session_t *s, size_t stem_index, int64_t start, in
     double(*gains)[2][SF_MAX_CHANNELS] = sf_calloc(stem->n_tracks, sizeof *gains);
     size_t *active = sf_calloc(stem->n_tracks, sizeof *active);
     float **bufs = sf_calloc(n_group, sizeof *bufs);
+    double *acc = sf_aligned_alloc(sizeof(double) * stride * (size_t)n_out);
     sf_rc *rcs = sf_calloc(n_group, sizeof *rcs);
     sf_err_t *errs = sf_calloc(n_group, sizeof *errs);
     sf_scratch_t *scratch = sf_calloc((size_t)n_threads, sizeof *scratch);
-    if (!gains || !active || !bufs || !rcs || !errs || !scratch) {
+    if (!gains || !active || !bufs || !acc || !rcs || !errs || !scratch) {
         rc = SF_ERR(err, SF_E_NOMEM, "out of memory rendering stem '%s'", stem->name);
         goto out_free;
     }
@@ -399,14 +404,15 @@ sf_rc sf_render_stem(const sf_session_t *s, size_t stem_index, int64_t start, in
             if (s_track_active(s, stem, k, gains[k], n_out, w.win_begin,
                                w.win_begin + w.win_frames))
                 active[n_active++] = k;
-        float *win_out[SF_MAX_CHANNELS];
-        for (int c = 0; c < n_out; c++)
-            win_out[c] = out[c] + done;
+        if (n_active == 0)
+            continue; /* out is already silent */
+        memset(acc, 0, sizeof(double) * stride * (size_t)n_out);
         for (size_t g0 = 0; g0 < n_active && rc == SF_OK; g0 += n_group) {
             size_t n = n_active - g0 < n_group ? n_active - g0 : n_group;
-            rc = s_render_group(&w, active + g0, n, bufs, scratch, n_threads, rcs, errs, win_out,
-                                err);
+            rc = s_render_group(&w, active + g0, n, bufs, scratch, n_threads, rcs, errs, acc, err);
         }
+        for (int c = 0; c < n_out && rc == SF_OK; c++)
+            sf_dsp_f64_to_f32(out[c] + done, acc + (size_t)c * stride, (size_t)w.win_frames);
     }
 
 out_free:
@@ -423,6 +429,7 @@ out_free:
     sf_free(errs);
     sf_free(rcs);
     sf_free(bufs);
+    sf_free(acc);
     sf_free(active);
     sf_free(gains);
     return rc;

@@ -16,22 +16,9 @@
  * error returns SF_E_INPUT and no model; an allocation failure anywhere
  * returns SF_E_NOMEM and frees everything.
  */
+
 /* realpath(3) is XSI: glibc declares it only with _XOPEN_SOURCE. */
 #define _XOPEN_SOURCE 700
-
-/* libsndfile's SF_FORMAT_WAV, _AIFF, _W64, _FLAC and _RF64 have the names of
- * sf_format_t's: include sndfile.h first with its five renamed (as media.c). */
-#define SF_FORMAT_WAV SNDFILE_FORMAT_WAV
-#define SF_FORMAT_AIFF SNDFILE_FORMAT_AIFF
-#define SF_FORMAT_W64 SNDFILE_FORMAT_W64
-#define SF_FORMAT_FLAC SNDFILE_FORMAT_FLAC
-#define SF_FORMAT_RF64 SNDFILE_FORMAT_RF64
-#include <sndfile.h>
-#undef SF_FORMAT_WAV
-#undef SF_FORMAT_AIFF
-#undef SF_FORMAT_W64
-#undef SF_FORMAT_FLAC
-#undef SF_FORMAT_RF64
 
 #include "sf/session.h"
 
@@ -43,6 +30,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <sndfile.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +44,7 @@
 #define S_NAME_MAX 255 /* longest file name most file systems take */
 /* Times are only syntax-checked at this rate while the real one is unknown. */
 #define S_FALLBACK_RATE 48000
+#define S_MAX_DEPTH 64
 
 /* ---- the YAML tree ---------------------------------------------------- */
 
@@ -289,9 +278,15 @@ static bool s_tree_event(s_ctx_t *c, const yaml_event_t *ev, s_stack_t *st, s_no
         s_node_free(n);
         return false;
     }
-    if (n->kind != S_SCALAR)
-        return s_stack_push(c, st, n);
-    return true;
+    if (n->kind == S_SCALAR)
+        return true;
+    /* The format nests a few levels; a limit keeps hostile input from
+     * exhausting the stack of s_node_free. */
+    if (st->n_items == S_MAX_DEPTH) {
+        s_error(c, n->mark, "values nest deeper than %d levels", S_MAX_DEPTH);
+        return false;
+    }
+    return s_stack_push(c, st, n);
 }
 
 /* Parses the YAML text into *root (NULL for an empty file). Problems go to
@@ -424,9 +419,11 @@ static const s_node_t *s_get_key(const s_node_t *map, const char *key)
 /* The value of the first `key`. */
 static const s_node_t *s_get(const s_node_t *map, const char *key)
 {
-    for (size_t i = 0; i < s_map_size(map); i++)
-        if (s_map_key(map, i) == s_get_key(map, key))
+    for (size_t i = 0; i < s_map_size(map); i++) {
+        const s_node_t *k = s_map_key(map, i);
+        if (k->kind == S_SCALAR && !strcmp(k->text, key))
             return s_map_value(map, i);
+    }
     return NULL;
 }
 
@@ -553,7 +550,8 @@ static int s_channels(s_ctx_t *c, const s_node_t *v, const s_where_t *w)
         return 2;
     if (!strcmp(v->text, "5.1") || !strcmp(v->text, "7.1")) {
         char in[400];
-        s_error(c, v->mark, "not supported yet: 'channels: %s'%s (this version renders mono and stereo)",
+        s_error(c, v->mark,
+                "not supported yet: 'channels: %s'%s (this version renders mono and stereo)",
                 v->text, s_in(w, in, sizeof in));
     } else {
         s_error(c, v->mark, "invalid channels '%s' (expected mono or stereo)", v->text);
@@ -721,8 +719,8 @@ static bool s_check_template(s_ctx_t *c, const s_node_t *v)
 
 static int s_sndfile_format(sf_format_t f, sf_sample_format_t sample)
 {
-    static const int major[] = {SNDFILE_FORMAT_WAV, SNDFILE_FORMAT_RF64, SNDFILE_FORMAT_W64,
-                                SNDFILE_FORMAT_AIFF, SNDFILE_FORMAT_FLAC};
+    static const int major[] = {SF_FORMAT_WAV, SF_FORMAT_RF64, SF_FORMAT_W64, SF_FORMAT_AIFF,
+                                SF_FORMAT_FLAC};
     static const int minor[] = {SF_FORMAT_PCM_16, SF_FORMAT_PCM_24, SF_FORMAT_PCM_32,
                                 SF_FORMAT_FLOAT};
     return major[f] | minor[sample];
@@ -928,9 +926,9 @@ static void s_clip(s_ctx_t *c, const s_node_t *map, const s_node_t *v_source,
 
     int64_t n = clip->source_frames;
     if (clip->offset >= n) {
-        s_error(c, v_offset ? v_offset->mark : clip->mark, "%s (%s) is past the end of source '%s' (%lld frames)",
-                s_subject(w, "offset", subject, sizeof subject), v_offset ? v_offset->text : "0",
-                v_source->text,
+        s_error(c, v_offset ? v_offset->mark : clip->mark,
+                "offset '%s' is past the end of source '%s' (%lld frames)",
+                v_offset ? v_offset->text : "0", v_source->text,
                 (long long)n);
         return;
     }
@@ -979,6 +977,7 @@ static void s_track_clips(s_ctx_t *c, const s_node_t *map, const s_where_t *w, s
         return;
     }
     t->n_clips = v_clips->n_kids;
+    size_t first = 0; /* the clip that set t->n_channels */
     for (size_t i = 0; i < t->n_clips && !c->rc; i++) {
         const s_node_t *item = v_clips->kids[i];
         s_where_t cw = s_where_item("clip %zu of %s", i + 1, w->item);
@@ -991,11 +990,12 @@ static void s_track_clips(s_ctx_t *c, const s_node_t *map, const s_where_t *w, s
             continue;
         if (!t->n_channels) {
             t->n_channels = clip->source_channels;
+            first = i;
         } else if (clip->source_channels != t->n_channels) {
             s_error(c, clip->mark,
-                    "clip %zu of %s has %d channels, clip 1 has %d "
+                    "clip %zu of %s has %d channels, clip %zu has %d "
                     "(all clips of a track need the same channel count)",
-                    i + 1, w->item, clip->source_channels, t->n_channels);
+                    i + 1, w->item, clip->source_channels, first + 1, t->n_channels);
         }
     }
 }
@@ -1081,16 +1081,20 @@ out_free_names:
 static bool s_has_wildcard(const char *pattern) { return strpbrk(pattern, "*?") != NULL; }
 
 /* Resolves one stem's patterns into ascending track indices; counts each
- * track's stems in n_stems_of[]. */
+ * track's stems in n_stems_of[]. An exact name that matches nothing is a
+ * typo (error); a glob may legitimately match nothing in a session made
+ * from a template (warning), and a stem that matches nothing at all is
+ * reported once, as a whole. */
 static void s_stem_tracks(s_ctx_t *c, const s_node_t *patterns, const s_where_t *w,
                           sf_stem_t *stem, size_t *n_stems_of)
 {
     sf_session_t *s = c->s;
     bool *member = sf_calloc(s->n_tracks, sizeof *member);
+    bool *missed = sf_calloc(patterns->n_kids, sizeof *missed);
     bool problems = false;
-    if (!member) {
+    if (!member || !missed) {
         c->rc = SF_E_NOMEM;
-        return;
+        goto out_free;
     }
     for (size_t i = 0; i < patterns->n_kids; i++) {
         const s_node_t *p = patterns->kids[i];
@@ -1106,30 +1110,35 @@ static void s_stem_tracks(s_ctx_t *c, const s_node_t *patterns, const s_where_t 
                 any = member[t] = true;
         if (any || !c->names_complete)
             continue;
-        problems = true;
-        /* An exact name that matches nothing is a typo; a glob may
-         * legitimately match nothing in a session made from a template. */
-        if (!s_has_wildcard(p->text))
+        if (s_has_wildcard(p->text)) {
+            missed[i] = true;
+        } else {
             s_error(c, p->mark, "unknown track '%s' in %s", p->text, w->item);
-        else
-            s_warning(c, p->mark, "pattern '%s' in %s matches no track", p->text, w->item);
+            problems = true;
+        }
     }
     for (size_t t = 0; t < s->n_tracks; t++)
         stem->n_tracks += member[t];
     if (stem->n_tracks == 0 && !problems && c->names_complete)
         s_warning(c, stem->mark, "%s matches no track", w->item);
+    else
+        for (size_t i = 0; i < patterns->n_kids; i++)
+            if (missed[i])
+                s_warning(c, patterns->kids[i]->mark, "pattern '%s' in %s matches no track",
+                          patterns->kids[i]->text, w->item);
     stem->tracks = sf_calloc(stem->n_tracks, sizeof *stem->tracks);
     if (!stem->tracks) {
         c->rc = SF_E_NOMEM;
-        goto out_free_member;
+        goto out_free;
     }
     for (size_t t = 0, k = 0; t < s->n_tracks; t++)
         if (member[t]) {
             stem->tracks[k++] = t;
             n_stems_of[t]++;
         }
-out_free_member:
+out_free:
     sf_free(member);
+    sf_free(missed);
 }
 
 static void s_stem(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t **name_nodes,
@@ -1283,7 +1292,9 @@ static void s_check_filenames(s_ctx_t *c, const s_node_t *name_node, bool distin
         }
         memcpy(names[i], buf, strlen(buf) + 1);
         for (size_t j = 0; j < i; j++)
-            if (names[j][0] && !strcasecmp(names[j], names[i])) {
+            /* Equal stem names are reported as duplicates already. */
+            if (names[j][0] && !strcasecmp(names[j], names[i]) &&
+                strcmp(s->stems[j].name, st->name)) {
                 s_error(c, st->mark, "stems '%s' and '%s' would both be written to '%s'",
                         s->stems[j].name, st->name, names[i]);
                 break;
@@ -1298,7 +1309,8 @@ static void s_multitracks(s_ctx_t *c, const s_node_t *root)
     const s_node_t *v = s_scalar(c, root, "multitracks", &top, false);
     bool on = false;
     if (v && s_bool(c, v, &on) && on)
-        s_error(c, v->mark, "not supported yet: 'multitracks: true' (this version renders stems only)");
+        s_error(c, v->mark,
+                "not supported yet: 'multitracks: true' (this version renders stems only)");
 }
 
 static void s_build(s_ctx_t *c, const s_node_t *root)
@@ -1555,18 +1567,23 @@ sf_rc sf_session_stem_filename(const sf_session_t *s, size_t stem_index, char *b
         const char *value = NULL;
         size_t skip = 0;
         if (!strncmp(p, "{session}", 9)) {
-            value = s->name, skip = 9;
+            value = s->name;
+            skip = 9;
         } else if (!strncmp(p, "{stem}", 6)) {
-            value = stem->name, skip = 6;
+            value = stem->name;
+            skip = 6;
         } else if (!strncmp(p, "{index}", 7)) {
             snprintf(num, sizeof num, "%02zu", stem_index + 1);
-            value = num, skip = 7;
+            value = num;
+            skip = 7;
         } else if (!strncmp(p, "{rate}", 6)) {
             snprintf(num, sizeof num, "%d", s->sample_rate);
-            value = num, skip = 6;
+            value = num;
+            skip = 6;
         } else if (!strncmp(p, "{bits}", 6)) {
             snprintf(num, sizeof num, "%d", sf_sample_format_bits(s->output.sample_format));
-            value = num, skip = 6;
+            value = num;
+            skip = 6;
         }
         if (value) {
             s_name_append(&nb, value, strlen(value));

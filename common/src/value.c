@@ -111,7 +111,8 @@ static bool s_decimal_to_frames(const s_decimal_t *dec, int64_t unit_div, int ra
     return true;
 }
 
-#define S_TIME_FORMS "expected samples, seconds like 2.5s, milliseconds like 375ms, m:ss.mmm or h:mm:ss.mmm"
+#define S_TIME_FORMS                                                                           \
+    "expected samples, seconds like 2.5s, milliseconds like 375ms, m:ss.mmm or h:mm:ss.mmm"
 
 /* Timecode "m:ss[.frac]" or "h:mm:ss[.frac]" at p (after the sign). */
 static sf_rc s_timecode(const char *text, const char *p, int rate, int64_t *out, sf_err_t *err)
@@ -247,12 +248,13 @@ sf_rc sf_value_level_db(const char *text, double *out_db, sf_err_t *err)
     /* "-.inf" is how YAML itself spells minus infinity. */
     if (strcmp(text, "-inf") == 0 || strcmp(text, "-.inf") == 0 || strcmp(text, "-.Inf") == 0 ||
         strcmp(text, "-.INF") == 0) {
-        *out_db = -INFINITY;
+        *out_db = -(double)INFINITY;
         return SF_OK;
     }
     double v;
     if (!s_parse_number(text, &v))
-        return SF_ERR(err, SF_E_INPUT, "invalid level '%s' (expected a number of dB or -inf)", text);
+        return SF_ERR(err, SF_E_INPUT, "invalid level '%s' (expected a number of dB or -inf)",
+                      text);
     *out_db = v;
     return SF_OK;
 }

@@ -19,6 +19,14 @@ void sf_dsp_add(float *restrict dst, const float *restrict src, size_t n_frames)
 /* dst[i] = src[i] * gain */
 void sf_dsp_scale(float *restrict dst, const float *restrict src, size_t n_frames, float gain);
 
+/* Summing buses in double: dst[i] += (double)src[i]. The renderer adds its
+ * tracks' float buffers into a double accumulator in session order and rounds
+ * once at the end, so a stem of many tracks stays within a fraction of a
+ * pcm24 LSB of the exact mix (a float accumulator does not). */
+void sf_dsp_add_f64(double *restrict dst, const float *restrict src, size_t n_frames);
+/* dst[i] = (float)src[i] (round to nearest). */
+void sf_dsp_f64_to_f32(float *restrict dst, const double *restrict src, size_t n_frames);
+
 /* Interleaves planar channels into dst (n_frames * n_channels floats). */
 void sf_dsp_interleave(float *restrict dst, const float *const *src, int n_channels, size_t n_frames);
 /* Splits interleaved src into planar dst[c]. */

@@ -33,6 +33,12 @@
 #define SF_WIRE_MAX_HEARTBEAT_MS 600000u /* welcome.heartbeat_ms, from 1 */
 #define SF_WIRE_MAX_PREROLL_FRAMES SF_WIRE_MAX_FRAMES /* job.preroll_frames */
 #define SF_WIRE_MAX_TIMELINE_FRAME (1ll << 53) /* |job.start_frame|, so start +- frames never overflows */
+/* Sessions a node keeps: at least the last SF_WIRE_NODE_SESSIONS distinct
+ * sessions it was sent, in the order their SessionData arrived (a Job does
+ * not refresh it). So a coordinator that remembers, per node, the last
+ * SF_WIRE_NODE_SESSIONS hashes it sent, and sends SessionData again before a
+ * Job for any other, never meets "unknown session". */
+#define SF_WIRE_NODE_SESSIONS 8
 
 typedef enum {
     SF_WIRE_HELLO = 1,
