@@ -1909,23 +1909,33 @@ static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_st
         uint32_t x = 0x9E3779B9u ^ (uint32_t)(i * 0x85EBCA6Bu);
         if (x == 0)
             x = 1;
-        int32_t lp1 = 0, lp2 = 0, div = 1 << (1 + i % 4);
+        int32_t lp1 = 0, lp2 = 0;
         uint32_t ph = 0, inc = (uint32_t)floor(55.0 * pow(2.0, (double)(i % 36) / 12.0) / (double)rate * 4294967296.0);
         wav_t w;
         s_wav_open(&w, path, 1, 65536);
         for (int64_t at = 0; at < n_frames; at += (int64_t)w.n_chunk) {
             int64_t left = n_frames - at;
             size_t n = left < (int64_t)w.n_chunk ? (size_t)left : w.n_chunk;
-            for (size_t k = 0; k < n; k++) {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                int32_t noise = (int32_t)(x >> 11) - (1 << 20);
-                lp1 += (noise - lp1) / div;
-                lp2 += (lp1 - lp2) / div;
-                w.chunk[k] = (lp2 + table[ph >> (32 - TABLE_BITS)]) * 256;
-                ph += inc;
+            /* why the switch: a constant divisor compiles to shifts, a
+             * variable one to a slow idiv per sample */
+#define BENCH_LOOP(DIV)                                                                   \
+    for (size_t k = 0; k < n; k++) {                                                      \
+        x ^= x << 13;                                                                     \
+        x ^= x >> 17;                                                                     \
+        x ^= x << 5;                                                                      \
+        int32_t noise = (int32_t)(x >> 11) - (1 << 20);                                   \
+        lp1 += (noise - lp1) / (DIV);                                                     \
+        lp2 += (lp1 - lp2) / (DIV);                                                       \
+        w.chunk[k] = (lp2 + table[ph >> (32 - TABLE_BITS)]) * 256;                        \
+        ph += inc;                                                                        \
+    }
+            switch (i % 4) {
+            case 0: BENCH_LOOP(2) break;
+            case 1: BENCH_LOOP(4) break;
+            case 2: BENCH_LOOP(8) break;
+            default: BENCH_LOOP(16) break;
             }
+#undef BENCH_LOOP
             s_wav_write(&w, n);
         }
         s_wav_close(&w);
