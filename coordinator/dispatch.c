@@ -4,7 +4,9 @@
  * - a job is QUEUED (in no node's hands), RUNNING on exactly one node at one
  *   attempt, or DONE; only a result for (node, attempt) of a RUNNING job is
  *   accepted, so a result that arrives after its lease moved is dropped;
- * - node->in_flight never exceeds the credits the node granted;
+ * - node->in_flight counts jobs sent to the node and not yet answered (the
+ *   node answers every job exactly once, even one it no longer needs), so it
+ *   mirrors what the node holds and never exceeds the credits it granted;
  * - every render ends with exactly one DONE event.
  */
 #include "dispatch.h"
@@ -29,7 +31,7 @@
 #include <zmq.h>
 
 #define MAX_ATTEMPTS 3
-#define MAX_KNOWN_SESSIONS 8
+#define MAX_KNOWN_SESSIONS SF_WIRE_NODE_SESSIONS /* what a node keeps */
 #define ROUTING_ID_MAX 256
 
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_state_t;
@@ -170,11 +172,6 @@ static void s_finish(dispatch_t *d, render_t *r, int exit_code, const char *mess
     if (r->finished)
         return;
     r->finished = true;
-    if (r->plan && r->state) {
-        for (size_t j = 0; j < r->plan->n_jobs; j++)
-            if (r->state[j] == JOB_RUNNING && r->node_of[j] >= 0)
-                d->nodes[r->node_of[j]].in_flight--;
-    }
     stitch_destroy(&r->stitch, true);
     if (exit_code == 0)
         sf_log(SF_LOG_INFO, "coordinator dispatch", "render %u of '%s' delivered: %s", r->id,
@@ -482,7 +479,6 @@ static void s_job_failed(dispatch_t *d, render_t *r, size_t j, node_t *n, const 
 {
     const plan_job_t *pj = &r->plan->jobs[j];
     const char *stem = r->session->stems[pj->stem_index].name;
-    n->in_flight--;
     r->failures[j]++;
     sf_log(SF_LOG_WARN, "coordinator dispatch", "job stem '%s' segment %u failed on node '%s' (attempt %u): %s",
            stem, pj->segment_index, n->name, r->failures[j], why);
@@ -522,13 +518,11 @@ static void s_on_result(dispatch_t *d, node_t *n, const sf_wire_msg_t *m)
     }
     sf_err_t e = {0};
     if (stitch_accept(r->stitch, j, m->u.result.pcm, &e)) {
-        n->in_flight--;
         r->state[j] = JOB_DONE;
         r->node_of[j] = -1;
         s_finish(d, r, 1, e.msg, NULL);
         return;
     }
-    n->in_flight--;
     r->state[j] = JOB_DONE;
     r->node_of[j] = -1;
     snprintf(r->segments[j].node_name, sizeof r->segments[j].node_name, "%s", n->name);
@@ -616,12 +610,16 @@ static void s_on_message(dispatch_t *d, const uint8_t *id, size_t n_id, const ui
         }
         break;
     case SF_WIRE_RESULT:
-        if (n)
+        if (n) {
+            n->in_flight -= n->in_flight > 0;
             s_on_result(d, n, &m);
+        }
         break;
     case SF_WIRE_JOB_ERROR:
-        if (n)
+        if (n) {
+            n->in_flight -= n->in_flight > 0;
             s_on_job_error(d, n, &m);
+        }
         break;
     case SF_WIRE_BYE:
         if (n)
