@@ -34,11 +34,21 @@ sf_rc sf_media_probe(const char *path, sf_media_info_t *info, sf_err_t *err);
 sf_rc sf_media_read(const char *path, int64_t offset, int64_t n_frames, int n_channels,
                     float *const *dst, sf_err_t *err);
 
+/* A copy of the file at `path` resampled to `rate` by libsoxr (very high
+ * quality), as float32 WAV, in cache_dir (created if missing) under a name
+ * made of the SHA-256 of the source's bytes and the rate. Made once
+ * (written to a temporary name, fsynced, renamed) and reused after: every
+ * node and every segment read the same samples. *out_path is the copy's
+ * path (caller frees with sf_free). */
+sf_rc sf_media_resampled(const char *path, int rate, const char *cache_dir, char **out_path,
+                         sf_err_t *err);
+
 /* ---- writing deliverables -------------------------------------------- */
 
 typedef struct sf_media_writer sf_media_writer_t;
 
-/* Creates (truncates) `path`. Integer formats take left-justified int32
+/* Creates (truncates) `path`. WAV-family files of 6 or 8 channels carry the
+ * WAVE_FORMAT_EXTENSIBLE channel mask of 5.1 / 7.1 (sf_layout_labels order). Integer formats take left-justified int32
  * frames (a pcm24 sample v is passed as v << 8, as sf_dsp_quantize makes),
  * float32 takes float frames; libsndfile does no conversion of its own.
  * SF_E_INPUT if libsndfile rejects the format combination. */

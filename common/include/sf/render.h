@@ -18,6 +18,40 @@
 
 #include <stdint.h>
 
+/* Renders target t over timeline frames [start, start + n_frames) into
+ * out[c][0..n_frames), c < sf_session_target_channels(s, t).
+ *
+ * The graph: each track's clips (fades, crossfades, clip gain, channel pick)
+ * and polarity give its pre-fader signal; the fader (gain_db or its
+ * automation) gives the post-fader signal; both are panned (pan or its
+ * automation, or `route`) into the layout of the bus they feed: the output
+ * bus, and each send's bus at the send's level (pre- or post-fader tap).
+ * Buses run in session->bus_order: the sum of what feeds them (in a fixed
+ * order: tracks in session order, then buses in bus_order), their fader, then
+ * into their output bus and sends. Layout changes between a source and the
+ * bus it feeds follow sf_render_layout_gains.
+ *  - STEM: only the stem's (unmuted) tracks sound (solo in place); every bus
+ *    still processes; the master bus's sum is the stem (master effects only
+ *    with output.master_apply), converted to the stem's channels.
+ *  - MIX: the sum, in stem order, of every stem at the mix's gain; then the
+ *    master effects when the mix says master: apply.
+ *  - MULTITRACK: the track's clips only (clip gain, fades, crossfades,
+ *    channel pick): no polarity, fader, pan, sends or effects.
+ *  - FULL_MIX: every unmuted track sounding, master effects bypassed.
+ */
+sf_rc sf_render(const sf_session_t *s, sf_target_t t, int64_t start, int64_t n_frames, int64_t preroll,
+                float *const *out, sf_err_t *err);
+
+/* Gains from a signal of n_in channels to a bus of n_out channels, both in
+ * the layouts of sf_layout_labels: gains[in][out].
+ *  - equal layouts: identity;
+ *  - mono to stereo or wider: -3 dB into L and R (centre, constant power);
+ *  - stereo to mono: (L + R) at -3 dB; stereo to 5.1/7.1: L to L, R to R;
+ *  - 5.1/7.1 to stereo (ITU-R BS.775): L' = L + C/sqrt2 + surrounds/sqrt2
+ *    (Ls; or Lss and Lsr), R' likewise, LFE dropped; to mono: (L' + R')/sqrt2;
+ *  - 5.1 to 7.1: Ls to Lss, Rs to Rss; 7.1 to 5.1: Ls = (Lss + Lsr)/sqrt2. */
+void sf_render_layout_gains(int n_in, int n_out, double gains[SF_MAX_CHANNELS][SF_MAX_CHANNELS]);
+
 /* Renders stem `stem_index` over timeline frames [start, start + n_frames)
  * into out[c][0..n_frames), c < stems[stem_index].n_channels, caller-allocated.
  * `preroll` frames before `start` are rendered to warm up effects with memory

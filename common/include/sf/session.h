@@ -31,36 +31,107 @@ typedef enum { SF_FILE_WAV, SF_FILE_RF64, SF_FILE_W64, SF_FILE_AIFF, SF_FILE_FLA
 typedef enum { SF_SAMPLE_PCM16, SF_SAMPLE_PCM24, SF_SAMPLE_PCM32, SF_SAMPLE_FLOAT32 } sf_sample_format_t;
 typedef enum { SF_DITHER_AUTO, SF_DITHER_TPDF, SF_DITHER_NONE } sf_dither_t;
 
+/* output_bus / send target meaning "the master bus". */
+#define SF_MASTER_BUS (-1)
+
+typedef enum { SF_FADE_LINEAR, SF_FADE_EQUAL_POWER } sf_fade_shape_t;
+
 typedef struct {
-    char *path;            /* resolved path of the source file (owned) */
+    int64_t length;        /* frames; 0: no fade */
+    sf_fade_shape_t shape; /* linear: g = x; equal_power: g = sin(x * pi / 2), x in [0, 1] */
+} sf_fade_t;
+
+/* Breakpoints [time, value], linear between them, evaluated per sample at
+ * absolute timeline frames (so a segment cut never changes a value). Before
+ * the first point the first value holds, after the last the last value.
+ * Gains interpolate in dB; a -inf point interpolates as tail_threshold_db
+ * and is exact silence only at the point itself or between two -inf points. */
+typedef struct {
+    int64_t *frames;       /* owned; absolute timeline frames, non-decreasing */
+    double *values;        /* owned; dB (may be -INFINITY) or pan -1..+1 */
+    size_t n_points;       /* 0: not automated */
+    sf_mark_t mark;
+} sf_automation_t;
+
+typedef struct {
+    char *path;            /* the file read at render time (owned): the source, or its
+                              resampled copy in the cache when source_rate differs */
     sf_mark_t mark;        /* of the clip (or of the track's `source:` shorthand) */
     int64_t at;            /* timeline frame of the clip's first sample */
-    int64_t offset;        /* first source frame used */
+    int64_t offset;        /* first source frame used (at the session rate) */
     int64_t length;        /* frames; always > 0 and offset + length <= source frames */
     double gain_db;        /* clip gain; -INFINITY allowed */
-    int source_channels;   /* 1 or 2 */
-    int64_t source_frames; /* length of the source file */
+    int source_channels;   /* channels of the file (1..8) */
+    int64_t source_frames; /* length of the file read (at the session rate) */
+    sf_fade_t fade_in;     /* fades lie inside [at, at + length) */
+    sf_fade_t fade_out;
+    int64_t crossfade;     /* frames: where this clip starts over an earlier clip of the
+                              track, the two crossfade (equal power) over this many frames
+                              from `at` instead of cutting; 0: the later clip wins outright */
+    int channel;           /* -1: every channel of the file; else the 0-based channel used
+                              (`channel: N` in YAML is 1-based) and the clip is mono */
+    int source_rate;       /* the original file's rate */
+    char *original_path;   /* the source as named in the session, resolved (owned), when
+                              `path` is a resampled copy; NULL otherwise */
 } sf_clip_t;
+
+typedef struct {
+    int bus;               /* index into session->buses */
+    double level_db;       /* -INFINITY allowed */
+    bool pre_fader;        /* tap before the fader (gain, its automation); else after */
+    sf_automation_t level_auto; /* replaces level_db where present */
+    sf_mark_t mark;
+} sf_send_t;
 
 typedef struct {
     char *name;            /* owned, unique among tracks */
     sf_mark_t mark;
     sf_clip_t *clips;      /* owned, in file order: a later clip wins where clips overlap */
     size_t n_clips;
-    int n_channels;        /* channels of its clips (all the same): 1 or 2 */
+    int n_channels;        /* channels its clips deliver (all the same): 1 or 2 */
     double gain_db;        /* -INFINITY allowed */
     double pan;            /* -1..+1 */
     bool invert;           /* polarity: invert */
-    bool mute;
+    bool mute;             /* silent everywhere, sends included */
+    int output_bus;        /* index into session->buses, or SF_MASTER_BUS */
+    sf_send_t *sends;      /* owned, in file order */
+    size_t n_sends;
+    sf_automation_t gain_auto; /* the fader, replacing gain_db, where present */
+    sf_automation_t pan_auto;  /* replacing pan where present */
+    int route[SF_MAX_CHANNELS]; /* `route: [C]`: a mono track goes to these channels of
+                                   the bus it feeds (0-based in that bus's layout) */
+    int n_route;           /* 0: panned (L/R) instead */
 } sf_track_t;
+
+typedef struct {
+    char *name;            /* owned, unique among buses (and not "master") */
+    sf_mark_t mark;
+    int n_channels;        /* 1, 2, 6 (5.1) or 8 (7.1); default 2 */
+    int output_bus;        /* index into session->buses, or SF_MASTER_BUS */
+    double gain_db;        /* the bus fader (stemfarm addition, default 0) */
+    sf_send_t *sends;      /* owned: buses may feed aux buses too */
+    size_t n_sends;
+} sf_bus_t;
 
 typedef struct {
     char *name;            /* owned, unique among stems */
     sf_mark_t mark;
     size_t *tracks;        /* owned: indices into session->tracks, ascending (session order) */
     size_t n_tracks;
-    int n_channels;        /* output channels of this stem */
+    int n_channels;        /* output channels of this stem: 1, 2, 6 or 8 */
+    bool rest;             /* `rest: true`: gathers every track no other stem claims */
+    size_t *buses;         /* owned: every bus its tracks reach, in bus_order */
+    size_t n_buses;
 } sf_stem_t;
+
+typedef struct {
+    char *name;            /* owned, unique among stems and mixes */
+    sf_mark_t mark;
+    double *stem_gain_db;  /* owned, n_stems entries: 0 dB, a gains_db entry, or
+                              -INFINITY for an excluded stem */
+    bool master_apply;     /* `master: apply`: the master bus effects run on the sum */
+    int n_channels;        /* the master's */
+} sf_mix_t;
 
 typedef struct {
     char *dir;             /* resolved output folder (owned) */
@@ -72,6 +143,9 @@ typedef struct {
     bool headroom_check;   /* headroom_db was given (not null) */
     double headroom_db;    /* verification: no stem may peak above this */
     bool headroom_fail;    /* headroom_policy: fail (true) or warn (false) */
+    bool interleave;       /* false: one mono file per channel, "{name}.L.wav" ... (default true) */
+    bool master_apply;     /* output.master: apply (stems get the master effects) */
+    bool null_test;        /* output.null_test (default true): stems must null against the mix */
 } sf_output_t;
 
 typedef struct sf_session {
@@ -85,18 +159,28 @@ typedef struct sf_session {
     bool end_auto;         /* end was `auto`: the last clip end */
     int64_t segment;       /* frames; 0: the planner chooses */
     double tail_threshold_db;
-    int master_channels;   /* 1 or 2 */
+    int master_channels;   /* 1, 2, 6 or 8 */
     sf_output_t output;
     sf_track_t *tracks;    /* owned, in session order */
     size_t n_tracks;
     sf_stem_t *stems;      /* owned, in file order */
     size_t n_stems;
+    sf_bus_t *buses;       /* owned, in file order */
+    size_t n_buses;
+    size_t *bus_order;     /* owned, n_buses: a topological order, every bus after every bus
+                              that feeds it (outputs and sends); ties in file order */
+    sf_mix_t *mixes;       /* owned, in file order */
+    size_t n_mixes;
+    bool multitracks;      /* also deliver every track consolidated, unprocessed */
+    char *cache_dir;       /* where resampled sources live (owned): <base_dir>/.stemfarm-cache */
     uint8_t hash[SF_SESSION_HASH_BYTES]; /* SHA-256 of the YAML bytes and base_dir */
 } sf_session_t;
 
 typedef struct {
     bool strict;           /* warnings are errors */
     bool check_sources;    /* open every source (default true via sf_session_load_opts_default) */
+    bool resample;         /* make or reuse resampled copies of sources at another rate
+                              (sf_media_resampled); default true. Needs check_sources. */
 } sf_session_load_opts_t;
 
 sf_session_load_opts_t sf_session_load_opts_default(void);
@@ -129,6 +213,36 @@ int64_t sf_session_n_frames(const sf_session_t *s);
  * Returns SF_OK, or SF_E_INPUT if it does not fit in n_bytes. */
 sf_rc sf_session_stem_filename(const sf_session_t *s, size_t stem_index, char *buf,
                                size_t n_bytes, sf_err_t *err);
+
+/* What a deliverable holds. */
+typedef enum {
+    SF_TARGET_STEM,        /* index: stem */
+    SF_TARGET_MIX,         /* index: mix */
+    SF_TARGET_MULTITRACK,  /* index: track, consolidated and unprocessed */
+    SF_TARGET_FULL_MIX,    /* every track sounding, master bypassed: the null-test reference */
+} sf_target_kind_t;
+
+typedef struct {
+    sf_target_kind_t kind;
+    uint32_t index;
+} sf_target_t;
+
+/* Channels of a target: the stem's, the master's, the track's. */
+int sf_session_target_channels(const sf_session_t *s, sf_target_t t);
+/* The name placed in {stem}: stem, mix or track name; "Full Mix" for the reference. */
+const char *sf_session_target_name(const sf_session_t *s, sf_target_t t);
+
+/* File name of a target's deliverable, as sf_session_stem_filename; with
+ * channel >= 0 (output.interleave: false) the channel's label is added
+ * before the extension: "Night Drive_Drums.L.wav". */
+sf_rc sf_session_target_filename(const sf_session_t *s, sf_target_t t, int channel, char *buf,
+                                 size_t n_bytes, sf_err_t *err);
+
+/* Channel labels of a layout of n_channels (1, 2, 6, 8), in file order:
+ * M; L R; L R C LFE Ls Rs; L R C LFE Lss Rss Lsr Rsr. NULL for other counts. */
+const char *const *sf_layout_labels(int n_channels);
+/* "mono", "stereo", "5.1", "7.1"; NULL for other counts. */
+const char *sf_layout_name(int n_channels);
 
 /* Lowercase hex of the session hash into hex[65]. */
 void sf_session_hash_hex(const sf_session_t *s, char hex[65]);

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# bench/embedded.sh -- the embedded render (`stemfarm render`, no --farm)
+# against the least any render of the session must do: read its source bytes,
+# here from the page cache. bench/README.md explains the numbers.
+#
+#   bench/embedded.sh                        96 tracks x 120 s, 8 stems, median of 3
+#   RUNS=5 NODES=2 bench/embedded.sh         settings come from the environment:
+#
+#   RUNS    3       runs of each measurement, interleaved; the median is reported
+#   TRACKS  96      mono 24-bit tracks in the generated session
+#   LENGTH  120     their length in seconds
+#   STEMS   8       stems (TRACKS / STEMS tracks each)
+#   RATE    48000   sample rate
+#   NODES   (unset) --nodes for stemfarm render; unset: its default, one per core
+#   BUILD   build   the CMake build folder (configured as Release if absent)
+#
+# The session is generated once into bench/work/ (git-ignored) and reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+TRACKS=${TRACKS:-96}
+LENGTH=${LENGTH:-120}
+STEMS=${STEMS:-8}
+RATE=${RATE:-48000}
+NODES=${NODES:-}
+BUILD=${BUILD:-build}
+
+die() { echo "bench: error: $*" >&2; exit 1; }
+for v in RUNS TRACKS STEMS RATE; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a whole number above 0, got '${!v}'"
+done
+[[ $LENGTH =~ ^[0-9]+([.][0-9]+)?$ ]] || die "LENGTH must be a number of seconds, got '$LENGTH'"
+[[ -z $NODES || $NODES =~ ^[1-9][0-9]*$ ]] || die "NODES must be a whole number above 0, got '$NODES'"
+
+# ---- build: incremental, so a stale binary is never measured ---------------
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+case $build_type in
+  Release | RelWithDebInfo) ;;
+  *) echo "bench: warning: $BUILD is a '${build_type:-default}' build; expect slow numbers" >&2 ;;
+esac
+cmake --build "$BUILD" -j"$(nproc)" --target stemfarm stemfarm-gen >/dev/null ||
+  die "build failed (stemfarm-gen needs add_subdirectory(configs) in CMakeLists.txt)"
+
+find_bin() {
+  local p
+  for p in "$BUILD/$1" "$BUILD/coordinator/$1" "$BUILD/configs/$1"; do
+    [ -x "$p" ] && { echo "$p"; return 0; }
+  done
+  die "no $1 under $BUILD"
+}
+stemfarm=$(find_bin stemfarm)
+gen=$(find_bin stemfarm-gen)
+
+# ---- the session, generated once --------------------------------------------
+work=bench/work
+dir=$work/t$TRACKS-s$LENGTH-k$STEMS-r$RATE
+session=$dir/session.yaml
+out=$work/out
+if [ ! -f "$session" ]; then # written last by the generator: present means complete
+  need_kb=$(awk -v n="$TRACKS" -v s="$LENGTH" -v r="$RATE" -v k="$STEMS" \
+    'BEGIN { printf "%d", (n * s * r * 3 + k * s * r * 6) * 1.05 / 1024 + 1 }')
+  mkdir -p "$work"
+  free_kb=$(df -Pk "$work" | awk 'NR == 2 { print $4 }')
+  [ "$free_kb" -ge "$need_kb" ] ||
+    die "$work needs $((need_kb / 1024)) MB for sources and stems, $((free_kb / 1024)) MB free"
+  echo "bench: generating $dir (once; later runs reuse it)"
+  rm -rf "$dir"
+  "$gen" bench "$dir" --tracks "$TRACKS" --seconds "$LENGTH" --stems "$STEMS" --rate "$RATE"
+fi
+sources=("$dir"/media/*.wav)
+
+# ---- how to render ----------------------------------------------------------
+render_args=(render "$session" -o "$out")
+if "$stemfarm" --help 2>&1 | grep -q -- '--force'; then
+  render_args+=(--force)
+  force=1
+else
+  force=0 # no --force yet: remove the delivery folder before each run (untimed)
+fi
+[ -n "$NODES" ] && render_args+=(--nodes "$NODES")
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+median() {
+  printf '%s\n' "$@" | sort -g |
+    awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+bytes() { stat -c %s "$@" | awk '{ s += $1 } END { printf "%.0f", s }'; }
+
+# ---- measure: render and read, interleaved ----------------------------------
+cat "${sources[@]}" >/dev/null # warm-up: both measurements read from the page cache
+log=$work/render.log
+render_s=()
+read_s=()
+printf '\n%-6s %12s %12s\n' run render_s read_s
+for ((i = 1; i <= RUNS; i++)); do
+  [ "$force" = 1 ] || rm -rf "$out"
+  t=$(now)
+  if ! "$stemfarm" "${render_args[@]}" >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    die "render failed (exit status above; full output in $log)"
+  fi
+  render_s+=("$(since "$t")")
+  t=$(now)
+  cat "${sources[@]}" >/dev/null
+  read_s+=("$(since "$t")")
+  printf '%-6s %12s %12s\n' "$i" "${render_s[-1]}" "${read_s[-1]}"
+done
+
+# ---- report -----------------------------------------------------------------
+render_med=$(median "${render_s[@]}")
+read_med=$(median "${read_s[@]}")
+bytes_in=$(bytes "${sources[@]}")
+mapfile -t delivered < <(find "$out" -maxdepth 1 -type f ! -name manifest.json | sort)
+bytes_out=$(bytes "${delivered[@]}")
+
+awk -v n="$TRACKS" -v s="$LENGTH" -v k="$STEMS" -v r="$RATE" -v runs="$RUNS" \
+  -v nodes="${NODES:-default (one per core)}" -v cores="$(nproc)" \
+  -v wall="$render_med" -v rd="$read_med" -v bin="$bytes_in" -v bout="$bytes_out" \
+  -v nfiles="${#delivered[@]}" -v session="$session" 'BEGIN {
+  printf "\nstemfarm embedded render: %s\n", session
+  printf "  machine                %d cores; --nodes %s; median of %d interleaved runs\n", cores, nodes, runs
+  printf "  audio in               %d tracks x %g s = %g track-seconds (%.2f GB, mono 24-bit, %d Hz)\n", n, s, n * s, bin / 1e9, r
+  printf "  stems out              %d stems x %g s (%d files, %.2f GB)\n", k, s, nfiles, bout / 1e9
+  printf "  render wall time       %.3f s\n", wall
+  printf "  realtime factor        %.1fx   session seconds per wall second, all %d stems delivered and verified\n", s / wall, k
+  printf "  track-seconds / s      %.0f     tracks x seconds mixed per wall second\n", n * s / wall
+  printf "  stem-seconds / s       %.0f     stems x seconds delivered per wall second\n", k * s / wall
+  printf "  read from page cache   %.3f s (%.2f GB/s): cat of the same source files\n", rd, bin / rd / 1e9
+  printf "  render / read          %.1fx   render wall time over the time to read its sources\n", wall / rd
+  printf "\nbench: tracks=%d seconds=%g stems=%d rate=%d runs=%d render_s=%.3f read_s=%.3f ratio=%.1f\n", n, s, k, r, runs, wall, rd, wall / rd
+}'
