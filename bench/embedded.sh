@@ -12,6 +12,7 @@
 #   STEMS   8       stems (TRACKS / STEMS tracks each)
 #   RATE    48000   sample rate
 #   NODES   (unset) --nodes for stemfarm render; unset: its default, one per core
+#   SEGMENT (unset) --segment for stemfarm render (e.g. 30s); unset: its default
 #   BUILD   build   the CMake build folder (configured as Release if absent)
 #
 # The session is generated once into bench/work/ (git-ignored) and reused.
@@ -24,6 +25,7 @@ LENGTH=${LENGTH:-120}
 STEMS=${STEMS:-8}
 RATE=${RATE:-48000}
 NODES=${NODES:-}
+SEGMENT=${SEGMENT:-}
 BUILD=${BUILD:-build}
 
 die() { echo "bench: error: $*" >&2; exit 1; }
@@ -42,18 +44,9 @@ case $build_type in
   Release | RelWithDebInfo) ;;
   *) echo "bench: warning: $BUILD is a '${build_type:-default}' build; expect slow numbers" >&2 ;;
 esac
-cmake --build "$BUILD" -j"$(nproc)" --target stemfarm stemfarm-gen >/dev/null ||
-  die "build failed (stemfarm-gen needs add_subdirectory(configs) in CMakeLists.txt)"
-
-find_bin() {
-  local p
-  for p in "$BUILD/$1" "$BUILD/coordinator/$1" "$BUILD/configs/$1"; do
-    [ -x "$p" ] && { echo "$p"; return 0; }
-  done
-  die "no $1 under $BUILD"
-}
-stemfarm=$(find_bin stemfarm)
-gen=$(find_bin stemfarm-gen)
+cmake --build "$BUILD" -j"$(nproc)" --target stemfarm stemfarm-gen >/dev/null || die "build failed"
+stemfarm=$BUILD/stemfarm
+gen=$BUILD/stemfarm-gen
 
 # ---- the session, generated once --------------------------------------------
 work=bench/work
@@ -82,6 +75,7 @@ else
   force=0 # no --force yet: remove the delivery folder before each run (untimed)
 fi
 [ -n "$NODES" ] && render_args+=(--nodes "$NODES")
+[ -n "$SEGMENT" ] && render_args+=(--segment "$SEGMENT")
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
@@ -93,6 +87,7 @@ bytes() { stat -c %s "$@" | awk '{ s += $1 } END { printf "%.0f", s }'; }
 
 # ---- measure: render and read, interleaved ----------------------------------
 cat "${sources[@]}" >/dev/null # warm-up: both measurements read from the page cache
+rm -rf "$out"                  # no stems of another bench configuration in the count
 log=$work/render.log
 render_s=()
 read_s=()
@@ -100,9 +95,11 @@ printf '\n%-6s %12s %12s\n' run render_s read_s
 for ((i = 1; i <= RUNS; i++)); do
   [ "$force" = 1 ] || rm -rf "$out"
   t=$(now)
-  if ! "$stemfarm" "${render_args[@]}" >"$log" 2>&1; then
+  rc=0
+  "$stemfarm" "${render_args[@]}" >"$log" 2>&1 || rc=$?
+  if [ "$rc" != 0 ]; then
     tail -n 20 "$log" >&2
-    die "render failed (exit status above; full output in $log)"
+    die "render failed with exit status $rc (the end of its output is above, all of it in $log)"
   fi
   render_s+=("$(since "$t")")
   t=$(now)
@@ -119,18 +116,21 @@ mapfile -t delivered < <(find "$out" -maxdepth 1 -type f ! -name manifest.json |
 bytes_out=$(bytes "${delivered[@]}")
 
 awk -v n="$TRACKS" -v s="$LENGTH" -v k="$STEMS" -v r="$RATE" -v runs="$RUNS" \
-  -v nodes="${NODES:-default (one per core)}" -v cores="$(nproc)" \
+  -v nodes="${NODES:-default (one per core)}" -v segment="${SEGMENT:-default}" -v cores="$(nproc)" \
   -v wall="$render_med" -v rd="$read_med" -v bin="$bytes_in" -v bout="$bytes_out" \
-  -v nfiles="${#delivered[@]}" -v session="$session" 'BEGIN {
+  -v nfiles="${#delivered[@]}" -v session="$session" '
+function row(label, value, note) { printf "  %-22s %-10s %s\n", label, value, note }
+function size(b) { return b >= 1e9 ? sprintf("%.2f GB", b / 1e9) : sprintf("%.1f MB", b / 1e6) }
+BEGIN {
   printf "\nstemfarm embedded render: %s\n", session
-  printf "  machine                %d cores; --nodes %s; median of %d interleaved runs\n", cores, nodes, runs
-  printf "  audio in               %d tracks x %g s = %g track-seconds (%.2f GB, mono 24-bit, %d Hz)\n", n, s, n * s, bin / 1e9, r
-  printf "  stems out              %d stems x %g s (%d files, %.2f GB)\n", k, s, nfiles, bout / 1e9
-  printf "  render wall time       %.3f s\n", wall
-  printf "  realtime factor        %.1fx   session seconds per wall second, all %d stems delivered and verified\n", s / wall, k
-  printf "  track-seconds / s      %.0f     tracks x seconds mixed per wall second\n", n * s / wall
-  printf "  stem-seconds / s       %.0f     stems x seconds delivered per wall second\n", k * s / wall
-  printf "  read from page cache   %.3f s (%.2f GB/s): cat of the same source files\n", rd, bin / rd / 1e9
-  printf "  render / read          %.1fx   render wall time over the time to read its sources\n", wall / rd
+  row("machine", cores " cores", "--nodes " nodes ", --segment " segment "; median of " runs " interleaved runs")
+  row("audio in", n * s " s", sprintf("track-seconds: %d tracks x %g s, %s of mono 24-bit at %d Hz", n, s, size(bin), r))
+  row("stems out", k * s " s", sprintf("stem-seconds: %d stems x %g s, %d files, %s", k, s, nfiles, size(bout)))
+  row("render wall time", sprintf("%.3f s", wall), "median; all stems written, read back and verified")
+  row("realtime factor", sprintf("%.1fx", s / wall), "session seconds per wall second")
+  row("track-seconds / s", sprintf("%.0f", n * s / wall), "tracks x seconds mixed per wall second")
+  row("stem-seconds / s", sprintf("%.0f", k * s / wall), "stems x seconds delivered per wall second")
+  row("read from page cache", sprintf("%.3f s", rd), sprintf("median; cat of the same sources (%.2f GB/s)", bin / rd / 1e9))
+  row("render / read", sprintf("%.1fx", wall / rd), "render wall time over reading its sources")
   printf "\nbench: tracks=%d seconds=%g stems=%d rate=%d runs=%d render_s=%.3f read_s=%.3f ratio=%.1f\n", n, s, k, r, runs, wall, rd, wall / rd
 }'

@@ -1870,9 +1870,13 @@ static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_st
     int64_t n_frames = (int64_t)floor(seconds * (double)rate + 0.5);
     if (n_frames < 1)
         s_usage_error("--seconds %g is shorter than one frame at %ld Hz", seconds, rate);
-    char media[4096];
+    char media[4096], yaml_path[4096];
     s_path(media, sizeof media, dir, "media");
+    s_path(yaml_path, sizeof yaml_path, dir, "session.yaml");
     s_mkdirs(media);
+    /* an old session.yaml would claim media that are being replaced */
+    if (remove(yaml_path) != 0 && errno != ENOENT)
+        s_fail("cannot remove '%s': %s", yaml_path, strerror(errno));
 
     /* A quarter-amplitude sine table for the tones (2^20 = -18 dBFS). */
     enum { TABLE_BITS = 12 };
@@ -1945,12 +1949,10 @@ static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_st
         s_sb_printf(&y, "  - {name: Stem %0*ld, tracks: [\"S%0*ld *\"]}\n", ws, s + 1, ws, s + 1);
 
     /* Last, so that a session.yaml means the media are complete. */
-    char yaml_path[4096];
-    s_path(yaml_path, sizeof yaml_path, dir, "session.yaml");
     s_write_text(yaml_path, &y);
     free(y.s);
-    printf("stemfarm-gen: wrote %ld tracks x %g s (%.2f GB) and %s\n", n_tracks, seconds,
-           (double)n_tracks * (double)n_frames * 3.0 / 1e9, yaml_path);
+    printf("stemfarm-gen: wrote %ld tracks x %g s (%.1f MB) and %s\n", n_tracks, seconds,
+           (double)n_tracks * (double)n_frames * 3.0 / 1e6, yaml_path);
     return 0;
 }
 

@@ -525,6 +525,32 @@ START_TEST(test_thousand_tracks_within_1024_open_files)
 }
 END_TEST
 
+/* The bundled example never rots: the generator still writes exactly the
+ * committed session.yaml, it validates strictly, renders, and verifies. */
+START_TEST(test_example_session_renders)
+{
+    const char *src = getenv("STEMFARM_SOURCE_DIR");
+    const char *gen = getenv("STEMFARM_GEN_BIN");
+    ck_assert_msg(src && gen, "run through ctest");
+    char cmd[8192], *err = NULL, *out = NULL;
+    snprintf(cmd, sizeof cmd, "cp '%s/configs/example/session.yaml' '%s/session.yaml' && '%s' example '%s'", src,
+             s_dir, gen, s_dir);
+    ck_assert_msg(tu_run(cmd, NULL, &err, 120) == 0, "the generator no longer writes the committed session: %s", err);
+    free(err);
+    char *session = tu_path(s_dir, "session.yaml");
+    snprintf(cmd, sizeof cmd, "'%s' validate --strict '%s'", tu_stemfarm_bin(), session);
+    ck_assert_msg(tu_run(cmd, NULL, &err, 60) == 0, "example does not validate: %s", err);
+    free(err);
+    snprintf(cmd, sizeof cmd, "'%s' render '%s' -o '%s/out' --nodes 2 && '%s' verify '%s/out'", tu_stemfarm_bin(),
+             session, s_dir, tu_stemfarm_bin(), s_dir);
+    ck_assert_msg(tu_run(cmd, &out, &err, 300) == 0, "example render: %s", err);
+    ck_assert_msg(strstr(out, "6 files, 0 failed"), "%s", out);
+    free(out);
+    free(err);
+    free(session);
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -542,6 +568,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_plan_json_lists_every_job);
     tcase_add_test(tc, test_usage_errors_exit_2);
     tcase_add_test(tc, test_thousand_tracks_within_1024_open_files);
+    tcase_add_test(tc, test_example_session_renders);
     suite_add_tcase(s, tc);
     return s;
 }

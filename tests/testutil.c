@@ -174,7 +174,7 @@ char *tu_slurp(const char *path, size_t *n_bytes)
 
 int tu_files_equal(const char *a, const char *b)
 {
-    size_t na, nb;
+    size_t na = 0, nb = 0;
     char *x = tu_slurp(a, &na), *y = tu_slurp(b, &nb);
     int eq = x && y && na == nb && memcmp(x, y, na) == 0;
     free(x);
