@@ -10,28 +10,42 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-sf_rc deliver_check_targets(const sf_session_t *s, const char *out_dir, bool force, sf_err_t *err)
+static int s_n_files(const plan_t *plan, uint32_t t)
+{
+    const plan_target_t *pt = &plan->targets[t];
+    if (!pt->deliver)
+        return 0;
+    return plan->session->output.interleave ? 1 : pt->n_channels;
+}
+
+sf_rc deliver_check_targets(const plan_t *plan, const char *out_dir, bool force, sf_err_t *err)
 {
     if (force)
         return SF_OK;
+    const sf_session_t *s = plan->session;
     char path[PATH_MAX], name[PATH_MAX];
-    for (size_t i = 0; i <= s->n_stems; i++) {
-        if (i < s->n_stems) {
-            sf_rc rc = sf_session_stem_filename(s, i, name, sizeof name, err);
-            if (rc)
-                return rc;
-        } else {
-            snprintf(name, sizeof name, "manifest.json");
+    for (uint32_t t = 0; t <= plan->n_targets; t++) {
+        int n_files = t < plan->n_targets ? s_n_files(plan, t) : 1;
+        for (int f = 0; f < n_files; f++) {
+            if (t < plan->n_targets) {
+                sf_rc rc = sf_session_target_filename(s, plan->targets[t].target, s->output.interleave ? -1 : f,
+                                                      name, sizeof name, err);
+                if (rc)
+                    return rc;
+            } else {
+                snprintf(name, sizeof name, "manifest.json");
+            }
+            if (snprintf(path, sizeof path, "%s/%s", out_dir, name) >= (int)sizeof path)
+                return SF_ERR(err, SF_E_INPUT, "output path '%s/%s' is too long", out_dir, name);
+            if (access(path, F_OK) == 0)
+                return SF_ERR(err, SF_E_INPUT, "'%s' exists (pass --force to replace it)", path);
         }
-        if (snprintf(path, sizeof path, "%s/%s", out_dir, name) >= (int)sizeof path)
-            return SF_ERR(err, SF_E_INPUT, "output path '%s/%s' is too long", out_dir, name);
-        if (access(path, F_OK) == 0)
-            return SF_ERR(err, SF_E_INPUT, "'%s' exists (pass --force to replace it)", path);
     }
     return SF_OK;
 }
@@ -52,62 +66,111 @@ static const char *s_basename(const char *path)
     return slash ? slash + 1 : path;
 }
 
-/* Reads every partial back and compares it with what was written. */
-static sf_rc s_verify(const plan_t *plan, stitch_t *st, json_t *checks_per_stem, sf_err_t *err)
+static double s_dbfs(double peak) { return peak > 0 ? 20.0 * log10(peak) : -(double)INFINITY; }
+
+static const char *s_role(sf_target_kind_t kind)
+{
+    return kind == SF_TARGET_MIX ? "mix" : kind == SF_TARGET_MULTITRACK ? "multitrack" : "stem";
+}
+
+/* Reads every partial back and compares it with what was written; fills
+ * checks[t][f] with what passed. */
+static sf_rc s_verify(const plan_t *plan, stitch_t *st, json_t *checks, sf_err_t *err)
 {
     const sf_session_t *s = plan->session;
     int64_t expected = sf_session_n_frames(s);
-    for (uint32_t i = 0; i < s->n_stems; i++) {
-        const char *partial = stitch_partial_path(st, i);
-        uint64_t hash;
-        int64_t frames;
-        int channels;
-        sf_rc rc = sf_media_hash_pcm(partial, s->output.sample_format, &hash, &frames, &channels, err);
-        if (rc)
-            return rc;
-        json_t *checks = json_array_get(checks_per_stem, i);
-        if (frames != expected || stitch_frames_written(st, i) != expected)
-            return SF_ERR(err, SF_E_VERIFY,
-                          "'%s': check 'same_length' failed: %" PRId64 " frames, every stem must have %" PRId64,
-                          s_basename(stitch_final_path(st, i)), frames, expected);
-        json_array_append_new(checks, json_pack("{s:s, s:s, s:I}", "check", "same_length", "result", "pass",
-                                                "frames", (json_int_t)frames));
-        if (channels != s->stems[i].n_channels || hash != stitch_pcm_hash(st, i))
-            return SF_ERR(err, SF_E_VERIFY,
-                          "'%s': check 'read_back' failed: the file does not read back as the samples written",
-                          s_basename(stitch_final_path(st, i)));
-        json_array_append_new(checks, json_pack("{s:s, s:s}", "check", "read_back", "result", "pass"));
-        if (s->output.sample_format != SF_SAMPLE_FLOAT32) {
-            uint64_t clipped = stitch_clipped(st, i);
-            json_array_append_new(checks, json_pack("{s:s, s:s, s:I}", "check", "clipping", "result",
-                                                    clipped ? "warn" : "pass", "clipped_samples",
-                                                    (json_int_t)clipped));
+    for (uint32_t t = 0; t < plan->n_targets; t++) {
+        for (int f = 0; f < s_n_files(plan, t); f++) {
+            const char *partial = stitch_partial_path(st, t, f);
+            const char *name = s_basename(stitch_final_path(st, t, f));
+            uint64_t hash;
+            int64_t frames;
+            int channels;
+            sf_rc rc = sf_media_hash_pcm(partial, s->output.sample_format, &hash, &frames, &channels, err);
+            if (rc)
+                return rc;
+            json_t *list = json_array();
+            json_array_append_new(checks, list);
+            if (frames != expected || stitch_frames_written(st, t) != expected)
+                return SF_ERR(err, SF_E_VERIFY,
+                              "'%s': check 'same_length' failed: %" PRId64 " frames, every file must have %" PRId64,
+                              name, frames, expected);
+            json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "check", "same_length", "result", "pass",
+                                                  "frames", (json_int_t)frames));
+            int want_channels = s->output.interleave ? plan->targets[t].n_channels : 1;
+            if (channels != want_channels || hash != stitch_pcm_hash(st, t, f))
+                return SF_ERR(err, SF_E_VERIFY,
+                              "'%s': check 'read_back' failed: the file does not read back as the samples written",
+                              name);
+            json_array_append_new(list, json_pack("{s:s, s:s}", "check", "read_back", "result", "pass"));
+            if (s->output.sample_format != SF_SAMPLE_FLOAT32) {
+                uint64_t clipped = stitch_clipped(st, t);
+                json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "check", "clipping", "result",
+                                                      clipped ? "warn" : "pass", "clipped_samples",
+                                                      (json_int_t)clipped));
+            }
         }
     }
     return SF_OK;
 }
 
-static json_t *s_file_entry(const plan_t *plan, stitch_t *st, uint32_t i, const deliver_segment_t *segments,
+/* The null test's manifest entry; SF_E_VERIFY when it fails the render. */
+static sf_rc s_null_test(const plan_t *plan, stitch_t *st, json_t **out, sf_err_t *err)
+{
+    const sf_session_t *s = plan->session;
+    stitch_null_t n = stitch_null_result(st);
+    if (!n.applicable) {
+        *out = json_pack("{s:s, s:s}", "result", "not_applicable", "reason",
+                         s->n_stems ? "a stem's channel layout differs from the master's" : "no stems");
+        return SF_OK;
+    }
+    double residual = s_dbfs(n.residual_peak), floor_db = s_dbfs(n.floor_peak);
+    bool at_floor = n.residual_peak <= n.floor_peak;
+    /* A residual no larger than what quantising the stems alone can leave
+     * passes: at pcm16 that floor lies above the limit. */
+    bool over = residual > DELIVER_NULL_LIMIT_DBFS && !at_floor;
+    const char *result = !over ? "pass" : s->output.null_test ? "fail" : "warn";
+    *out = json_pack("{s:s, s:f, s:f, s:f, s:b, s:b}", "result", result, "residual_dbfs",
+                     isinf(residual) ? -999.0 : residual, "limit_dbfs", DELIVER_NULL_LIMIT_DBFS,
+                     "quantisation_floor_dbfs", floor_db, "at_quantisation_floor", at_floor, "expected",
+                     s->output.null_test);
+    if (over && s->output.null_test)
+        return SF_ERR(err, SF_E_VERIFY,
+                      "check 'null_test' failed: the stems sum to the full mix with a residual of %.1f dBFS "
+                      "(limit %.0f dBFS); set 'output.null_test: false' if they are not expected to null",
+                      residual, DELIVER_NULL_LIMIT_DBFS);
+    return SF_OK;
+}
+
+static json_t *s_file_entry(const plan_t *plan, stitch_t *st, uint32_t t, int f, const deliver_segment_t *segments,
                             const uint8_t sha[32], json_t *checks)
 {
     const sf_session_t *s = plan->session;
+    const plan_target_t *pt = &plan->targets[t];
     char sha_hex[65];
     sf_hash_hex(sha, 32, sha_hex);
     json_t *segs = json_array();
     for (uint32_t k = 0; segs && k < plan->n_segments; k++) {
-        const deliver_segment_t *seg = &segments[plan_job_index(plan, i, k)];
+        size_t j = plan_job_index(plan, t, k);
         char xxh[17];
-        snprintf(xxh, sizeof xxh, "%016" PRIx64, seg->xxh3);
+        snprintf(xxh, sizeof xxh, "%016" PRIx64, segments[j].xxh3);
         json_array_append_new(segs, json_pack("{s:i, s:I, s:s, s:s}", "index", (int)k, "frames",
-                                              (json_int_t)plan->jobs[plan_job_index(plan, i, k)].n_frames,
-                                              "xxh3", xxh, "node", seg->node_name));
+                                              (json_int_t)plan->jobs[j].n_frames, "xxh3", xxh, "node",
+                                              segments[j].node_name));
     }
-    return json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:s, s:s, s:s, s:o, s:O}", "file",
-                     s_basename(stitch_final_path(st, i)), "role", "stem", "stem", s->stems[i].name, "frames",
-                     (json_int_t)stitch_frames_written(st, i), "sample_rate", s->sample_rate, "channels",
-                     s->stems[i].n_channels, "format", sf_format_name(s->output.format), "sample_format",
-                     sf_sample_format_name(s->output.sample_format), "sha256", sha_hex, "segments", segs,
-                     "checks", checks);
+    int channels = s->output.interleave ? pt->n_channels : 1;
+    json_t *labels = json_array();
+    const char *const *all = sf_layout_labels(pt->n_channels);
+    for (int c = 0; labels && all && c < pt->n_channels; c++)
+        if (s->output.interleave || c == f)
+            json_array_append_new(labels, json_string(all[c]));
+    return json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:s, s:o, s:s, s:s, s:s, s:o, s:O}", "file",
+                     s_basename(stitch_final_path(st, t, f)), "role", s_role(pt->target.kind), "name",
+                     sf_session_target_name(s, pt->target), "frames", (json_int_t)stitch_frames_written(st, t),
+                     "sample_rate", s->sample_rate, "channels", channels, "layout", sf_layout_name(pt->n_channels),
+                     "channel_labels", labels, "format", sf_format_name(s->output.format), "sample_format",
+                     sf_sample_format_name(s->output.sample_format), "sha256", sha_hex, "segments", segs, "checks",
+                     checks);
 }
 
 static sf_rc s_write_manifest(json_t *manifest, const char *out_dir, char **manifest_path, sf_err_t *err)
@@ -137,40 +200,9 @@ static sf_rc s_write_manifest(json_t *manifest, const char *out_dir, char **mani
     return *manifest_path ? SF_OK : SF_ERR(err, SF_E_NOMEM, "out of memory");
 }
 
-sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *segments,
-                     const deliver_info_t *info, char **manifest_path, sf_err_t *err)
+static json_t *s_manifest(const plan_t *plan, const deliver_info_t *info, json_t *files, json_t *null_test)
 {
     const sf_session_t *s = plan->session;
-    *manifest_path = NULL;
-    sf_rc rc = SF_OK;
-    json_t *checks_per_stem = json_array();
-    json_t *files = json_array();
-    json_t *manifest = NULL;
-    if (!checks_per_stem || !files) {
-        rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < s->n_stems; i++)
-        json_array_append_new(checks_per_stem, json_array());
-    rc = s_verify(plan, st, checks_per_stem, err);
-    if (rc)
-        goto done;
-    for (uint32_t i = 0; i < s->n_stems; i++) {
-        uint8_t sha[32];
-        rc = sf_hash_sha256_file(stitch_partial_path(st, i), sha, err);
-        if (rc)
-            goto done;
-        json_array_append_new(files, s_file_entry(plan, st, i, segments, sha, json_array_get(checks_per_stem, i)));
-    }
-    for (uint32_t i = 0; i < s->n_stems; i++) {
-        if (rename(stitch_partial_path(st, i), stitch_final_path(st, i)) != 0) {
-            rc = SF_ERR(err, SF_E_IO, "cannot rename '%s': %s", stitch_partial_path(st, i), strerror(errno));
-            goto done;
-        }
-    }
-    rc = s_fsync_dir(info->out_dir, err);
-    if (rc)
-        goto done;
     char hex[65];
     sf_session_hash_hex(s, hex);
     time_t now = time(NULL);
@@ -178,26 +210,58 @@ sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *
     gmtime_r(&now, &tm);
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    manifest = json_pack("{s:i, s:s, s:s, s:{s:s, s:s, s:s}, s:{s:I, s:I, s:i, s:I, s:i, s:s, s:s, s:s, s:i, s:f}, s:O}",
-                         "manifest_version", DELIVER_MANIFEST_VERSION, "stemfarm_version", STEMFARM_VERSION,
-                         "created", when, "session", "name", s->name, "path", s->path, "hash", hex, "render",
-                         "start", (json_int_t)s->start, "frames", (json_int_t)sf_session_n_frames(s),
-                         "sample_rate", s->sample_rate, "segment_frames", (json_int_t)plan->segment_frames,
-                         "segments", (int)plan->n_segments, "format", sf_format_name(s->output.format),
-                         "sample_format", sf_sample_format_name(s->output.sample_format), "dither",
-                         s->output.dither == SF_DITHER_NONE ? "none"
-                         : s->output.dither == SF_DITHER_TPDF ? "tpdf" : "auto",
-                         "nodes", info->n_nodes, "wall_seconds", info->wall_seconds, "files", files);
-    if (!manifest) {
+    return json_pack("{s:i, s:s, s:s, s:{s:s, s:s, s:s}, s:{s:I, s:I, s:i, s:I, s:i, s:s, s:s, s:s, s:b, s:i, s:f},"
+                     " s:O, s:O}",
+                     "manifest_version", DELIVER_MANIFEST_VERSION, "stemfarm_version", STEMFARM_VERSION, "created",
+                     when, "session", "name", s->name, "path", s->path, "hash", hex, "render", "start",
+                     (json_int_t)s->start, "frames", (json_int_t)sf_session_n_frames(s), "sample_rate",
+                     s->sample_rate, "segment_frames", (json_int_t)plan->segment_frames, "segments",
+                     (int)plan->n_segments, "format", sf_format_name(s->output.format), "sample_format",
+                     sf_sample_format_name(s->output.sample_format), "dither",
+                     s->output.dither == SF_DITHER_NONE ? "none" : s->output.dither == SF_DITHER_TPDF ? "tpdf" : "auto",
+                     "master_applied", s->output.master_apply, "nodes", info->n_nodes, "wall_seconds",
+                     info->wall_seconds, "null_test", null_test, "files", files);
+}
+
+sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *segments,
+                     const deliver_info_t *info, char **manifest_path, sf_err_t *err)
+{
+    *manifest_path = NULL;
+    sf_rc rc = SF_OK;
+    json_t *checks = json_array(), *files = json_array(), *null_test = NULL, *manifest = NULL;
+    if (!checks || !files) {
         rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
         goto done;
     }
-    rc = s_write_manifest(manifest, info->out_dir, manifest_path, err);
+    rc = s_verify(plan, st, checks, err);
+    if (rc == SF_OK)
+        rc = s_null_test(plan, st, &null_test, err);
+    size_t k = 0;
+    for (uint32_t t = 0; rc == SF_OK && t < plan->n_targets; t++) {
+        for (int f = 0; rc == SF_OK && f < s_n_files(plan, t); f++, k++) {
+            uint8_t sha[32];
+            rc = sf_hash_sha256_file(stitch_partial_path(st, t, f), sha, err);
+            if (rc == SF_OK)
+                json_array_append_new(files, s_file_entry(plan, st, t, f, segments, sha, json_array_get(checks, k)));
+        }
+    }
+    for (uint32_t t = 0; rc == SF_OK && t < plan->n_targets; t++)
+        for (int f = 0; rc == SF_OK && f < s_n_files(plan, t); f++)
+            if (rename(stitch_partial_path(st, t, f), stitch_final_path(st, t, f)) != 0)
+                rc = SF_ERR(err, SF_E_IO, "cannot rename '%s': %s", stitch_partial_path(st, t, f), strerror(errno));
+    if (rc == SF_OK)
+        rc = s_fsync_dir(info->out_dir, err);
+    if (rc == SF_OK) {
+        manifest = s_manifest(plan, info, files, null_test);
+        rc = manifest ? s_write_manifest(manifest, info->out_dir, manifest_path, err)
+                      : SF_ERR(err, SF_E_NOMEM, "out of memory");
+    }
     if (rc == SF_OK)
         rc = s_fsync_dir(info->out_dir, err);
 done:
     json_decref(manifest);
+    json_decref(null_test);
     json_decref(files);
-    json_decref(checks_per_stem);
+    json_decref(checks);
     return rc;
 }

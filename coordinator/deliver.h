@@ -1,8 +1,10 @@
 /* deliver.h -- from stitched .partial files to verified deliverables.
  *
- * Nothing is renamed into place before every stem has been read back through
+ * Nothing is renamed into place before every file has been read back through
  * libsndfile and matched, sample for sample (xxh3), what the stitcher wrote,
- * and all stems have the same length. Then each file gets its SHA-256, is
+ * every deliverable has the same length, and the null test passed: the sum
+ * of the stems as written against the full mix (master bypassed), with a
+ * residual at most DELIVER_NULL_LIMIT_DBFS unless output.null_test is false. Then each file gets its SHA-256, is
  * renamed over NAME, and manifest.json is written the same way
  * (manifest.json.partial, fsync, rename). An existing deliverable is only
  * replaced when the caller asked (--force), which deliver_check_targets
@@ -17,6 +19,7 @@
 #include <stdbool.h>
 
 #define DELIVER_MANIFEST_VERSION 1
+#define DELIVER_NULL_LIMIT_DBFS (-90.0)
 
 typedef struct {
     char node_name[64]; /* the node whose result was accepted */
@@ -30,8 +33,8 @@ typedef struct {
 } deliver_info_t;
 
 /* SF_E_INPUT "'DIR/NAME' exists (pass --force to replace it)" for the first
- * deliverable (stem or manifest.json) already present, unless force. */
-sf_rc deliver_check_targets(const sf_session_t *s, const char *out_dir, bool force, sf_err_t *err);
+ * deliverable (a target's file or manifest.json) already present, unless force. */
+sf_rc deliver_check_targets(const plan_t *plan, const char *out_dir, bool force, sf_err_t *err);
 
 /* Verifies, renames and writes the manifest. `segments` has plan->n_jobs
  * entries. On success *manifest_path is the manifest's path (caller frees

@@ -272,7 +272,7 @@ sf_rc dispatch_submit(dispatch_t *d, const char *session_path, const uint8_t *ya
         return SF_ERR(err, SF_E_NOMEM, "out of memory");
     rc = plan_make(r->session, segment_frames, &r->plan, &e);
     if (rc == SF_OK)
-        rc = deliver_check_targets(r->session, r->out_dir, force, &e);
+        rc = deliver_check_targets(r->plan, r->out_dir, force, &e);
     if (rc == SF_OK)
         rc = s_render_alloc(r) ? SF_ERR(&e, SF_E_NOMEM, "out of memory") : SF_OK;
     if (rc == SF_OK)
@@ -283,8 +283,8 @@ sf_rc dispatch_submit(dispatch_t *d, const char *session_path, const uint8_t *ya
         s_finish(d, r, rc == SF_E_INPUT ? 2 : 1, e.msg, NULL);
         return SF_OK;
     }
-    sf_log(SF_LOG_INFO, "coordinator dispatch", "render %u of '%s': %zu jobs (%zu stems x %u segments)", r->id,
-           r->session->name, r->plan->n_jobs, r->session->n_stems, r->plan->n_segments);
+    sf_log(SF_LOG_INFO, "coordinator dispatch", "render %u of '%s': %zu jobs (%u targets x %u segments)", r->id,
+           r->session->name, r->plan->n_jobs, r->plan->n_targets, r->plan->n_segments);
     s_emit(d, r, DISPATCH_EV_STARTED, 0, NULL, NULL);
     return SF_OK;
 }
@@ -416,7 +416,8 @@ static void s_send_job(dispatch_t *d, node_t *n, render_t *r, size_t j)
     sf_wire_msg_t m = {.kind = SF_WIRE_JOB};
     m.u.job.job_id = ((uint64_t)r->id << 32) | j;
     m.u.job.session_hash = r->session->hash;
-    m.u.job.stem_index = pj->stem_index;
+    m.u.job.target_kind = (uint32_t)r->plan->targets[pj->target_index].target.kind;
+    m.u.job.target_index = r->plan->targets[pj->target_index].target.index;
     m.u.job.start_frame = pj->start_frame;
     m.u.job.n_frames = (uint64_t)pj->n_frames;
     m.u.job.preroll_frames = (uint64_t)pj->preroll_frames;
@@ -478,13 +479,14 @@ static void s_complete(dispatch_t *d, render_t *r)
 static void s_job_failed(dispatch_t *d, render_t *r, size_t j, node_t *n, const char *why)
 {
     const plan_job_t *pj = &r->plan->jobs[j];
-    const char *stem = r->session->stems[pj->stem_index].name;
+    char target[256];
+    plan_target_label(r->plan, pj->target_index, target, sizeof target);
     r->failures[j]++;
-    sf_log(SF_LOG_WARN, "coordinator dispatch", "job stem '%s' segment %u failed on node '%s' (attempt %u): %s",
-           stem, pj->segment_index, n->name, r->failures[j], why);
+    sf_log(SF_LOG_WARN, "coordinator dispatch", "job %s segment %u failed on node '%s' (attempt %u): %s",
+           target, pj->segment_index, n->name, r->failures[j], why);
     if (r->failures[j] >= MAX_ATTEMPTS) {
         char msg[1024];
-        snprintf(msg, sizeof msg, "stem '%s' segment %u failed %d times; last on node '%s': %s", stem,
+        snprintf(msg, sizeof msg, "%s segment %u failed %d times; last on node '%s': %s", target,
                  pj->segment_index, MAX_ATTEMPTS, n->name, why);
         r->state[j] = JOB_QUEUED;
         r->node_of[j] = -1;
@@ -506,7 +508,7 @@ static void s_on_result(dispatch_t *d, node_t *n, const sf_wire_msg_t *m)
     }
     const plan_job_t *pj = &r->plan->jobs[j];
     char why[256] = "";
-    int expect_channels = r->session->stems[pj->stem_index].n_channels;
+    int expect_channels = r->plan->targets[pj->target_index].n_channels;
     if (m->u.result.n_channels != (uint32_t)expect_channels || m->u.result.n_frames != (uint64_t)pj->n_frames)
         snprintf(why, sizeof why, "result has %u channels x %" PRIu64 " frames, the job is %d x %" PRId64,
                  m->u.result.n_channels, m->u.result.n_frames, expect_channels, pj->n_frames);
@@ -665,7 +667,7 @@ static void s_timers(dispatch_t *d)
             r->nodeless_since_ms = now;
         } else if (now - r->nodeless_since_ms > d->cfg.no_node_timeout_ms) {
             char msg[128];
-            snprintf(msg, sizeof msg, "no render node connected for %d s", d->cfg.no_node_timeout_ms / 1000);
+            snprintf(msg, sizeof msg, "no render node connected for %.1f s", d->cfg.no_node_timeout_ms / 1000.0);
             s_finish(d, r, 3, msg, NULL);
         }
     }

@@ -1,4 +1,4 @@
-/* plan.c -- stems x segments (see plan.h). */
+/* plan.c -- targets x segments (see plan.h). */
 #include "plan.h"
 
 #include "sf/alloc.h"
@@ -10,13 +10,34 @@
 int64_t plan_default_segment(const sf_session_t *s)
 {
     int64_t frames = (int64_t)s->sample_rate * 10;
-    int max_channels = 1;
-    for (size_t i = 0; i < s->n_stems; i++)
-        if (s->stems[i].n_channels > max_channels)
-            max_channels = s->stems[i].n_channels;
+    int max_channels = SF_MAX_CHANNELS; /* any target may be this wide */
     /* Leave a megabyte for the envelope around the frames. */
     int64_t limit = (int64_t)((SF_WIRE_MAX_MESSAGE_BYTES - (1u << 20)) / (4u * (unsigned)max_channels));
     return frames < limit ? frames : limit;
+}
+
+static const sf_target_kind_t s_delivered_kinds[] = {SF_TARGET_STEM, SF_TARGET_MIX, SF_TARGET_MULTITRACK};
+
+static sf_rc s_make_targets(plan_t *p, sf_err_t *err)
+{
+    const sf_session_t *s = p->session;
+    size_t n = s->n_stems + s->n_mixes + (s->multitracks ? s->n_tracks : 0) + (s->n_stems ? 1 : 0);
+    p->targets = sf_calloc(n ? n : 1, sizeof *p->targets);
+    if (!p->targets)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory");
+    for (size_t k = 0; k < sizeof s_delivered_kinds / sizeof *s_delivered_kinds; k++) {
+        sf_target_kind_t kind = s_delivered_kinds[k];
+        if (kind == SF_TARGET_MULTITRACK && !s->multitracks)
+            continue;
+        size_t count = sf_session_target_count(s, kind);
+        for (size_t i = 0; i < count; i++)
+            p->targets[p->n_targets++] = (plan_target_t){{kind, (uint32_t)i}, 0, true};
+    }
+    if (s->n_stems)
+        p->targets[p->n_targets++] = (plan_target_t){{SF_TARGET_FULL_MIX, 0}, 0, false};
+    for (uint32_t t = 0; t < p->n_targets; t++)
+        p->targets[t].n_channels = sf_session_target_channels(s, p->targets[t].target);
+    return SF_OK;
 }
 
 sf_rc plan_make(const sf_session_t *s, int64_t segment_frames, plan_t **out, sf_err_t *err)
@@ -32,37 +53,46 @@ sf_rc plan_make(const sf_session_t *s, int64_t segment_frames, plan_t **out, sf_
         return SF_ERR(err, SF_E_INPUT, "the render region is empty");
     if (segment_frames > region)
         segment_frames = region;
-    for (size_t i = 0; i < s->n_stems; i++) {
-        uint64_t n_bytes = (uint64_t)segment_frames * 4u * (uint64_t)s->stems[i].n_channels;
-        if (n_bytes > SF_WIRE_MAX_MESSAGE_BYTES - (1u << 20))
-            return SF_ERR(err, SF_E_INPUT,
-                          "segment of %" PRId64 " frames is too long for stem '%s' "
-                          "(a result would exceed %llu MiB); use a shorter --segment",
-                          segment_frames, s->stems[i].name, SF_WIRE_MAX_MESSAGE_BYTES >> 20);
-    }
     plan_t *p = sf_calloc(1, sizeof *p);
     if (!p)
         return SF_ERR(err, SF_E_NOMEM, "out of memory");
     p->session = s;
+    sf_rc rc = s_make_targets(p, err);
+    if (rc) {
+        plan_destroy(&p);
+        return rc;
+    }
+    char label[256];
+    for (uint32_t t = 0; t < p->n_targets; t++) {
+        uint64_t n_bytes = (uint64_t)segment_frames * 4u * (uint64_t)p->targets[t].n_channels;
+        if (n_bytes > SF_WIRE_MAX_MESSAGE_BYTES - (1u << 20)) {
+            plan_target_label(p, t, label, sizeof label);
+            plan_destroy(&p);
+            return SF_ERR(err, SF_E_INPUT,
+                          "segment of %" PRId64 " frames is too long for %s "
+                          "(a result would exceed %llu MiB); use a shorter --segment",
+                          segment_frames, label, SF_WIRE_MAX_MESSAGE_BYTES >> 20);
+        }
+    }
     p->segment_frames = segment_frames;
     p->n_segments = (uint32_t)((region + segment_frames - 1) / segment_frames);
-    p->n_jobs = s->n_stems * p->n_segments;
+    p->n_jobs = (size_t)p->n_targets * p->n_segments;
     p->jobs = sf_calloc(p->n_jobs ? p->n_jobs : 1, sizeof *p->jobs);
     if (!p->jobs) {
-        sf_free(p);
+        plan_destroy(&p);
         return SF_ERR(err, SF_E_NOMEM, "out of memory");
     }
-    for (uint32_t st = 0; st < s->n_stems; st++) {
+    for (uint32_t t = 0; t < p->n_targets; t++) {
         for (uint32_t k = 0; k < p->n_segments; k++) {
-            plan_job_t *j = &p->jobs[plan_job_index(p, st, k)];
+            plan_job_t *j = &p->jobs[plan_job_index(p, t, k)];
             int64_t offset = (int64_t)k * segment_frames;
-            j->stem_index = st;
+            j->target_index = t;
             j->segment_index = k;
             j->start_frame = s->start + offset;
             j->n_frames = region - offset < segment_frames ? region - offset : segment_frames;
             /* No effect has memory yet: nothing needs warming up. */
             j->preroll_frames = 0;
-            p->output_frames += j->n_frames;
+            p->output_frames += p->targets[t].deliver ? j->n_frames : 0;
             p->rendered_frames += j->n_frames + j->preroll_frames;
         }
     }
@@ -75,19 +105,44 @@ void plan_destroy(plan_t **self_p)
     if (!self_p || !*self_p)
         return;
     sf_free((*self_p)->jobs);
+    sf_free((*self_p)->targets);
     sf_free(*self_p);
     *self_p = NULL;
 }
 
-size_t plan_job_index(const plan_t *p, uint32_t stem_index, uint32_t segment_index)
+size_t plan_job_index(const plan_t *p, uint32_t target_index, uint32_t segment_index)
 {
-    return (size_t)stem_index * p->n_segments + segment_index;
+    return (size_t)target_index * p->n_segments + segment_index;
 }
 
 size_t plan_dispatch_order(const plan_t *p, size_t i)
 {
-    size_t n_stems = p->session->n_stems;
-    return plan_job_index(p, (uint32_t)(i % n_stems), (uint32_t)(i / n_stems));
+    return plan_job_index(p, (uint32_t)(i % p->n_targets), (uint32_t)(i / p->n_targets));
+}
+
+int plan_reference_target(const plan_t *p)
+{
+    for (uint32_t t = 0; t < p->n_targets; t++)
+        if (p->targets[t].target.kind == SF_TARGET_FULL_MIX)
+            return (int)t;
+    return -1;
+}
+
+static const char *s_kind_word(sf_target_kind_t kind)
+{
+    switch (kind) {
+    case SF_TARGET_STEM: return "stem";
+    case SF_TARGET_MIX: return "mix";
+    case SF_TARGET_MULTITRACK: return "multitrack";
+    case SF_TARGET_FULL_MIX: return "reference";
+    }
+    return "target";
+}
+
+void plan_target_label(const plan_t *p, uint32_t target_index, char *buf, size_t n_bytes)
+{
+    sf_target_t t = p->targets[target_index].target;
+    snprintf(buf, n_bytes, "%s '%s'", s_kind_word(t.kind), sf_session_target_name(p->session, t));
 }
 
 static double s_seconds(const plan_t *p, int64_t frames)
@@ -95,10 +150,23 @@ static double s_seconds(const plan_t *p, int64_t frames)
     return (double)frames / (double)p->session->sample_rate;
 }
 
+/* What a stem renders: its tracks and every bus they reach. */
+static void s_print_stem_graph(const sf_session_t *s, const sf_stem_t *st, FILE *out)
+{
+    fprintf(out, "    tracks:");
+    for (size_t t = 0; t < st->n_tracks; t++)
+        fprintf(out, "%s '%s'%s", t ? "," : "", s->tracks[st->tracks[t]].name,
+                s->tracks[st->tracks[t]].mute ? " (muted)" : "");
+    fprintf(out, "%s\n    buses:", st->n_tracks ? "" : " none");
+    for (size_t b = 0; b < st->n_buses; b++)
+        fprintf(out, " '%s' ->", s->buses[st->buses[b]].name);
+    fprintf(out, " master\n");
+}
+
 void plan_print_text(const plan_t *p, FILE *out)
 {
     const sf_session_t *s = p->session;
-    fprintf(out, "session '%s': %zu stems x %" PRIu32 " segments = %zu jobs\n", s->name, s->n_stems,
+    fprintf(out, "session '%s': %" PRIu32 " targets x %" PRIu32 " segments = %zu jobs\n", s->name, p->n_targets,
             p->n_segments, p->n_jobs);
     fprintf(out, "region %" PRId64 "..%" PRId64 " (%" PRId64 " frames, %.3f s at %d Hz), segment %" PRId64
                  " frames (%.3f s)\n",
@@ -107,16 +175,43 @@ void plan_print_text(const plan_t *p, FILE *out)
     double overhead = p->output_frames
                           ? 100.0 * (double)(p->rendered_frames - p->output_frames) / (double)p->output_frames
                           : 0.0;
-    fprintf(out, "work: %.3f audio-seconds out, %.3f rendered (pre-roll overhead %.1f%%)\n",
+    fprintf(out, "work: %.3f audio-seconds delivered, %.3f rendered (pre-roll and null-test reference: +%.1f%%)\n",
             s_seconds(p, p->output_frames), s_seconds(p, p->rendered_frames), overhead);
-    fprintf(out, "%6s  %-24s %4s %8s %12s %10s %8s\n", "job", "stem", "seg", "tracks", "start", "frames",
-            "preroll");
+    char label[256];
+    for (uint32_t t = 0; t < p->n_targets; t++) {
+        plan_target_label(p, t, label, sizeof label);
+        fprintf(out, "  %s, %s%s\n", label, sf_layout_name(p->targets[t].n_channels),
+                p->targets[t].deliver ? "" : ", not delivered (null test)");
+        if (p->targets[t].target.kind == SF_TARGET_STEM)
+            s_print_stem_graph(s, &s->stems[p->targets[t].target.index], out);
+    }
+    fprintf(out, "%6s  %-32s %4s %12s %10s %8s\n", "job", "target", "seg", "start", "frames", "preroll");
     for (size_t i = 0; i < p->n_jobs; i++) {
         const plan_job_t *j = &p->jobs[i];
-        const sf_stem_t *st = &s->stems[j->stem_index];
-        fprintf(out, "%6zu  %-24s %4" PRIu32 " %8zu %12" PRId64 " %10" PRId64 " %8" PRId64 "\n", i, st->name,
-                j->segment_index, st->n_tracks, j->start_frame, j->n_frames, j->preroll_frames);
+        plan_target_label(p, j->target_index, label, sizeof label);
+        fprintf(out, "%6zu  %-32s %4" PRIu32 " %12" PRId64 " %10" PRId64 " %8" PRId64 "\n", i, label,
+                j->segment_index, j->start_frame, j->n_frames, j->preroll_frames);
     }
+}
+
+static json_t *s_target_json(const plan_t *p, uint32_t t)
+{
+    const sf_session_t *s = p->session;
+    const plan_target_t *pt = &p->targets[t];
+    json_t *obj = json_pack("{s:s, s:s, s:i, s:s, s:b}", "kind", s_kind_word(pt->target.kind), "name",
+                            sf_session_target_name(s, pt->target), "channels", pt->n_channels, "layout",
+                            sf_layout_name(pt->n_channels), "delivered", pt->deliver);
+    if (obj && pt->target.kind == SF_TARGET_STEM) {
+        const sf_stem_t *st = &s->stems[pt->target.index];
+        json_t *tracks = json_array(), *buses = json_array();
+        for (size_t i = 0; tracks && i < st->n_tracks; i++)
+            json_array_append_new(tracks, json_string(s->tracks[st->tracks[i]].name));
+        for (size_t i = 0; buses && i < st->n_buses; i++)
+            json_array_append_new(buses, json_string(s->buses[st->buses[i]].name));
+        json_object_set_new(obj, "tracks", tracks);
+        json_object_set_new(obj, "buses", buses);
+    }
+    return obj;
 }
 
 sf_rc plan_print_json(const plan_t *p, FILE *out, sf_err_t *err)
@@ -130,35 +225,29 @@ sf_rc plan_print_json(const plan_t *p, FILE *out, sf_err_t *err)
                              "segment_frames", (json_int_t)p->segment_frames, "segments", (int)p->n_segments,
                              "jobs_total", (json_int_t)p->n_jobs, "output_frames", (json_int_t)p->output_frames,
                              "rendered_frames", (json_int_t)p->rendered_frames);
-    json_t *stems = json_array();
+    json_t *targets = json_array();
     json_t *jobs = json_array();
-    if (!root || !stems || !jobs)
-        goto nomem;
-    for (size_t i = 0; i < s->n_stems; i++) {
-        const sf_stem_t *st = &s->stems[i];
-        json_t *tracks = json_array();
-        for (size_t t = 0; tracks && t < st->n_tracks; t++)
-            json_array_append_new(tracks, json_string(s->tracks[st->tracks[t]].name));
-        json_array_append_new(stems, json_pack("{s:s, s:i, s:o*}", "name", st->name, "channels",
-                                               st->n_channels, "tracks", tracks));
+    if (!root || !targets || !jobs) {
+        json_decref(root);
+        json_decref(targets);
+        json_decref(jobs);
+        return SF_ERR(err, SF_E_NOMEM, "out of memory");
     }
+    for (uint32_t t = 0; t < p->n_targets; t++)
+        json_array_append_new(targets, s_target_json(p, t));
     for (size_t i = 0; i < p->n_jobs; i++) {
         const plan_job_t *j = &p->jobs[i];
-        json_array_append_new(jobs, json_pack("{s:I, s:s, s:i, s:I, s:I, s:I}", "job", (json_int_t)i, "stem",
-                                              s->stems[j->stem_index].name, "segment", (int)j->segment_index,
-                                              "start_frame", (json_int_t)j->start_frame, "frames",
-                                              (json_int_t)j->n_frames, "preroll_frames",
-                                              (json_int_t)j->preroll_frames));
+        json_array_append_new(jobs, json_pack("{s:I, s:i, s:s, s:i, s:I, s:I, s:I}", "job", (json_int_t)i, "target",
+                                              (int)j->target_index, "name",
+                                              sf_session_target_name(s, p->targets[j->target_index].target),
+                                              "segment", (int)j->segment_index, "start_frame",
+                                              (json_int_t)j->start_frame, "frames", (json_int_t)j->n_frames,
+                                              "preroll_frames", (json_int_t)j->preroll_frames));
     }
-    json_object_set_new(root, "stems", stems);
+    json_object_set_new(root, "targets", targets);
     json_object_set_new(root, "jobs", jobs);
     int rc = json_dumpf(root, out, JSON_COMPACT);
     fputc('\n', out);
     json_decref(root);
     return rc == 0 ? SF_OK : SF_ERR(err, SF_E_IO, "cannot write the plan");
-nomem:
-    json_decref(root);
-    json_decref(stems);
-    json_decref(jobs);
-    return SF_ERR(err, SF_E_NOMEM, "out of memory");
 }

@@ -1,4 +1,4 @@
-/* stitch.c -- in-order writing of stem segments (see stitch.h). */
+/* stitch.c -- in-order writing of target segments and the null test (see stitch.h). */
 #include "stitch.h"
 
 #include "sf/alloc.h"
@@ -7,6 +7,7 @@
 #include "sf/media.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,28 +16,40 @@ typedef struct {
     char *partial_path;
     char *final_path;
     sf_media_writer_t *writer;
+    uint64_t pcm_hash;
+} stitch_file_t;
+
+typedef struct {
+    stitch_file_t *files;    /* n_files */
+    int n_files;
     uint32_t next_segment;   /* first segment not yet written */
     float **held;            /* n_segments slots: early arrivals, planar copies */
-    uint64_t stem_key;       /* dither key */
-    uint64_t pcm_hash;
+    uint64_t key;            /* dither key */
     int64_t frames_written;
     uint64_t clipped;
-} stitch_stem_t;
+    bool is_stem;
+} stitch_target_t;
+
+/* The null test of one segment: sum of written stems minus the reference. */
+typedef struct {
+    double *acc;             /* master channels x segment frames, planar */
+    uint32_t n_parts;        /* stems and reference added so far */
+} stitch_null_segment_t;
 
 struct stitch {
     const plan_t *plan;
-    stitch_stem_t *stems;
-    size_t n_stems;
-    size_t n_jobs_written;
+    stitch_target_t *targets;
+    size_t n_jobs_taken;
     int bits;                /* 0 for float32 */
     bool dither;
+    bool interleave;
     void *scratch;           /* interleaved frames of one segment */
+    float *mono;             /* one channel of one segment (split files) */
+    stitch_null_segment_t *null_segments; /* n_segments, when the null test applies */
+    uint32_t null_parts;     /* contributions that complete a segment */
+    int master_channels;
+    stitch_null_t null;
 };
-
-static int s_bits(sf_sample_format_t f)
-{
-    return f == SF_SAMPLE_FLOAT32 ? 0 : sf_sample_format_bits(f);
-}
 
 static bool s_dither(const sf_output_t *o)
 {
@@ -56,6 +69,56 @@ static char *s_join(const char *dir, const char *name, const char *suffix)
     return p;
 }
 
+static sf_rc s_open_target(stitch_t *st, uint32_t t, const char *out_dir, sf_err_t *err)
+{
+    const plan_t *p = st->plan;
+    const sf_session_t *s = p->session;
+    const plan_target_t *pt = &p->targets[t];
+    stitch_target_t *tt = &st->targets[t];
+    const char *name = sf_session_target_name(s, pt->target);
+    tt->key = sf_hash_xxh3(name, strlen(name)) ^ ((uint64_t)pt->target.kind << 56);
+    tt->is_stem = pt->target.kind == SF_TARGET_STEM;
+    tt->held = sf_calloc(p->n_segments, sizeof *tt->held);
+    if (!tt->held)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory");
+    if (!pt->deliver)
+        return SF_OK;
+    tt->n_files = st->interleave ? 1 : pt->n_channels;
+    tt->files = sf_calloc((size_t)tt->n_files, sizeof *tt->files);
+    if (!tt->files)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory");
+    for (int f = 0; f < tt->n_files; f++) {
+        char file_name[PATH_MAX];
+        sf_rc rc = sf_session_target_filename(s, pt->target, st->interleave ? -1 : f, file_name,
+                                              sizeof file_name, err);
+        if (rc)
+            return rc;
+        stitch_file_t *sf = &tt->files[f];
+        sf->final_path = s_join(out_dir, file_name, "");
+        sf->partial_path = s_join(out_dir, file_name, ".partial");
+        if (!sf->final_path || !sf->partial_path)
+            return SF_ERR(err, SF_E_NOMEM, "out of memory");
+        rc = sf_media_writer_open(sf->partial_path, s->output.format, s->output.sample_format, s->sample_rate,
+                                  st->interleave ? pt->n_channels : 1, &sf->writer, err);
+        if (rc)
+            return rc;
+    }
+    return SF_OK;
+}
+
+/* The null test compares stems with the master-layout reference, so every
+ * stem must have the master's channels. */
+static bool s_null_applicable(const plan_t *p)
+{
+    const sf_session_t *s = p->session;
+    if (plan_reference_target(p) < 0)
+        return false;
+    for (size_t i = 0; i < s->n_stems; i++)
+        if (s->stems[i].n_channels != s->master_channels)
+            return false;
+    return true;
+}
+
 sf_rc stitch_open(const plan_t *plan, const char *out_dir, stitch_t **out, sf_err_t *err)
 {
     const sf_session_t *s = plan->session;
@@ -64,63 +127,129 @@ sf_rc stitch_open(const plan_t *plan, const char *out_dir, stitch_t **out, sf_er
     if (!st)
         return SF_ERR(err, SF_E_NOMEM, "out of memory");
     st->plan = plan;
-    st->n_stems = s->n_stems;
-    st->bits = s_bits(s->output.sample_format);
+    st->bits = s->output.sample_format == SF_SAMPLE_FLOAT32 ? 0 : sf_sample_format_bits(s->output.sample_format);
     st->dither = s_dither(&s->output);
-    st->stems = sf_calloc(s->n_stems ? s->n_stems : 1, sizeof *st->stems);
+    st->interleave = s->output.interleave;
+    st->master_channels = s->master_channels;
+    st->targets = sf_calloc(plan->n_targets ? plan->n_targets : 1, sizeof *st->targets);
     st->scratch = sf_aligned_alloc((size_t)plan->segment_frames * SF_MAX_CHANNELS * 4);
-    if (!st->stems || !st->scratch)
-        goto nomem;
-    for (uint32_t i = 0; i < s->n_stems; i++) {
-        stitch_stem_t *ss = &st->stems[i];
-        char name[PATH_MAX];
-        sf_rc rc = sf_session_stem_filename(s, i, name, sizeof name, err);
-        if (rc) {
-            stitch_destroy(&st, true);
-            return rc;
-        }
-        ss->final_path = s_join(out_dir, name, "");
-        ss->partial_path = s_join(out_dir, name, ".partial");
-        ss->held = sf_calloc(plan->n_segments, sizeof *ss->held);
-        if (!ss->final_path || !ss->partial_path || !ss->held)
-            goto nomem;
-        ss->stem_key = sf_hash_xxh3(s->stems[i].name, strlen(s->stems[i].name));
-        rc = sf_media_writer_open(ss->partial_path, s->output.format, s->output.sample_format,
-                                  s->sample_rate, s->stems[i].n_channels, &ss->writer, err);
-        if (rc) {
-            stitch_destroy(&st, true);
-            return rc;
-        }
+    st->mono = sf_aligned_alloc((size_t)plan->segment_frames * 4);
+    st->null.applicable = s_null_applicable(plan);
+    if (st->null.applicable) {
+        st->null_segments = sf_calloc(plan->n_segments, sizeof *st->null_segments);
+        st->null_parts = (uint32_t)s->n_stems + 1;
+        double lsb = st->bits ? ldexp(1.0, 1 - st->bits) : ldexp(1.0, -24);
+        st->null.floor_peak = (double)s->n_stems * lsb * (st->dither ? 1.5 : 0.5);
+    }
+    sf_rc rc = SF_OK;
+    if (!st->targets || !st->scratch || !st->mono || (st->null.applicable && !st->null_segments))
+        rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
+    for (uint32_t t = 0; rc == SF_OK && t < plan->n_targets; t++)
+        rc = s_open_target(st, t, out_dir, err);
+    if (rc) {
+        stitch_destroy(&st, true);
+        return rc;
     }
     *out = st;
     return SF_OK;
-nomem:
-    stitch_destroy(&st, true);
-    return SF_ERR(err, SF_E_NOMEM, "out of memory");
 }
 
-static sf_rc s_write_segment(stitch_t *st, uint32_t stem_index, const plan_job_t *job, const float *planar,
-                             sf_err_t *err)
+/* Adds sign * a segment (planar, as delivered) into the segment's null sum;
+ * when every stem and the reference are in, keeps the peak and frees it. */
+static sf_rc s_null_add(stitch_t *st, const plan_job_t *job, const double *const *planar_or_null,
+                        const float *const *planar_f, double sign, sf_err_t *err)
 {
-    stitch_stem_t *ss = &st->stems[stem_index];
-    int n_channels = st->plan->session->stems[stem_index].n_channels;
+    stitch_null_segment_t *ns = &st->null_segments[job->segment_index];
+    size_t n = (size_t)job->n_frames;
+    int n_ch = st->master_channels;
+    if (!ns->acc) {
+        ns->acc = sf_calloc(n * (size_t)n_ch, sizeof *ns->acc);
+        if (!ns->acc)
+            return SF_ERR(err, SF_E_NOMEM, "out of memory for the null test");
+    }
+    for (int c = 0; c < n_ch; c++) {
+        double *acc = ns->acc + (size_t)c * n;
+        if (planar_or_null)
+            for (size_t i = 0; i < n; i++)
+                acc[i] += sign * planar_or_null[c][i];
+        else
+            for (size_t i = 0; i < n; i++)
+                acc[i] += sign * (double)planar_f[c][i];
+    }
+    if (++ns->n_parts == st->null_parts) {
+        for (size_t i = 0; i < n * (size_t)n_ch; i++)
+            if (fabs(ns->acc[i]) > st->null.residual_peak)
+                st->null.residual_peak = fabs(ns->acc[i]);
+        sf_free(ns->acc);
+        ns->acc = NULL;
+    }
+    return SF_OK;
+}
+
+/* The written (quantised) values of an interleaved int32 segment, planar. */
+static sf_rc s_null_add_written(stitch_t *st, const plan_job_t *job, int n_channels, sf_err_t *err)
+{
+    size_t n = (size_t)job->n_frames;
+    double *planar = sf_malloc(n * (size_t)n_channels * sizeof *planar);
+    if (!planar)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory for the null test");
+    const double *channels[SF_MAX_CHANNELS];
+    const int32_t *ints = st->scratch;
+    const float *floats = st->scratch;
+    for (int c = 0; c < n_channels; c++) {
+        double *dst = planar + (size_t)c * n;
+        channels[c] = dst;
+        for (size_t i = 0; i < n; i++)
+            dst[i] = st->bits ? ldexp((double)ints[i * (size_t)n_channels + (size_t)c], -31)
+                              : (double)floats[i * (size_t)n_channels + (size_t)c];
+    }
+    sf_rc rc = s_null_add(st, job, channels, NULL, 1.0, err);
+    sf_free(planar);
+    return rc;
+}
+
+static sf_rc s_write_segment(stitch_t *st, uint32_t t, const plan_job_t *job, const float *planar, sf_err_t *err)
+{
+    stitch_target_t *tt = &st->targets[t];
+    const plan_target_t *pt = &st->plan->targets[t];
+    int n_channels = pt->n_channels;
     size_t n = (size_t)job->n_frames;
     const float *channels[SF_MAX_CHANNELS];
     for (int c = 0; c < n_channels; c++)
         channels[c] = planar + (size_t)c * n;
-    sf_rc rc;
-    if (st->bits == 0) {
-        sf_dsp_interleave(st->scratch, channels, n_channels, n);
-        rc = sf_media_writer_write_float(ss->writer, st->scratch, n, err);
+    sf_rc rc = SF_OK;
+    if (!pt->deliver) {
+        if (st->null.applicable)
+            rc = s_null_add(st, job, NULL, channels, -1.0, err);
     } else {
-        ss->clipped += sf_dsp_quantize(st->scratch, channels, n_channels, n, st->bits, st->dither,
-                                       ss->stem_key, job->start_frame);
-        rc = sf_media_writer_write_int(ss->writer, st->scratch, n, err);
+        /* Quantise all channels at once: the dither of a sample depends on
+         * its channel index in the target, however the files are split. */
+        if (st->bits == 0)
+            sf_dsp_interleave(st->scratch, channels, n_channels, n);
+        else
+            tt->clipped += sf_dsp_quantize(st->scratch, channels, n_channels, n, st->bits, st->dither, tt->key,
+                                           job->start_frame);
+        for (int f = 0; rc == SF_OK && f < tt->n_files; f++) {
+            stitch_file_t *sf = &tt->files[f];
+            if (st->interleave) {
+                rc = st->bits ? sf_media_writer_write_int(sf->writer, st->scratch, n, err)
+                              : sf_media_writer_write_float(sf->writer, st->scratch, n, err);
+                continue;
+            }
+            uint32_t *mono = (uint32_t *)st->mono;
+            const uint32_t *frames = st->scratch;
+            for (size_t i = 0; i < n; i++)
+                mono[i] = frames[i * (size_t)n_channels + (size_t)f];
+            rc = st->bits ? sf_media_writer_write_int(sf->writer, (const int32_t *)mono, n, err)
+                          : sf_media_writer_write_float(sf->writer, (const float *)mono, n, err);
+        }
+        if (rc == SF_OK && tt->is_stem && st->null.applicable)
+            rc = s_null_add_written(st, job, n_channels, err);
     }
     if (rc == SF_OK) {
-        ss->frames_written += job->n_frames;
-        ss->next_segment++;
-        st->n_jobs_written++;
+        tt->frames_written += job->n_frames;
+        tt->next_segment++;
+        st->n_jobs_taken++;
     }
     return rc;
 }
@@ -129,78 +258,91 @@ sf_rc stitch_accept(stitch_t *st, size_t job_index, const float *planar, sf_err_
 {
     const plan_t *p = st->plan;
     const plan_job_t *job = &p->jobs[job_index];
-    stitch_stem_t *ss = &st->stems[job->stem_index];
-    int n_channels = p->session->stems[job->stem_index].n_channels;
-    if (job->segment_index < ss->next_segment || ss->held[job->segment_index])
-        return SF_ERR(err, SF_E_INTERNAL, "segment %u of stem %u accepted twice", job->segment_index,
-                      job->stem_index);
-    if (job->segment_index > ss->next_segment) {
+    uint32_t t = job->target_index;
+    stitch_target_t *tt = &st->targets[t];
+    int n_channels = p->targets[t].n_channels;
+    if (job->segment_index < tt->next_segment || tt->held[job->segment_index])
+        return SF_ERR(err, SF_E_INTERNAL, "segment %u of target %u accepted twice", job->segment_index, t);
+    if (job->segment_index > tt->next_segment) {
         size_t n_bytes = (size_t)job->n_frames * (size_t)n_channels * sizeof(float);
         float *copy = sf_malloc(n_bytes);
         if (!copy)
             return SF_ERR(err, SF_E_NOMEM, "out of memory holding a segment");
         memcpy(copy, planar, n_bytes);
-        ss->held[job->segment_index] = copy;
+        tt->held[job->segment_index] = copy;
         return SF_OK;
     }
-    sf_rc rc = s_write_segment(st, job->stem_index, job, planar, err);
+    sf_rc rc = s_write_segment(st, t, job, planar, err);
     /* Drain the segments that were waiting for this one. */
-    while (rc == SF_OK && ss->next_segment < p->n_segments && ss->held[ss->next_segment]) {
-        uint32_t k = ss->next_segment;
-        float *held = ss->held[k];
-        ss->held[k] = NULL;
-        rc = s_write_segment(st, job->stem_index, &p->jobs[plan_job_index(p, job->stem_index, k)], held, err);
+    while (rc == SF_OK && tt->next_segment < p->n_segments && tt->held[tt->next_segment]) {
+        uint32_t k = tt->next_segment;
+        float *held = tt->held[k];
+        tt->held[k] = NULL;
+        rc = s_write_segment(st, t, &p->jobs[plan_job_index(p, t, k)], held, err);
         sf_free(held);
     }
     return rc;
 }
 
-bool stitch_complete(const stitch_t *st) { return st->n_jobs_written == st->plan->n_jobs; }
+bool stitch_complete(const stitch_t *st) { return st->n_jobs_taken == st->plan->n_jobs; }
 
 sf_rc stitch_close(stitch_t *st, sf_err_t *err)
 {
     sf_rc first = SF_OK;
-    for (size_t i = 0; i < st->n_stems; i++) {
-        stitch_stem_t *ss = &st->stems[i];
-        if (!ss->writer)
-            continue;
-        ss->pcm_hash = sf_media_writer_pcm_hash(ss->writer);
-        sf_err_t e = {0};
-        sf_rc rc = sf_media_writer_close(&ss->writer, &e);
-        if (rc && first == SF_OK) {
-            first = rc;
-            if (err)
-                *err = e;
+    for (uint32_t t = 0; t < st->plan->n_targets; t++) {
+        stitch_target_t *tt = &st->targets[t];
+        for (int f = 0; f < tt->n_files; f++) {
+            stitch_file_t *sf = &tt->files[f];
+            if (!sf->writer)
+                continue;
+            sf->pcm_hash = sf_media_writer_pcm_hash(sf->writer);
+            sf_err_t e = {0};
+            sf_rc rc = sf_media_writer_close(&sf->writer, &e);
+            if (rc && first == SF_OK) {
+                first = rc;
+                if (err)
+                    *err = e;
+            }
         }
     }
     return first;
 }
 
-const char *stitch_partial_path(const stitch_t *st, uint32_t i) { return st->stems[i].partial_path; }
-const char *stitch_final_path(const stitch_t *st, uint32_t i) { return st->stems[i].final_path; }
-uint64_t stitch_pcm_hash(const stitch_t *st, uint32_t i) { return st->stems[i].pcm_hash; }
-int64_t stitch_frames_written(const stitch_t *st, uint32_t i) { return st->stems[i].frames_written; }
-uint64_t stitch_clipped(const stitch_t *st, uint32_t i) { return st->stems[i].clipped; }
+int stitch_n_files(const stitch_t *st, uint32_t t) { return st->targets[t].n_files; }
+const char *stitch_partial_path(const stitch_t *st, uint32_t t, int f) { return st->targets[t].files[f].partial_path; }
+const char *stitch_final_path(const stitch_t *st, uint32_t t, int f) { return st->targets[t].files[f].final_path; }
+uint64_t stitch_pcm_hash(const stitch_t *st, uint32_t t, int f) { return st->targets[t].files[f].pcm_hash; }
+int64_t stitch_frames_written(const stitch_t *st, uint32_t t) { return st->targets[t].frames_written; }
+uint64_t stitch_clipped(const stitch_t *st, uint32_t t) { return st->targets[t].clipped; }
+stitch_null_t stitch_null_result(const stitch_t *st) { return st->null; }
 
 void stitch_destroy(stitch_t **self_p, bool remove_partials)
 {
     if (!self_p || !*self_p)
         return;
     stitch_t *st = *self_p;
-    for (size_t i = 0; st->stems && i < st->n_stems; i++) {
-        stitch_stem_t *ss = &st->stems[i];
-        if (ss->writer)
-            sf_media_writer_close(&ss->writer, NULL);
-        if (remove_partials && ss->partial_path)
-            unlink(ss->partial_path);
-        for (uint32_t k = 0; ss->held && k < st->plan->n_segments; k++)
-            sf_free(ss->held[k]);
-        sf_free(ss->held);
-        sf_free(ss->partial_path);
-        sf_free(ss->final_path);
+    for (uint32_t t = 0; st->targets && t < st->plan->n_targets; t++) {
+        stitch_target_t *tt = &st->targets[t];
+        for (int f = 0; tt->files && f < tt->n_files; f++) {
+            stitch_file_t *sf = &tt->files[f];
+            if (sf->writer)
+                sf_media_writer_close(&sf->writer, NULL);
+            if (remove_partials && sf->partial_path)
+                unlink(sf->partial_path);
+            sf_free(sf->partial_path);
+            sf_free(sf->final_path);
+        }
+        sf_free(tt->files);
+        for (uint32_t k = 0; tt->held && k < st->plan->n_segments; k++)
+            sf_free(tt->held[k]);
+        sf_free(tt->held);
     }
-    sf_free(st->stems);
+    for (uint32_t k = 0; st->null_segments && k < st->plan->n_segments; k++)
+        sf_free(st->null_segments[k].acc);
+    sf_free(st->null_segments);
+    sf_free(st->targets);
     sf_free(st->scratch);
+    sf_free(st->mono);
     sf_free(st);
     *self_p = NULL;
 }

@@ -71,7 +71,8 @@ struct s_task {
     /* job input */
     const sf_session_t *session; /* read-only in the render thread */
     uint64_t job_id;
-    uint32_t attempt, stem_index;
+    uint32_t attempt;
+    sf_target_t target;
     int64_t start_frame;
     uint64_t n_frames, preroll_frames;
     uint64_t max_message_bytes;
@@ -191,14 +192,18 @@ static void s_run_load(s_task_t *t)
 static void s_run_job(s_task_t *t)
 {
     const sf_session_t *s = t->session;
-    if (t->stem_index >= s->n_stems) {
+    size_t n_targets = sf_session_target_count(s, t->target.kind);
+    if (t->target.index >= n_targets) {
         char line[256];
-        snprintf(line, sizeof line, "stem index %" PRIu32 " out of range: the session has %zu stems",
-                 t->stem_index, s->n_stems);
+        static const char *const kinds[][2] = {
+            {"stem", "stems"}, {"mix", "mixes"}, {"track", "tracks"}, {"full mix", "full mixes"}};
+        unsigned k = (unsigned)t->target.kind < 4 ? (unsigned)t->target.kind : 0;
+        snprintf(line, sizeof line, "%s index %" PRIu32 " out of range: the session has %zu %s", kinds[k][0],
+                 t->target.index, n_targets, kinds[k][1]);
         s_task_fail(t, SF_E_INPUT, line);
         return;
     }
-    int n_channels = s->stems[t->stem_index].n_channels;
+    int n_channels = sf_session_target_channels(s, t->target);
     if (n_channels < 1 || n_channels > SF_WIRE_MAX_CHANNELS) {
         s_task_fail(t, SF_E_INTERNAL, "stem has an unsupported channel count");
         return;
@@ -221,7 +226,7 @@ static void s_run_job(s_task_t *t)
         out[c] = pcm + (size_t)c * t->n_frames;
     sf_err_t err = {0};
     uint64_t t0 = s_now_ns();
-    sf_rc rc = sf_render_stem(s, t->stem_index, t->start_frame, (int64_t)t->n_frames,
+    sf_rc rc = sf_render(s, t->target, t->start_frame, (int64_t)t->n_frames,
                               (int64_t)t->preroll_frames, out, &err);
     t->render_ns = s_now_ns() - t0;
     t->n_channels = (uint32_t)n_channels;
@@ -596,7 +601,8 @@ static void s_on_job(s_worker_t *w, const sf_wire_msg_t *m)
     t->kind = S_TASK_JOB;
     t->job_id = m->u.job.job_id;
     t->attempt = m->u.job.attempt;
-    t->stem_index = m->u.job.stem_index;
+    t->target.kind = (sf_target_kind_t)m->u.job.target_kind;
+    t->target.index = m->u.job.target_index;
     t->start_frame = m->u.job.start_frame;
     t->n_frames = m->u.job.n_frames;
     t->preroll_frames = m->u.job.preroll_frames;
@@ -703,8 +709,8 @@ static void s_on_rendered(s_worker_t *w, s_task_t *t)
             double seconds = (double)t->render_ns / 1e9;
             double audio = (double)t->n_frames / (double)t->session->sample_rate;
             sf_log(SF_LOG_INFO, w->component,
-                   "job %" PRIu64 " done: stem %" PRIu32 ", frames %" PRId64 "+%" PRIu64 ", %u ch, %.3f s, %.1fx realtime",
-                   t->job_id, t->stem_index, t->start_frame, t->n_frames, (unsigned)t->n_channels, seconds,
+                   "job %" PRIu64 " done: '%s', frames %" PRId64 "+%" PRIu64 ", %u ch, %.3f s, %.1fx realtime",
+                   t->job_id, sf_session_target_name(t->session, t->target), t->start_frame, t->n_frames, (unsigned)t->n_channels, seconds,
                    seconds > 0 ? audio / seconds : 0.0);
         }
         s_send_credit(w, 1);

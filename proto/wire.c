@@ -253,6 +253,7 @@ static sf_rc s_check_yaml(sf_rc code, const char *kind, const uint8_t *yaml, siz
 static sf_rc s_check_job(sf_rc code, const char *k, const sf_wire_msg_t *m, sf_err_t *err)
 {
     S_TRY(s_check_hash(code, k, m->u.job.session_hash, 32, err));
+    S_RANGE("target_kind", m->u.job.target_kind, 0, 3);
     S_RANGE("n_frames", m->u.job.n_frames, 1, SF_WIRE_MAX_FRAMES);
     S_RANGE("preroll_frames", m->u.job.preroll_frames, 0, SF_WIRE_MAX_PREROLL_FRAMES);
     int64_t start = m->u.job.start_frame;
@@ -436,7 +437,8 @@ static void s_fill_envelope(const sf_wire_msg_t *m, Stemfarm__Envelope *env, s_b
         stemfarm__job__init(&b->job);
         b->job.job_id = m->u.job.job_id;
         b->job.session_hash = s_bin(m->u.job.session_hash, 32);
-        b->job.stem_index = m->u.job.stem_index;
+        b->job.target_kind = m->u.job.target_kind;
+        b->job.target_index = m->u.job.target_index;
         b->job.start_frame = m->u.job.start_frame;
         b->job.n_frames = m->u.job.n_frames;
         b->job.preroll_frames = m->u.job.preroll_frames;
@@ -744,7 +746,8 @@ static void s_from_envelope(const Stemfarm__Envelope *env, sf_wire_kind_t kind, 
         const Stemfarm__Job *b = env->job;
         m->u.job.job_id = b->job_id;
         m->u.job.session_hash = b->session_hash.len == 32 ? b->session_hash.data : NULL;
-        m->u.job.stem_index = b->stem_index;
+        m->u.job.target_kind = b->target_kind;
+        m->u.job.target_index = b->target_index;
         m->u.job.start_frame = b->start_frame;
         m->u.job.n_frames = b->n_frames;
         m->u.job.preroll_frames = b->preroll_frames;

@@ -456,12 +456,14 @@ START_TEST(test_plan_json_lists_every_job)
     char args[4096], *out = NULL;
     snprintf(args, sizeof args, "plan '%s' --segment 0.5s --json", s_session);
     ck_assert_int_eq(s_stemfarm(args, &out, NULL), 0);
-    /* 95000 frames in 24000-frame segments: 4 per stem, 3 stems */
-    ck_assert_msg(strstr(out, "\"jobs_total\":12") && strstr(out, "\"segment_frames\":24000"), "%s", out);
+    /* 95000 frames in 24000-frame segments: 4 per target, 3 stems and the null-test reference */
+    ck_assert_msg(strstr(out, "\"jobs_total\":16") && strstr(out, "\"segment_frames\":24000"), "%s", out);
     free(out);
     snprintf(args, sizeof args, "plan '%s'", s_session);
     ck_assert_int_eq(s_stemfarm(args, &out, NULL), 0);
-    ck_assert_ptr_nonnull(strstr(out, "3 stems x 1 segments = 3 jobs"));
+    ck_assert_msg(strstr(out, "4 targets x 1 segments = 4 jobs"), "%s", out);
+    /* per stem, the tracks it renders */
+    ck_assert_msg(strstr(out, "tracks: 'Bass DI', 'Keys', 'Scratch' (muted)"), "%s", out);
     free(out);
 }
 END_TEST
@@ -496,7 +498,7 @@ END_TEST
 static double s_short(int ch, int64_t i, void *ctx)
 {
     (void)ch;
-    return 0.001 * (double)((intptr_t)ctx % 7) * tu_sine(100.0, RATE, i);
+    return 0.0002 * (double)((intptr_t)ctx % 7) * tu_sine(100.0, RATE, i); /* 1,000 in phase stay below full scale */
 }
 
 START_TEST(test_thousand_tracks_within_1024_open_files)

@@ -1,4 +1,5 @@
-/* test_plan.c -- the planner: segments tile the render region exactly, the
+/* test_plan.c -- the planner: every target (stems, then the null-test
+ * reference) is cut into segments that tile the render region exactly, the
  * dispatch order is segment-major, and impossible segments are refused. */
 #include "plan.h"
 
@@ -15,7 +16,7 @@ static sf_stem_t s_stems[3] = {{.name = "Drums", .n_channels = 2},
 static sf_session_t s_session(int64_t start, int64_t end, int64_t segment)
 {
     sf_session_t s = {.name = "T", .sample_rate = 48000, .start = start, .end = end, .segment = segment,
-                      .stems = s_stems, .n_stems = 3};
+                      .stems = s_stems, .n_stems = 3, .master_channels = 2};
     return s;
 }
 
@@ -32,12 +33,13 @@ START_TEST(test_segments_tile_the_region)
         sf_err_t err = {0};
         ck_assert_int_eq(plan_make(&s, 0, &p, &err), SF_OK);
         ck_assert_int_eq(p->n_segments, cases[c].want_segments);
-        ck_assert_uint_eq(p->n_jobs, 3 * (size_t)cases[c].want_segments);
-        for (uint32_t st = 0; st < 3; st++) {
+        ck_assert_uint_eq(p->n_targets, 4);
+        ck_assert_uint_eq(p->n_jobs, 4 * (size_t)cases[c].want_segments);
+        for (uint32_t st = 0; st < 4; st++) {
             int64_t expect_start = cases[c].start;
             for (uint32_t k = 0; k < p->n_segments; k++) {
                 const plan_job_t *j = &p->jobs[plan_job_index(p, st, k)];
-                ck_assert_int_eq(j->stem_index, st);
+                ck_assert_int_eq(j->target_index, st);
                 ck_assert_int_eq(j->segment_index, k);
                 ck_assert_int_eq(j->start_frame, expect_start);
                 ck_assert_int_gt(j->n_frames, 0);
@@ -46,7 +48,9 @@ START_TEST(test_segments_tile_the_region)
             ck_assert_int_eq(expect_start, cases[c].end);
             ck_assert_int_eq(p->jobs[plan_job_index(p, st, p->n_segments - 1)].n_frames, cases[c].want_last);
         }
+        /* the reference is rendered, not delivered */
         ck_assert_int_eq(p->output_frames, 3 * (cases[c].end - cases[c].start));
+        ck_assert_int_eq(p->rendered_frames, 4 * (cases[c].end - cases[c].start));
         plan_destroy(&p);
         ck_assert_ptr_null(p);
     }
@@ -59,15 +63,38 @@ START_TEST(test_dispatch_order_is_segment_major_and_complete)
     plan_t *p = NULL;
     ck_assert_int_eq(plan_make(&s, 300, &p, NULL), SF_OK);
     ck_assert_int_eq(p->segment_frames, 300);
-    char seen[12] = {0};
+    char seen[16] = {0};
     for (size_t i = 0; i < p->n_jobs; i++) {
         size_t j = plan_dispatch_order(p, i);
         ck_assert_uint_lt(j, p->n_jobs);
         ck_assert_int_eq(seen[j], 0);
         seen[j] = 1;
-        ck_assert_int_eq(p->jobs[j].segment_index, i / 3);
-        ck_assert_int_eq(p->jobs[j].stem_index, i % 3);
+        ck_assert_int_eq(p->jobs[j].segment_index, i / 4);
+        ck_assert_int_eq(p->jobs[j].target_index, i % 4);
     }
+    plan_destroy(&p);
+}
+END_TEST
+
+START_TEST(test_targets_in_order_with_reference_last)
+{
+    sf_session_t s = s_session(0, 1000, 0);
+    plan_t *p = NULL;
+    ck_assert_int_eq(plan_make(&s, 0, &p, NULL), SF_OK);
+    for (uint32_t t = 0; t < 3; t++) {
+        ck_assert_int_eq(p->targets[t].target.kind, SF_TARGET_STEM);
+        ck_assert_uint_eq(p->targets[t].target.index, t);
+        ck_assert(p->targets[t].deliver);
+        ck_assert_int_eq(p->targets[t].n_channels, s_stems[t].n_channels);
+    }
+    ck_assert_int_eq(p->targets[3].target.kind, SF_TARGET_FULL_MIX);
+    ck_assert(!p->targets[3].deliver);
+    ck_assert_int_eq(plan_reference_target(p), 3);
+    char label[64];
+    plan_target_label(p, 1, label, sizeof label);
+    ck_assert_str_eq(label, "stem 'Bass'");
+    plan_target_label(p, 3, label, sizeof label);
+    ck_assert_str_eq(label, "reference 'Full Mix'");
     plan_destroy(&p);
 }
 END_TEST
@@ -82,7 +109,7 @@ START_TEST(test_bad_segments_are_refused)
     ck_assert_str_eq(err.msg, "segment length must be positive, got -5 frames");
     sf_session_t big = s_session(0, (int64_t)1 << 30, 0);
     ck_assert_int_eq(plan_make(&big, (int64_t)1 << 28, &p, &err), SF_E_INPUT);
-    ck_assert_ptr_nonnull(strstr(err.msg, "too long for stem 'Drums'"));
+    ck_assert_msg(strstr(err.msg, "too long for stem 'Drums'"), "%s", err.msg);
     /* The default always fits a message. */
     ck_assert_int_eq(plan_make(&big, 0, &p, &err), SF_OK);
     ck_assert_int_le(p->segment_frames * 4 * 2, (int64_t)SF_WIRE_MAX_MESSAGE_BYTES);
@@ -98,6 +125,7 @@ int main(void)
     TCase *tc = tcase_create("plan");
     tcase_add_test(tc, test_segments_tile_the_region);
     tcase_add_test(tc, test_dispatch_order_is_segment_major_and_complete);
+    tcase_add_test(tc, test_targets_in_order_with_reference_last);
     tcase_add_test(tc, test_bad_segments_are_refused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

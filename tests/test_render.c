@@ -6,7 +6,11 @@
  * exactly (tu_quantized), so every render is checked against a reference mix
  * computed independently, in double precision, from the specs: its own pan
  * law formulas, its own clip placement ("the last clip covering a frame
- * wins"), no file reads. */
+ * wins"), no file reads. The mixing graph (buses, sends, automation, fades,
+ * layouts, targets) has its own per-frame double reference, r_graph, written
+ * from render.h's words with libm's pow/sin/cos and sharing no code with
+ * render.c. Media: ranged reads, the writer (and its surround channel
+ * masks), resampled copies against libsoxr called directly. */
 #include "sf/alloc.h"
 #include "sf/hash.h"
 #include "sf/media.h"
@@ -17,19 +21,25 @@
 #include <check.h>
 #include <math.h>
 #include <omp.h>
+#include <sndfile.h>
+#include <soxr.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
 #endif
+#ifndef M_SQRT1_2
+#define M_SQRT1_2 0.70710678118654752440
+#endif
 
-#define RATE 48000
+#define RATE  48000
 #define LSB24 (1.0 / 8388608.0) /* 2^-23 */
 
 /* ---- fixtures: sources, tracks, stems ------------------------------------ */
@@ -38,16 +48,16 @@ typedef enum { SIG_NOISE, SIG_CONST } sig_kind_t;
 
 typedef struct {
     int channels;
-    int bits;       /* 16, 24, or 32 (float) */
+    int bits; /* 16, 24, or 32 (float) */
     int64_t frames;
     sig_kind_t kind;
     uint64_t seed;
     double amp;
-    char *path;     /* set by s_write_sources */
+    char *path; /* set by s_write_sources */
 } src_spec_t;
 
 typedef struct {
-    int src;        /* index into the source table */
+    int src;                    /* index into the source table */
     int64_t at, offset, length; /* length 0: to the end of the source */
     double gain_db;
 } clip_spec_t;
@@ -61,7 +71,7 @@ typedef struct {
 
 typedef struct {
     int n_channels;
-    size_t n_tracks;     /* 0: every track */
+    size_t n_tracks;      /* 0: every track */
     const size_t *tracks; /* ascending */
 } stem_spec_t;
 
@@ -84,8 +94,8 @@ static void s_write_sources(const char *dir, src_spec_t *srcs, size_t n)
     for (size_t k = 0; k < n; k++) {
         char name[64];
         snprintf(name, sizeof name, "src/%03zu_%dch_%db.wav", k, srcs[k].channels, srcs[k].bits);
-        srcs[k].path = tu_write_wav(dir, name, srcs[k].channels, RATE, srcs[k].frames,
-                                    srcs[k].bits, s_signal, &srcs[k]);
+        srcs[k].path =
+            tu_write_wav(dir, name, srcs[k].channels, RATE, srcs[k].frames, srcs[k].bits, s_signal, &srcs[k]);
     }
 }
 
@@ -112,6 +122,7 @@ static sf_session_t *s_build(const src_spec_t *srcs, const track_spec_t *tracks,
     s->name = sf_strdup("hand built");
     s->sample_rate = RATE;
     s->master_channels = 2;
+    s->tail_threshold_db = -144;
     s->tracks = sf_calloc(n_tracks, sizeof *s->tracks);
     s->n_tracks = n_tracks;
     for (size_t k = 0; k < n_tracks; k++) {
@@ -124,6 +135,7 @@ static sf_session_t *s_build(const src_spec_t *srcs, const track_spec_t *tracks,
         t->pan = ts->pan;
         t->invert = ts->invert;
         t->mute = ts->mute;
+        t->output_bus = SF_MASTER_BUS;
         t->n_clips = (size_t)ts->n_clips;
         t->clips = sf_calloc(t->n_clips, sizeof *t->clips);
         for (int j = 0; j < ts->n_clips; j++) {
@@ -137,6 +149,8 @@ static sf_session_t *s_build(const src_spec_t *srcs, const track_spec_t *tracks,
             c->gain_db = cs->gain_db;
             c->source_channels = src->channels;
             c->source_frames = src->frames;
+            c->source_rate = RATE;
+            c->channel = -1;
             t->n_channels = src->channels;
         }
         if (!t->n_channels)
@@ -200,11 +214,33 @@ static void s_ref_gains(const track_spec_t *t, int n_in, int n_out, double g[2][
     }
 }
 
-/* ref[c][0..n) = the stem over timeline [start, start + n), in double. */
-static void s_reference(const src_spec_t *srcs, const track_spec_t *tracks, size_t n_tracks,
-                        const stem_spec_t *stem, int64_t start, int64_t n, double **ref)
+/* ref[c][0..n) = the stem over timeline [start, start + n), in double:
+ * the tracks into a master of n_master channels (1 or 2), then, for a stem
+ * of the other width, L and R folded into mono at -3 dB each. */
+static void s_reference_master(const src_spec_t *srcs, const track_spec_t *tracks, size_t n_tracks,
+                               const stem_spec_t *stem, int n_master, int64_t start, int64_t n, double **ref);
+
+static void s_reference(const src_spec_t *srcs, const track_spec_t *tracks, size_t n_tracks, const stem_spec_t *stem,
+                        int64_t start, int64_t n, double **ref)
 {
-    for (int c = 0; c < stem->n_channels; c++)
+    if (stem->n_channels == 2) {
+        s_reference_master(srcs, tracks, n_tracks, stem, 2, start, n, ref);
+        return;
+    }
+    /* a mono stem of the stereo master */
+    double *lr[2] = {malloc(sizeof(double) * (size_t)(n + 1)), malloc(sizeof(double) * (size_t)(n + 1))};
+    ck_assert(lr[0] && lr[1]);
+    s_reference_master(srcs, tracks, n_tracks, stem, 2, start, n, lr);
+    for (int64_t i = 0; i < n; i++)
+        ref[0][i] = (lr[0][i] + lr[1][i]) * cos(M_PI / 4);
+    free(lr[0]);
+    free(lr[1]);
+}
+
+static void s_reference_master(const src_spec_t *srcs, const track_spec_t *tracks, size_t n_tracks,
+                               const stem_spec_t *stem, int n_master, int64_t start, int64_t n, double **ref)
+{
+    for (int c = 0; c < n_master; c++)
         memset(ref[c], 0, sizeof(double) * (size_t)n);
     size_t n_stem = stem->n_tracks ? stem->n_tracks : n_tracks;
     for (size_t k = 0; k < n_stem; k++) {
@@ -213,7 +249,7 @@ static void s_reference(const src_spec_t *srcs, const track_spec_t *tracks, size
             continue;
         int n_in = srcs[t->clips[0].src].channels;
         double g[2][2];
-        s_ref_gains(t, n_in, stem->n_channels, g);
+        s_ref_gains(t, n_in, n_master, g);
         /* only the frames some clip covers */
         int64_t lo = INT64_MAX, hi = INT64_MIN;
         for (int j = 0; j < t->n_clips; j++) {
@@ -233,7 +269,7 @@ static void s_reference(const src_spec_t *srcs, const track_spec_t *tracks, size
             double cg = isinf(clip->gain_db) ? 0.0 : pow(10.0, clip->gain_db / 20.0);
             for (int in = 0; in < n_in; in++) {
                 double v = s_src_value(&srcs[clip->src], in, clip->offset + (f - clip->at));
-                for (int c = 0; c < stem->n_channels; c++)
+                for (int c = 0; c < n_master; c++)
                     ref[c][f - start] += v * cg * g[in][c];
             }
         }
@@ -270,9 +306,8 @@ static void s_planar_free(planar_t *p)
 }
 
 /* Renders and returns max |render - reference|; fails on any render error. */
-static double s_render_vs_reference(const sf_session_t *s, size_t stem_index,
-                                    const src_spec_t *srcs, const track_spec_t *tracks,
-                                    size_t n_tracks, const stem_spec_t *stem, int64_t start,
+static double s_render_vs_reference(const sf_session_t *s, size_t stem_index, const src_spec_t *srcs,
+                                    const track_spec_t *tracks, size_t n_tracks, const stem_spec_t *stem, int64_t start,
                                     int64_t n)
 {
     planar_t p = s_planar(stem->n_channels, n);
@@ -304,7 +339,7 @@ typedef struct {
 #define C45 0.70710678118654752 /* cos(pi/4): -3.0103 dB */
 #define C67 0.38268343236508977 /* cos(3pi/8) */
 #define S67 0.92387953251128674 /* sin(3pi/8) */
-#define G6 0.50118723362727224  /* -6 dB */
+#define G6  0.50118723362727224 /* -6 dB */
 
 static const gains_case_t k_gains[] = {
     {"mono centre", 1, 2, 0.0, 0, false, {{C45, C45}}},
@@ -312,7 +347,7 @@ static const gains_case_t k_gains[] = {
     {"mono hard right", 1, 2, 1.0, 0, false, {{0, 1}}},
     {"mono pan 0.5", 1, 2, 0.5, 0, false, {{C67, S67}}},
     {"mono pan -0.5", 1, 2, -0.5, 0, false, {{S67, C67}}},
-    {"mono -6 dB inverted", 1, 2, 0.0, -6, true, {{-G6 * C45, -G6 * C45}}},
+    {"mono -6 dB inverted", 1, 2, 0.0, -6, true, {{-G6 * C45, -G6 *C45}}},
     {"mono -inf", 1, 2, 0.3, -INFINITY, false, {{0, 0}}},
     {"stereo centre", 2, 2, 0.0, 0, false, {{1, 0}, {0, 1}}},
     {"stereo balance 0.5", 2, 2, 0.5, 0, false, {{C45, 0}, {0, 1}}},
@@ -329,22 +364,19 @@ static const gains_case_t k_gains[] = {
 START_TEST(test_track_gains)
 {
     const gains_case_t *gc = &k_gains[_i];
-    sf_track_t t = {.n_channels = gc->n_in, .gain_db = gc->gain_db, .pan = gc->pan,
-                    .invert = gc->invert};
+    sf_track_t t = {.n_channels = gc->n_in, .gain_db = gc->gain_db, .pan = gc->pan, .invert = gc->invert};
     double g[2][SF_MAX_CHANNELS];
     sf_render_track_gains(&t, gc->n_out, g);
     for (int in = 0; in < gc->n_in; in++)
         for (int out = 0; out < gc->n_out; out++)
-            ck_assert_msg(fabs(g[in][out] - gc->g[in][out]) < 1e-15,
-                          "%s: gains[%d][%d] = %.17g, expected %.17g", gc->name, in, out,
-                          g[in][out], gc->g[in][out]);
+            ck_assert_msg(fabs(g[in][out] - gc->g[in][out]) < 1e-15, "%s: gains[%d][%d] = %.17g, expected %.17g",
+                          gc->name, in, out, g[in][out], gc->g[in][out]);
     /* the hard-panned side is silent, not -300 dB */
     if (fabs(gc->pan) == 1.0 && gc->n_out == 2)
         for (int in = 0; in < gc->n_in; in++)
             for (int out = 0; out < 2; out++)
                 if (gc->g[in][out] == 0.0)
-                    ck_assert_msg(g[in][out] == 0.0, "%s: [%d][%d] = %g", gc->name, in, out,
-                                  g[in][out]);
+                    ck_assert_msg(g[in][out] == 0.0, "%s: [%d][%d] = %g", gc->name, in, out, g[in][out]);
 }
 END_TEST
 
@@ -372,10 +404,11 @@ START_TEST(test_pan_render)
     char *dir = tu_tmpdir();
     src_spec_t src = {gc->n_in, 24, 3000, SIG_CONST, 0, 0.5, NULL};
     s_write_sources(dir, &src, 1);
-    track_spec_t tr = {.gain_db = gc->gain_db, .pan = gc->pan, .invert = gc->invert,
-                       .n_clips = 1, .clips = {{0, 100, 0, 0, 0}}};
+    track_spec_t tr = {
+        .gain_db = gc->gain_db, .pan = gc->pan, .invert = gc->invert, .n_clips = 1, .clips = {{0, 100, 0, 0, 0}}};
     stem_spec_t st = {gc->n_out, 0, NULL};
     sf_session_t *s = s_build(&src, &tr, 1, &st, 1);
+    s->master_channels = gc->n_out; /* the track's pan law straight into the master */
     planar_t p = s_planar(gc->n_out, 3200);
     sf_err_t err = {0};
     ck_assert_int_eq(sf_render_stem(s, 0, 0, 3200, 0, p.ch, &err), SF_OK);
@@ -387,8 +420,8 @@ START_TEST(test_pan_render)
         for (int64_t f = 0; f < 3200; f++) {
             double want = f >= 100 && f < 3100 ? expect : 0.0;
             ck_assert_msg(fabs((double)p.ch[c][f] - want) <= 2.5e-7 * fabs(want),
-                          "%s: out %d frame %lld = %.9g, expected %.9g", gc->name, c,
-                          (long long)f, (double)p.ch[c][f], want);
+                          "%s: out %d frame %lld = %.9g, expected %.9g", gc->name, c, (long long)f, (double)p.ch[c][f],
+                          want);
         }
     }
     s_planar_free(&p);
@@ -414,11 +447,14 @@ START_TEST(test_clip_placement)
         /* the brief's odd clip */
         {0, 0, false, false, 1, {{0, 12345, 777, 4099, 0}}},
         /* overlapping clips, later wins: B inside A, C over A's end, D before all */
-        {-1.5, 0.25, false, false, 4,
+        {-1.5,
+         0.25,
+         false,
+         false,
+         4,
          {{0, 1000, 0, 10000, 0}, {1, 3001, 17, 999, -3}, {1, 9500, 4000, 2500, 2}, {0, 10, 5, 1200, -6}}},
         /* stereo: a clip fully hidden behind a later one, a -inf clip muting a gap */
-        {-3, -0.3, true, false, 3,
-         {{2, 2000, 100, 3000, 0}, {2, 1500, 9000, 4500, -1}, {2, 4000, 0, 500, -INFINITY}}},
+        {-3, -0.3, true, false, 3, {{2, 2000, 100, 3000, 0}, {2, 1500, 9000, 4500, -1}, {2, 4000, 0, 500, -INFINITY}}},
     };
     for (size_t k = 0; k < 3; k++) {
         stem_spec_t st = {2, 1, &k};
@@ -483,8 +519,7 @@ static void s_mix_fixture(const char *dir)
 
 static sf_session_t *s_mix_session(void)
 {
-    return s_build(g_mix_srcs, g_mix_tracks, MIX_TRACKS, k_mix_stems,
-                   sizeof k_mix_stems / sizeof k_mix_stems[0]);
+    return s_build(g_mix_srcs, g_mix_tracks, MIX_TRACKS, k_mix_stems, sizeof k_mix_stems / sizeof k_mix_stems[0]);
 }
 
 START_TEST(test_mix_vs_reference)
@@ -494,21 +529,20 @@ START_TEST(test_mix_vs_reference)
     sf_session_t *s = s_mix_session();
     /* Measured max |render - double reference| (gcc 12, x86-64, 150,001 frames):
      *   stereo stem, all 24 tracks (peak 0.90)   6.22e-08 = 0.52 LSB of pcm24
-     *   mono fold-down stem (peak 1.19)          6.79e-08 = 0.57 LSB
+     *   mono stem: the stereo master folded      5.67e-08 = 0.48 LSB
+     *     (from the master's double sum; from its float signal: 0.68 LSB)
      *   5-track stereo subset (peak 0.41)        2.87e-08 = 0.24 LSB
      * With a float accumulator instead of the double one the stereo stem
      * measured 1.59e-07 = 1.34 LSB. The bound asserted is 1 LSB of pcm24,
      * 2^-23 = 1.19e-07. */
     for (size_t k = 0; k < sizeof k_mix_stems / sizeof k_mix_stems[0]; k++) {
-        double e = s_render_vs_reference(s, k, g_mix_srcs, g_mix_tracks, MIX_TRACKS,
-                                         &k_mix_stems[k], 0, MIX_FRAMES);
-        fprintf(stderr, "test_render: stem %zu (%d ch): max error vs double reference %.3g (%.3f LSB24)\n",
-                k, k_mix_stems[k].n_channels, e, e / LSB24);
+        double e = s_render_vs_reference(s, k, g_mix_srcs, g_mix_tracks, MIX_TRACKS, &k_mix_stems[k], 0, MIX_FRAMES);
+        fprintf(stderr, "test_render: stem %zu (%d ch): max error vs double reference %.3g (%.3f LSB24)\n", k,
+                k_mix_stems[k].n_channels, e, e / LSB24);
         ck_assert_msg(e <= LSB24, "stem %zu: max error %g > 2^-23", k, e);
     }
     /* a window not aligned to anything */
-    double e = s_render_vs_reference(s, 0, g_mix_srcs, g_mix_tracks, MIX_TRACKS, &k_mix_stems[0],
-                                     40001, 70003);
+    double e = s_render_vs_reference(s, 0, g_mix_srcs, g_mix_tracks, MIX_TRACKS, &k_mix_stems[0], 40001, 70003);
     ck_assert_msg(e <= LSB24, "offset range: max error %g", e);
     s_free_session(s);
     s_free_sources(g_mix_srcs, MIX_TRACKS);
@@ -520,8 +554,8 @@ END_TEST
 /* ---- determinism ------------------------------------------------------------------- */
 
 /* Renders [start, start + n) in pieces of the given lengths (cycled). */
-static void s_render_cut(const sf_session_t *s, size_t stem, int64_t start, int64_t n,
-                         const int64_t *pieces, size_t n_pieces, int64_t preroll, float **out)
+static void s_render_cut(const sf_session_t *s, size_t stem, int64_t start, int64_t n, const int64_t *pieces,
+                         size_t n_pieces, int64_t preroll, float **out)
 {
     int64_t at = 0;
     for (size_t p = 0; at < n; p++) {
@@ -529,8 +563,7 @@ static void s_render_cut(const sf_session_t *s, size_t stem, int64_t start, int6
         len = len < n - at ? len : n - at;
         float *dst[2] = {out[0] + at, out[1] ? out[1] + at : NULL};
         sf_err_t err = {0};
-        ck_assert_msg(sf_render_stem(s, stem, start + at, len, preroll, dst, &err) == SF_OK,
-                      "%s", err.msg);
+        ck_assert_msg(sf_render_stem(s, stem, start + at, len, preroll, dst, &err) == SF_OK, "%s", err.msg);
         at += len;
     }
 }
@@ -551,9 +584,8 @@ START_TEST(test_determinism)
         int threads;
         int64_t preroll;
     } runs[] = {
-        {whole, 1, 1, 0},      {whole, 1, 2, 0},      {whole, 1, 4, 48000},
-        {cut_a, 5, 1, 0},      {cut_a, 5, 2, 12345},  {cut_a, 5, 4, 0},
-        {cut_b, 2, 4, 0},      {cut_c, 1, 3, 100},
+        {whole, 1, 1, 0},     {whole, 1, 2, 0}, {whole, 1, 4, 48000}, {cut_a, 5, 1, 0},
+        {cut_a, 5, 2, 12345}, {cut_a, 5, 4, 0}, {cut_b, 2, 4, 0},     {cut_c, 1, 3, 100},
     };
     for (size_t stem = 0; stem < 2; stem++) {
         int nc = k_mix_stems[stem].n_channels;
@@ -571,8 +603,7 @@ START_TEST(test_determinism)
             s_render_cut(s, stem, start, n, runs[r].pieces, runs[r].n, runs[r].preroll, out);
             for (int c = 0; c < nc; c++)
                 ck_assert_msg(memcmp(base[c], out[c], sizeof(float) * (size_t)n) == 0,
-                              "stem %zu run %zu (%d threads): channel %d differs", stem, r,
-                              runs[r].threads, c);
+                              "stem %zu run %zu (%d threads): channel %d differs", stem, r, runs[r].threads, c);
         }
         for (int c = 0; c < nc; c++) {
             free(base[c]);
@@ -599,8 +630,8 @@ START_TEST(test_thousand_tracks)
     for (int k = 0; k < MANY; k++) {
         srcs[k] = (src_spec_t){1, 16, 1000, SIG_NOISE, 5000 + (uint64_t)k, 0.5, NULL};
         /* ~27 tracks sound at once, all 1,000 start inside the first window */
-        tracks[k] = (track_spec_t){-20.0 - (k % 7), -1.0 + (k % 41) / 20.0, k % 3 == 0, k % 97 == 0,
-                                   1, {{k, 37 * k + 1, k % 10, 990, 0}}};
+        tracks[k] = (track_spec_t){
+            -20.0 - (k % 7), -1.0 + (k % 41) / 20.0, k % 3 == 0, k % 97 == 0, 1, {{k, 37 * k + 1, k % 10, 990, 0}}};
     }
     s_write_sources(dir, srcs, MANY);
     stem_spec_t st = {2, 0, NULL};
@@ -665,8 +696,7 @@ START_TEST(test_missing_source)
         for (int rep = 0; rep < 5; rep++) {
             sf_err_clear(&err);
             ck_assert_int_eq(sf_render_stem(s, 0, 0, 80000, 0, p.ch, &err), SF_E_IO);
-            ck_assert_msg(strstr(err.msg, srcs[1].path) != NULL, "%d threads: %s", threads,
-                          err.msg);
+            ck_assert_msg(strstr(err.msg, srcs[1].path) != NULL, "%d threads: %s", threads, err.msg);
         }
     }
     omp_set_num_threads(2);
@@ -762,9 +792,8 @@ START_TEST(test_media_read)
             for (int c = 0; c < srcs[k].channels; c++) {
                 for (int64_t i = 0; i < n; i++)
                     ck_assert_msg((double)dst[c][i] == s_src_value(&srcs[k], c, off + i),
-                                  "src %d ch %d frame %lld: %.9g vs %.9g", k, c,
-                                  (long long)(off + i), (double)dst[c][i],
-                                  s_src_value(&srcs[k], c, off + i));
+                                  "src %d ch %d frame %lld: %.9g vs %.9g", k, c, (long long)(off + i),
+                                  (double)dst[c][i], s_src_value(&srcs[k], c, off + i));
                 free(dst[c]);
             }
         }
@@ -781,9 +810,8 @@ START_TEST(test_media_read)
     char *missing = tu_path(dir, "nope.wav");
     sf_media_info_t info;
     ck_assert_int_eq(sf_media_probe(missing, &info, &err), SF_E_IO);
-    ck_assert_msg(strstr(err.msg, "cannot open '") && strstr(err.msg, missing) &&
-                      strstr(err.msg, "No such file"),
-                  "%s", err.msg);
+    ck_assert_msg(strstr(err.msg, "cannot open '") && strstr(err.msg, missing) && strstr(err.msg, "No such file"), "%s",
+                  err.msg);
     ck_assert_int_eq(sf_media_read(missing, 0, 8, 1, dst, &err), SF_E_IO);
     char *text = tu_write_text(dir, "notes.wav", "this is not audio\n");
     ck_assert_int_eq(sf_media_probe(text, &info, &err), SF_E_IO);
@@ -812,28 +840,25 @@ typedef struct {
 } fmt_case_t;
 
 static const fmt_case_t k_formats[] = {
-    {SF_FILE_WAV, SF_SAMPLE_PCM16, true},  {SF_FILE_WAV, SF_SAMPLE_PCM24, true},
-    {SF_FILE_WAV, SF_SAMPLE_PCM32, true},  {SF_FILE_WAV, SF_SAMPLE_FLOAT32, true},
-    {SF_FILE_RF64, SF_SAMPLE_PCM16, true}, {SF_FILE_RF64, SF_SAMPLE_PCM24, true},
-    {SF_FILE_RF64, SF_SAMPLE_PCM32, true}, {SF_FILE_RF64, SF_SAMPLE_FLOAT32, true},
-    {SF_FILE_W64, SF_SAMPLE_PCM16, true},  {SF_FILE_W64, SF_SAMPLE_PCM24, true},
-    {SF_FILE_W64, SF_SAMPLE_PCM32, true},  {SF_FILE_W64, SF_SAMPLE_FLOAT32, true},
-    {SF_FILE_AIFF, SF_SAMPLE_PCM16, true}, {SF_FILE_AIFF, SF_SAMPLE_PCM24, true},
-    {SF_FILE_AIFF, SF_SAMPLE_PCM32, true}, {SF_FILE_AIFF, SF_SAMPLE_FLOAT32, true},
-    {SF_FILE_FLAC, SF_SAMPLE_PCM16, true}, {SF_FILE_FLAC, SF_SAMPLE_PCM24, true},
+    {SF_FILE_WAV, SF_SAMPLE_PCM16, true},   {SF_FILE_WAV, SF_SAMPLE_PCM24, true},
+    {SF_FILE_WAV, SF_SAMPLE_PCM32, true},   {SF_FILE_WAV, SF_SAMPLE_FLOAT32, true},
+    {SF_FILE_RF64, SF_SAMPLE_PCM16, true},  {SF_FILE_RF64, SF_SAMPLE_PCM24, true},
+    {SF_FILE_RF64, SF_SAMPLE_PCM32, true},  {SF_FILE_RF64, SF_SAMPLE_FLOAT32, true},
+    {SF_FILE_W64, SF_SAMPLE_PCM16, true},   {SF_FILE_W64, SF_SAMPLE_PCM24, true},
+    {SF_FILE_W64, SF_SAMPLE_PCM32, true},   {SF_FILE_W64, SF_SAMPLE_FLOAT32, true},
+    {SF_FILE_AIFF, SF_SAMPLE_PCM16, true},  {SF_FILE_AIFF, SF_SAMPLE_PCM24, true},
+    {SF_FILE_AIFF, SF_SAMPLE_PCM32, true},  {SF_FILE_AIFF, SF_SAMPLE_FLOAT32, true},
+    {SF_FILE_FLAC, SF_SAMPLE_PCM16, true},  {SF_FILE_FLAC, SF_SAMPLE_PCM24, true},
     {SF_FILE_FLAC, SF_SAMPLE_PCM32, false}, {SF_FILE_FLAC, SF_SAMPLE_FLOAT32, false},
 };
-#define N_FORMATS (sizeof k_formats / sizeof k_formats[0])
+#define N_FORMATS   (sizeof k_formats / sizeof k_formats[0])
 #define WR_CHANNELS 2
 
 static const char *k_ext[] = {"wav", "rf64", "w64", "aiff", "flac"};
 static const size_t k_chunks[] = {1, 1000, 4099, 0, 17};
 #define WR_FRAMES (1 + 1000 + 4099 + 17)
 
-static int s_bits(sf_sample_format_t f)
-{
-    return f == SF_SAMPLE_PCM16 ? 16 : f == SF_SAMPLE_PCM24 ? 24 : 32;
-}
+static int s_bits(sf_sample_format_t f) { return f == SF_SAMPLE_PCM16 ? 16 : f == SF_SAMPLE_PCM24 ? 24 : 32; }
 
 /* Test data: left-justified ints at the format's bits with both rails, or
  * floats beyond full scale, denormals and -0 (the writer must not touch them). */
@@ -848,8 +873,11 @@ static void s_writer_data(sf_sample_format_t f, int32_t *ints, float *floats)
         if (i % 103 == 0)
             v = -top - 1;
         ints[i] = (int32_t)(v * ((int64_t)1 << (32 - bits)));
-        floats[i] = i % 89 == 0 ? 1.75f : i % 97 == 0 ? -3.5f : i % 83 == 0 ? 1e-42f
-                    : i % 79 == 0 ? -0.0f : (float)tu_noise(78, i);
+        floats[i] = i % 89 == 0   ? 1.75f
+                    : i % 97 == 0 ? -3.5f
+                    : i % 83 == 0 ? 1e-42f
+                    : i % 79 == 0 ? -0.0f
+                                  : (float)tu_noise(78, i);
     }
 }
 
@@ -863,9 +891,8 @@ static char *s_write_file(const char *dir, const char *tag, const fmt_case_t *fc
     s_writer_data(fc->sample, ints, floats);
     sf_media_writer_t *w = NULL;
     sf_err_t err = {0};
-    ck_assert_msg(sf_media_writer_open(path, fc->format, fc->sample, RATE, WR_CHANNELS, &w, &err) ==
-                      SF_OK,
-                  "%s", err.msg);
+    ck_assert_msg(sf_media_writer_open(path, fc->format, fc->sample, RATE, WR_CHANNELS, &w, &err) == SF_OK, "%s",
+                  err.msg);
     size_t at = 0;
     for (size_t c = 0; c < sizeof k_chunks / sizeof k_chunks[0]; c++) {
         sf_rc rc = fc->sample == SF_SAMPLE_FLOAT32
@@ -877,9 +904,8 @@ static char *s_write_file(const char *dir, const char *tag, const fmt_case_t *fc
     ck_assert_int_eq(sf_media_writer_frames(w), WR_FRAMES);
     *hash = sf_media_writer_pcm_hash(w);
     /* the writer hashes exactly the buffers passed */
-    uint64_t direct = fc->sample == SF_SAMPLE_FLOAT32
-                          ? sf_hash_xxh3(floats, sizeof(float) * WR_FRAMES * WR_CHANNELS)
-                          : sf_hash_xxh3(ints, sizeof(int32_t) * WR_FRAMES * WR_CHANNELS);
+    uint64_t direct = fc->sample == SF_SAMPLE_FLOAT32 ? sf_hash_xxh3(floats, sizeof(float) * WR_FRAMES * WR_CHANNELS)
+                                                      : sf_hash_xxh3(ints, sizeof(int32_t) * WR_FRAMES * WR_CHANNELS);
     ck_assert(*hash == direct);
     ck_assert_int_eq(sf_media_writer_close(&w, &err), SF_OK);
     ck_assert_ptr_null(w);
@@ -896,8 +922,7 @@ START_TEST(test_writer_roundtrip)
     if (!fc->supported) {
         char *path = tu_path(dir, "bad.flac");
         sf_media_writer_t *w = NULL;
-        ck_assert_int_eq(sf_media_writer_open(path, fc->format, fc->sample, RATE, 2, &w, &err),
-                         SF_E_INPUT);
+        ck_assert_int_eq(sf_media_writer_open(path, fc->format, fc->sample, RATE, 2, &w, &err), SF_E_INPUT);
         ck_assert_ptr_null(w);
         ck_assert_msg(strstr(err.msg, path) && strstr(err.msg, "not supported"), "%s", err.msg);
         ck_assert_msg(!tu_exists(path), "a rejected format still created the file");
@@ -912,8 +937,7 @@ START_TEST(test_writer_roundtrip)
     uint64_t back;
     int64_t frames;
     int channels;
-    ck_assert_msg(sf_media_hash_pcm(path, fc->sample, &back, &frames, &channels, &err) == SF_OK,
-                  "%s", err.msg);
+    ck_assert_msg(sf_media_hash_pcm(path, fc->sample, &back, &frames, &channels, &err) == SF_OK, "%s", err.msg);
     ck_assert_int_eq(frames, WR_FRAMES);
     ck_assert_int_eq(channels, WR_CHANNELS);
     ck_assert_msg(back == hash, "%s: read-back hash differs", path);
@@ -937,8 +961,8 @@ START_TEST(test_writer_roundtrip)
         int32_t *got = tu_read_pcm_ints(path, bits, &n_ch, &n_fr);
         ck_assert_int_eq(n_fr, WR_FRAMES);
         for (int64_t i = 0; i < WR_FRAMES * WR_CHANNELS; i++)
-            ck_assert_msg(got[i] == ints[i] >> (32 - bits), "sample %lld: %d, wrote %d",
-                          (long long)i, got[i], ints[i] >> (32 - bits));
+            ck_assert_msg(got[i] == ints[i] >> (32 - bits), "sample %lld: %d, wrote %d", (long long)i, got[i],
+                          ints[i] >> (32 - bits));
         free(got);
     }
     /* asking for the wrong sample format is a verification failure */
@@ -981,15 +1005,13 @@ START_TEST(test_writer_errors)
     char *path = tu_path(dir, "no/such/folder/x.wav");
     sf_media_writer_t *w = NULL;
     sf_err_t err = {0};
-    ck_assert_int_eq(sf_media_writer_open(path, SF_FILE_WAV, SF_SAMPLE_PCM24, RATE, 2, &w, &err),
-                     SF_E_IO);
+    ck_assert_int_eq(sf_media_writer_open(path, SF_FILE_WAV, SF_SAMPLE_PCM24, RATE, 2, &w, &err), SF_E_IO);
     ck_assert_msg(strstr(err.msg, path) && strstr(err.msg, "No such file"), "%s", err.msg);
     ck_assert_ptr_null(w);
     free(path);
     /* writing the wrong kind of sample is refused */
     path = tu_path(dir, "x.wav");
-    ck_assert_int_eq(sf_media_writer_open(path, SF_FILE_WAV, SF_SAMPLE_PCM24, RATE, 1, &w, &err),
-                     SF_OK);
+    ck_assert_int_eq(sf_media_writer_open(path, SF_FILE_WAV, SF_SAMPLE_PCM24, RATE, 1, &w, &err), SF_OK);
     float f = 0.5f;
     ck_assert_int_eq(sf_media_writer_write_float(w, &f, 1, &err), SF_E_INTERNAL);
     ck_assert_int_eq(sf_media_writer_frames(w), 0);
@@ -1003,6 +1025,1594 @@ START_TEST(test_writer_errors)
     ck_assert_int_eq(sf_media_hash_pcm(missing, SF_SAMPLE_PCM24, &h, &n, &c, &err), SF_E_IO);
     ck_assert_msg(strstr(err.msg, missing) != NULL, "%s", err.msg);
     free(missing);
+    free(path);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- graph sessions, built by hand ------------------------------------------------------ */
+
+/* An empty session with a master of n channels; tracks, buses, stems and
+ * mixes are added by the g_* helpers and freed by g_free. */
+static sf_session_t *g_new(int master_channels)
+{
+    sf_session_t *s = sf_calloc(1, sizeof *s);
+    ck_assert_ptr_nonnull(s);
+    s->path = sf_strdup("graph.yaml");
+    s->name = sf_strdup("graph");
+    s->sample_rate = RATE;
+    s->master_channels = master_channels;
+    s->tail_threshold_db = -144;
+    return s;
+}
+
+/* Grows an array of n - 1 items to n, the new one zeroed. */
+static void *g_grow(void *p, size_t n, size_t size)
+{
+    void *q = sf_realloc(p, n * size);
+    ck_assert_ptr_nonnull(q);
+    memset((char *)q + (n - 1) * size, 0, size);
+    return q;
+}
+
+/* A clip of `src` on track t: at `at`, from source frame `offset`, `length`
+ * frames (0: to the end). Returns it (valid until the next g_clip on t). */
+static sf_clip_t *g_clip(sf_session_t *s, size_t t, const src_spec_t *src, int64_t at, int64_t offset, int64_t length)
+{
+    sf_track_t *tr = &s->tracks[t];
+    tr->clips = g_grow(tr->clips, ++tr->n_clips, sizeof *tr->clips);
+    sf_clip_t *c = &tr->clips[tr->n_clips - 1];
+    c->path = sf_strdup(src->path);
+    c->at = at;
+    c->offset = offset;
+    c->length = length ? length : src->frames - offset;
+    c->source_channels = src->channels;
+    c->source_frames = src->frames;
+    c->source_rate = RATE;
+    c->channel = -1;
+    tr->n_channels = src->channels;
+    return c;
+}
+
+/* A track feeding `output` (SF_MASTER_BUS or a bus), with one clip of src
+ * at `at` covering the source when src is not NULL. */
+static size_t g_track(sf_session_t *s, const src_spec_t *src, int64_t at, double gain_db, double pan, int output)
+{
+    s->tracks = g_grow(s->tracks, ++s->n_tracks, sizeof *s->tracks);
+    size_t t = s->n_tracks - 1;
+    sf_track_t *tr = &s->tracks[t];
+    char name[32];
+    snprintf(name, sizeof name, "T%zu", t);
+    tr->name = sf_strdup(name);
+    tr->gain_db = gain_db;
+    tr->pan = pan;
+    tr->output_bus = output;
+    tr->n_channels = 1;
+    if (src)
+        g_clip(s, t, src, at, 0, 0);
+    return t;
+}
+
+/* A bus, appended to bus_order (callers add buses in a feeding order, or
+ * set bus_order themselves). */
+static int g_bus(sf_session_t *s, int n_channels, int output, double gain_db)
+{
+    s->buses = g_grow(s->buses, ++s->n_buses, sizeof *s->buses);
+    sf_bus_t *b = &s->buses[s->n_buses - 1];
+    char name[32];
+    snprintf(name, sizeof name, "B%zu", s->n_buses - 1);
+    b->name = sf_strdup(name);
+    b->n_channels = n_channels;
+    b->output_bus = output;
+    b->gain_db = gain_db;
+    s->bus_order = g_grow(s->bus_order, s->n_buses, sizeof *s->bus_order);
+    s->bus_order[s->n_buses - 1] = s->n_buses - 1;
+    return (int)s->n_buses - 1;
+}
+
+static sf_send_t *g_send(sf_send_t **sends, size_t *n, int bus, double level_db, bool pre)
+{
+    *sends = g_grow(*sends, ++*n, sizeof **sends);
+    sf_send_t *sd = &(*sends)[*n - 1];
+    sd->bus = bus;
+    sd->level_db = level_db;
+    sd->pre_fader = pre;
+    return sd;
+}
+
+static void g_stem(sf_session_t *s, int n_channels, const size_t *tracks, size_t n)
+{
+    s->stems = g_grow(s->stems, ++s->n_stems, sizeof *s->stems);
+    sf_stem_t *st = &s->stems[s->n_stems - 1];
+    char name[32];
+    snprintf(name, sizeof name, "S%zu", s->n_stems - 1);
+    st->name = sf_strdup(name);
+    st->n_channels = n_channels;
+    st->n_tracks = n;
+    st->tracks = sf_calloc(n ? n : 1, sizeof *st->tracks);
+    memcpy(st->tracks, tracks, sizeof *tracks * n);
+}
+
+static void g_mix(sf_session_t *s, const double *gains_db)
+{
+    s->mixes = g_grow(s->mixes, ++s->n_mixes, sizeof *s->mixes);
+    sf_mix_t *m = &s->mixes[s->n_mixes - 1];
+    m->name = sf_strdup("M");
+    m->n_channels = s->master_channels;
+    m->stem_gain_db = sf_calloc(s->n_stems, sizeof *m->stem_gain_db);
+    memcpy(m->stem_gain_db, gains_db, sizeof *gains_db * s->n_stems);
+}
+
+static void g_auto(sf_automation_t *a, const int64_t *frames, const double *values, size_t n)
+{
+    a->frames = sf_calloc(n, sizeof *a->frames);
+    a->values = sf_calloc(n, sizeof *a->values);
+    memcpy(a->frames, frames, sizeof *frames * n);
+    memcpy(a->values, values, sizeof *values * n);
+    a->n_points = n;
+}
+
+static void g_auto_free(sf_automation_t *a)
+{
+    sf_free(a->frames);
+    sf_free(a->values);
+}
+
+static void g_free(sf_session_t *s)
+{
+    for (size_t k = 0; k < s->n_tracks; k++) {
+        sf_track_t *t = &s->tracks[k];
+        for (size_t j = 0; j < t->n_clips; j++)
+            sf_free(t->clips[j].path);
+        for (size_t j = 0; j < t->n_sends; j++)
+            g_auto_free(&t->sends[j].level_auto);
+        g_auto_free(&t->gain_auto);
+        g_auto_free(&t->pan_auto);
+        sf_free(t->sends);
+        sf_free(t->clips);
+        sf_free(t->name);
+    }
+    for (size_t b = 0; b < s->n_buses; b++) {
+        for (size_t j = 0; j < s->buses[b].n_sends; j++)
+            g_auto_free(&s->buses[b].sends[j].level_auto);
+        sf_free(s->buses[b].sends);
+        sf_free(s->buses[b].name);
+    }
+    for (size_t k = 0; k < s->n_stems; k++) {
+        sf_free(s->stems[k].tracks);
+        sf_free(s->stems[k].name);
+    }
+    for (size_t k = 0; k < s->n_mixes; k++) {
+        sf_free(s->mixes[k].stem_gain_db);
+        sf_free(s->mixes[k].name);
+    }
+    sf_free(s->tracks);
+    sf_free(s->buses);
+    sf_free(s->bus_order);
+    sf_free(s->stems);
+    sf_free(s->mixes);
+    sf_free(s->path);
+    sf_free(s->name);
+    sf_free(s);
+}
+
+/* ---- the independent reference graph ----------------------------------------------------- */
+
+/* Written from render.h's and SESSION-FORMAT's words, per frame, in double,
+ * with libm's pow, sin and cos; it shares no code with render.c. */
+
+static double r_db(double db) { return db == -(double)INFINITY ? 0.0 : pow(10.0, db / 20.0); }
+
+static const src_spec_t *r_src(const src_spec_t *srcs, size_t n, const char *path)
+{
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(srcs[k].path, path) == 0)
+            return &srcs[k];
+    ck_abort_msg("no source %s", path);
+    return NULL;
+}
+
+/* Breakpoints, linear between; -inf ends ramp from/to the floor; a -inf
+ * point or a stretch between two is -inf. */
+static double r_auto(const sf_automation_t *a, int64_t f, double floor_db)
+{
+    const double ninf = -(double)INFINITY;
+    size_t last = 0;
+    bool any = false;
+    for (size_t k = 0; k < a->n_points; k++)
+        if (a->frames[k] <= f) {
+            last = k;
+            any = true;
+        }
+    if (!any)
+        return a->values[0];
+    if (last == a->n_points - 1 || a->frames[last] == f)
+        return a->values[last];
+    double v0 = a->values[last], v1 = a->values[last + 1];
+    if (v0 == ninf && v1 == ninf)
+        return ninf;
+    if (v0 == ninf)
+        v0 = floor_db;
+    if (v1 == ninf)
+        v1 = floor_db;
+    double x = (double)(f - a->frames[last]) / (double)(a->frames[last + 1] - a->frames[last]);
+    return v0 + (v1 - v0) * x;
+}
+
+static double r_shape(sf_fade_shape_t sh, double x) { return sh == SF_FADE_LINEAR ? x : sin(x * M_PI / 2); }
+
+/* One clip's value on input channel `in` at frame f (inside the clip). */
+static double r_clip(const sf_clip_t *c, const src_spec_t *src, int in, int64_t f)
+{
+    int ch = c->channel >= 0 ? c->channel : in;
+    double v = s_src_value(src, ch, c->offset + (f - c->at)) * r_db(c->gain_db);
+    int64_t j = f - c->at;
+    if (j < c->fade_in.length)
+        v *= r_shape(c->fade_in.shape, (double)j / (double)c->fade_in.length);
+    int64_t k = c->at + c->length - 1 - f;
+    if (k < c->fade_out.length)
+        v *= r_shape(c->fade_out.shape, (double)k / (double)c->fade_out.length);
+    return v;
+}
+
+/* The track's clips at f: in file order, each replacing what is under it,
+ * or over its crossfade length: under * cos + clip * sin. */
+static double r_pre(const sf_track_t *t, const src_spec_t *srcs, size_t n_srcs, int in, int64_t f)
+{
+    double acc = 0.0;
+    for (size_t j = 0; j < t->n_clips; j++) {
+        const sf_clip_t *c = &t->clips[j];
+        if (f < c->at || f >= c->at + c->length)
+            continue;
+        double v = r_clip(c, r_src(srcs, n_srcs, c->path), in, f);
+        int64_t x = f - c->at;
+        if (x < c->crossfade) {
+            double th = (double)x / (double)c->crossfade * M_PI / 2;
+            acc = acc * cos(th) + v * sin(th);
+        } else {
+            acc = v;
+        }
+    }
+    return acc;
+}
+
+/* The layouts table of render.h, entry by entry. */
+static void r_layout(int n_in, int n_out, double g[8][8])
+{
+    const double h = M_SQRT1_2;
+    memset(g, 0, sizeof(double) * 64);
+    if (n_in == n_out) {
+        for (int c = 0; c < n_in; c++)
+            g[c][c] = 1;
+        return;
+    }
+    if (n_in == 1) {
+        g[0][0] = g[0][1] = h;
+        return;
+    }
+    if (n_in == 2) {
+        if (n_out == 1) {
+            g[0][0] = g[1][0] = h;
+        } else {
+            g[0][0] = 1;
+            g[1][1] = 1;
+        }
+        return;
+    }
+    if (n_out == 2 || n_out == 1) {
+        double l[8] = {1, 0, h, 0, h, 0, 0, 0}, r[8] = {0, 1, h, 0, 0, h, 0, 0};
+        if (n_in == 8) {
+            l[6] = h;
+            r[7] = h;
+        }
+        for (int c = 0; c < n_in; c++) {
+            if (n_out == 2) {
+                g[c][0] = l[c];
+                g[c][1] = r[c];
+            } else {
+                g[c][0] = (l[c] + r[c]) / sqrt(2.0);
+            }
+        }
+        return;
+    }
+    if (n_in == 6) { /* 5.1 -> 7.1 */
+        for (int c = 0; c < 6; c++)
+            g[c][c] = 1;
+        return;
+    }
+    for (int c = 0; c < 4; c++) /* 7.1 -> 5.1 */
+        g[c][c] = 1;
+    g[4][4] = g[6][4] = h;
+    g[5][5] = g[7][5] = h;
+}
+
+static int r_node_ch(const sf_session_t *s, int bus)
+{
+    return bus == SF_MASTER_BUS ? s->master_channels : s->buses[bus].n_channels;
+}
+
+/* A panned track's gains into a bus of n_dest channels, no fader: the pan
+ * law into L and R, or the fold into mono. */
+static void r_track_mat(const sf_track_t *t, double pan, int n_dest, double m[2][8])
+{
+    memset(m, 0, sizeof(double) * 16);
+    const int n_in = t->n_channels;
+    if (n_dest == 1) {
+        m[0][0] = n_in == 1 ? 1.0 : M_SQRT1_2;
+        if (n_in == 2)
+            m[1][0] = M_SQRT1_2;
+        return;
+    }
+    pan = pan < -1 ? -1 : pan > 1 ? 1 : pan;
+    if (n_in == 1) {
+        m[0][0] = cos((pan + 1) * M_PI / 4);
+        m[0][1] = sin((pan + 1) * M_PI / 4);
+    } else {
+        m[0][0] = pan > 0 ? cos(pan * M_PI / 2) : 1.0;
+        m[1][1] = pan < 0 ? cos(-pan * M_PI / 2) : 1.0;
+    }
+}
+
+/* A routed track's gains: unity into its channels of the output bus, through
+ * the layouts for a bus of another layout. */
+static void r_track_route(const sf_session_t *s, const sf_track_t *t, int n_dest, double m[2][8])
+{
+    const int n_ob = r_node_ch(s, t->output_bus);
+    double r[8] = {0}, lg[8][8];
+    for (int k = 0; k < t->n_route; k++)
+        r[t->route[k]] = 1.0;
+    memset(m, 0, sizeof(double) * 16);
+    r_layout(n_ob, n_dest, lg);
+    for (int c = 0; c < n_dest; c++)
+        for (int k = 0; k < n_ob; k++)
+            m[0][c] += r[k] * lg[k][c];
+}
+
+/* ref[c][0..n) = what the tracks `set` (session order) give at the master
+ * over [start, start + n), in the layout n_out. */
+static void r_graph(const sf_session_t *s, const src_spec_t *srcs, size_t n_srcs, const size_t *set, size_t n_set,
+                    int n_out, int64_t start, int64_t n, double **ref)
+{
+    const size_t n_nodes = 1 + s->n_buses;
+    double(*node)[8] = malloc(sizeof *node * n_nodes);
+    const double floor_db = s->tail_threshold_db;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t f = start + i;
+        memset(node, 0, sizeof *node * n_nodes);
+        for (size_t k = 0; k < n_set; k++) {
+            const sf_track_t *t = &s->tracks[set[k]];
+            if (t->mute)
+                continue;
+            double pre[2] = {0, 0};
+            for (int in = 0; in < t->n_channels; in++)
+                pre[in] = r_pre(t, srcs, n_srcs, in, f);
+            const double sign = t->invert ? -1.0 : 1.0;
+            const double fader = sign * r_db(t->gain_auto.n_points ? r_auto(&t->gain_auto, f, floor_db) : t->gain_db);
+            const double pan = t->pan_auto.n_points ? r_auto(&t->pan_auto, f, 0) : t->pan;
+            for (size_t d = 0; d <= t->n_sends; d++) {
+                const int bus = d == 0 ? t->output_bus : t->sends[d - 1].bus;
+                double amp = fader;
+                if (d > 0) {
+                    const sf_send_t *sd = &t->sends[d - 1];
+                    amp = (sd->pre_fader ? sign : fader) *
+                          r_db(sd->level_auto.n_points ? r_auto(&sd->level_auto, f, floor_db) : sd->level_db);
+                }
+                const int n_dest = r_node_ch(s, bus);
+                double m[2][8];
+                if (t->n_route > 0)
+                    r_track_route(s, t, n_dest, m);
+                else
+                    r_track_mat(t, pan, n_dest, m);
+                for (int in = 0; in < t->n_channels; in++)
+                    for (int c = 0; c < n_dest; c++)
+                        node[bus + 1][c] += pre[in] * amp * m[in][c];
+            }
+        }
+        for (size_t k = 0; k < s->n_buses; k++) {
+            const size_t b = s->bus_order[k];
+            const sf_bus_t *bus = &s->buses[b];
+            double sig[8];
+            memcpy(sig, node[1 + b], sizeof sig);
+            const double fader = r_db(bus->gain_db);
+            for (size_t d = 0; d <= bus->n_sends; d++) {
+                const int to = d == 0 ? bus->output_bus : bus->sends[d - 1].bus;
+                double amp = fader;
+                if (d > 0) {
+                    const sf_send_t *sd = &bus->sends[d - 1];
+                    amp = (sd->pre_fader ? 1.0 : fader) *
+                          r_db(sd->level_auto.n_points ? r_auto(&sd->level_auto, f, floor_db) : sd->level_db);
+                }
+                double lg[8][8];
+                r_layout(bus->n_channels, r_node_ch(s, to), lg);
+                for (int in = 0; in < bus->n_channels; in++)
+                    for (int c = 0; c < r_node_ch(s, to); c++)
+                        node[to + 1][c] += sig[in] * amp * lg[in][c];
+            }
+        }
+        double lg[8][8];
+        r_layout(s->master_channels, n_out, lg);
+        for (int c = 0; c < n_out; c++) {
+            double v = 0;
+            for (int in = 0; in < s->master_channels; in++)
+                v += node[0][in] * lg[in][c];
+            ref[c][i] = v;
+        }
+    }
+    free(node);
+}
+
+/* Planar buffers of any width. */
+typedef struct {
+    int n_channels;
+    int64_t n_frames;
+    float *ch[8];
+    double *ref[8];
+} wide_t;
+
+static wide_t w_new(int n_channels, int64_t n_frames)
+{
+    wide_t w = {.n_channels = n_channels, .n_frames = n_frames};
+    for (int c = 0; c < n_channels; c++) {
+        w.ch[c] = malloc(sizeof(float) * (size_t)(n_frames + 1));
+        w.ref[c] = calloc((size_t)(n_frames + 1), sizeof(double));
+        ck_assert(w.ch[c] && w.ref[c]);
+        for (int64_t i = 0; i < n_frames; i++)
+            w.ch[c][i] = NAN;
+    }
+    return w;
+}
+
+static void w_free(wide_t *w)
+{
+    for (int c = 0; c < w->n_channels; c++) {
+        free(w->ch[c]);
+        free(w->ref[c]);
+    }
+}
+
+static void w_render(const sf_session_t *s, sf_target_t t, int64_t start, wide_t *w)
+{
+    sf_err_t err = {0};
+    sf_rc rc = sf_render(s, t, start, w->n_frames, 0, w->ch, &err);
+    ck_assert_msg(rc == SF_OK, "render %d:%u: %s", (int)t.kind, t.index, err.msg);
+}
+
+/* max |render - ref| over every channel; fails on an unwritten sample. */
+static double w_max_err(const wide_t *w)
+{
+    double e = 0;
+    for (int c = 0; c < w->n_channels; c++)
+        for (int64_t i = 0; i < w->n_frames; i++) {
+            double d = fabs((double)w->ch[c][i] - w->ref[c][i]);
+            ck_assert_msg(d == d, "ch %d frame %lld: %g vs %g", c, (long long)i, (double)w->ch[c][i], w->ref[c][i]);
+            e = d > e ? d : e;
+        }
+    return e;
+}
+
+/* Renders a stem and returns its max error against r_graph. */
+static double g_stem_err(const sf_session_t *s, const src_spec_t *srcs, size_t n_srcs, size_t stem, int64_t start,
+                         int64_t n)
+{
+    const sf_stem_t *st = &s->stems[stem];
+    wide_t w = w_new(st->n_channels, n);
+    w_render(s, (sf_target_t){SF_TARGET_STEM, (uint32_t)stem}, start, &w);
+    r_graph(s, srcs, n_srcs, st->tracks, st->n_tracks, st->n_channels, start, n, w.ref);
+    double e = w_max_err(&w);
+    w_free(&w);
+    return e;
+}
+
+/* ---- layouts --------------------------------------------------------------------------- */
+
+/* Every pair of layouts against the table written out here, entry by entry. */
+START_TEST(test_layout_gains)
+{
+    static const int k_layouts[] = {1, 2, 6, 8};
+    const double h = M_SQRT1_2;
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            const int ni = k_layouts[a], no = k_layouts[b];
+            double want[8][8] = {{0}};
+            if (ni == no) {
+                for (int c = 0; c < ni; c++)
+                    want[c][c] = 1;
+            } else if (ni == 1) {
+                want[0][0] = want[0][1] = h; /* M -> L, R at -3 dB */
+            } else if (ni == 2 && no == 1) {
+                want[0][0] = want[1][0] = h;
+            } else if (ni == 2) {
+                want[0][0] = want[1][1] = 1;
+            } else if (ni == 6 && no == 2) { /* L R C LFE Ls Rs */
+                double t[6][2] = {{1, 0}, {0, 1}, {h, h}, {0, 0}, {h, 0}, {0, h}};
+                for (int c = 0; c < 6; c++)
+                    want[c][0] = t[c][0], want[c][1] = t[c][1];
+            } else if (ni == 8 && no == 2) { /* L R C LFE Lss Rss Lsr Rsr */
+                double t[8][2] = {{1, 0}, {0, 1}, {h, h}, {0, 0}, {h, 0}, {0, h}, {h, 0}, {0, h}};
+                for (int c = 0; c < 8; c++)
+                    want[c][0] = t[c][0], want[c][1] = t[c][1];
+            } else if (ni == 6 && no == 1) { /* (L' + R') / sqrt2 */
+                double t[6] = {h, h, 1, 0, 0.5, 0.5};
+                for (int c = 0; c < 6; c++)
+                    want[c][0] = t[c];
+            } else if (ni == 8 && no == 1) {
+                double t[8] = {h, h, 1, 0, 0.5, 0.5, 0.5, 0.5};
+                for (int c = 0; c < 8; c++)
+                    want[c][0] = t[c];
+            } else if (ni == 6 && no == 8) { /* Ls -> Lss, Rs -> Rss */
+                for (int c = 0; c < 6; c++)
+                    want[c][c] = 1;
+            } else { /* 7.1 -> 5.1: Ls = (Lss + Lsr) / sqrt2 */
+                for (int c = 0; c < 4; c++)
+                    want[c][c] = 1;
+                want[4][4] = want[6][4] = h;
+                want[5][5] = want[7][5] = h;
+            }
+            double got[8][8];
+            memset(got, 0x7f, sizeof got);
+            sf_render_layout_gains(ni, no, got);
+            for (int i = 0; i < 8; i++)
+                for (int o = 0; o < 8; o++) {
+                    double w = i < ni && o < no ? want[i][o] : 0.0;
+                    ck_assert_msg(fabs(got[i][o] - w) <= 2.3e-16, "%d -> %d: [%d][%d] = %.17g, want %.17g", ni, no, i,
+                                  o, got[i][o], w);
+                }
+        }
+    /* a bad layout gives silence, not garbage */
+    double got[8][8];
+    sf_render_layout_gains(3, 2, got);
+    for (int i = 0; i < 8; i++)
+        for (int o = 0; o < 8; o++)
+            ck_assert(got[i][o] == 0.0);
+}
+END_TEST
+
+/* Mono tracks routed to C and to LFE of a 5.1 bus; the 5.1 master as a 5.1
+ * stem and folded to stereo; a stereo source on a mono bus (-3 dB fold). */
+START_TEST(test_route_and_layouts)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[] = {{1, 24, 4000, SIG_CONST, 0, 0.5, NULL},
+                         {1, 24, 4000, SIG_CONST, 0, 0.25, NULL},
+                         {2, 24, 4000, SIG_CONST, 0, 0.5, NULL}, /* L 0.5, R -0.25 */
+                         {1, 24, 4000, SIG_NOISE, 7, 0.5, NULL}};
+    s_write_sources(dir, srcs, 4);
+    sf_session_t *s = g_new(6);
+    int b51 = g_bus(s, 6, SF_MASTER_BUS, 0);
+    int bmono = g_bus(s, 1, SF_MASTER_BUS, -6);
+    size_t tc = g_track(s, &srcs[0], 10, 0, 0.7, b51); /* pan is ignored when routed */
+    s->tracks[tc].route[0] = 2;                        /* C */
+    s->tracks[tc].n_route = 1;
+    size_t tl = g_track(s, &srcs[1], 10, -6, 0, b51);
+    s->tracks[tl].route[0] = 3; /* LFE */
+    s->tracks[tl].n_route = 1;
+    size_t ts = g_track(s, &srcs[2], 10, 0, 0.3, bmono);
+    size_t tn = g_track(s, &srcs[3], 17, -3, -0.4, b51); /* panned: into L and R of the 5.1 bus */
+    size_t all[] = {tc, tl, ts, tn};
+    g_stem(s, 6, all, 1);     /* S0: C only, 5.1 */
+    g_stem(s, 6, all + 1, 1); /* S1: LFE only */
+    g_stem(s, 6, all + 2, 1); /* S2: stereo on the mono bus */
+    g_stem(s, 2, all, 4);     /* S3: everything, folded to stereo */
+    g_stem(s, 6, all, 4);     /* S4: everything, 5.1 */
+
+    wide_t w = w_new(6, 100);
+    w_render(s, (sf_target_t){SF_TARGET_STEM, 0}, 0, &w);
+    for (int c = 0; c < 6; c++)
+        for (int i = 0; i < 100; i++)
+            ck_assert_msg(w.ch[c][i] == (c == 2 && i >= 10 ? 0.5f : 0.0f), "C: ch %d [%d] = %g", c, i,
+                          (double)w.ch[c][i]);
+    w_render(s, (sf_target_t){SF_TARGET_STEM, 1}, 0, &w);
+    const double g6 = pow(10, -6 / 20.0);
+    for (int c = 0; c < 6; c++)
+        for (int i = 10; i < 100; i++) {
+            double want = c == 3 ? 0.25 * g6 : 0.0;
+            ck_assert_msg(fabs((double)w.ch[c][i] - want) <= 1.2e-8, "LFE: ch %d = %.9g", c, (double)w.ch[c][i]);
+        }
+    /* stereo (0.5, -0.25) folded at -3 dB into a -6 dB mono bus, which feeds
+     * L and R of the 5.1 master at -3 dB */
+    w_render(s, (sf_target_t){SF_TARGET_STEM, 2}, 0, &w);
+    double mono = (0.5 * M_SQRT1_2 - 0.25 * M_SQRT1_2) * g6;
+    for (int c = 0; c < 6; c++) {
+        double want = c < 2 ? mono * M_SQRT1_2 : 0.0;
+        ck_assert_msg(fabs((double)w.ch[c][50] - want) <= 1.2e-8, "mono bus: ch %d = %.9g, want %.9g", c,
+                      (double)w.ch[c][50], want);
+    }
+    w_free(&w);
+    /* the whole thing against the reference, 5.1 and folded */
+    double e3 = g_stem_err(s, srcs, 4, 3, 0, 4100);
+    double e4 = g_stem_err(s, srcs, 4, 4, 0, 4100);
+    ck_assert_msg(e3 <= 2 * LSB24 && e4 <= 2 * LSB24, "errors %g %g", e3, e4);
+    /* C of the routed track lands at -3 dB in L and R of the stereo fold */
+    wide_t st = w_new(2, 100);
+    w_render(s, (sf_target_t){SF_TARGET_STEM, 3}, 0, &st);
+    g_free(s);
+
+    /* a stereo master fed by a 5.1 bus: C to L and R at -3 dB, LFE dropped */
+    s = g_new(2);
+    b51 = g_bus(s, 6, SF_MASTER_BUS, 0);
+    tc = g_track(s, &srcs[0], 0, 0, 0, b51);
+    s->tracks[tc].route[0] = 2;
+    s->tracks[tc].n_route = 1;
+    tl = g_track(s, &srcs[1], 0, 0, 0, b51);
+    s->tracks[tl].route[0] = 3;
+    s->tracks[tl].n_route = 1;
+    size_t both[] = {tc, tl};
+    g_stem(s, 2, both, 2);
+    w_render(s, (sf_target_t){SF_TARGET_STEM, 0}, 0, &st);
+    for (int c = 0; c < 2; c++)
+        ck_assert_msg(fabs((double)st.ch[c][50] - 0.5 * M_SQRT1_2) <= 3e-8, "ch %d = %.9g", c, (double)st.ch[c][50]);
+    w_free(&st);
+    g_free(s);
+    s_free_sources(srcs, 4);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- sends and buses ------------------------------------------------------------------- */
+
+/* Track A (stem 0) sends to an aux bus; the aux's output lands in stem 0,
+ * not in stem 1 (track B). Pre- and post-fader taps with A's fader at
+ * -12 dB, the aux fader at -3 dB, and nested buses bus -> bus -> master
+ * with a mono bus in between. Exact values from constant sources, and the
+ * reference on noise. */
+START_TEST(test_sends_and_buses)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[] = {{1, 24, 5000, SIG_CONST, 0, 0.5, NULL},
+                         {1, 24, 5000, SIG_CONST, 0, 0.25, NULL},
+                         {1, 24, 9000, SIG_NOISE, 11, 0.6, NULL},
+                         {2, 16, 9000, SIG_NOISE, 12, 0.6, NULL},
+                         {1, 32, 9000, SIG_NOISE, 13, 0.6, NULL}};
+    s_write_sources(dir, srcs, 5);
+    const double g12 = pow(10, -12 / 20.0), g3 = pow(10, -3 / 20.0), g6 = pow(10, -6 / 20.0);
+    const double c45 = M_SQRT1_2;
+    for (int pre = 0; pre < 2; pre++) {
+        sf_session_t *s = g_new(2);
+        int aux = g_bus(s, 2, SF_MASTER_BUS, -3);
+        size_t a = g_track(s, &srcs[0], 0, -12, 0, SF_MASTER_BUS);
+        g_send(&s->tracks[a].sends, &s->tracks[a].n_sends, aux, -6, pre);
+        size_t b = g_track(s, &srcs[1], 0, 0, 0, SF_MASTER_BUS);
+        g_stem(s, 2, &a, 1);
+        g_stem(s, 2, &b, 1);
+        wide_t w = w_new(2, 64);
+        /* stem 0: A direct (0.5 -12 dB, centre) + the aux: (pre: 0.5; post: 0.5 -12 dB) -6 dB send, -3 dB fader */
+        w_render(s, (sf_target_t){SF_TARGET_STEM, 0}, 0, &w);
+        double send_in = 0.5 * (pre ? 1.0 : g12);
+        double want = 0.5 * g12 * c45 + send_in * g6 * c45 * g3;
+        for (int c = 0; c < 2; c++)
+            ck_assert_msg(fabs((double)w.ch[c][7] - want) <= 1.2e-8, "%s: stem 0 ch %d = %.9g, want %.9g",
+                          pre ? "pre" : "post", c, (double)w.ch[c][7], want);
+        /* stem 1: B alone; the aux, fed by A only, is silent here */
+        w_render(s, (sf_target_t){SF_TARGET_STEM, 1}, 0, &w);
+        for (int c = 0; c < 2; c++)
+            ck_assert_msg(fabs((double)w.ch[c][7] - 0.25 * c45) <= 1.2e-8, "stem 1 ch %d = %.9g", c,
+                          (double)w.ch[c][7]);
+        /* a send of -inf, or a muted track, gives nothing (exactly) */
+        s->tracks[a].sends[0].level_db = -(double)INFINITY;
+        w_render(s, (sf_target_t){SF_TARGET_STEM, 0}, 0, &w);
+        ck_assert(w.ch[0][7] == (float)(0.5 * g12 * c45) || fabs((double)w.ch[0][7] - 0.5 * g12 * c45) <= 1.2e-8);
+        s->tracks[a].mute = true;
+        w_render(s, (sf_target_t){SF_TARGET_STEM, 0}, 0, &w);
+        for (int c = 0; c < 2; c++)
+            for (int i = 0; i < 64; i++)
+                ck_assert(w.ch[c][i] == 0.0f);
+        w_free(&w);
+        g_free(s);
+    }
+
+    /* nested: tracks -> B0 (stereo, -6 dB) -> B1 (mono, +2 dB) -> master;
+     * a pre-fader send from B0 to an aux B2 (stereo, sends on to B1 too);
+     * bus order given out of file order */
+    sf_session_t *s = g_new(2);
+    int b1 = g_bus(s, 1, SF_MASTER_BUS, 2);
+    int b0 = g_bus(s, 2, b1, -6);
+    int b2 = g_bus(s, 2, SF_MASTER_BUS, -1);
+    g_send(&s->buses[b0].sends, &s->buses[b0].n_sends, b2, -4, true);
+    g_send(&s->buses[b2].sends, &s->buses[b2].n_sends, b1, -10, false);
+    s->bus_order[0] = (size_t)b0;
+    s->bus_order[1] = (size_t)b2;
+    s->bus_order[2] = (size_t)b1;
+    size_t t0 = g_track(s, &srcs[2], 5, -2, -0.5, b0);
+    size_t t1 = g_track(s, &srcs[3], 333, 0, 0.25, b0);
+    size_t t2 = g_track(s, &srcs[4], 1001, -1, 0.9, SF_MASTER_BUS);
+    g_send(&s->tracks[t2].sends, &s->tracks[t2].n_sends, b2, -3, false);
+    g_send(&s->tracks[t1].sends, &s->tracks[t1].n_sends, b1, -8, true);
+    s->tracks[t1].invert = true;
+    size_t set01[] = {t0, t1}, set2[] = {t2}, all[] = {t0, t1, t2};
+    g_stem(s, 2, set01, 2);
+    g_stem(s, 2, set2, 1);
+    g_stem(s, 1, all, 3);
+    double e[3];
+    for (size_t k = 0; k < 3; k++)
+        e[k] = g_stem_err(s, srcs, 5, k, 0, 10500);
+    fprintf(stderr, "test_render: nested buses vs double reference: %.3g %.3g %.3g (LSB24 %.3f %.3f %.3f)\n", e[0],
+            e[1], e[2], e[0] / LSB24, e[1] / LSB24, e[2] / LSB24);
+    /* Each bus rounds its sum to float (where its effects will run) and its
+     * gains to float: three bus levels here, peaks near 2 (a float ulp of 2
+     * is 2 LSB24). Measured 1.29, 0.87, 2.09 LSB24. */
+    for (size_t k = 0; k < 3; k++)
+        ck_assert_msg(e[k] <= 3 * LSB24, "stem %zu: max error %g", k, e[k]);
+    /* the stem of t2 has nothing of B0 (t0, t1 are silent there), yet B2 processes */
+    g_free(s);
+    s_free_sources(srcs, 5);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- automation ---------------------------------------------------------------------------- */
+
+START_TEST(test_automation_values)
+{
+    const double ninf = -(double)INFINITY;
+    /* -inf ramps, a flat stretch, a step (two points at one frame), -inf to -inf */
+    int64_t fr[] = {100, 1100, 2000, 3000, 3000, 4000, 5000, 6000};
+    double v[] = {ninf, 0.0, 0.0, -6.0, -20.0, ninf, ninf, 6.0};
+    sf_automation_t a = {0};
+    g_auto(&a, fr, v, 8);
+    const double floor_db = -144;
+    /* before the first point: its value; at every point: the point's value
+     * (the last of a step) */
+    ck_assert(sf_render_automation_at(&a, -5, floor_db) == ninf);
+    ck_assert(sf_render_automation_at(&a, 100, floor_db) == ninf);
+    ck_assert(sf_render_automation_at(&a, 1100, floor_db) == 0.0);
+    ck_assert(sf_render_automation_at(&a, 2000, floor_db) == 0.0);
+    ck_assert(sf_render_automation_at(&a, 3000, floor_db) == -20.0);
+    ck_assert(sf_render_automation_at(&a, 4000, floor_db) == ninf);
+    ck_assert(sf_render_automation_at(&a, 5000, floor_db) == ninf);
+    ck_assert(sf_render_automation_at(&a, 6000, floor_db) == 6.0);
+    ck_assert(sf_render_automation_at(&a, 1 << 30, floor_db) == 6.0);
+    /* a ramp from -inf: linear in dB from the floor; one frame in is not silence */
+    ck_assert_double_eq_tol(sf_render_automation_at(&a, 600, floor_db), -72.0, 1e-12);
+    ck_assert_double_eq_tol(sf_render_automation_at(&a, 101, floor_db), -144 + 0.144, 1e-12);
+    ck_assert(sf_render_automation_at(&a, 1099, floor_db) < 0);
+    /* flat, the step's approach, the way down to -inf, between two -infs */
+    ck_assert(sf_render_automation_at(&a, 1500, floor_db) == 0.0);
+    ck_assert_double_eq_tol(sf_render_automation_at(&a, 2500, floor_db), -3.0, 1e-12);
+    ck_assert_double_eq_tol(sf_render_automation_at(&a, 2999, floor_db), -6.0 * 999 / 1000, 1e-12);
+    ck_assert_double_eq_tol(sf_render_automation_at(&a, 3500, floor_db), -82.0, 1e-12);
+    ck_assert(sf_render_automation_at(&a, 3999, floor_db) > -144.0);
+    ck_assert(sf_render_automation_at(&a, 4500, floor_db) == ninf);
+    ck_assert(sf_render_automation_at(&a, 4999, floor_db) == ninf);
+    ck_assert_double_eq_tol(sf_render_automation_at(&a, 5500, floor_db), -69.0, 1e-12);
+    /* the floor is the session's threshold */
+    ck_assert_double_eq_tol(sf_render_automation_at(&a, 600, -100), -50.0, 1e-12);
+    /* against the test's own reading, frame by frame */
+    for (int64_t f = 0; f < 6100; f++) {
+        double got = sf_render_automation_at(&a, f, floor_db), want = r_auto(&a, f, floor_db);
+        ck_assert_msg(got == want || fabs(got - want) <= 1e-12, "frame %lld: %g vs %g", (long long)f, got, want);
+    }
+    sf_automation_t none = {0};
+    ck_assert(isnan(sf_render_automation_at(&none, 0, floor_db)));
+    g_auto_free(&a);
+}
+END_TEST
+
+/* A track with gain, pan and send-level automation on a graph: rendered
+ * whole and cut exactly at every breakpoint and one frame either side,
+ * bit-identical; values at breakpoints; exact silence at -inf; the
+ * reference. */
+START_TEST(test_automation_render)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[] = {{1, 24, 30000, SIG_CONST, 0, 0.5, NULL}, {2, 24, 30000, SIG_NOISE, 21, 0.7, NULL}};
+    s_write_sources(dir, srcs, 2);
+    const double ninf = -(double)INFINITY;
+    sf_session_t *s = g_new(2);
+    int aux = g_bus(s, 2, SF_MASTER_BUS, -2);
+    size_t t0 = g_track(s, &srcs[0], 0, 0, 0, SF_MASTER_BUS);
+    int64_t gf[] = {1000, 5001, 9000, 9000, 13007, 17000, 19000, 23000};
+    double gv[] = {ninf, 0.0, -3.0, -9.5, ninf, ninf, -12.0, 4.0};
+    g_auto(&s->tracks[t0].gain_auto, gf, gv, 8);
+    int64_t pf[] = {2000, 12000, 20000};
+    double pv[] = {-1.0, 1.0, 0.0};
+    g_auto(&s->tracks[t0].pan_auto, pf, pv, 3);
+    size_t t1 = g_track(s, &srcs[1], 50, -4, 0.3, SF_MASTER_BUS);
+    sf_send_t *sd = g_send(&s->tracks[t1].sends, &s->tracks[t1].n_sends, aux, 0, false);
+    int64_t lf[] = {3000, 15000};
+    double lv[] = {-30.0, ninf};
+    g_auto(&sd->level_auto, lf, lv, 2);
+    size_t both[] = {t0, t1};
+    g_stem(s, 2, both, 2);
+    g_stem(s, 2, &t0, 1);
+
+    const int64_t n = 26000;
+    for (size_t stem = 0; stem < 2; stem++) {
+        wide_t whole = w_new(2, n);
+        w_render(s, (sf_target_t){SF_TARGET_STEM, (uint32_t)stem}, 0, &whole);
+        r_graph(s, srcs, 2, s->stems[stem].tracks, s->stems[stem].n_tracks, 2, 0, n, whole.ref);
+        double e = w_max_err(&whole);
+        fprintf(stderr, "test_render: automation stem %zu vs double reference: %.3g (%.3f LSB24)\n", stem, e,
+                e / LSB24);
+        ck_assert_msg(e <= 2 * LSB24, "stem %zu: max error %g", stem, e);
+        /* cuts at every breakpoint and one frame either side */
+        int64_t cuts[64];
+        size_t n_cuts = 0;
+        const int64_t *all[] = {gf, pf, lf};
+        const size_t lens[] = {8, 3, 2};
+        for (int k = 0; k < 3; k++)
+            for (size_t j = 0; j < lens[k]; j++)
+                for (int64_t d = -1; d <= 1; d++)
+                    cuts[n_cuts++] = all[k][j] + d;
+        for (int64_t d = -1; d <= 1; d++) { /* and every cut on its own */
+            wide_t cut = w_new(2, n);
+            int64_t at = 0;
+            while (at < n) {
+                int64_t next = n;
+                for (size_t k = 0; k < n_cuts; k++)
+                    if (cuts[k] + d > at && cuts[k] + d < next)
+                        next = cuts[k] + d;
+                float *dst[2] = {cut.ch[0] + at, cut.ch[1] + at};
+                sf_err_t err = {0};
+                ck_assert_msg(
+                    sf_render(s, (sf_target_t){SF_TARGET_STEM, (uint32_t)stem}, at, next - at, 0, dst, &err) == SF_OK,
+                    "%s", err.msg);
+                at = next;
+            }
+            for (int c = 0; c < 2; c++)
+                ck_assert_msg(memcmp(cut.ch[c], whole.ch[c], sizeof(float) * (size_t)n) == 0,
+                              "stem %zu, cuts shifted %lld: channel %d differs", stem, (long long)d, c);
+            w_free(&cut);
+        }
+        if (stem == 1) {
+            /* t0 alone: 0.5 * gain(frame) * pan law; exact silence at and
+             * between the -inf points, and before the first point */
+            for (int64_t f = 0; f <= 1000; f += 50)
+                ck_assert(whole.ch[0][f] == 0.0f && whole.ch[1][f] == 0.0f);
+            for (int64_t f = 13007; f <= 17000; f++)
+                ck_assert_msg(whole.ch[0][f] == 0.0f && whole.ch[1][f] == 0.0f, "frame %lld", (long long)f);
+            ck_assert(whole.ch[0][1001] != 0.0f); /* one frame into the ramp from -inf */
+            /* at the breakpoints: the breakpoint's value; the step at 9000 takes -9.5 */
+            const int64_t at[] = {5001, 9000, 19000, 23000};
+            const double db[] = {0.0, -9.5, -12.0, 4.0};
+            for (int k = 0; k < 4; k++) {
+                int64_t f = at[k];
+                double p = f < 12000 ? -1.0 + 2.0 * (double)(f - 2000) / 10000.0 : 1.0 - (double)(f - 12000) / 8000.0;
+                p = f >= 20000 ? 0.0 : p;
+                double g = 0.5 * pow(10, db[k] / 20.0);
+                double l = g * cos((p + 1) * M_PI / 4), r = g * sin((p + 1) * M_PI / 4);
+                ck_assert_msg(fabs((double)whole.ch[0][f] - l) <= 1.2e-7 * fabs(l) + 1e-12 &&
+                                  fabs((double)whole.ch[1][f] - r) <= 1.2e-7 * fabs(r) + 1e-12,
+                              "frame %lld: %.9g %.9g, want %.9g %.9g", (long long)f, (double)whole.ch[0][f],
+                              (double)whole.ch[1][f], l, r);
+            }
+            /* pan -1 at 2000: hard left, the right exactly 0 */
+            ck_assert(whole.ch[1][2000] == 0.0f && whole.ch[0][2000] != 0.0f);
+        }
+        w_free(&whole);
+    }
+    g_free(s);
+    s_free_sources(srcs, 2);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- fades, crossfades, channel pick -------------------------------------------------------- */
+
+START_TEST(test_fades_and_crossfades)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[] = {{1, 24, 20000, SIG_NOISE, 31, 0.8, NULL},
+                         {2, 32, 20000, SIG_NOISE, 32, 0.8, NULL},
+                         {6, 24, 12000, SIG_NOISE, 33, 0.8, NULL},
+                         {1, 16, 20000, SIG_CONST, 0, 0.5, NULL}};
+    s_write_sources(dir, srcs, 4);
+    sf_session_t *s = g_new(2);
+    /* fades at odd places, both shapes, with clip gain */
+    size_t t0 = g_track(s, NULL, 0, -1, -0.2, SF_MASTER_BUS);
+    sf_clip_t *c = g_clip(s, t0, &srcs[0], 123, 77, 9001);
+    c->gain_db = -2.5;
+    c->fade_in = (sf_fade_t){1001, SF_FADE_LINEAR};
+    c->fade_out = (sf_fade_t){777, SF_FADE_EQUAL_POWER};
+    c = g_clip(s, t0, &srcs[0], 10001, 3, 4099);
+    c->fade_in = (sf_fade_t){4099, SF_FADE_EQUAL_POWER}; /* the whole clip, crossing a block */
+    /* stereo: a crossfade of two clips, and a third crossfading over a gap's edge */
+    size_t t1 = g_track(s, NULL, 0, 0, 0.4, SF_MASTER_BUS);
+    g_clip(s, t1, &srcs[1], 500, 0, 9000);
+    c = g_clip(s, t1, &srcs[1], 7000, 1000, 8000);
+    c->crossfade = 2001; /* over the first clip's last 2000 frames and one of nothing */
+    c->fade_out = (sf_fade_t){333, SF_FADE_LINEAR};
+    c = g_clip(s, t1, &srcs[1], 14500, 17, 4000);
+    c->crossfade = 1500;
+    c->gain_db = 3;
+    /* channel pick: channel 4 (Ls) of a 6-channel file, a mono clip; then LFE */
+    size_t t2 = g_track(s, NULL, 0, -3, 0.6, SF_MASTER_BUS);
+    c = g_clip(s, t2, &srcs[2], 4000, 5, 6000);
+    c->channel = 4;
+    c = g_clip(s, t2, &srcs[2], 9000, 100, 3000);
+    c->channel = 3;
+    c->crossfade = 999;
+    c->fade_in = (sf_fade_t){500, SF_FADE_LINEAR};
+    s->tracks[t2].n_channels = 1;
+    size_t all[] = {t0, t1, t2};
+    for (int k = 0; k < 3; k++)
+        g_stem(s, 2, all + k, 1);
+    for (size_t k = 0; k < 3; k++) {
+        double e = g_stem_err(s, srcs, 4, k, 0, 20000);
+        fprintf(stderr, "test_render: fades, track %zu vs double reference: %.3g (%.3f LSB24)\n", k, e, e / LSB24);
+        ck_assert_msg(e <= LSB24, "track %zu: max error %g", k, e);
+        /* consolidated: the clips alone */
+        const sf_track_t *t = &s->tracks[all[k]];
+        wide_t w = w_new(t->n_channels, 20000);
+        w_render(s, (sf_target_t){SF_TARGET_MULTITRACK, (uint32_t)all[k]}, 0, &w);
+        for (int in = 0; in < t->n_channels; in++)
+            for (int64_t f = 0; f < 20000; f++)
+                w.ref[in][f] = r_pre(t, srcs, 4, in, f);
+        /* a crossfade is two float products and their float sum */
+        double em = w_max_err(&w);
+        ck_assert_msg(em <= LSB24, "multitrack %zu: max error %g", k, em);
+        w_free(&w);
+    }
+    /* exact curve values on a constant source: 0.5 * x and 0.5 * sin(x pi/2) */
+    sf_session_t *q = g_new(1);
+    size_t tq = g_track(q, NULL, 0, 0, 0, SF_MASTER_BUS);
+    c = g_clip(q, tq, &srcs[3], 10, 0, 1000);
+    c->fade_in = (sf_fade_t){400, SF_FADE_LINEAR};
+    c->fade_out = (sf_fade_t){300, SF_FADE_EQUAL_POWER};
+    g_stem(q, 1, &tq, 1);
+    wide_t w = w_new(1, 1020);
+    w_render(q, (sf_target_t){SF_TARGET_STEM, 0}, 0, &w);
+    /* mirror images: a fade-in's first sample and a fade-out's last are silent */
+    ck_assert(w.ch[0][10] == 0.0f && w.ch[0][11] > 0.0f);
+    ck_assert(w.ch[0][1009] == 0.0f && w.ch[0][1008] > 0.0f);
+    ck_assert(w.ch[0][1010] == 0.0f);
+    for (int64_t f = 10; f < 1010; f++) {
+        double x_in = f - 10 < 400 ? (double)(f - 10) / 400 : 1.0;
+        double x_out = 1009 - f < 300 ? sin((double)(1009 - f) / 300 * M_PI / 2) : 1.0;
+        double want = 0.5 * x_in * x_out;
+        ck_assert_msg(fabs((double)w.ch[0][f] - want) <= 6e-8 * want + 1e-12, "frame %lld: %.9g want %.9g",
+                      (long long)f, (double)w.ch[0][f], want);
+    }
+    w_free(&w);
+    g_free(q);
+    g_free(s);
+    s_free_sources(srcs, 4);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- mixes, the full mix, multitracks ---------------------------------------------------- */
+
+/* A linear graph of three stems: buses shared by stems, sends, automation. */
+static sf_session_t *s_mix_graph(const src_spec_t *srcs)
+{
+    sf_session_t *s = g_new(2);
+    int drums = g_bus(s, 2, SF_MASTER_BUS, -1.5);
+    int verb = g_bus(s, 2, SF_MASTER_BUS, -4);
+    size_t t[6];
+    t[0] = g_track(s, &srcs[0], 3, -3, -0.3, drums);
+    t[1] = g_track(s, &srcs[1], 1000, -6, 0.2, drums);
+    t[2] = g_track(s, &srcs[2], 77, -2, 0, SF_MASTER_BUS);
+    t[3] = g_track(s, &srcs[3], 5000, -8, 0.7, SF_MASTER_BUS);
+    t[4] = g_track(s, &srcs[4], 0, -5, -0.8, drums);
+    t[5] = g_track(s, &srcs[5], 40000, 0, 0.1, verb);
+    g_send(&s->tracks[t[0]].sends, &s->tracks[t[0]].n_sends, verb, -10, false);
+    g_send(&s->tracks[t[2]].sends, &s->tracks[t[2]].n_sends, verb, -6, true);
+    g_send(&s->tracks[t[3]].sends, &s->tracks[t[3]].n_sends, verb, -12, false);
+    s->tracks[t[3]].invert = true;
+    int64_t af[] = {0, 30000, 60000};
+    double av[] = {-(double)INFINITY, 0, -20};
+    g_auto(&s->tracks[t[2]].gain_auto, af, av, 3);
+    size_t s0[] = {t[0], t[1], t[4]}, s1[] = {t[2], t[3]}, s2[] = {t[5]};
+    g_stem(s, 2, s0, 3);
+    g_stem(s, 2, s1, 2);
+    g_stem(s, 2, s2, 1);
+    const double ninf = -(double)INFINITY;
+    double m0[] = {0, 0, 0}, m1[] = {0, ninf, 0}, m2[] = {0, 1.5, -3};
+    g_mix(s, m0);
+    g_mix(s, m1);
+    g_mix(s, m2);
+    return s;
+}
+
+#define MG_SRCS   6
+#define MG_FRAMES 100003
+
+static void s_mix_graph_sources(const char *dir, src_spec_t *srcs)
+{
+    for (int k = 0; k < MG_SRCS; k++)
+        srcs[k] = (src_spec_t){k % 2 ? 2 : 1, k % 3 == 2 ? 16 : 24, 70000, SIG_NOISE, (uint64_t)(300 + k), 0.45, NULL};
+    s_write_sources(dir, srcs, MG_SRCS);
+}
+
+/* MIX = the sum of its stems in stem order at its gains: against the STEM
+ * renders summed in double (to the bit for 0 dB stems: the same sums), with
+ * an excluded stem and a +1.5 dB one; and against the reference. */
+START_TEST(test_mix_is_sum_of_stems)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[MG_SRCS];
+    s_mix_graph_sources(dir, srcs);
+    sf_session_t *s = s_mix_graph(srcs);
+    const int64_t n = MG_FRAMES;
+    wide_t stems[3];
+    for (int k = 0; k < 3; k++) {
+        stems[k] = w_new(2, n);
+        w_render(s, (sf_target_t){SF_TARGET_STEM, (uint32_t)k}, 0, &stems[k]);
+    }
+    for (uint32_t m = 0; m < 3; m++) {
+        wide_t mix = w_new(2, n);
+        w_render(s, (sf_target_t){SF_TARGET_MIX, m}, 0, &mix);
+        double worst = 0, worst_ref = 0;
+        for (int c = 0; c < 2; c++)
+            for (int64_t i = 0; i < n; i++) {
+                double sum = 0, ref = 0;
+                for (int k = 0; k < 3; k++) {
+                    double gdb = s->mixes[m].stem_gain_db[k];
+                    if (gdb == -(double)INFINITY)
+                        continue;
+                    sum += (double)stems[k].ch[c][i] * pow(10, gdb / 20);
+                }
+                double e = fabs((double)mix.ch[c][i] - sum);
+                worst = e > worst ? e : worst;
+                (void)ref;
+                if (m < 2) /* 0 dB stems: the same float sum, bit for bit */
+                    ck_assert_msg(mix.ch[c][i] == (float)sum, "mix %u ch %d [%lld]: %a vs %a", m, c, (long long)i,
+                                  (double)mix.ch[c][i], (double)(float)sum);
+            }
+        /* against the double reference of the whole graph */
+        for (int k = 0; k < 3; k++) {
+            double gdb = s->mixes[m].stem_gain_db[k];
+            if (gdb == -(double)INFINITY)
+                continue;
+            double *ref[2] = {malloc(sizeof(double) * (size_t)n), malloc(sizeof(double) * (size_t)n)};
+            r_graph(s, srcs, MG_SRCS, s->stems[k].tracks, s->stems[k].n_tracks, 2, 0, n, ref);
+            for (int c = 0; c < 2; c++)
+                for (int64_t i = 0; i < n; i++)
+                    mix.ref[c][i] += ref[c][i] * pow(10, gdb / 20);
+            free(ref[0]);
+            free(ref[1]);
+        }
+        worst_ref = w_max_err(&mix);
+        fprintf(stderr, "test_render: mix %u vs sum of stems %.3g, vs double reference %.3g (%.3f LSB24)\n", m, worst,
+                worst_ref, worst_ref / LSB24);
+        /* 0 dB: exact (above); other gains: a float gain and a float product */
+        ck_assert_msg(worst <= LSB24, "mix %u: %g from the sum of its stems", m, worst);
+        ck_assert_msg(worst_ref <= 2 * LSB24, "mix %u: %g from the reference", m, worst_ref);
+        w_free(&mix);
+    }
+    for (int k = 0; k < 3; k++)
+        w_free(&stems[k]);
+    g_free(s);
+    s_free_sources(srcs, MG_SRCS);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* The null test: FULL_MIX against the sum of every stem, on a linear
+ * graph, within float rounding; and it is what MIX 0 (all at 0 dB) gives. */
+START_TEST(test_full_mix_nulls)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[MG_SRCS];
+    s_mix_graph_sources(dir, srcs);
+    sf_session_t *s = s_mix_graph(srcs);
+    const int64_t n = MG_FRAMES;
+    wide_t full = w_new(2, n), mix = w_new(2, n);
+    w_render(s, (sf_target_t){SF_TARGET_FULL_MIX, 0}, 0, &full);
+    w_render(s, (sf_target_t){SF_TARGET_MIX, 0}, 0, &mix);
+    double worst = 0, peak = 0;
+    for (int c = 0; c < 2; c++)
+        for (int64_t i = 0; i < n; i++) {
+            double e = fabs((double)full.ch[c][i] - (double)mix.ch[c][i]);
+            worst = e > worst ? e : worst;
+            peak = fabs(full.ch[c][i]) > peak ? fabs(full.ch[c][i]) : peak;
+        }
+    fprintf(stderr, "test_render: full mix - sum of stems: %.3g (peak %.3f), -%.1f dBFS\n", worst, peak,
+            -20 * log10(worst > 0 ? worst : 1e-30));
+    ck_assert_msg(worst <= LSB24, "null residual %g", worst);
+    ck_assert(peak > 0.1);
+    /* and against the reference with every track sounding */
+    size_t all[6] = {0, 1, 2, 3, 4, 5};
+    r_graph(s, srcs, MG_SRCS, all, 6, 2, 0, n, full.ref);
+    double e = w_max_err(&full);
+    ck_assert_msg(e <= 2 * LSB24, "full mix vs reference %g", e);
+    w_free(&full);
+    w_free(&mix);
+    g_free(s);
+    s_free_sources(srcs, MG_SRCS);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* MULTITRACK: the consolidated clips only -- no polarity, fader, pan,
+ * automation or sends. */
+START_TEST(test_multitrack)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[MG_SRCS];
+    s_mix_graph_sources(dir, srcs);
+    sf_session_t *s = s_mix_graph(srcs);
+    for (size_t k = 0; k < s->n_tracks; k++) {
+        const sf_track_t *t = &s->tracks[k];
+        wide_t w = w_new(t->n_channels, 80000);
+        w_render(s, (sf_target_t){SF_TARGET_MULTITRACK, (uint32_t)k}, -11, &w);
+        for (int in = 0; in < t->n_channels; in++)
+            for (int64_t i = 0; i < 80000; i++)
+                w.ref[in][i] = r_pre(t, srcs, MG_SRCS, in, i - 11);
+        /* clip gain 0 dB and no fades here: the source samples exactly */
+        double e = w_max_err(&w);
+        ck_assert_msg(e == 0.0, "track %zu: %g", k, e);
+        w_free(&w);
+    }
+    g_free(s);
+    s_free_sources(srcs, MG_SRCS);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- determinism of a graph ---------------------------------------------------------------- */
+
+/* 70 tracks (two groups) into buses with sends and automation, fades and
+ * crossfades: every cut and thread count gives the same bytes, for stems,
+ * a mix and the full mix. */
+START_TEST(test_graph_determinism)
+{
+    char *dir = tu_tmpdir();
+    enum { NT = 70, NF = 140001 };
+    src_spec_t *srcs = calloc(NT, sizeof *srcs);
+    for (int k = 0; k < NT; k++)
+        srcs[k] = (src_spec_t){k % 4 == 0 ? 2 : 1, 24, 40000 + 101 * k, SIG_NOISE, (uint64_t)(900 + k), 0.3, NULL};
+    s_write_sources(dir, srcs, NT);
+    sf_session_t *s = g_new(2);
+    int b0 = g_bus(s, 2, SF_MASTER_BUS, -2);
+    int b1 = g_bus(s, 1, b0, 1);
+    int b2 = g_bus(s, 2, SF_MASTER_BUS, -6);
+    size_t idx[NT];
+    for (int k = 0; k < NT; k++) {
+        int out = k % 5 == 0 ? b1 : k % 3 == 0 ? b0 : SF_MASTER_BUS;
+        idx[k] = g_track(s, NULL, 0, -6 - k % 9, -1 + (k % 11) / 5.0, out);
+        sf_clip_t *c = g_clip(s, idx[k], &srcs[k], 1000 * k + 7, 0, 30000);
+        c->fade_in = (sf_fade_t){(int64_t)(k * 37) % 3000, k % 2 ? SF_FADE_LINEAR : SF_FADE_EQUAL_POWER};
+        c = g_clip(s, idx[k], &srcs[k], 1000 * k + 25000, 100, 9000 + k);
+        c->crossfade = 4000 + k;
+        c->fade_out = (sf_fade_t){1234, SF_FADE_EQUAL_POWER};
+        if (k % 4 == 1)
+            g_send(&s->tracks[idx[k]].sends, &s->tracks[idx[k]].n_sends, b2, -9, k % 8 == 1);
+        if (k % 7 == 2) {
+            int64_t f[] = {1000 * k + 5000, 1000 * k + 70000};
+            double v[] = {-(double)INFINITY, 0.0};
+            g_auto(&s->tracks[idx[k]].gain_auto, f, v, 2);
+        }
+        if (k % 6 == 3) {
+            int64_t f[] = {10000, 65536, 90000};
+            double v[] = {-1, 1, -0.25};
+            g_auto(&s->tracks[idx[k]].pan_auto, f, v, 3);
+        }
+    }
+    g_send(&s->buses[b0].sends, &s->buses[b0].n_sends, b2, -12, false);
+    s->bus_order[0] = (size_t)b1;
+    s->bus_order[1] = (size_t)b0;
+    s->bus_order[2] = (size_t)b2;
+    g_stem(s, 2, idx, 40);
+    g_stem(s, 1, idx + 40, 30);
+    double mg[] = {0, -2};
+    g_mix(s, mg);
+    const sf_target_t targets[] = {
+        {SF_TARGET_STEM, 0}, {SF_TARGET_STEM, 1}, {SF_TARGET_MIX, 0}, {SF_TARGET_FULL_MIX, 0}};
+    const int64_t cut_a[] = {1, 4099, 65537, 12345, 3};
+    const int64_t cut_b[] = {65536, 1};
+    const int64_t cut_c[] = {30011};
+    const struct {
+        const int64_t *pieces;
+        size_t n;
+        int threads;
+    } runs[] = {{cut_a, 5, 1}, {cut_a, 5, 4}, {cut_b, 2, 3}, {cut_c, 1, 2}, {NULL, 0, 4}};
+    for (size_t ti = 0; ti < sizeof targets / sizeof targets[0]; ti++) {
+        const int nc = ti == 1 ? 1 : 2;
+        omp_set_num_threads(1);
+        wide_t base = w_new(nc, NF);
+        w_render(s, targets[ti], 3, &base);
+        for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+            omp_set_num_threads(runs[r].threads);
+            wide_t out = w_new(nc, NF);
+            for (int64_t at = 0, p = 0; at < NF; p++) {
+                int64_t len = runs[r].pieces ? runs[r].pieces[p % (int64_t)runs[r].n] : NF;
+                len = len < NF - at ? len : NF - at;
+                float *dst[2] = {out.ch[0] + at, nc > 1 ? out.ch[1] + at : NULL};
+                sf_err_t err = {0};
+                ck_assert_msg(sf_render(s, targets[ti], 3 + at, len, 777, dst, &err) == SF_OK, "%s", err.msg);
+                at += len;
+            }
+            for (int c = 0; c < nc; c++)
+                ck_assert_msg(memcmp(base.ch[c], out.ch[c], sizeof(float) * NF) == 0,
+                              "target %zu run %zu (%d threads): channel %d differs", ti, r, runs[r].threads, c);
+            w_free(&out);
+        }
+        w_free(&base);
+    }
+    omp_set_num_threads(2);
+    /* and the graph is right, not only stable */
+    double e = g_stem_err(s, srcs, NT, 0, 60000, 20000);
+    ck_assert_msg(e <= 2 * LSB24, "stem 0 vs reference %g", e);
+    g_free(s);
+    s_free_sources(srcs, NT);
+    free(srcs);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- graph errors --------------------------------------------------------------------------- */
+
+START_TEST(test_graph_errors)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[] = {{1, 24, 1000, SIG_NOISE, 1, 0.5, NULL},
+                         {2, 24, 1000, SIG_NOISE, 2, 0.5, NULL},
+                         {6, 24, 1000, SIG_NOISE, 3, 0.5, NULL}};
+    s_write_sources(dir, srcs, 3);
+    sf_session_t *s = g_new(2);
+    int b0 = g_bus(s, 2, SF_MASTER_BUS, 0);
+    int b1 = g_bus(s, 2, b0, 0);
+    size_t t0 = g_track(s, &srcs[0], 0, 0, 0, b1);
+    size_t t1 = g_track(s, &srcs[1], 0, 0, 0, SF_MASTER_BUS);
+    size_t both[] = {t0, t1};
+    g_stem(s, 2, both, 2);
+    float a[100], b[100], *out[2] = {a, b};
+    sf_err_t err = {0};
+    /* b1 feeds b0 but comes after it */
+    ck_assert_int_eq(sf_render(s, (sf_target_t){SF_TARGET_STEM, 0}, 0, 100, 0, out, &err), SF_E_INTERNAL);
+    ck_assert_msg(strstr(err.msg, "bus order puts bus 'B1' after bus 'B0'"), "%s", err.msg);
+    s->bus_order[0] = 1;
+    s->bus_order[1] = 0;
+    ck_assert_int_eq(sf_render(s, (sf_target_t){SF_TARGET_STEM, 0}, 0, 100, 0, out, &err), SF_OK);
+    /* a stereo track cannot be routed */
+    s->tracks[t1].n_route = 1;
+    ck_assert_int_eq(sf_render(s, (sf_target_t){SF_TARGET_STEM, 0}, 0, 100, 0, out, &err), SF_E_INPUT);
+    ck_assert_msg(strstr(err.msg, "'T1'") && strstr(err.msg, "routed"), "%s", err.msg);
+    s->tracks[t1].n_route = 0;
+    /* a route past its bus's channels */
+    s->tracks[t0].route[0] = 2;
+    s->tracks[t0].n_route = 1;
+    ck_assert_int_eq(sf_render(s, (sf_target_t){SF_TARGET_STEM, 0}, 0, 100, 0, out, &err), SF_E_INPUT);
+    ck_assert_msg(strstr(err.msg, "'T0'") && strstr(err.msg, "channel 3"), "%s", err.msg);
+    s->tracks[t0].n_route = 0;
+    /* a channel pick past the file's channels */
+    size_t t2 = g_track(s, NULL, 0, 0, 0, SF_MASTER_BUS);
+    sf_clip_t *c = g_clip(s, t2, &srcs[2], 0, 0, 0);
+    c->channel = 6;
+    s->tracks[t2].n_channels = 1;
+    g_stem(s, 2, &t2, 1);
+    ck_assert_int_eq(sf_render(s, (sf_target_t){SF_TARGET_STEM, 1}, 0, 100, 0, out, &err), SF_E_INPUT);
+    ck_assert_msg(strstr(err.msg, "'T2'") && strstr(err.msg, "channel 7") && strstr(err.msg, srcs[2].path), "%s",
+                  err.msg);
+    c->channel = 5;
+    ck_assert_int_eq(sf_render(s, (sf_target_t){SF_TARGET_STEM, 1}, 0, 100, 0, out, &err), SF_OK);
+    /* targets that do not exist */
+    ck_assert_int_eq(sf_render(s, (sf_target_t){SF_TARGET_STEM, 9}, 0, 100, 0, out, &err), SF_E_INTERNAL);
+    ck_assert_int_eq(sf_render(s, (sf_target_t){SF_TARGET_MIX, 0}, 0, 100, 0, out, &err), SF_E_INTERNAL);
+    ck_assert_int_eq(sf_render(s, (sf_target_t){SF_TARGET_MULTITRACK, 3}, 0, 100, 0, out, &err), SF_E_INTERNAL);
+    ck_assert_int_eq(sf_render(s, (sf_target_t){SF_TARGET_FULL_MIX, 0}, 0, -1, 0, out, &err), SF_E_INTERNAL);
+    /* a missing source in the full mix names it */
+    unlink(srcs[1].path);
+    ck_assert_int_eq(sf_render(s, (sf_target_t){SF_TARGET_FULL_MIX, 0}, 0, 100, 0, out, &err), SF_E_IO);
+    ck_assert_msg(strstr(err.msg, srcs[1].path) != NULL, "%s", err.msg);
+    g_free(s);
+    s_free_sources(srcs, 3);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_graph_nomem)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[MG_SRCS];
+    s_mix_graph_sources(dir, srcs);
+    sf_session_t *s = s_mix_graph(srcs);
+    const sf_target_t targets[] = {
+        {SF_TARGET_STEM, 0}, {SF_TARGET_MIX, 2}, {SF_TARGET_FULL_MIX, 0}, {SF_TARGET_MULTITRACK, 1}};
+    float a[3000], b[3000], *out[2] = {a, b};
+    for (size_t ti = 0; ti < 4; ti++) {
+        int ok = 0;
+        for (long n = 1; n < 400 && !ok; n++) {
+            sf_err_t err = {0};
+            sf_alloc_fail_after(n);
+            sf_rc rc = sf_render(s, targets[ti], 39000, 3000, 0, out, &err);
+            sf_alloc_fail_after(0);
+            ok = rc == SF_OK;
+            if (!ok) {
+                ck_assert_msg(rc == SF_E_NOMEM, "target %zu allocation %ld: %s (%d)", ti, n, err.msg, rc);
+                ck_assert_msg(strstr(err.msg, "out of memory") != NULL, "%s", err.msg);
+            }
+        }
+        ck_assert_msg(ok, "target %zu never rendered", ti);
+    }
+    g_free(s);
+    s_free_sources(srcs, MG_SRCS);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- media: resampled copies ------------------------------------------------------------------ */
+
+static double s_sine_sig(int ch, int64_t i, void *ctx)
+{
+    const double rate = *(const double *)ctx;
+    return 0.5 * sin(2 * M_PI * (997.0 + 310.0 * ch) * (double)i / rate) + (ch == 1 ? 0.1 * tu_noise(55, i) : 0.0);
+}
+
+/* The copy against libsoxr called directly (one shot, same quality and
+ * specs): the same samples, bit for bit; its length round(n * 48000 / 44100). */
+START_TEST(test_resample_matches_soxr)
+{
+    char *dir = tu_tmpdir();
+    const int channels = _i == 0 ? 1 : 2;
+    const int bits = _i == 0 ? 24 : 32;
+    const int64_t frames = 100003;
+    double rate_in = 44100;
+    char *src = tu_write_wav(dir, "sine.wav", channels, 44100, frames, bits, s_sine_sig, &rate_in);
+    char *cache = tu_path(dir, "cache/deeper");
+    char *copy = NULL;
+    sf_err_t err = {0};
+    ck_assert_msg(sf_media_resampled(src, 48000, cache, &copy, &err) == SF_OK, "%s", err.msg);
+    ck_assert(strncmp(copy, cache, strlen(cache)) == 0);
+    uint8_t sha[32];
+    char hex[65], name[128];
+    ck_assert_int_eq(sf_hash_sha256_file(src, sha, NULL), SF_OK);
+    sf_hash_hex(sha, 32, hex);
+    snprintf(name, sizeof name, "/%s-48000.wav", hex);
+    ck_assert_msg(strstr(copy, name) != NULL, "%s", copy);
+
+    int n_ch, rate;
+    int64_t n_fr;
+    double *got = tu_read_audio(copy, &n_ch, &n_fr, &rate);
+    const int64_t want = (frames * 48000 * 2 + 44100) / (2 * 44100);
+    ck_assert_int_eq(n_ch, channels);
+    ck_assert_int_eq(rate, 48000);
+    ck_assert_int_eq(n_fr, want);
+    /* libsoxr directly, on the samples as libsndfile reads them */
+    double *in_d = tu_read_audio(src, NULL, NULL, NULL);
+    float *in = malloc(sizeof(float) * (size_t)(frames * channels));
+    float *ref = calloc((size_t)(want * channels), sizeof(float));
+    for (int64_t i = 0; i < frames * channels; i++)
+        in[i] = (float)in_d[i];
+    soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
+    soxr_quality_spec_t q = soxr_quality_spec(SOXR_VHQ, 0);
+    soxr_runtime_spec_t rt = soxr_runtime_spec(1);
+    size_t odone = 0;
+    soxr_error_t e = soxr_oneshot(44100, 48000, (unsigned)channels, in, (size_t)frames, NULL, ref, (size_t)want, &odone,
+                                  &io, &q, &rt);
+    ck_assert_msg(e == NULL, "soxr: %s", e);
+    ck_assert_int_eq((int64_t)odone, want);
+    int64_t diff = 0;
+    for (int64_t i = 0; i < want * channels; i++)
+        diff += got[i] != (double)ref[i];
+    ck_assert_msg(diff == 0, "%lld samples differ from soxr_oneshot", (long long)diff);
+    /* and it is a 997 Hz sine at 48 kHz (the resampler did resample) */
+    double max_err = 0;
+    for (int64_t i = 2000; i < want - 2000; i++) {
+        double x = 0.5 * sin(2 * M_PI * 997.0 * (double)i / 48000.0);
+        double d = fabs(got[i * channels] - x);
+        max_err = d > max_err ? d : max_err;
+    }
+    ck_assert_msg(max_err < 1e-4, "not the sine: %g", max_err);
+    free(in_d);
+    free(in);
+    free(ref);
+    free(got);
+    sf_free(copy);
+    free(cache);
+    free(src);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* Made once, reused after: the second call neither rewrites nor replaces
+ * the file (same inode, same mtime), leaves no temporary behind; a copy that
+ * does not read back right is made again; the same rate gives an exact copy. */
+START_TEST(test_resample_cache)
+{
+    char *dir = tu_tmpdir();
+    double rate_in = 44100;
+    char *src = tu_write_wav(dir, "a.wav", 2, 44100, 30011, 16, s_sine_sig, &rate_in);
+    char *cache = tu_path(dir, "cache");
+    char *first = NULL, *again = NULL;
+    sf_err_t err = {0};
+    ck_assert_msg(sf_media_resampled(src, 48000, cache, &first, &err) == SF_OK, "%s", err.msg);
+    struct stat st1, st2;
+    ck_assert_int_eq(stat(first, &st1), 0);
+    nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000}, NULL);
+    ck_assert_msg(sf_media_resampled(src, 48000, cache, &again, &err) == SF_OK, "%s", err.msg);
+    ck_assert_str_eq(first, again);
+    ck_assert_int_eq(stat(again, &st2), 0);
+    ck_assert(st1.st_ino == st2.st_ino);
+    ck_assert(st1.st_mtim.tv_sec == st2.st_mtim.tv_sec && st1.st_mtim.tv_nsec == st2.st_mtim.tv_nsec);
+    sf_free(again);
+    /* one file in the cache: no temporary left */
+    char *out = NULL;
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", cache);
+    ck_assert_int_eq(tu_run(cmd, &out, NULL, 10), 0);
+    ck_assert_int_eq(atoi(out), 1);
+    free(out);
+    /* another rate: another file, from the same hash */
+    ck_assert_int_eq(sf_media_resampled(src, 96000, cache, &again, &err), SF_OK);
+    ck_assert(strstr(again, "-96000.wav") != NULL);
+    sf_free(again);
+    /* a truncated copy is made again (a new file, renamed in) */
+    ck_assert_int_eq(truncate(first, 100), 0);
+    ck_assert_int_eq(sf_media_resampled(src, 48000, cache, &again, &err), SF_OK);
+    ck_assert_int_eq(stat(again, &st2), 0);
+    ck_assert(st2.st_size > 100000);
+    sf_media_info_t info;
+    ck_assert_int_eq(sf_media_probe(again, &info, &err), SF_OK);
+    ck_assert_int_eq(info.frames, (30011LL * 48000 * 2 + 44100) / (2 * 44100));
+    sf_free(again);
+    /* the same rate: an exact float copy */
+    ck_assert_int_eq(sf_media_resampled(src, 44100, cache, &again, &err), SF_OK);
+    int64_t na, nb;
+    int ca, cb;
+    double *a = tu_read_audio(src, &ca, &na, NULL), *b = tu_read_audio(again, &cb, &nb, NULL);
+    ck_assert(ca == cb && na == nb);
+    ck_assert(memcmp(a, b, sizeof(double) * (size_t)(na * ca)) == 0);
+    free(a);
+    free(b);
+    sf_free(again);
+    sf_free(first);
+    free(cache);
+    free(src);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_resample_errors)
+{
+    char *dir = tu_tmpdir();
+    double rate_in = 44100;
+    char *src = tu_write_wav(dir, "a.wav", 1, 44100, 1000, 24, s_sine_sig, &rate_in);
+    char *cache = tu_path(dir, "cache");
+    char *out = (char *)1;
+    sf_err_t err = {0};
+    /* bad rates: nothing made */
+    const int bad[] = {0, -48000, 7999, 384001};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        ck_assert_int_eq(sf_media_resampled(src, bad[k], cache, &out, &err), SF_E_INPUT);
+        ck_assert_ptr_null(out);
+        ck_assert_msg(strstr(err.msg, src) && strstr(err.msg, "Hz"), "%s", err.msg);
+    }
+    ck_assert(!tu_exists(cache));
+    /* a missing source, and one that is not audio */
+    char *missing = tu_path(dir, "gone.wav");
+    ck_assert_int_eq(sf_media_resampled(missing, 48000, cache, &out, &err), SF_E_IO);
+    ck_assert_msg(strstr(err.msg, missing) && strstr(err.msg, "No such file"), "%s", err.msg);
+    char *text = tu_write_text(dir, "notes.wav", "not audio\n");
+    ck_assert_int_eq(sf_media_resampled(text, 48000, cache, &out, &err), SF_E_IO);
+    ck_assert_msg(strstr(err.msg, text) != NULL, "%s", err.msg);
+    /* an unreadable source (when not root, who reads anything) */
+    if (geteuid() != 0) {
+        ck_assert_int_eq(chmod(src, 0), 0);
+        ck_assert_int_eq(sf_media_resampled(src, 48000, cache, &out, &err), SF_E_IO);
+        ck_assert_msg(strstr(err.msg, src) && strstr(err.msg, "denied"), "%s", err.msg);
+        chmod(src, 0644);
+    }
+    /* a cache folder that cannot be made */
+    char *blocker = tu_write_text(dir, "file", "x");
+    char *under = tu_path(blocker, "cache");
+    ck_assert_int_eq(sf_media_resampled(src, 48000, under, &out, &err), SF_E_IO);
+    ck_assert_msg(strstr(err.msg, blocker) != NULL, "%s", err.msg);
+    ck_assert_ptr_null(out);
+    free(under);
+    free(blocker);
+    free(text);
+    free(missing);
+    free(cache);
+    free(src);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- media: surround channel masks ------------------------------------------------------------ */
+
+/* 5.1 and 7.1 files carry their masks, read back by libsndfile
+ * (SFC_GET_CHANNEL_MAP_INFO) and as the raw dwChannelMask; the samples
+ * round-trip and verify. A float32 W64 stays without a mask (see media.c). */
+START_TEST(test_channel_masks)
+{
+    static const sf_format_t k_fmts[] = {SF_FILE_WAV, SF_FILE_RF64, SF_FILE_W64};
+    static const sf_sample_format_t k_samples[] = {SF_SAMPLE_PCM16, SF_SAMPLE_PCM24, SF_SAMPLE_FLOAT32};
+    const sf_format_t fmt = k_fmts[_i / 6];
+    const sf_sample_format_t sample = k_samples[_i / 2 % 3];
+    const int channels = _i % 2 ? 8 : 6;
+    static const int map6[] = {SF_CHANNEL_MAP_LEFT, SF_CHANNEL_MAP_RIGHT,     SF_CHANNEL_MAP_CENTER,
+                               SF_CHANNEL_MAP_LFE,  SF_CHANNEL_MAP_REAR_LEFT, SF_CHANNEL_MAP_REAR_RIGHT};
+    static const int map8[] = {SF_CHANNEL_MAP_LEFT,      SF_CHANNEL_MAP_RIGHT,     SF_CHANNEL_MAP_CENTER,
+                               SF_CHANNEL_MAP_LFE,       SF_CHANNEL_MAP_REAR_LEFT, SF_CHANNEL_MAP_REAR_RIGHT,
+                               SF_CHANNEL_MAP_SIDE_LEFT, SF_CHANNEL_MAP_SIDE_RIGHT};
+    char *dir = tu_tmpdir();
+    char *path = tu_path(dir, "surround.wav");
+    enum { N = 10007 };
+    int32_t *ints = malloc(sizeof(int32_t) * N * 8);
+    float *floats = malloc(sizeof(float) * N * 8);
+    const int bits = sample == SF_SAMPLE_PCM16 ? 16 : 24;
+    for (int i = 0; i < N * channels; i++) {
+        int64_t v = llround(tu_noise(88, i) * ((1 << (bits - 1)) - 1));
+        ints[i] = (int32_t)(v * (1LL << (32 - bits)));
+        floats[i] = (float)tu_noise(89, i) * 1.5f;
+    }
+    sf_media_writer_t *w = NULL;
+    sf_err_t err = {0};
+    ck_assert_msg(sf_media_writer_open(path, fmt, sample, RATE, channels, &w, &err) == SF_OK, "%s", err.msg);
+    for (int at = 0; at < N; at += 4000) {
+        size_t n = N - at < 4000 ? (size_t)(N - at) : 4000;
+        sf_rc rc = sample == SF_SAMPLE_FLOAT32 ? sf_media_writer_write_float(w, floats + at * channels, n, &err)
+                                               : sf_media_writer_write_int(w, ints + at * channels, n, &err);
+        ck_assert_msg(rc == SF_OK, "%s", err.msg);
+    }
+    uint64_t hash = sf_media_writer_pcm_hash(w);
+    ck_assert_int_eq(sf_media_writer_close(&w, &err), SF_OK);
+    uint64_t back;
+    int64_t frames;
+    int n_ch;
+    ck_assert_msg(sf_media_hash_pcm(path, sample, &back, &frames, &n_ch, &err) == SF_OK, "%s", err.msg);
+    ck_assert(back == hash && frames == N && n_ch == channels);
+
+    /* the map as libsndfile reads it back */
+    SF_INFO si = {0};
+    SNDFILE *snd = sf_open(path, SFM_READ, &si);
+    ck_assert_ptr_nonnull(snd);
+    int map[8] = {0};
+    int has = sf_command(snd, SFC_GET_CHANNEL_MAP_INFO, map, (int)sizeof(int) * channels);
+    sf_close(snd);
+    const bool expect_mask = !(fmt == SF_FILE_W64 && sample == SF_SAMPLE_FLOAT32);
+    if (expect_mask) {
+        ck_assert_msg(has, "no channel map read back");
+        ck_assert(memcmp(map, channels == 6 ? map6 : map8, sizeof(int) * (size_t)channels) == 0);
+    } else {
+        ck_assert(!has);
+    }
+    /* the raw mask: WAVE_FORMAT_EXTENSIBLE's dwChannelMask in the fmt chunk */
+    size_t n_bytes;
+    unsigned char *raw = (unsigned char *)tu_slurp(path, &n_bytes);
+    const unsigned char *fmt_at = NULL;
+    for (size_t p = 0; p + 28 < n_bytes && p < 512; p++)
+        if (memcmp(raw + p, "fmt ", 4) == 0) {
+            fmt_at = raw + p + (fmt == SF_FILE_W64 ? 24 : 8);
+            break;
+        }
+    ck_assert_ptr_nonnull(fmt_at);
+    unsigned tag = fmt_at[0] | fmt_at[1] << 8;
+    if (expect_mask) {
+        ck_assert_uint_eq(tag, 0xFFFE);
+        unsigned long mask = (unsigned long)fmt_at[20] | (unsigned long)fmt_at[21] << 8 |
+                             (unsigned long)fmt_at[22] << 16 | (unsigned long)fmt_at[23] << 24;
+        ck_assert_uint_eq(mask, channels == 6 ? 0x3F : 0x63F);
+    } else {
+        ck_assert_uint_eq(tag, 3); /* WAVE_FORMAT_IEEE_FLOAT */
+    }
+    free(raw);
+    /* the same samples write the same bytes */
+    char *path2 = tu_path(dir, "again.wav");
+    ck_assert_int_eq(sf_media_writer_open(path2, fmt, sample, RATE, channels, &w, &err), SF_OK);
+    ck_assert_int_eq(sample == SF_SAMPLE_FLOAT32 ? sf_media_writer_write_float(w, floats, N, &err)
+                                                 : sf_media_writer_write_int(w, ints, N, &err),
+                     SF_OK);
+    ck_assert_int_eq(sf_media_writer_close(&w, &err), SF_OK);
+    ck_assert(tu_files_equal(path, path2));
+    /* and the integers are exactly what was written */
+    if (sample != SF_SAMPLE_FLOAT32) {
+        int nc;
+        int64_t nf;
+        int32_t *got = tu_read_pcm_ints(path, bits, &nc, &nf);
+        for (int i = 0; i < N * channels; i++)
+            ck_assert_msg(got[i] == ints[i] >> (32 - bits), "sample %d", i);
+        free(got);
+    }
+    free(path2);
+    free(ints);
+    free(floats);
     free(path);
     tu_rm_rf(dir);
     free(dir);
@@ -1027,6 +2637,22 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_thousand_tracks);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("graph");
+    tcase_set_timeout(tc, 280);
+    tcase_add_test(tc, test_layout_gains);
+    tcase_add_test(tc, test_route_and_layouts);
+    tcase_add_test(tc, test_sends_and_buses);
+    tcase_add_test(tc, test_automation_values);
+    tcase_add_test(tc, test_automation_render);
+    tcase_add_test(tc, test_fades_and_crossfades);
+    tcase_add_test(tc, test_mix_is_sum_of_stems);
+    tcase_add_test(tc, test_full_mix_nulls);
+    tcase_add_test(tc, test_multitrack);
+    tcase_add_test(tc, test_graph_determinism);
+    tcase_add_test(tc, test_graph_errors);
+    tcase_add_test(tc, test_graph_nomem);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("errors");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_missing_source);
@@ -1040,6 +2666,10 @@ static Suite *s_suite(void)
     tcase_add_loop_test(tc, test_writer_roundtrip, 0, (int)N_FORMATS);
     tcase_add_test(tc, test_writer_bytes_reproducible);
     tcase_add_test(tc, test_writer_errors);
+    tcase_add_loop_test(tc, test_channel_masks, 0, 18);
+    tcase_add_loop_test(tc, test_resample_matches_soxr, 0, 2);
+    tcase_add_test(tc, test_resample_cache);
+    tcase_add_test(tc, test_resample_errors);
     suite_add_tcase(s, tc);
     return s;
 }

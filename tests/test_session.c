@@ -267,6 +267,488 @@ START_TEST(test_good_session)
 }
 END_TEST
 
+/* ---- the mixing graph ----------------------------------------------------- */
+
+/* Buses in a file order that is not topological (Verb Return is fed by FX
+ * Bus, which is fed by Drum Bus), every routing feature, a rest stem, mixes,
+ * per-channel delivery of a 5.1 master. Must load without a warning. */
+static const char s_graph[] =
+    "version: 1\n"
+    "session:\n"
+    "  name: Graph\n"
+    "  sample_rate: 48000\n"
+    "output:\n"
+    "  name: \"{session}_{index}_{stem}\"\n"
+    "  interleave: false\n"
+    "  master: apply\n"
+    "  null_test: false\n"
+    "master:\n"
+    "  channels: 5.1\n"
+    "buses:\n"
+    "  - name: Verb Return\n"
+    "    channels: stereo\n"
+    "    output: Music\n"
+    "    gain_db: -3\n"
+    "  - name: FX Bus\n"
+    "    channels: mono\n"
+    "    sends:\n"
+    "      - to: Delay\n"
+    "        level_db: -6\n"
+    "        pre_fader: true\n"
+    "    output: Verb Return\n"
+    "  - name: Music\n"
+    "    channels: 5.1\n"
+    "  - name: Delay\n"
+    "    output: Music\n"
+    "  - name: Drum Bus\n"
+    "    output: Music\n"
+    "    sends: [{to: FX Bus, level_db: -inf}]\n"
+    "  - name: Unused\n"
+    "    channels: 7.1\n"
+    "tracks:\n"
+    "  - name: Kick\n"                                               /* line 34 */
+    "    source: kick.wav\n"
+    "    output: Drum Bus\n"
+    "    sends:\n"
+    "      - to: FX Bus\n"
+    "        pre_fader: false\n"
+    "        automation:\n"
+    "          level_db: [[0, -inf], [1s, -14]]\n"
+    "    automation:\n"
+    "      gain_db: [[0, -inf], [500ms, 0], [0:01.250, -6], [96000, -6], [2.0000001s, +1.5]]\n"
+    "      pan: [[0, -0.5], [2s, 0.5], [0:00:03.000, 1]]\n"
+    "  - name: Center\n"
+    "    source: six.wav\n"
+    "    channel: 3\n"
+    "    output: Music\n"
+    "    route: [C]\n"
+    "  - name: LFE\n"
+    "    clips:\n"
+    "      - source: six.wav\n"
+    "        channel: 4\n"
+    "        fade_in: 10ms\n"
+    "        fade_out: {length: 20ms, shape: equal_power}\n"
+    "      - source: six.wav\n"
+    "        channel: 4\n"
+    "        at: 4800\n"
+    "        offset: 100\n"
+    "        crossfade: 1ms\n"
+    "        fade_in: {length: 5ms}\n"
+    "    route: [LFE]\n"
+    "    output: Music\n"
+    "  - name: Sides\n"
+    "    source: kick.wav\n"
+    "    route: [Ls, Rs]\n"
+    "  - name: OH\n"
+    "    source: oh.wav\n"
+    "    sends: [{to: Verb Return, level_db: -12.5, pre_fader: true}]\n"
+    "stems:\n"
+    "  - name: Drums\n"
+    "    tracks: [Kick, OH]\n"
+    "    channels: stereo\n"
+    "  - name: Other\n"
+    "    rest: true\n"
+    "  - name: Bed\n"
+    "    tracks: [Center, LFE]\n"
+    "    channels: 5.1\n"
+    "mixes:\n"
+    "  - name: No Drums\n"
+    "    exclude: [Drums]\n"
+    "  - name: Bed Up\n"
+    "    gains_db: {Bed: 1.5, Other: -inf}\n"
+    "    master: apply\n"
+    "multitracks: true\n";
+
+static bool s_is_minus_inf(double x) { return isinf(x) && x < 0; }
+
+START_TEST(test_graph_session)
+{
+    sf_session_t *s = NULL;
+    char *printed = NULL;
+    ck_assert_int_eq(s_load(s_graph, true, &s, &printed), SF_OK);
+    ck_assert_str_eq(printed, "");
+    free(printed);
+
+    char *cache = s_join(s_real, ".stemfarm-cache");
+    ck_assert_str_eq(s->cache_dir, cache);
+    ck_assert_int_eq(s->master_channels, 6);
+    ck_assert(!s->output.interleave);
+    ck_assert(s->output.master_apply);
+    ck_assert(!s->output.null_test);
+    ck_assert(s->multitracks);
+
+    /* buses, in file order */
+    ck_assert_int_eq(s->n_buses, 6);
+    static const struct {
+        const char *name;
+        int n_channels;
+        int output_bus;
+        double gain_db;
+        size_t n_sends;
+    } buses[] = {
+        {"Verb Return", 2, 2, -3.0, 0},
+        {"FX Bus", 1, 0, 0.0, 1},
+        {"Music", 6, SF_MASTER_BUS, 0.0, 0},
+        {"Delay", 2, 2, 0.0, 0},
+        {"Drum Bus", 2, 2, 0.0, 1},
+        {"Unused", 8, SF_MASTER_BUS, 0.0, 0},
+    };
+    for (size_t i = 0; i < 6; i++) {
+        const sf_bus_t *b = &s->buses[i];
+        ck_assert_str_eq(b->name, buses[i].name);
+        ck_assert_int_eq(b->n_channels, buses[i].n_channels);
+        ck_assert_int_eq(b->output_bus, buses[i].output_bus);
+        ck_assert_double_eq(b->gain_db, buses[i].gain_db);
+        ck_assert_int_eq(b->n_sends, buses[i].n_sends);
+    }
+    ck_assert_int_eq(s->buses[0].mark.line, 13);
+    ck_assert_int_eq(s->buses[0].mark.col, 5);
+    ck_assert_int_eq(s->buses[1].sends[0].bus, 3);
+    ck_assert_double_eq(s->buses[1].sends[0].level_db, -6.0);
+    ck_assert(s->buses[1].sends[0].pre_fader);
+    ck_assert_int_eq(s->buses[1].sends[0].mark.line, 20);
+    ck_assert_int_eq(s->buses[4].sends[0].bus, 1);
+    ck_assert(s_is_minus_inf(s->buses[4].sends[0].level_db));
+    ck_assert(!s->buses[4].sends[0].pre_fader);
+
+    /* Drum Bus and Unused feed nothing-fed; Drum Bus -> FX Bus -> Verb
+     * Return and Delay -> Music; ties (Unused) go in file order. */
+    static const size_t order[] = {4, 1, 0, 3, 2, 5};
+    for (size_t i = 0; i < 6; i++)
+        ck_assert_int_eq(s->bus_order[i], order[i]);
+
+    /* tracks */
+    ck_assert_int_eq(s->n_tracks, 5);
+    const sf_track_t *kick = &s->tracks[0];
+    ck_assert_int_eq(kick->output_bus, 4);
+    ck_assert_int_eq(kick->n_channels, 1);
+    ck_assert_int_eq(kick->n_route, 0);
+    ck_assert_int_eq(kick->n_sends, 1);
+    ck_assert_int_eq(kick->sends[0].bus, 1);
+    ck_assert_double_eq(kick->sends[0].level_db, 0.0); /* default */
+    ck_assert(!kick->sends[0].pre_fader);
+    ck_assert_int_eq(kick->sends[0].level_auto.n_points, 2);
+    ck_assert_int_eq(kick->sends[0].level_auto.frames[1], 48000);
+    ck_assert(s_is_minus_inf(kick->sends[0].level_auto.values[0]));
+    ck_assert_double_eq(kick->sends[0].level_auto.values[1], -14.0);
+    /* every time form converts exactly: 500ms, 0:01.250, samples, and
+     * 2.0000001 s = 96000.0048 frames, rounded to the nearest */
+    static const int64_t gain_frames[] = {0, 24000, 60000, 96000, 96000};
+    static const double gain_values[] = {-INFINITY, 0.0, -6.0, -6.0, 1.5};
+    ck_assert_int_eq(kick->gain_auto.n_points, 5);
+    ck_assert_int_eq(kick->gain_auto.mark.line, 43);
+    ck_assert_int_eq(kick->gain_auto.mark.col, 16);
+    for (size_t i = 0; i < 5; i++) {
+        ck_assert_int_eq(kick->gain_auto.frames[i], gain_frames[i]);
+        if (i == 0)
+            ck_assert(s_is_minus_inf(kick->gain_auto.values[i]));
+        else
+            ck_assert_double_eq(kick->gain_auto.values[i], gain_values[i]);
+    }
+    ck_assert_int_eq(kick->pan_auto.n_points, 3);
+    ck_assert_int_eq(kick->pan_auto.frames[1], 96000);
+    ck_assert_int_eq(kick->pan_auto.frames[2], 144000);
+    ck_assert_double_eq(kick->pan_auto.values[0], -0.5);
+    ck_assert_double_eq(kick->pan_auto.values[2], 1.0);
+
+    const sf_track_t *center = &s->tracks[1];
+    ck_assert_int_eq(center->output_bus, 2);
+    ck_assert_int_eq(center->n_channels, 1);
+    ck_assert_int_eq(center->clips[0].channel, 2);
+    ck_assert_int_eq(center->clips[0].source_channels, 6);
+    ck_assert_int_eq(center->clips[0].length, 4800);
+    ck_assert_int_eq(center->clips[0].source_rate, 48000);
+    ck_assert_ptr_null(center->clips[0].original_path);
+    ck_assert_int_eq(center->n_route, 1);
+    ck_assert_int_eq(center->route[0], 2);
+    ck_assert_int_eq(center->n_sends, 0);
+    ck_assert_int_eq(center->gain_auto.n_points, 0);
+
+    const sf_track_t *lfe = &s->tracks[2];
+    ck_assert_int_eq(lfe->n_channels, 1);
+    ck_assert_int_eq(lfe->n_clips, 2);
+    ck_assert_int_eq(lfe->clips[0].channel, 3);
+    ck_assert_int_eq(lfe->clips[0].fade_in.length, 480);
+    ck_assert_int_eq(lfe->clips[0].fade_in.shape, SF_FADE_LINEAR);
+    ck_assert_int_eq(lfe->clips[0].fade_out.length, 960);
+    ck_assert_int_eq(lfe->clips[0].fade_out.shape, SF_FADE_EQUAL_POWER);
+    ck_assert_int_eq(lfe->clips[0].crossfade, 0);
+    ck_assert_int_eq(lfe->clips[1].at, 4800);
+    ck_assert_int_eq(lfe->clips[1].length, 4700);
+    ck_assert_int_eq(lfe->clips[1].crossfade, 48);
+    ck_assert_int_eq(lfe->clips[1].fade_in.length, 240);
+    ck_assert_int_eq(lfe->clips[1].fade_in.shape, SF_FADE_LINEAR);
+    ck_assert_int_eq(lfe->clips[1].fade_out.length, 0);
+    ck_assert_int_eq(lfe->n_route, 1);
+    ck_assert_int_eq(lfe->route[0], 3);
+
+    const sf_track_t *sides = &s->tracks[3];
+    ck_assert_int_eq(sides->output_bus, SF_MASTER_BUS);
+    ck_assert_int_eq(sides->clips[0].channel, -1);
+    ck_assert_int_eq(sides->n_route, 2);
+    ck_assert_int_eq(sides->route[0], 4);
+    ck_assert_int_eq(sides->route[1], 5);
+
+    const sf_track_t *oh = &s->tracks[4];
+    ck_assert_int_eq(oh->n_channels, 2);
+    ck_assert_int_eq(oh->output_bus, SF_MASTER_BUS);
+    ck_assert_int_eq(oh->sends[0].bus, 0);
+    ck_assert_double_eq(oh->sends[0].level_db, -12.5);
+    ck_assert(oh->sends[0].pre_fader);
+    ck_assert_int_eq(oh->sends[0].level_auto.n_points, 0);
+
+    /* stems: the rest stem gets what Drums and Bed leave, in session order */
+    ck_assert_int_eq(s->n_stems, 3);
+    const sf_stem_t *drums = &s->stems[0], *other = &s->stems[1], *bed = &s->stems[2];
+    ck_assert(!drums->rest);
+    ck_assert_int_eq(drums->n_channels, 2);
+    ck_assert_int_eq(drums->n_tracks, 2);
+    ck_assert(other->rest);
+    ck_assert_int_eq(other->n_channels, 6); /* the master's */
+    ck_assert_int_eq(other->n_tracks, 1);
+    ck_assert_int_eq(other->tracks[0], 3);
+    ck_assert_int_eq(bed->n_tracks, 2);
+    ck_assert_int_eq(bed->tracks[0], 1);
+    ck_assert_int_eq(bed->tracks[1], 2);
+    /* Kick reaches Drum Bus and FX Bus, and through them everything but
+     * Unused; OH reaches Verb Return: in bus_order */
+    static const size_t drum_buses[] = {4, 1, 0, 3, 2};
+    ck_assert_int_eq(drums->n_buses, 5);
+    for (size_t i = 0; i < 5; i++)
+        ck_assert_int_eq(drums->buses[i], drum_buses[i]);
+    ck_assert_int_eq(bed->n_buses, 1);
+    ck_assert_int_eq(bed->buses[0], 2);
+    ck_assert_int_eq(other->n_buses, 0);
+
+    /* mixes: a gain per stem, in stem order */
+    ck_assert_int_eq(s->n_mixes, 2);
+    ck_assert_str_eq(s->mixes[0].name, "No Drums");
+    ck_assert_int_eq(s->mixes[0].n_channels, 6);
+    ck_assert(!s->mixes[0].master_apply);
+    ck_assert(s_is_minus_inf(s->mixes[0].stem_gain_db[0]));
+    ck_assert_double_eq(s->mixes[0].stem_gain_db[1], 0.0);
+    ck_assert_double_eq(s->mixes[0].stem_gain_db[2], 0.0);
+    ck_assert(s->mixes[1].master_apply);
+    ck_assert_double_eq(s->mixes[1].stem_gain_db[0], 0.0);
+    ck_assert(s_is_minus_inf(s->mixes[1].stem_gain_db[1]));
+    ck_assert_double_eq(s->mixes[1].stem_gain_db[2], 1.5);
+
+    /* targets */
+    static const struct {
+        sf_target_t t;
+        int n_channels;
+        const char *name;
+    } targets[] = {
+        {{SF_TARGET_STEM, 0}, 2, "Drums"},      {{SF_TARGET_STEM, 1}, 6, "Other"},
+        {{SF_TARGET_STEM, 2}, 6, "Bed"},        {{SF_TARGET_MIX, 0}, 6, "No Drums"},
+        {{SF_TARGET_MIX, 1}, 6, "Bed Up"},      {{SF_TARGET_MULTITRACK, 0}, 1, "Kick"},
+        {{SF_TARGET_MULTITRACK, 4}, 2, "OH"},   {{SF_TARGET_FULL_MIX, 0}, 6, "Full Mix"},
+    };
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        ck_assert_int_eq(sf_session_target_channels(s, targets[i].t), targets[i].n_channels);
+        ck_assert_str_eq(sf_session_target_name(s, targets[i].t), targets[i].name);
+    }
+    ck_assert_int_eq(sf_session_target_count(s, SF_TARGET_STEM), 3);
+    ck_assert_int_eq(sf_session_target_count(s, SF_TARGET_MIX), 2);
+    ck_assert_int_eq(sf_session_target_count(s, SF_TARGET_MULTITRACK), 5);
+    ck_assert_int_eq(sf_session_target_count(s, SF_TARGET_FULL_MIX), 1);
+
+    static const struct {
+        sf_target_t t;
+        int channel;
+        const char *want;
+    } files[] = {
+        {{SF_TARGET_STEM, 0}, -1, "Graph_01_Drums.wav"},
+        {{SF_TARGET_STEM, 0}, 0, "Graph_01_Drums.L.wav"},
+        {{SF_TARGET_STEM, 0}, 1, "Graph_01_Drums.R.wav"},
+        {{SF_TARGET_STEM, 2}, 0, "Graph_03_Bed.L.wav"},
+        {{SF_TARGET_STEM, 2}, 1, "Graph_03_Bed.R.wav"},
+        {{SF_TARGET_STEM, 2}, 2, "Graph_03_Bed.C.wav"},
+        {{SF_TARGET_STEM, 2}, 3, "Graph_03_Bed.LFE.wav"},
+        {{SF_TARGET_STEM, 2}, 4, "Graph_03_Bed.Ls.wav"},
+        {{SF_TARGET_STEM, 2}, 5, "Graph_03_Bed.Rs.wav"},
+        {{SF_TARGET_MIX, 1}, -1, "Graph_02_Bed Up.wav"},
+        {{SF_TARGET_MIX, 1}, 3, "Graph_02_Bed Up.LFE.wav"},
+        {{SF_TARGET_MULTITRACK, 4}, 1, "Graph_05_OH.R.wav"},
+        {{SF_TARGET_MULTITRACK, 0}, 0, "Graph_01_Kick.M.wav"},
+        {{SF_TARGET_FULL_MIX, 0}, -1, "Graph_01_Full Mix.wav"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char name[256];
+        ck_assert_int_eq(sf_session_target_filename(s, files[i].t, files[i].channel, name,
+                                                    sizeof name, NULL),
+                         SF_OK);
+        ck_assert_str_eq(name, files[i].want);
+    }
+    /* the stem wrapper is the stem target */
+    char name[256];
+    ck_assert_int_eq(sf_session_stem_filename(s, 2, name, sizeof name, NULL), SF_OK);
+    ck_assert_str_eq(name, "Graph_03_Bed.wav");
+    /* misuse: a channel the target does not have, a target that does not exist */
+    sf_err_t err = {0};
+    ck_assert_int_eq(sf_session_target_filename(s, (sf_target_t){SF_TARGET_STEM, 0}, 2, name,
+                                                sizeof name, &err),
+                     SF_E_INTERNAL);
+    ck_assert_int_eq(sf_session_target_filename(s, (sf_target_t){SF_TARGET_MIX, 2}, -1, name,
+                                                sizeof name, &err),
+                     SF_E_INTERNAL);
+    ck_assert_int_eq(sf_session_target_channels(s, (sf_target_t){SF_TARGET_STEM, 3}), 0);
+    ck_assert_ptr_null(sf_session_target_name(s, (sf_target_t){SF_TARGET_MULTITRACK, 5}));
+
+    free(cache);
+    sf_session_destroy(&s);
+}
+END_TEST
+
+START_TEST(test_layouts)
+{
+    static const struct {
+        int n;
+        const char *name;
+        const char *labels;
+    } layouts[] = {
+        {1, "mono", "M"},
+        {2, "stereo", "L R"},
+        {6, "5.1", "L R C LFE Ls Rs"},
+        {8, "7.1", "L R C LFE Lss Rss Lsr Rsr"},
+    };
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
+        ck_assert_str_eq(sf_layout_name(layouts[i].n), layouts[i].name);
+        const char *const *labels = sf_layout_labels(layouts[i].n);
+        char joined[64] = "";
+        for (int c = 0; c < layouts[i].n; c++)
+            snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", c ? " " : "",
+                     labels[c]);
+        ck_assert_str_eq(joined, layouts[i].labels);
+    }
+    static const int others[] = {0, 3, 4, 5, 7, 9, -1};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        ck_assert_ptr_null(sf_layout_name(others[i]));
+        ck_assert_ptr_null(sf_layout_labels(others[i]));
+    }
+}
+END_TEST
+
+/* A 44.1 kHz source in a 48 kHz session: every clip of it reads one copy
+ * in the cache, made once; offsets and lengths count at the session rate. */
+static const char s_resampled[] =
+    "version: 1\n"
+    "session: {sample_rate: 48000}\n"
+    "tracks:\n"
+    "  - name: Vox\n"
+    "    clips:\n"
+    "      - {source: vox44.wav, length: 0.5s}\n"
+    "      - {source: vox44.wav, at: 1s, offset: 0.5s}\n"
+    "  - name: Double\n"
+    "    source: ./vox44.wav\n"
+    "  - name: Kick\n"
+    "    source: kick.wav\n"
+    "stems: [{name: All, tracks: ['*']}]\n";
+
+START_TEST(test_resampled_source)
+{
+    sf_session_t *s = NULL;
+    char *printed = NULL;
+    sf_rc rc = s_load(s_resampled, true, &s, &printed);
+    ck_assert_msg(rc == SF_OK, "%s", printed);
+    ck_assert_str_eq(printed, "");
+    free(printed);
+
+    char *cache = s_join(s_real, ".stemfarm-cache");
+    char *original = s_join(s_real, "vox44.wav");
+    ck_assert_str_eq(s->cache_dir, cache);
+    const sf_clip_t *a = &s->tracks[0].clips[0], *b = &s->tracks[0].clips[1];
+    const sf_clip_t *d = &s->tracks[1].clips[0], *k = &s->tracks[2].clips[0];
+    ck_assert_msg(!strncmp(a->path, cache, strlen(cache)) && a->path[strlen(cache)] == '/',
+                  "'%s' is not in the cache", a->path);
+    ck_assert(tu_exists(a->path));
+    ck_assert_str_eq(a->original_path, original);
+    ck_assert_str_eq(b->path, a->path);
+    ck_assert_str_eq(d->path, a->path);
+    ck_assert_str_eq(d->original_path, original);
+    ck_assert_int_eq(a->source_rate, 44100);
+    ck_assert_int_eq(a->source_channels, 1);
+    /* 1 s of audio at 48 kHz */
+    ck_assert_int_eq(a->source_frames, 48000);
+    ck_assert_int_eq(a->length, 24000);
+    ck_assert_int_eq(b->offset, 24000);
+    ck_assert_int_eq(b->length, 24000);
+    ck_assert_int_eq(d->length, 48000);
+    ck_assert_int_eq(s->end, 48000 + 24000);
+    /* a source at the session rate is read as it is */
+    ck_assert_ptr_null(k->original_path);
+    ck_assert_int_eq(k->source_rate, 48000);
+    sf_session_destroy(&s);
+
+    /* Loading again reuses the copy. */
+    ck_assert_int_eq(s_load(s_resampled, true, &s, &printed), SF_OK);
+    free(printed);
+    ck_assert_str_eq(s->tracks[0].clips[0].original_path, original);
+    sf_session_destroy(&s);
+
+    /* Without resampling: the rate mismatch is an error, once per clip. */
+    sf_session_load_opts_t opts = sf_session_load_opts_default();
+    ck_assert(opts.resample);
+    opts.resample = false;
+    sf_diags_t diags = SF_DIAGS_INIT;
+    ck_assert_int_eq(sf_session_load_text("session.yaml", s_resampled, strlen(s_resampled), &opts,
+                                          &s, &diags, NULL),
+                     SF_E_INPUT);
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n);
+    sf_diags_print(&diags, f);
+    fclose(f);
+    ck_assert_str_eq(out,
+                     "session.yaml:6:18: error: source 'vox44.wav' is 44100 Hz, the session is "
+                     "48000 Hz (and resampling is off)\n"
+                     "session.yaml:7:18: error: source 'vox44.wav' is 44100 Hz, the session is "
+                     "48000 Hz (and resampling is off)\n"
+                     "session.yaml:9:13: error: source './vox44.wav' is 44100 Hz, the session is "
+                     "48000 Hz (and resampling is off)\n");
+    free(out);
+    sf_diags_free(&diags);
+
+    /* Sources not checked: nothing is opened, nothing resampled. */
+    opts = sf_session_load_opts_default();
+    opts.check_sources = false;
+    static const char unchecked[] =
+        "version: 1\n"
+        "session: {sample_rate: 48000, end: 2s}\n"
+        "tracks: [{name: Vox, clips: [{source: vox44.wav, length: 1s}]}]\n"
+        "stems: [{name: All, tracks: ['*']}]\n";
+    ck_assert_int_eq(sf_session_load_text("session.yaml", unchecked, strlen(unchecked), &opts, &s,
+                                          &diags, NULL),
+                     SF_OK);
+    ck_assert_str_eq(s->tracks[0].clips[0].path, original);
+    ck_assert_ptr_null(s->tracks[0].clips[0].original_path);
+    sf_session_destroy(&s);
+    sf_diags_free(&diags);
+
+    free(cache);
+    free(original);
+}
+END_TEST
+
+/* A failed resample is a problem of the clip, reported once per source. */
+START_TEST(test_resample_failure)
+{
+    /* A file where the cache folder should be: it cannot be created. */
+    free(tu_write_text(s_dir, ".stemfarm-cache", "not a folder\n"));
+    sf_session_t *s = (sf_session_t *)1;
+    char *printed = NULL;
+    ck_assert_int_eq(s_load(s_resampled, false, &s, &printed), SF_E_INPUT);
+    ck_assert_ptr_null(s);
+    /* the reason is sf_media_resampled's */
+    static const char want[] = "session.yaml:6:9: error: cannot resample source 'vox44.wav' from "
+                               "44100 Hz to 48000 Hz: ";
+    ck_assert_msg(!strncmp(printed, want, strlen(want)), "got: %s", printed);
+    const char *nl = strchr(printed, '\n');
+    ck_assert_msg(nl && nl[1] == '\0', "more than one line: %s", printed);
+    free(printed);
+}
+END_TEST
+
 /* Load from memory must give the same model and hash as load from disk. */
 START_TEST(test_hash)
 {
@@ -440,6 +922,8 @@ END_TEST
 /* A session whose line 4 onwards is the tracks list; stem on lines 7..9. */
 #define KICK "tracks:\n  - name: Kick\n    source: kick.wav\n"
 #define DRUMS "stems:\n  - name: Drums\n    tracks: [Kick]\n"
+/* Three lines of buses, for rows whose tracks route to them. */
+#define BUSES "buses:\n  - name: Drum Bus\n  - name: Vox Verb\n"
 
 typedef struct {
     const char *what;
@@ -532,16 +1016,11 @@ static const bad_t bad[] = {
     {"source is a folder",
      HEAD "tracks:\n  - name: Kick\n    source: media\n" DRUMS,
      false, SF_E_INPUT, "session.yaml:6:13: error: source 'media' is not a file\n"},
-    {"wrong sample rate",
-     HEAD "tracks:\n  - name: Kick\n    source: vox44.wav\n" DRUMS,
+    {"more than two channels without a pick",
+     HEAD "tracks:\n  - name: Kick\n    source: six.wav\n    route: [L]\n" DRUMS,
      false, SF_E_INPUT,
-     "session.yaml:6:13: error: source 'vox44.wav' is 44100 Hz, the session is 48000 Hz "
-     "(resampling is not supported yet)\n"},
-    {"more than two channels",
-     HEAD "tracks:\n  - name: Kick\n    source: six.wav\n" DRUMS,
-     false, SF_E_INPUT,
-     "session.yaml:6:13: error: source 'six.wav' has 6 channels "
-     "(this version reads mono and stereo sources only)\n"},
+     "session.yaml:6:13: error: source 'six.wav' has 6 channels; pick one with 'channel: N' "
+     "(tracks are mono or stereo)\n"},
     {"clips with different channel counts",
      HEAD "tracks:\n  - name: Kick\n    clips:\n      - source: kick.wav\n"
           "      - source: oh.wav\n        at: 2s\n" DRUMS,
@@ -605,38 +1084,235 @@ static const bad_t bad[] = {
     {"no sample rate",
      "version: 1\nsession:\n  name: x\n" KICK DRUMS,
      false, SF_E_INPUT, "session.yaml:3:3: error: missing key 'sample_rate' in 'session'\n"},
-    {"unsupported: buses",
-     HEAD KICK DRUMS "buses:\n  - name: Drum Bus\n",
+    {"unsupported: effects",
+     HEAD "buses:\n  - name: Verb\n    fx: [{reverb: {decay_s: 2}}]\n"
+          KICK "    fx:\n      - gain: {db: 3}\n" DRUMS "master:\n  fx: []\n",
      false, SF_E_INPUT,
-     "session.yaml:10:1: error: not supported yet: 'buses' "
-     "(this version renders tracks straight to the master)\n"},
-    {"unsupported: track features",
-     HEAD KICK "    output: Drum Bus\n    fx:\n      - gain: {db: 3}\n"
-          "    sends: []\n    automation: {}\n" DRUMS,
+     "session.yaml:6:5: error: not supported yet: 'fx' in bus 'Verb' "
+     "(this version has no effects)\n"
+     "session.yaml:10:5: error: not supported yet: 'fx' in track 'Kick' "
+     "(this version has no effects)\n"
+     "session.yaml:16:3: error: not supported yet: 'fx' in 'master' "
+     "(this version has no effects)\n"},
+    /* ---- the mixing graph ---- */
+    {"unknown bus in an output",
+     HEAD BUSES "tracks:\n  - name: Kick In\n    source: kick.wav\n    output: Drum Buss\n"
+                "stems:\n  - name: Drums\n    tracks: [Kick In]\n",
      false, SF_E_INPUT,
-     "session.yaml:7:13: error: not supported yet: 'output: Drum Bus' in track 'Kick' "
-     "(this version renders tracks straight to the master)\n"
-     "session.yaml:8:5: error: not supported yet: 'fx' in track 'Kick' (this version has no effects)\n"
-     "session.yaml:10:5: error: not supported yet: 'sends' in track 'Kick' (this version has no buses)\n"
-     "session.yaml:11:5: error: not supported yet: 'automation' in track 'Kick' "
-     "(this version has no automation)\n"},
-    {"unsupported: fades, master, mixes, multitracks, surround",
-     HEAD "tracks:\n  - name: Kick\n    clips:\n      - {source: kick.wav, fade_in: 10ms}\n"
-          "stems:\n  - name: Drums\n    tracks: [Kick]\n    channels: 5.1\n"
-          "master:\n  fx: []\n"
-          "output:\n  master: apply\n"
-          "mixes: []\nmultitracks: true\n",
+     "session.yaml:10:13: error: unknown bus 'Drum Buss' in track 'Kick In' "
+     "(buses: 'Drum Bus', 'Vox Verb')\n"},
+    {"unknown bus in sends, of a bus and of a track",
+     HEAD "buses:\n  - name: Drum Bus\n    sends: [{to: Verb}]\n  - name: Vox Verb\n"
+          KICK "    sends:\n      - to: Vox Verb\n      - {to: vox verb, level_db: -3}\n" DRUMS,
      false, SF_E_INPUT,
-     "session.yaml:7:28: error: not supported yet: 'fade_in' in clip 1 of track 'Kick' "
-     "(this version has no fades)\n"
-     "session.yaml:11:15: error: not supported yet: 'channels: 5.1' in stem 'Drums' "
-     "(this version renders mono and stereo)\n"
-     "session.yaml:13:3: error: not supported yet: 'fx' in 'master' (this version has no effects)\n"
-     "session.yaml:15:11: error: 'output.master: apply' needs master effects, "
-     "which this version does not support\n"
-     "session.yaml:16:1: error: not supported yet: 'mixes' (this version renders stems only)\n"
-     "session.yaml:17:14: error: not supported yet: 'multitracks: true' "
-     "(this version renders stems only)\n"},
+     "session.yaml:6:18: error: unknown bus 'Verb' in bus 'Drum Bus' "
+     "(buses: 'Drum Bus', 'Vox Verb')\n"
+     "session.yaml:13:14: error: unknown bus 'vox verb' in track 'Kick' "
+     "(buses: 'Drum Bus', 'Vox Verb')\n"},
+    {"unknown bus, no buses at all",
+     HEAD KICK "    output: Drum Bus\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:7:13: error: unknown bus 'Drum Bus' in track 'Kick' "
+     "(the session has no buses)\n"},
+    {"a send to the master",
+     HEAD BUSES KICK "    sends: [{to: master}]\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:10:18: error: a send cannot go to 'master' in track 'Kick' "
+     "(sends feed buses; the master is fed through 'output')\n"},
+    {"bus names: master, twice, none",
+     HEAD "buses:\n  - name: master\n  - name: Verb\n  - name: Verb\n  - channels: mono\n"
+          KICK DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:5:11: error: bus name 'master' is taken (it names the master bus)\n"
+     "session.yaml:7:11: error: duplicate bus name 'Verb' (first at line 6)\n"
+     "session.yaml:8:5: error: missing key 'name' in bus 4\n"},
+    {"a bus that sends or outputs to itself",
+     HEAD "buses:\n  - name: Vox Verb\n    sends: [{to: Vox Verb}]\n"
+          "  - name: Loop\n    output: Loop\n" KICK DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:6:18: error: bus 'Vox Verb' sends to itself\n"
+     "session.yaml:8:13: error: bus 'Loop' outputs to itself\n"},
+    {"routing cycle of two buses",
+     HEAD "buses:\n  - name: A\n    output: B\n  - name: B\n    sends: [{to: A, level_db: -6}]\n"
+          KICK "    output: A\n" DRUMS,
+     false, SF_E_INPUT, "session.yaml:8:18: error: routing cycle: 'A' -> 'B' -> 'A'\n"},
+    {"routing cycle of three buses, with a branch",
+     HEAD "buses:\n  - name: A\n    output: B\n  - name: B\n    sends: [{to: D}]\n    output: C\n"
+          "  - name: C\n    output: A\n  - name: D\n    output: A\n" KICK DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:11:13: error: routing cycle: 'A' -> 'B' -> 'C' -> 'A'\n"
+     "session.yaml:13:13: error: routing cycle: 'A' -> 'B' -> 'D' -> 'A'\n"},
+    {"route: unknown channel of a bus",
+     HEAD "buses:\n  - name: Surround\n    channels: 5.1\n"
+          KICK "    output: Surround\n    route: [Cf]\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:11:13: error: unknown channel 'Cf' in 'route' of track 'Kick' "
+     "(the 5.1 bus 'Surround' has L, R, C, LFE, Ls, Rs)\n"},
+    {"route: unknown channel of the master, a channel twice",
+     HEAD KICK "    route: [C, L, L]\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:7:13: error: unknown channel 'C' in 'route' of track 'Kick' "
+     "(the stereo master has L, R)\n"
+     "session.yaml:7:19: error: channel 'L' appears twice in 'route' of track 'Kick'\n"},
+    {"route on a stereo track",
+     HEAD "tracks:\n  - name: OH\n    source: oh.wav\n    route: [L]\n"
+          "stems:\n  - name: Drums\n    tracks: [OH]\n",
+     false, SF_E_INPUT,
+     "session.yaml:7:12: error: 'route' in track 'OH' needs a mono track "
+     "(its clips deliver 2 channels; pick one with 'channel: N')\n"},
+    {"route overrides pan",
+     HEAD KICK "    pan: 0.5\n    route: [L]\n    automation: {pan: [[0, 1]]}\n" DRUMS,
+     false, SF_OK,
+     "session.yaml:7:5: warning: 'pan' of track 'Kick' is overridden by its route\n"
+     "session.yaml:9:23: warning: 'pan' automation of track 'Kick' is overridden by its route\n"},
+    {"channel 0, past the last channel, not a number",
+     HEAD "tracks:\n  - name: Kick\n    source: kick.wav\n    channel: 0\n"
+          "  - name: OH\n    clips:\n"
+          "      - source: oh.wav\n        channel: 3\n      - {source: oh.wav, channel: two}\n"
+          "stems:\n  - name: All\n    tracks: ['*']\n",
+     false, SF_E_INPUT,
+     "session.yaml:7:14: error: invalid channel '0' (expected a channel number, counting from 1)\n"
+     "session.yaml:11:18: error: channel 3 of source 'oh.wav' does not exist (it has 2 channels)\n"
+     "session.yaml:12:35: error: invalid channel 'two' "
+     "(expected a channel number, counting from 1)\n"},
+    {"channel with clips",
+     HEAD "tracks:\n  - name: Kick\n    channel: 1\n    clips: [{source: kick.wav}]\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:6:5: error: 'channel' in track 'Kick' goes with 'source' "
+     "(with 'clips', give it per clip)\n"},
+    {"clips delivering different channel counts",
+     HEAD "tracks:\n  - name: Kick\n    clips:\n      - {source: oh.wav, channel: 2}\n"
+          "      - {source: oh.wav, at: 1s}\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:8:9: error: clip 2 of track 'Kick' has 2 channels, clip 1 has 1 "
+     "(all clips of a track need the same channel count)\n"},
+    {"fades and crossfade longer than the clip",
+     HEAD "tracks:\n  - name: Kick\n    clips:\n      - source: kick.wav\n        fade_in: 0.75s\n"
+          "        fade_out: {length: 500ms, shape: equal_power}\n      - source: kick.wav\n"
+          "        length: 100ms\n        fade_out: 101ms\n        crossfade: 4801\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:9:19: error: 'fade_in' and 'fade_out' in clip 1 of track 'Kick' do not fit "
+     "in the clip (36000 + 24000 frames, the clip has 48000)\n"
+     "session.yaml:12:19: error: 'fade_out' in clip 2 of track 'Kick' is longer than the clip "
+     "(4848 frames, the clip has 4800)\n"
+     "session.yaml:13:20: error: 'crossfade' in clip 2 of track 'Kick' is longer than the clip "
+     "(4801 frames, the clip has 4800)\n"},
+    {"bad fades",
+     HEAD "tracks:\n  - name: Kick\n    clips:\n      - source: kick.wav\n"
+          "        fade_in: {shape: log}\n        fade_out: [10ms]\n"
+          "        crossfade: -1ms\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:8:18: error: missing key 'length' in 'fade_in' of clip 1 of track 'Kick'\n"
+     "session.yaml:8:26: error: invalid fade shape 'log' (expected linear or equal_power)\n"
+     "session.yaml:9:19: error: 'fade_out' in clip 1 of track 'Kick' must be a time or a mapping, "
+     "not a list\n"
+     "session.yaml:10:20: error: invalid time '-1ms' (must not be negative)\n"},
+    {"automation: times going back, bad points, pan out of range",
+     HEAD KICK "    automation:\n      gain_db: [[0, 0], [2s, -3], [1s, -6], [1s]]\n"
+               "      pan: [[0, 0], [1s, 1.5]]\n      volume: []\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:8:36: error: automation 'gain_db' of track 'Kick': point 3 (1s) is before "
+     "point 2 (2s)\n"
+     "session.yaml:8:45: error: automation 'gain_db' of track 'Kick': point 4 must be "
+     "[time, value]\n"
+     "session.yaml:9:26: error: invalid pan '1.5' (must be between -1 and +1)\n"
+     "session.yaml:10:7: error: unknown key 'volume' in automation of track 'Kick'\n"},
+    {"automation without points",
+     HEAD BUSES KICK "    sends: [{to: Vox Verb, automation: {level_db: []}}]\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:10:51: error: 'level_db' in automation of send 1 of track 'Kick' "
+     "must not be empty\n"},
+    {"values overridden by their automation",
+     HEAD "buses:\n  - name: Verb\n" KICK "    gain_db: -3\n    pan: 0.5\n    sends:\n"
+          "      - to: Verb\n        level_db: -10\n        automation: {level_db: [[0, -20]]}\n"
+          "    automation:\n      gain_db: [[0, -6]]\n      pan: [[0, 0]]\n" DRUMS,
+     false, SF_OK,
+     "session.yaml:9:5: warning: 'gain_db' of track 'Kick' is overridden by its automation\n"
+     "session.yaml:10:5: warning: 'pan' of track 'Kick' is overridden by its automation\n"
+     "session.yaml:13:9: warning: 'level_db' of send 1 of track 'Kick' is overridden by its "
+     "automation\n"},
+    {"bad sends",
+     HEAD BUSES KICK "    sends:\n      - Vox Verb\n      - {level_db: -3, pre: true}\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:11:9: error: send 1 of track 'Kick' must be a mapping, not a value\n"
+     "session.yaml:12:9: error: missing key 'to' in send 2 of track 'Kick'\n"
+     "session.yaml:12:24: error: unknown key 'pre' in send 2 of track 'Kick'\n"},
+    {"invalid channels",
+     HEAD "master:\n  channels: quad\n" KICK DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:5:13: error: invalid channels 'quad' (expected mono, stereo, 5.1 or 7.1)\n"},
+    {"mixes: unknown stems, excluded and given a gain, names taken",
+     HEAD KICK "  - name: Snare\n    source: kick.wav\n"
+          "stems:\n  - name: Drums\n    tracks: [Kick]\n  - name: Snares\n    tracks: [Snare]\n"
+          "mixes:\n  - name: Drums\n  - name: Alt\n    exclude: [Drum, Snares]\n"
+          "    gains_db: {Snares: 1, Drums: -3, Vox: 0}\n  - name: Alt\n    master: maybe\n",
+     false, SF_E_INPUT,
+     "session.yaml:15:11: error: mix name 'Drums' is taken by a stem (line 10)\n"
+     "session.yaml:17:15: error: unknown stem 'Drum' in mix 'Alt' (stems: 'Drums', 'Snares')\n"
+     "session.yaml:18:16: error: stem 'Snares' is both excluded and given a gain in mix 'Alt'\n"
+     "session.yaml:18:38: error: unknown stem 'Vox' in mix 'Alt' (stems: 'Drums', 'Snares')\n"
+     "session.yaml:19:11: error: duplicate mix name 'Alt' (first at line 16)\n"
+     "session.yaml:20:13: error: invalid value 'maybe' for 'master' in mix 'Alt' "
+     "(expected bypass or apply)\n"},
+    {"a mix that excludes every stem",
+     HEAD KICK DRUMS "mixes:\n  - name: Silence\n    exclude: [Drums]\n",
+     false, SF_OK,
+     "session.yaml:11:5: warning: mix 'Silence' excludes every stem (it would be silent)\n"},
+    {"two rest stems",
+     HEAD KICK "  - name: Snare\n    source: kick.wav\n"
+          "stems:\n  - name: Drums\n    tracks: [Kick]\n  - name: Other\n    rest: true\n"
+          "  - name: Misc\n    rest: true\n",
+     false, SF_E_INPUT,
+     "session.yaml:15:11: error: two rest stems: stem 'Other' and stem 'Misc' "
+     "(at most one stem can have 'rest: true')\n"},
+    {"a rest stem with tracks",
+     HEAD KICK "stems:\n  - name: Other\n    rest: true\n    tracks: [Kick]\n",
+     false, SF_E_INPUT,
+     "session.yaml:10:5: error: stem 'Other' has both 'rest: true' and 'tracks' "
+     "(the rest stem gets every track no other stem claims)\n"},
+    {"rest: false needs tracks",
+     HEAD KICK "stems:\n  - name: Other\n    rest: false\n",
+     false, SF_E_INPUT, "session.yaml:8:5: error: missing key 'tracks' in stem 'Other'\n"},
+    {"a rest stem that gets nothing",
+     HEAD KICK DRUMS "  - name: Other\n    rest: true\n",
+     false, SF_OK,
+     "session.yaml:10:5: warning: rest stem 'Other' gets no track "
+     "(every track is in another stem)\n"},
+    {"a rest stem that gets nothing, strict",
+     HEAD KICK DRUMS "  - name: Other\n    rest: true\n",
+     true, SF_E_INPUT,
+     "session.yaml:10:5: error: rest stem 'Other' gets no track "
+     "(every track is in another stem)\n"},
+    {"file names that collide with interleave false",
+     HEAD "output:\n  interleave: false\n"
+          "tracks:\n  - name: drums\n    source: oh.wav\n  - name: Kick\n    source: kick.wav\n"
+          "stems:\n  - name: Drums\n    tracks: [drums]\n  - name: kick\n    tracks: [Kick]\n"
+          "    channels: mono\nmultitracks: true\n",
+     false, SF_E_INPUT,
+     "session.yaml:7:5: error: stem 'Drums' and multitrack 'drums' would both be written to "
+     "'session_drums.L.wav'\n"
+     "session.yaml:9:5: error: stem 'kick' and multitrack 'Kick' would both be written to "
+     "'session_Kick.M.wav'\n"},
+    {"no collision with interleave false when the layouts differ",
+     HEAD "output:\n  interleave: false\n" KICK "stems:\n  - name: Kick\n    tracks: [Kick]\n"
+          "multitracks: true\n",
+     false, SF_OK, ""},
+    {"a stem and a multitrack of the same name",
+     HEAD KICK "stems:\n  - name: Kick\n    tracks: [Kick]\nmultitracks: true\n",
+     false, SF_E_INPUT,
+     "session.yaml:5:5: error: stem 'Kick' and multitrack 'Kick' would both be written to "
+     "'session_Kick.wav'\n"},
+    {"mixes and stems without {stem} or {index}",
+     HEAD "output:\n  name: '{session}'\n" KICK DRUMS "mixes: [{name: Mix}]\n",
+     false, SF_E_INPUT,
+     "session.yaml:5:9: error: 'output.name' must contain {stem} or {index} "
+     "(otherwise every stem gets the same file name)\n"},
+    {"bad graph values",
+     HEAD "output:\n  interleave: maybe\n  null_test: 1\n" BUSES KICK DRUMS "multitracks: yes\n",
+     false, SF_E_INPUT,
+     "session.yaml:5:15: error: invalid boolean 'maybe' (expected true or false)\n"
+     "session.yaml:6:14: error: invalid boolean '1' (expected true or false)\n"
+     "session.yaml:16:14: error: invalid boolean 'yes' (expected true or false)\n"},
     {"neither source nor clips",
      HEAD "tracks:\n  - name: Kick\n    gain_db: 0\n" DRUMS,
      false, SF_E_INPUT, "session.yaml:5:5: error: track 'Kick' has neither 'source' nor 'clips'\n"},
@@ -671,7 +1347,8 @@ static const bad_t bad[] = {
      "session.yaml:7:11: error: invalid dither 'shaped' (expected auto, tpdf or none)\n"
      "session.yaml:8:16: error: invalid number 'loud'\n"
      "session.yaml:9:20: error: invalid headroom policy 'panic' (expected warn or fail)\n"
-     "session.yaml:10:11: error: invalid value 'maybe' for 'output.master' (expected bypass)\n"
+     "session.yaml:10:11: error: invalid value 'maybe' for 'output.master' "
+     "(expected bypass or apply)\n"
      "session.yaml:11:9: error: unclosed '{' in 'output.name'\n"},
     {"name template",
      HEAD "output:\n  name: '{session}-{take}'\n" KICK DRUMS,
@@ -825,6 +1502,32 @@ START_TEST(test_nomem_good)
 }
 END_TEST
 
+START_TEST(test_nomem_graph)
+{
+    s_nomem_loop(s_graph, SF_OK);
+}
+END_TEST
+
+/* The copy is made on the first run that gets that far and reused after. */
+START_TEST(test_nomem_resampled)
+{
+    s_nomem_loop(s_resampled, SF_OK);
+}
+END_TEST
+
+START_TEST(test_nomem_bad_graph)
+{
+    size_t i = 0;
+    while (strcmp(bad[i].what, "mixes: unknown stems, excluded and given a gain, names taken"))
+        i++;
+    s_nomem_loop(bad[i].yaml, SF_E_INPUT);
+    i = 0;
+    while (strcmp(bad[i].what, "routing cycle of three buses, with a branch"))
+        i++;
+    s_nomem_loop(bad[i].yaml, SF_E_INPUT);
+}
+END_TEST
+
 START_TEST(test_nomem_bad)
 {
     size_t i = 0;
@@ -840,6 +1543,10 @@ static Suite *s_suite(void)
     TCase *tc = tcase_create("load");
     tcase_add_checked_fixture(tc, s_setup, s_teardown);
     tcase_add_test(tc, test_good_session);
+    tcase_add_test(tc, test_graph_session);
+    tcase_add_test(tc, test_layouts);
+    tcase_add_test(tc, test_resampled_source);
+    tcase_add_test(tc, test_resample_failure);
     tcase_add_test(tc, test_hash);
     tcase_add_test(tc, test_io_errors);
     tcase_add_test(tc, test_no_source_check);
@@ -847,6 +1554,9 @@ static Suite *s_suite(void)
     tcase_add_loop_test(tc, test_bad_session, 0, sizeof bad / sizeof bad[0]);
     tcase_add_test(tc, test_nomem_good);
     tcase_add_test(tc, test_nomem_bad);
+    tcase_add_test(tc, test_nomem_graph);
+    tcase_add_test(tc, test_nomem_resampled);
+    tcase_add_test(tc, test_nomem_bad_graph);
     suite_add_tcase(s, tc);
     return s;
 }

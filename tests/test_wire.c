@@ -210,7 +210,8 @@ START_TEST(test_roundtrip_every_kind)
     m = (sf_wire_msg_t){.kind = SF_WIRE_JOB};
     m.u.job.job_id = ((uint64_t)7 << 32) | 99;
     m.u.job.session_hash = s_hash32;
-    m.u.job.stem_index = 3;
+    m.u.job.target_kind = 1;
+    m.u.job.target_index = 3;
     m.u.job.start_frame = -48000;
     m.u.job.n_frames = 480000;
     m.u.job.preroll_frames = 96000;
@@ -218,7 +219,8 @@ START_TEST(test_roundtrip_every_kind)
     s_roundtrip(&m, &d);
     ck_assert_uint_eq(d.u.job.job_id, ((uint64_t)7 << 32) | 99);
     ck_assert_mem_eq(d.u.job.session_hash, s_hash32, 32);
-    ck_assert_uint_eq(d.u.job.stem_index, 3);
+    ck_assert_uint_eq(d.u.job.target_kind, 1);
+    ck_assert_uint_eq(d.u.job.target_index, 3);
     ck_assert_int_eq(d.u.job.start_frame, -48000);
     ck_assert_uint_eq(d.u.job.n_frames, 480000);
     ck_assert_uint_eq(d.u.job.preroll_frames, 96000);
@@ -1082,7 +1084,7 @@ static void s_send_job(s_coord_t *c, const s_job_t *j)
     sf_wire_msg_t m = {.kind = SF_WIRE_JOB};
     m.u.job.job_id = j->job_id;
     m.u.job.session_hash = j->hash;
-    m.u.job.stem_index = j->stem;
+    m.u.job.target_index = j->stem;
     m.u.job.start_frame = j->start;
     m.u.job.n_frames = j->n_frames;
     m.u.job.preroll_frames = j->preroll;

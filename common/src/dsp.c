@@ -22,6 +22,8 @@
 #include "sf/dsp.h"
 
 #include <float.h>
+#include <math.h>
+#include <string.h>
 
 /* The rounding trick and the bit-identical promise both need plain double
  * evaluation (no x87 excess precision). */
@@ -29,9 +31,9 @@
 #error "stemfarm DSP needs FLT_EVAL_METHOD == 0 (SSE2 or better, no x87 math)"
 #endif
 
-#define SF_GOLDEN 0x9E3779B97F4A7C15ull  /* splitmix64 increment */
+#define SF_GOLDEN        0x9E3779B97F4A7C15ull /* splitmix64 increment */
 #define SF_CHANNEL_GAMMA 0xD1B54A32D192ED03ull /* separates the channels' streams */
-#define SF_ROUND_MAGIC 0x1.8p52         /* 1.5 * 2^52: adding it rounds to an integer */
+#define SF_ROUND_MAGIC   0x1.8p52              /* 1.5 * 2^52: adding it rounds to an integer */
 
 void sf_dsp_mix(float *restrict dst, const float *restrict src, size_t n_frames, float gain)
 {
@@ -163,10 +165,7 @@ static inline double s_round(double y)
 }
 
 /* 1 when the rounded value r is outside [lo, hi] or NaN. */
-static inline size_t s_clips(double r, double lo, double hi)
-{
-    return (size_t)((r > hi) | (r < lo) | (r != r));
-}
+static inline size_t s_clips(double r, double lo, double hi) { return (size_t)((r > hi) | (r < lo) | (r != r)); }
 
 /* Clips r to [lo, hi] (NaN becomes 0) and left-justifies it. */
 static inline int32_t s_to_int(double r, double lo, double hi, int32_t mul)
@@ -177,9 +176,8 @@ static inline int32_t s_to_int(double r, double lo, double hi, int32_t mul)
     return (int32_t)c * mul;
 }
 
-size_t sf_dsp_quantize(int32_t *restrict dst, const float *const *src, int n_channels,
-                       size_t n_frames, int bits, bool dither, uint64_t stem_key,
-                       int64_t first_frame)
+size_t sf_dsp_quantize(int32_t *restrict dst, const float *const *src, int n_channels, size_t n_frames, int bits,
+                       bool dither, uint64_t stem_key, int64_t first_frame)
 {
     const double scale = bits == 32 ? 0x1p31 : bits == 24 ? 0x1p23 : 0x1p15;
     const double lo = -scale;
@@ -211,4 +209,230 @@ size_t sf_dsp_quantize(int32_t *restrict dst, const float *const *src, int n_cha
         n_clip_total += n_clip;
     }
     return n_clip_total;
+}
+
+/* ---- gains, summing and envelopes ---------------------------------------- */
+
+void sf_dsp_mix_f64(double *restrict dst, const float *restrict src, size_t n_frames, float gain)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n_frames; i++)
+        dst[i] += (double)(src[i] * gain);
+}
+
+void sf_dsp_mix_f64_gains(double *restrict dst, const float *restrict src, const float *restrict gain, size_t n_frames)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n_frames; i++)
+        dst[i] += (double)(src[i] * gain[i]);
+}
+
+void sf_dsp_mul(float *restrict dst, const float *restrict src, const float *restrict gain, size_t n_frames)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n_frames; i++)
+        dst[i] = src[i] * gain[i];
+}
+
+void sf_dsp_gains_f32(float *restrict dst, const double *restrict a, double b, size_t n_frames)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n_frames; i++)
+        dst[i] = (float)(a[i] * b);
+}
+
+void sf_dsp_gains2_f32(float *restrict dst, const double *restrict a, const double *restrict b, size_t n_frames)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n_frames; i++)
+        dst[i] = (float)(a[i] * b[i]);
+}
+
+void sf_dsp_mul_f64(double *restrict dst, const double *restrict a, const double *restrict b, size_t n_frames)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n_frames; i++)
+        dst[i] = a[i] * b[i];
+}
+
+void sf_dsp_scale_f64(double *restrict dst, const double *restrict a, double b, size_t n_frames)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n_frames; i++)
+        dst[i] = a[i] * b;
+}
+
+/* 10^(db/20) = 2^y with y = db * log2(10) / 20, split as y = n + f, n the
+ * nearest integer (the rounding trick of s_round), f in [-0.5, 0.5] exactly;
+ * 2^f = e^(f ln 2) by its Taylor series to degree 13 (truncation < 5e-18 on
+ * |f ln 2| <= 0.35), 2^n built in the exponent bits. Plain +, * and bit
+ * moves: the same bits on every ISA, scalar or vectorised. */
+#define SF_DB_TO_LOG2 0.16609640474436811739 /* log2(10) / 20 */
+#define SF_LN2        0.69314718055994530942
+#define SF_DB_MIN     (-6160.0) /* 2^-1023.2: the gain rounds to the +0 of s_pow2i(-1023) */
+#define SF_DB_MAX     6000.0
+
+/* Why the clamps run as a separate loop: GCC (12) vectorises a floating
+ * comparison-and-select under -ftrapping-math only in the form
+ * "load, select, store"; inside the polynomial loop it gives up. The scalar
+ * forms do the same two steps, so both give the same bits. */
+static inline double s_clamp(double x, double lo, double hi)
+{
+    x = x < lo ? lo : x;
+    x = x > hi ? hi : x;
+    return x;
+}
+
+static inline double s_pow2i(double n)
+{
+    /* n + 2^52 + 1023 holds n + 1023 in its low mantissa bits; shifted up by
+     * 52 they become the exponent field of 2^n (n in [-1023, 1023]; -1023
+     * gives +0). */
+    double t = n + (0x1p52 + 1023.0);
+    uint64_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits <<= 52;
+    double r;
+    memcpy(&r, &bits, sizeof r);
+    return r;
+}
+
+/* 10^(db/20) for db in [SF_DB_MIN, SF_DB_MAX]: 2^y, y = db log2(10)/20 in
+ * [-1023.2, 997], split as y = n + f with n the nearest integer (the
+ * rounding trick of s_round) and f in [-0.5, 0.5] exactly; 2^f = e^(f ln 2)
+ * by its Taylor series to degree 13 (truncation < 5e-18 on |f ln 2| <= 0.35);
+ * 2^n built in the exponent bits, +0 for n = -1023. */
+static inline double s_db_poly(double db)
+{
+    double y = db * SF_DB_TO_LOG2;
+    double n = (y + SF_ROUND_MAGIC) - SF_ROUND_MAGIC;
+    double t = (y - n) * SF_LN2;
+    double p = 1.0 / 6227020800.0; /* 1/13! */
+    p = p * t + 1.0 / 479001600.0;
+    p = p * t + 1.0 / 39916800.0;
+    p = p * t + 1.0 / 3628800.0;
+    p = p * t + 1.0 / 362880.0;
+    p = p * t + 1.0 / 40320.0;
+    p = p * t + 1.0 / 5040.0;
+    p = p * t + 1.0 / 720.0;
+    p = p * t + 1.0 / 120.0;
+    p = p * t + 1.0 / 24.0;
+    p = p * t + 1.0 / 6.0;
+    p = p * t + 0.5;
+    p = p * t + 1.0;
+    p = p * t + 1.0;
+    return p * s_pow2i(n);
+}
+
+double sf_dsp_db_to_gain(double db) { return s_db_poly(s_clamp(db, SF_DB_MIN, SF_DB_MAX)); }
+
+void sf_dsp_db_to_gain_n(double *dst, const double *db, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        double x = db[i];
+        x = x < SF_DB_MIN ? SF_DB_MIN : x;
+        x = x > SF_DB_MAX ? SF_DB_MAX : x;
+        dst[i] = x;
+    }
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        dst[i] = s_db_poly(dst[i]);
+}
+
+/* sin(x pi/2) for x in [0, 1]: for x <= 1/2 the sine series of t = x pi/2
+ * (to t^17), above it the cosine series of t = (1 - x) pi/2 (to t^18); t <=
+ * pi/4 either way, where the first omitted terms are below 1e-19. 1 - x is
+ * exact above 1/2 (Sterbenz), so sin_half_pi(x) and sin_half_pi(1 - x)
+ * evaluate the same t. No branch: w = round(x) is 0 up to 1/2 (a tie rounds
+ * to even) and 1 above, and the blends with it are exact. */
+#define SF_HALF_PI 1.57079632679489661923
+
+/* The sine and cosine series of t in [0, pi/4]. */
+static inline void s_sincos_series(double t, double *sin_t, double *cos_t)
+{
+    double t2 = t * t;
+    double s = -1.0 / 355687428096000.0; /* -1/17! */
+    s = s * t2 + 1.0 / 1307674368000.0;
+    s = s * t2 - 1.0 / 6227020800.0;
+    s = s * t2 + 1.0 / 39916800.0;
+    s = s * t2 - 1.0 / 362880.0;
+    s = s * t2 + 1.0 / 5040.0;
+    s = s * t2 - 1.0 / 120.0;
+    s = s * t2 + 1.0 / 6.0;
+    s = t - t * t2 * s;                  /* t - t^3/3! + ... + t^17/17! */
+    double c = 1.0 / 6402373705728000.0; /* 1/18! */
+    c = c * t2 - 1.0 / 20922789888000.0;
+    c = c * t2 + 1.0 / 87178291200.0;
+    c = c * t2 - 1.0 / 479001600.0;
+    c = c * t2 + 1.0 / 3628800.0;
+    c = c * t2 - 1.0 / 40320.0;
+    c = c * t2 + 1.0 / 720.0;
+    c = c * t2 - 1.0 / 24.0;
+    c = c * t2 + 0.5;
+    c = 1.0 - t2 * c;
+    *sin_t = s;
+    *cos_t = c;
+}
+
+static inline double s_sin_poly(double x)
+{
+    double w = (x + SF_ROUND_MAGIC) - SF_ROUND_MAGIC;
+    double t = ((1.0 - w) * x + w * (1.0 - x)) * SF_HALF_PI;
+    double s, c;
+    s_sincos_series(t, &s, &c);
+    return (1.0 - w) * s + w * c; /* exactly s or exactly c */
+}
+
+/* Both at once: the same t; the roles of the two series swap above 1/2.
+ * At x = 1/2 exactly (z = 1) the cosine takes the sine's value: the two
+ * series differ by an ulp at pi/4. z = round(1 / (1 + |x - 1/2| 2^60)) is 1
+ * there and 0 elsewhere (the nearest other x is 2^-54 away: 1/65 rounds
+ * to 0). */
+static inline void s_sincos_poly(double x, double *sin_x, double *cos_x)
+{
+    double w = (x + SF_ROUND_MAGIC) - SF_ROUND_MAGIC;
+    double t = ((1.0 - w) * x + w * (1.0 - x)) * SF_HALF_PI;
+    double s, c;
+    s_sincos_series(t, &s, &c);
+    double z = (1.0 / (1.0 + fabs(x - 0.5) * 0x1p60) + SF_ROUND_MAGIC) - SF_ROUND_MAGIC;
+    c = (1.0 - z) * c + z * s;
+    *sin_x = (1.0 - w) * s + w * c;
+    *cos_x = (1.0 - w) * c + w * s;
+}
+
+double sf_dsp_sin_half_pi(double x) { return s_sin_poly(s_clamp(x, 0.0, 1.0)); }
+
+void sf_dsp_sin_half_pi_n(double *dst, const double *x, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        double v = x[i];
+        v = v < 0.0 ? 0.0 : v;
+        v = v > 1.0 ? 1.0 : v;
+        dst[i] = v;
+    }
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        dst[i] = s_sin_poly(dst[i]);
+}
+
+void sf_dsp_sincos_half_pi(double x, double *s, double *c) { s_sincos_poly(s_clamp(x, 0.0, 1.0), s, c); }
+
+void sf_dsp_sincos_half_pi_n(double *s, double *restrict c, const double *x, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        double v = x[i];
+        v = v < 0.0 ? 0.0 : v;
+        v = v > 1.0 ? 1.0 : v;
+        s[i] = v;
+    }
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        double si, co;
+        s_sincos_poly(s[i], &si, &co);
+        s[i] = si;
+        c[i] = co;
+    }
 }

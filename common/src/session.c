@@ -9,8 +9,15 @@
  *      it meets to the diagnostics list and carrying on, so that a user sees
  *      all problems of a file at once. session.sample_rate is read before
  *      anything else because every time value needs it.
- *   3. Cross checks that need the whole model: stem patterns, track
- *      membership, `end: auto`, output file names.
+ *      Buses are read before tracks (their outputs and sends name buses),
+ *      stems after tracks (their patterns name tracks), mixes after stems.
+ *   3. Cross checks that need the whole model: track membership and the
+ *      rest stem, `end: auto`, deliverable file names, routing cycles,
+ *      bus_order and the buses each stem reaches.
+ *
+ * Sources at another rate are resampled (sf_media_resampled) once per
+ * distinct file in a load; the model then reads the copy, and every frame
+ * count in it is at the session rate.
  *
  * Invariants of a returned model: see sf/session.h. A load that found any
  * error returns SF_E_INPUT and no model; an allocation failure anywhere
@@ -30,6 +37,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <sndfile.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -82,16 +90,39 @@ static const char *s_kind_name(s_kind_t k)
 
 /* ---- loader state and diagnostics -------------------------------------- */
 
+/* A source resampled in this load: made once, shared by its clips. */
+typedef struct {
+    char *src;            /* the resolved source path (owned) */
+    char *copy;           /* its resampled copy (owned); NULL when that failed (reported) */
+    int64_t n_frames;     /* frames of the copy */
+} s_copy_t;
+
+/* Bus `from` feeds bus `to` (its output or a send). */
+typedef struct {
+    size_t from;
+    size_t to;
+    sf_mark_t mark;       /* of the `output` or `to` value: where a cycle is reported */
+} s_edge_t;
+
 typedef struct {
     const char *file;     /* the session path, as given: prefix of every message */
     sf_diags_t *diags;
     bool strict;
     bool check_sources;
+    bool resample;        /* make resampled copies (only with check_sources) */
     sf_session_t *s;      /* the model being filled */
     int rate;             /* session rate, or 0 while unknown or invalid */
     bool names_complete;  /* every track got a name (else pattern misses are not reported) */
+    bool bus_names_complete;  /* every bus got a name (else unknown buses are not reported) */
+    bool stem_names_complete; /* every stem got a name and tracks (else the same for stems) */
     size_t n_errors_before; /* diags->n_errors when the load began */
     sf_rc rc;             /* SF_E_NOMEM once an allocation failed */
+    s_edge_t *edges;      /* owned: bus -> bus, for cycles and bus_order */
+    size_t n_edges;
+    size_t cap_edges;
+    s_copy_t *copies;     /* owned: resampled sources */
+    size_t n_copies;
+    size_t cap_copies;
 } s_ctx_t;
 
 static sf_mark_t s_mark_of(yaml_mark_t m)
@@ -370,9 +401,9 @@ typedef struct {
 } s_key_t;
 
 #define S_NO_EFFECTS "this version has no effects"
-#define S_NO_BUSES "this version renders tracks straight to the master"
 
-/* Reports keys that are not names, duplicates, unknown and unsupported keys. */
+/* Reports keys that are not names, duplicates, unknown and unsupported keys.
+ * keys NULL: any name may be a key (stem names in a mix's gains_db). */
 static void s_check_keys(s_ctx_t *c, const s_node_t *map, const s_key_t *keys, size_t n_keys,
                          const s_where_t *w)
 {
@@ -393,7 +424,7 @@ static void s_check_keys(s_ctx_t *c, const s_node_t *map, const s_key_t *keys, s
                 dup = true;
             }
         }
-        if (dup)
+        if (dup || !keys)
             continue;
         size_t n = 0;
         while (n < n_keys && strcmp(keys[n].key, k->text))
@@ -461,9 +492,11 @@ static const s_node_t *s_scalar(s_ctx_t *c, const s_node_t *map, const char *key
 }
 
 /* A container value at `key`: NULL when absent (reported if required) or of
- * the wrong kind (reported). */
-static const s_node_t *s_container(s_ctx_t *c, const s_node_t *map, const char *key,
-                                   s_kind_t kind, const s_where_t *w, bool required)
+ * the wrong kind (reported). An empty container is reported unless
+ * `may_be_empty` (optional sections that a generator may write empty). */
+static const s_node_t *s_container_opt(s_ctx_t *c, const s_node_t *map, const char *key,
+                                       s_kind_t kind, const s_where_t *w, bool required,
+                                       bool may_be_empty)
 {
     char subject[400];
     const s_node_t *v = s_get(map, key);
@@ -476,11 +509,17 @@ static const s_node_t *s_container(s_ctx_t *c, const s_node_t *map, const char *
     }
     if (!s_expect(c, v, kind, s_subject(w, key, subject, sizeof subject)))
         return NULL;
-    if (v->n_kids == 0) {
+    if (v->n_kids == 0 && !may_be_empty) {
         s_error(c, v->mark, "%s must not be empty", subject);
         return NULL;
     }
     return v;
+}
+
+static const s_node_t *s_container(s_ctx_t *c, const s_node_t *map, const char *key,
+                                   s_kind_t kind, const s_where_t *w, bool required)
+{
+    return s_container_opt(c, map, key, kind, w, required, false);
 }
 
 /* A name: a non-empty string. */
@@ -519,6 +558,16 @@ static bool s_level(s_ctx_t *c, const s_node_t *v, double *out)
     return true;
 }
 
+static bool s_pan(s_ctx_t *c, const s_node_t *v, double *out)
+{
+    sf_err_t e = {0};
+    if (sf_value_pan(v->text, out, &e)) {
+        s_error(c, v->mark, "%s", e.msg);
+        return false;
+    }
+    return true;
+}
+
 static bool s_bool(s_ctx_t *c, const s_node_t *v, bool *out)
 {
     sf_err_t e = {0};
@@ -541,22 +590,41 @@ static int s_enum(s_ctx_t *c, const s_node_t *v, const char *const *names, const
     return -1;
 }
 
-/* "mono" 1, "stereo" 2; surround layouts are not supported yet; 0 if bad. */
-static int s_channels(s_ctx_t *c, const s_node_t *v, const s_where_t *w)
+/* "mono" 1, "stereo" 2, "5.1" 6, "7.1" 8; 0 if bad (reported). */
+static int s_channels(s_ctx_t *c, const s_node_t *v)
 {
-    if (!strcmp(v->text, "mono"))
-        return 1;
-    if (!strcmp(v->text, "stereo"))
-        return 2;
-    if (!strcmp(v->text, "5.1") || !strcmp(v->text, "7.1")) {
-        char in[400];
-        s_error(c, v->mark,
-                "not supported yet: 'channels: %s'%s (this version renders mono and stereo)",
-                v->text, s_in(w, in, sizeof in));
-    } else {
-        s_error(c, v->mark, "invalid channels '%s' (expected mono or stereo)", v->text);
-    }
+    for (int n = 1; n <= SF_MAX_CHANNELS; n++)
+        if (sf_layout_name(n) && !strcmp(v->text, sf_layout_name(n)))
+            return n;
+    s_error(c, v->mark, "invalid channels '%s' (expected mono, stereo, 5.1 or 7.1)", v->text);
     return 0;
+}
+
+/* `master: bypass | apply` (output.master, a mix's master): true for apply. */
+static bool s_master_mode(s_ctx_t *c, const s_node_t *v, const char *subject)
+{
+    if (!strcmp(v->text, "apply"))
+        return true;
+    if (strcmp(v->text, "bypass"))
+        s_error(c, v->mark, "invalid value '%s' for %s (expected bypass or apply)", v->text,
+                subject);
+    return false;
+}
+
+/* Grows an array of `size`-byte items to hold n + 1 of them. */
+static bool s_grow(s_ctx_t *c, void **items, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return true;
+    size_t bigger = *cap ? 2 * *cap : 8;
+    void *p = sf_realloc(*items, bigger * size);
+    if (!p) {
+        c->rc = SF_E_NOMEM;
+        return false;
+    }
+    *items = p;
+    *cap = bigger;
+    return true;
 }
 
 /* dir/rel, or rel when it is absolute; "./" prefixes are dropped. */
@@ -580,6 +648,30 @@ static char *s_join(s_ctx_t *c, const char *dir, const char *rel)
         snprintf(path, n, "%s", dir);
     return path;
 }
+
+/* "'A', 'B', 'C'" from names(i) for i < n (NULL names skipped), cut short
+ * with ", ..." where it would not fit: the choices a message offers. */
+static const char *s_name_list(const char *(*name_of)(const sf_session_t *, size_t),
+                               const sf_session_t *s, size_t n, char *buf, size_t n_bytes)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        const char *name = name_of(s, i);
+        if (!name)
+            continue;
+        int k = snprintf(buf + len, n_bytes - len, "%s'%s'", len ? ", " : "", name);
+        if (k < 0 || (size_t)k >= n_bytes - len - 5) {
+            snprintf(buf + len, n_bytes - len, "%s...", len ? ", " : "");
+            break;
+        }
+        len += (size_t)k;
+    }
+    return buf;
+}
+
+static const char *s_bus_name_of(const sf_session_t *s, size_t i) { return s->buses[i].name; }
+static const char *s_stem_name_of(const sf_session_t *s, size_t i) { return s->stems[i].name; }
 
 /* "version: 1", the only version there is. */
 static void s_version(s_ctx_t *c, const s_node_t *root)
@@ -678,7 +770,7 @@ static void s_master_section(s_ctx_t *c, const s_node_t *root)
     s_check_keys(c, sec, keys, sizeof keys / sizeof keys[0], &w);
     const s_node_t *v = s_scalar(c, sec, "channels", &w, false);
     int n;
-    if (v && (n = s_channels(c, v, &w)))
+    if (v && (n = s_channels(c, v)))
         c->s->master_channels = n;
 }
 
@@ -732,9 +824,10 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
                              bool *distinct)
 {
     static const s_key_t keys[] = {
-        {"dir", NULL},        {"format", NULL}, {"sample_format", NULL}, {"dither", NULL},
-        {"name", NULL},       {"bwf", NULL},    {"headroom_db", NULL},   {"headroom_policy", NULL},
-        {"master", NULL},
+        {"dir", NULL},        {"format", NULL},     {"sample_format", NULL},
+        {"dither", NULL},     {"name", NULL},       {"bwf", NULL},
+        {"headroom_db", NULL}, {"headroom_policy", NULL}, {"master", NULL},
+        {"interleave", NULL}, {"null_test", NULL},
     };
     sf_output_t *o = &c->s->output;
     s_where_t w = s_where_section("output");
@@ -745,6 +838,8 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
     o->format = SF_FILE_WAV;
     o->sample_format = SF_SAMPLE_PCM24;
     o->dither = SF_DITHER_AUTO;
+    o->interleave = true;
+    o->null_test = true;
     *distinct = true;
     if (sec && s_expect(c, sec, S_MAP, "'output'")) {
         s_check_keys(c, sec, keys, sizeof keys / sizeof keys[0], &w);
@@ -788,14 +883,12 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
             static const char *const policies[] = {"warn", "fail", NULL};
             o->headroom_fail = s_enum(c, v, policies, "headroom policy", "warn or fail") == 1;
         }
-        if ((v = s_scalar(c, sec, "master", &w, false))) {
-            if (!strcmp(v->text, "apply"))
-                s_error(c, v->mark, "'output.master: apply' needs master effects, "
-                                    "which this version does not support");
-            else if (strcmp(v->text, "bypass"))
-                s_error(c, v->mark, "invalid value '%s' for 'output.master' (expected bypass)",
-                        v->text);
-        }
+        if ((v = s_scalar(c, sec, "master", &w, false)))
+            o->master_apply = s_master_mode(c, v, "'output.master'");
+        if ((v = s_scalar(c, sec, "interleave", &w, false)))
+            s_bool(c, v, &o->interleave);
+        if ((v = s_scalar(c, sec, "null_test", &w, false)))
+            s_bool(c, v, &o->null_test);
     }
     o->dir = s_join(c, c->s->base_dir, dir);
     o->name_template = s_dup(c, name);
@@ -810,6 +903,240 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
     }
 }
 
+/* ---- routing: bus references, sends, automation ------------------------- */
+
+/* Index of the bus named `name`, or -1. */
+static int s_find_bus(const sf_session_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_buses; i++)
+        if (s->buses[i].name && !strcmp(s->buses[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+/* The bus that v names, for `owner` ("track 'Kick'"): its index, or
+ * SF_MASTER_BUS for "master" when `master_ok`. False when v names no bus
+ * (reported, unless some bus has no name and the name may be that one's). */
+static bool s_bus_ref(s_ctx_t *c, const s_node_t *v, const char *owner, bool master_ok, int *out)
+{
+    if (master_ok && !strcmp(v->text, "master")) {
+        *out = SF_MASTER_BUS;
+        return true;
+    }
+    int b = s_find_bus(c->s, v->text);
+    if (b >= 0) {
+        *out = b;
+        return true;
+    }
+    if (!strcmp(v->text, "master")) {
+        s_error(c, v->mark, "a send cannot go to 'master' in %s (sends feed buses; "
+                            "the master is fed through 'output')", owner);
+    } else if (c->bus_names_complete) {
+        char list[600];
+        if (c->s->n_buses)
+            s_error(c, v->mark, "unknown bus '%s' in %s (buses: %s)", v->text, owner,
+                    s_name_list(s_bus_name_of, c->s, c->s->n_buses, list, sizeof list));
+        else
+            s_error(c, v->mark, "unknown bus '%s' in %s (the session has no buses)", v->text,
+                    owner);
+    }
+    return false;
+}
+
+/* Records that bus `from` feeds bus `to`, for the cycle check and bus_order. */
+static void s_edge(s_ctx_t *c, size_t from, size_t to, sf_mark_t mark)
+{
+    if (!s_grow(c, (void **)&c->edges, &c->cap_edges, c->n_edges, sizeof *c->edges))
+        return;
+    c->edges[c->n_edges++] = (s_edge_t){.from = from, .to = to, .mark = mark};
+}
+
+/* Breakpoints `key: [[time, value], ...]` from the automation mapping `map`
+ * of `owner`: times non-decreasing, values levels (or pans when `pan`). */
+static void s_automation(s_ctx_t *c, const s_node_t *map, const char *key, const char *owner,
+                         bool pan, sf_automation_t *a)
+{
+    s_where_t w = s_where_item("automation of %s", owner);
+    const s_node_t *list = s_container(c, map, key, S_LIST, &w, false);
+    size_t prev = SIZE_MAX; /* the last point read well */
+    if (!list)
+        return;
+    a->mark = list->mark;
+    a->frames = sf_calloc(list->n_kids, sizeof *a->frames);
+    a->values = sf_calloc(list->n_kids, sizeof *a->values);
+    if (!a->frames || !a->values) {
+        c->rc = SF_E_NOMEM;
+        return;
+    }
+    a->n_points = list->n_kids;
+    for (size_t i = 0; i < list->n_kids; i++) {
+        const s_node_t *p = list->kids[i];
+        if (p->kind != S_LIST || p->n_kids != 2 || p->kids[0]->kind != S_SCALAR ||
+            p->kids[1]->kind != S_SCALAR || p->kids[0]->is_null || p->kids[1]->is_null) {
+            s_error(c, p->mark, "automation '%s' of %s: point %zu must be [time, value]", key,
+                    owner, i + 1);
+            continue;
+        }
+        bool ok = s_time(c, p->kids[0], &a->frames[i]);
+        ok = (pan ? s_pan(c, p->kids[1], &a->values[i]) : s_level(c, p->kids[1], &a->values[i])) &&
+             ok;
+        if (!ok)
+            continue;
+        if (prev != SIZE_MAX && a->frames[i] < a->frames[prev])
+            s_error(c, p->kids[0]->mark,
+                    "automation '%s' of %s: point %zu (%s) is before point %zu (%s)", key, owner,
+                    i + 1, p->kids[0]->text, prev + 1, list->kids[prev]->kids[0]->text);
+        prev = i;
+    }
+}
+
+/* A warning where a constant is replaced by its automation everywhere. */
+static void s_overridden(s_ctx_t *c, const s_node_t *map, const char *key, const char *owner,
+                         const sf_automation_t *a)
+{
+    const s_node_t *k = s_get_key(map, key);
+    if (k && a->n_points)
+        s_warning(c, k->mark, "'%s' of %s is overridden by its automation", key, owner);
+}
+
+/* `sends:` of a track (self_bus -1) or of bus self_bus. */
+static void s_sends(s_ctx_t *c, const s_node_t *map, const s_where_t *w, int self_bus,
+                    sf_send_t **sends, size_t *n_sends)
+{
+    static const s_key_t keys[] = {
+        {"to", NULL}, {"level_db", NULL}, {"pre_fader", NULL}, {"automation", NULL}};
+    static const s_key_t auto_keys[] = {{"level_db", NULL}};
+    const s_node_t *list = s_container_opt(c, map, "sends", S_LIST, w, false, true);
+    if (!list || !list->n_kids)
+        return;
+    if (!(*sends = sf_calloc(list->n_kids, sizeof **sends))) {
+        c->rc = SF_E_NOMEM;
+        return;
+    }
+    *n_sends = list->n_kids;
+    for (size_t i = 0; i < list->n_kids && !c->rc; i++) {
+        const s_node_t *item = list->kids[i], *v;
+        sf_send_t *send = &(*sends)[i];
+        s_where_t sw = s_where_item("send %zu of %s", i + 1, w->item);
+        send->bus = -1;
+        send->mark = item->mark;
+        if (!s_expect(c, item, S_MAP, sw.item))
+            continue;
+        s_check_keys(c, item, keys, sizeof keys / sizeof keys[0], &sw);
+        if ((v = s_scalar(c, item, "to", &sw, true)) &&
+            s_bus_ref(c, v, w->item, false, &send->bus)) {
+            if (send->bus == self_bus)
+                s_error(c, v->mark, "%s sends to itself", w->item);
+            else if (self_bus >= 0)
+                s_edge(c, (size_t)self_bus, (size_t)send->bus, v->mark);
+        }
+        if ((v = s_scalar(c, item, "level_db", &sw, false)))
+            s_level(c, v, &send->level_db);
+        if ((v = s_scalar(c, item, "pre_fader", &sw, false)))
+            s_bool(c, v, &send->pre_fader);
+        const s_node_t *am = s_container_opt(c, item, "automation", S_MAP, &sw, false, true);
+        if (am) {
+            s_where_t aw = s_where_item("automation of %s", sw.item);
+            s_check_keys(c, am, auto_keys, sizeof auto_keys / sizeof auto_keys[0], &aw);
+            s_automation(c, am, "level_db", sw.item, false, &send->level_auto);
+            s_overridden(c, item, "level_db", sw.item, &send->level_auto);
+        }
+    }
+}
+
+/* ---- buses --------------------------------------------------------------- */
+
+/* First pass: the names, so that outputs and sends can name any bus. */
+static void s_bus_name(s_ctx_t *c, const s_node_t *map, size_t index,
+                       const s_node_t **name_nodes)
+{
+    sf_bus_t *bus = &c->s->buses[index];
+    s_where_t w = s_where_item("bus %zu", index + 1);
+    const s_node_t *v = s_name(c, map, &w, true);
+    if (!v) {
+        c->bus_names_complete = false;
+        return;
+    }
+    name_nodes[index] = v;
+    if (!strcmp(v->text, "master"))
+        s_error(c, v->mark, "bus name 'master' is taken (it names the master bus)");
+    for (size_t j = 0; j < index; j++)
+        if (name_nodes[j] && !strcmp(name_nodes[j]->text, v->text)) {
+            s_error(c, v->mark, "duplicate bus name '%s' (first at line %u)", v->text,
+                    (unsigned)name_nodes[j]->mark.line);
+            break;
+        }
+    bus->name = s_dup(c, v->text);
+}
+
+static void s_bus(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t *name_node)
+{
+    static const s_key_t keys[] = {
+        {"name", NULL}, {"channels", NULL}, {"output", NULL},
+        {"gain_db", NULL}, {"sends", NULL}, {"fx", S_NO_EFFECTS},
+    };
+    sf_bus_t *bus = &c->s->buses[index];
+    s_where_t w = name_node ? s_where_item("bus '%.256s'", name_node->text)
+                            : s_where_item("bus %zu", index + 1);
+    const s_node_t *v;
+    int n;
+    s_check_keys(c, map, keys, sizeof keys / sizeof keys[0], &w);
+    if ((v = s_scalar(c, map, "channels", &w, false)) && (n = s_channels(c, v)))
+        bus->n_channels = n;
+    if ((v = s_scalar(c, map, "output", &w, false)) &&
+        s_bus_ref(c, v, w.item, true, &bus->output_bus)) {
+        if (bus->output_bus == (int)index)
+            s_error(c, v->mark, "%s outputs to itself", w.item);
+        else if (bus->output_bus >= 0)
+            s_edge(c, index, (size_t)bus->output_bus, v->mark);
+    }
+    if ((v = s_scalar(c, map, "gain_db", &w, false)))
+        s_level(c, v, &bus->gain_db);
+    s_sends(c, map, &w, (int)index, &bus->sends, &bus->n_sends);
+}
+
+static void s_buses(s_ctx_t *c, const s_node_t *root)
+{
+    static const s_where_t top = {0};
+    sf_session_t *s = c->s;
+    const s_node_t *list = s_container_opt(c, root, "buses", S_LIST, &top, false, true);
+    const s_node_t **name_nodes = NULL;
+    if (!list) {
+        /* A malformed `buses:` leaves every name unknown. */
+        c->bus_names_complete = !s_get(root, "buses");
+        return;
+    }
+    if (!list->n_kids)
+        return;
+    s->buses = sf_calloc(list->n_kids, sizeof *s->buses);
+    name_nodes = sf_calloc(list->n_kids, sizeof *name_nodes);
+    if (!s->buses || !name_nodes) {
+        c->rc = SF_E_NOMEM;
+        goto out_free_names;
+    }
+    s->n_buses = list->n_kids;
+    for (size_t i = 0; i < s->n_buses; i++) {
+        s->buses[i].mark = list->kids[i]->mark;
+        s->buses[i].n_channels = 2;
+        s->buses[i].output_bus = SF_MASTER_BUS;
+    }
+    for (size_t i = 0; i < s->n_buses && !c->rc; i++) {
+        char subject[64];
+        snprintf(subject, sizeof subject, "bus %zu", i + 1);
+        if (s_expect(c, list->kids[i], S_MAP, subject))
+            s_bus_name(c, list->kids[i], i, name_nodes);
+        else
+            c->bus_names_complete = false;
+    }
+    for (size_t i = 0; i < s->n_buses && !c->rc; i++)
+        if (list->kids[i]->kind == S_MAP)
+            s_bus(c, list->kids[i], i, name_nodes[i]);
+out_free_names:
+    sf_free(name_nodes);
+}
+
+/* ---- sources and clips --------------------------------------------------- */
+
 /* The lowercase strerror text (git prints it as is; our messages are lowercase). */
 static void s_errno_text(int errnum, char *buf, size_t n)
 {
@@ -817,9 +1144,66 @@ static void s_errno_text(int errnum, char *buf, size_t n)
     buf[0] = (char)tolower((unsigned char)buf[0]);
 }
 
-/* Resolves the clip's source and, when sources are checked, opens it.
- * Returns false when the source is unusable (reported at v). */
-static bool s_source(s_ctx_t *c, const s_node_t *v, sf_clip_t *clip)
+/* Points the clip at the resampled copy of its source (made once per
+ * distinct source file in a load). False when that failed (reported at the
+ * clip, for the first clip of that source only). */
+static bool s_resample(s_ctx_t *c, const s_node_t *v, sf_clip_t *clip)
+{
+    s_copy_t *copy = NULL;
+    for (size_t i = 0; i < c->n_copies && !copy; i++)
+        if (!strcmp(c->copies[i].src, clip->path))
+            copy = &c->copies[i];
+    if (!copy) {
+        if (!s_grow(c, (void **)&c->copies, &c->cap_copies, c->n_copies, sizeof *c->copies))
+            return false;
+        copy = &c->copies[c->n_copies];
+        *copy = (s_copy_t){.src = s_dup(c, clip->path)};
+        if (!copy->src)
+            return false;
+        c->n_copies++;
+        char *path = NULL;
+        sf_err_t e = {0};
+        sf_rc rc = sf_media_resampled(clip->path, c->rate, c->s->cache_dir, &path, &e);
+        if (rc == SF_E_NOMEM) {
+            c->rc = rc;
+            return false;
+        }
+        if (rc) {
+            s_error(c, clip->mark, "cannot resample source '%s' from %d Hz to %d Hz: %s",
+                    v->text, clip->source_rate, c->rate, e.msg);
+            return false;
+        }
+        sf_media_info_t info;
+        rc = sf_media_probe(path, &info, &e);
+        if (rc == SF_E_NOMEM) {
+            sf_free(path);
+            c->rc = rc;
+            return false;
+        }
+        if (rc) {
+            s_error(c, clip->mark, "cannot read the resampled copy of source '%s': %s", v->text,
+                    e.msg);
+            sf_free(path);
+            return false;
+        }
+        copy->copy = path;
+        copy->n_frames = info.frames;
+    }
+    if (!copy->copy)
+        return false;
+    char *path = s_dup(c, copy->copy);
+    if (!path)
+        return false;
+    clip->original_path = clip->path;
+    clip->path = path;
+    clip->source_frames = copy->n_frames;
+    return true;
+}
+
+/* Resolves the clip's source and, when sources are checked, opens it;
+ * v_channel is the clip's `channel:` (NULL: none). Returns false when the
+ * source is unusable (reported at v). */
+static bool s_source(s_ctx_t *c, const s_node_t *v, const s_node_t *v_channel, sf_clip_t *clip)
 {
     clip->path = s_join(c, c->s->media_root, v->text);
     if (!clip->path)
@@ -875,39 +1259,133 @@ static bool s_source(s_ctx_t *c, const s_node_t *v, sf_clip_t *clip)
         return false;
     }
     bool ok = true;
-    if (c->rate && info.sample_rate != c->rate) {
-        s_error(c, v->mark,
-                "source '%s' is %d Hz, the session is %d Hz (resampling is not supported yet)",
-                v->text, info.sample_rate, c->rate);
+    if (info.channels < 1 || info.channels > SF_MAX_CHANNELS) {
+        s_error(c, v->mark, "source '%s' has %d channels (at most %d are supported)", v->text,
+                info.channels, SF_MAX_CHANNELS);
         ok = false;
-    }
-    if (info.channels < 1 || info.channels > 2) {
+    } else if (v_channel && clip->channel >= info.channels) {
+        s_error(c, v_channel->mark,
+                "channel %d of source '%s' does not exist (it has %d channel%s)",
+                clip->channel + 1, v->text, info.channels, info.channels == 1 ? "" : "s");
+        ok = false;
+    } else if (!v_channel && info.channels > 2) {
         s_error(c, v->mark,
-                "source '%s' has %d channels (this version reads mono and stereo sources only)",
+                "source '%s' has %d channels; pick one with 'channel: N' "
+                "(tracks are mono or stereo)",
                 v->text, info.channels);
         ok = false;
     }
+    if (!ok)
+        return false; /* channels stay unknown: no follow-up messages about them */
     clip->source_channels = info.channels;
     clip->source_frames = info.frames;
-    return ok;
+    clip->source_rate = info.sample_rate;
+    if (!c->rate || info.sample_rate == c->rate)
+        return true;
+    if (!c->resample) {
+        s_error(c, v->mark, "source '%s' is %d Hz, the session is %d Hz (and resampling is off)",
+                v->text, info.sample_rate, c->rate);
+        return false;
+    }
+    return s_resample(c, v, clip);
+}
+
+/* `channel: N` (1-based) into clip->channel (0-based). */
+static bool s_channel_pick(s_ctx_t *c, const s_node_t *v, sf_clip_t *clip)
+{
+    int64_t n;
+    if (sf_value_int(v->text, 1, INT_MAX, &n, NULL)) {
+        s_error(c, v->mark, "invalid channel '%s' (expected a channel number, counting from 1)",
+                v->text);
+        return false;
+    }
+    clip->channel = (int)n - 1;
+    return true;
+}
+
+/* A fade: a time, or {length: TIME, shape: linear | equal_power}. Returns
+ * its node when it was read well (for messages), else NULL. */
+static const s_node_t *s_fade(s_ctx_t *c, const s_node_t *map, const char *key,
+                              const s_where_t *w, sf_fade_t *fade)
+{
+    static const s_key_t keys[] = {{"length", NULL}, {"shape", NULL}};
+    static const char *const shapes[] = {"linear", "equal_power", NULL};
+    char subject[400];
+    const s_node_t *v = s_get(map, key);
+    if (!v)
+        return NULL;
+    if (v->kind == S_LIST) {
+        s_error(c, v->mark, "%s must be a time or a mapping, not a list",
+                s_subject(w, key, subject, sizeof subject));
+        return NULL;
+    }
+    if (v->kind == S_SCALAR) {
+        v = s_scalar(c, map, key, w, false);
+        return v && s_time(c, v, &fade->length) ? v : NULL;
+    }
+    s_where_t fw = s_where_item("'%s' of %s", key, w->item);
+    s_check_keys(c, v, keys, sizeof keys / sizeof keys[0], &fw);
+    const s_node_t *len = s_scalar(c, v, "length", &fw, true), *shape;
+    int i;
+    bool ok = len && s_time(c, len, &fade->length);
+    if ((shape = s_scalar(c, v, "shape", &fw, false))) {
+        if ((i = s_enum(c, shape, shapes, "fade shape", "linear or equal_power")) >= 0)
+            fade->shape = (sf_fade_shape_t)i;
+        else
+            ok = false;
+    }
+    return ok ? v : NULL;
+}
+
+/* Fades and crossfade inside the clip, once its length is known. */
+static void s_clip_fit(s_ctx_t *c, const s_where_t *w, const sf_clip_t *clip,
+                       const s_node_t *v_in, const s_node_t *v_out, const s_node_t *v_cross)
+{
+    int64_t in = v_in ? clip->fade_in.length : 0, out = v_out ? clip->fade_out.length : 0;
+    if (in > clip->length - out) {
+        if (in && out) {
+            const s_node_t *later = v_in->mark.line > v_out->mark.line ||
+                                            (v_in->mark.line == v_out->mark.line &&
+                                             v_in->mark.col > v_out->mark.col)
+                                        ? v_in
+                                        : v_out;
+            s_error(c, later->mark,
+                    "'fade_in' and 'fade_out' in %s do not fit in the clip "
+                    "(%lld + %lld frames, the clip has %lld)",
+                    w->item, (long long)in, (long long)out, (long long)clip->length);
+        } else {
+            s_error(c, (in ? v_in : v_out)->mark,
+                    "'%s' in %s is longer than the clip (%lld frames, the clip has %lld)",
+                    in ? "fade_in" : "fade_out", w->item, (long long)(in ? in : out),
+                    (long long)clip->length);
+        }
+    }
+    if (v_cross && clip->crossfade > clip->length)
+        s_error(c, v_cross->mark,
+                "'crossfade' in %s is longer than the clip (%lld frames, the clip has %lld)",
+                w->item, (long long)clip->crossfade, (long long)clip->length);
 }
 
 /* Fills a clip from a `clips` entry, or from the `source:` shorthand when
- * map is NULL (v_source is then the shorthand's value). */
+ * map is NULL (v_source is then the shorthand's value and v_channel the
+ * track's `channel:`). */
 static void s_clip(s_ctx_t *c, const s_node_t *map, const s_node_t *v_source,
-                   const s_where_t *w, sf_clip_t *clip)
+                   const s_node_t *v_channel, const s_where_t *w, sf_clip_t *clip)
 {
     static const s_key_t keys[] = {
-        {"source", NULL},  {"at", NULL},      {"offset", NULL},
-        {"length", NULL},  {"gain_db", NULL}, {"fade_in", "this version has no fades"},
-        {"fade_out", "this version has no fades"},
+        {"source", NULL},   {"at", NULL},       {"offset", NULL},   {"length", NULL},
+        {"gain_db", NULL},  {"channel", NULL},  {"fade_in", NULL},  {"fade_out", NULL},
+        {"crossfade", NULL},
     };
     const s_node_t *v_at = NULL, *v_offset = NULL, *v_length = NULL, *v;
+    const s_node_t *v_in = NULL, *v_out = NULL, *v_cross = NULL;
     char subject[400];
     clip->mark = v_source ? v_source->mark : map->mark;
+    clip->channel = -1;
     if (map) {
         s_check_keys(c, map, keys, sizeof keys / sizeof keys[0], w);
         v_source = s_scalar(c, map, "source", w, true);
+        v_channel = s_scalar(c, map, "channel", w, false);
         if ((v = s_scalar(c, map, "at", w, false)) && s_time(c, v, &clip->at))
             v_at = v;
         if ((v = s_scalar(c, map, "offset", w, false)) && s_time(c, v, &clip->offset))
@@ -916,13 +1394,30 @@ static void s_clip(s_ctx_t *c, const s_node_t *map, const s_node_t *v_source,
             v_length = v;
         if ((v = s_scalar(c, map, "gain_db", w, false)))
             s_level(c, v, &clip->gain_db);
+        v_in = s_fade(c, map, "fade_in", w, &clip->fade_in);
+        v_out = s_fade(c, map, "fade_out", w, &clip->fade_out);
+        if ((v = s_scalar(c, map, "crossfade", w, false)) && s_time(c, v, &clip->crossfade))
+            v_cross = v;
     }
+    /* A bad pick is reported; v_channel stays set so that the source is not
+     * also reported as needing one. */
+    bool channel_bad = v_channel && !s_channel_pick(c, v_channel, clip);
     if (v_length && clip->length == 0)
         s_error(c, v_length->mark, "%s must be greater than 0",
                 s_subject(w, "length", subject, sizeof subject));
-    /* Frame counts mean nothing while the session rate is unknown. */
-    if (!v_source || !s_source(c, v_source, clip) || !c->check_sources || !c->rate)
+    if (!v_source)
         return;
+    bool usable = s_source(c, v_source, v_channel, clip);
+    if (channel_bad)
+        clip->source_channels = 0; /* what it delivers is unknown */
+    /* Frame counts mean nothing while the session rate is unknown. */
+    if (!c->rate)
+        return;
+    if (!usable || !c->check_sources) {
+        if (v_length && clip->length > 0)
+            s_clip_fit(c, w, clip, v_in, v_out, v_cross);
+        return;
+    }
 
     int64_t n = clip->source_frames;
     if (clip->offset >= n) {
@@ -942,6 +1437,14 @@ static void s_clip(s_ctx_t *c, const s_node_t *map, const s_node_t *v_source,
     if (v_at && clip->at > INT64_MAX - clip->length)
         s_error(c, v_at->mark, "%s (%s) is too large", s_subject(w, "at", subject, sizeof subject),
                 v_at->text);
+    if (clip->length > 0)
+        s_clip_fit(c, w, clip, v_in, v_out, v_cross);
+}
+
+/* Channels a clip delivers: 1 with a channel pick, else the file's (0: unknown). */
+static int s_clip_channels(const sf_clip_t *clip)
+{
+    return clip->channel >= 0 ? 1 : clip->source_channels;
 }
 
 static void s_track_clips(s_ctx_t *c, const s_node_t *map, const s_where_t *w, sf_track_t *t)
@@ -949,6 +1452,7 @@ static void s_track_clips(s_ctx_t *c, const s_node_t *map, const s_where_t *w, s
     char subject[400];
     const s_node_t *v_source = s_get(map, "source");
     const s_node_t *v_clips = s_get(map, "clips");
+    const s_node_t *v_channel = s_get(map, "channel");
     if (v_source && v_clips) {
         s_error(c, s_get_key(map, "clips")->mark, "%s has both 'source' and 'clips' (use one)",
                 w->item);
@@ -961,15 +1465,20 @@ static void s_track_clips(s_ctx_t *c, const s_node_t *map, const s_where_t *w, s
     if (v_source) {
         if (!(v_source = s_scalar(c, map, "source", w, true)))
             return;
+        if (v_channel)
+            v_channel = s_scalar(c, map, "channel", w, false);
         if (!(t->clips = sf_calloc(1, sizeof *t->clips))) {
             c->rc = SF_E_NOMEM;
             return;
         }
         t->n_clips = 1;
-        s_clip(c, NULL, v_source, w, &t->clips[0]);
-        t->n_channels = t->clips[0].source_channels;
+        s_clip(c, NULL, v_source, v_channel, w, &t->clips[0]);
+        t->n_channels = s_clip_channels(&t->clips[0]);
         return;
     }
+    if (v_channel)
+        s_error(c, s_get_key(map, "channel")->mark,
+                "'channel' in %s goes with 'source' (with 'clips', give it per clip)", w->item);
     if (!(v_clips = s_container(c, map, "clips", S_LIST, w, true)))
         return;
     if (!(t->clips = sf_calloc(v_clips->n_kids, sizeof *t->clips))) {
@@ -977,6 +1486,8 @@ static void s_track_clips(s_ctx_t *c, const s_node_t *map, const s_where_t *w, s
         return;
     }
     t->n_clips = v_clips->n_kids;
+    for (size_t i = 0; i < t->n_clips; i++)
+        t->clips[i].channel = -1;
     size_t first = 0; /* the clip that set t->n_channels */
     for (size_t i = 0; i < t->n_clips && !c->rc; i++) {
         const s_node_t *item = v_clips->kids[i];
@@ -985,31 +1496,103 @@ static void s_track_clips(s_ctx_t *c, const s_node_t *map, const s_where_t *w, s
         if (!s_expect(c, item, S_MAP, subject))
             continue;
         sf_clip_t *clip = &t->clips[i];
-        s_clip(c, item, NULL, &cw, clip);
-        if (!clip->source_channels)
+        s_clip(c, item, NULL, NULL, &cw, clip);
+        int n = s_clip_channels(clip);
+        if (!n)
             continue;
         if (!t->n_channels) {
-            t->n_channels = clip->source_channels;
+            t->n_channels = n;
             first = i;
-        } else if (clip->source_channels != t->n_channels) {
+        } else if (n != t->n_channels) {
             s_error(c, clip->mark,
                     "clip %zu of %s has %d channels, clip %zu has %d "
                     "(all clips of a track need the same channel count)",
-                    i + 1, w->item, clip->source_channels, first + 1, t->n_channels);
+                    i + 1, w->item, n, first + 1, t->n_channels);
         }
     }
+}
+
+/* `route: [C]`: the channels of the output bus's layout a mono track feeds.
+ * output_known: the output bus was resolved. */
+static void s_route(s_ctx_t *c, const s_node_t *map, const s_where_t *w, sf_track_t *t,
+                    bool output_known)
+{
+    const s_node_t *list = s_container(c, map, "route", S_LIST, w, false);
+    if (!list)
+        return;
+    if (t->n_channels > 1) {
+        s_error(c, list->mark,
+                "'route' in %s needs a mono track (its clips deliver %d channels; "
+                "pick one with 'channel: N')",
+                w->item, t->n_channels);
+        return;
+    }
+    if (!output_known)
+        return;
+    const sf_session_t *s = c->s;
+    int n_out = t->output_bus == SF_MASTER_BUS ? s->master_channels
+                                               : s->buses[t->output_bus].n_channels;
+    const char *const *labels = sf_layout_labels(n_out);
+    char layout[400], in_layout[SF_MAX_CHANNELS * 5] = "";
+    for (int i = 0; i < n_out; i++)
+        snprintf(in_layout + strlen(in_layout), sizeof in_layout - strlen(in_layout), "%s%s",
+                 i ? ", " : "", labels[i]);
+    if (t->output_bus == SF_MASTER_BUS)
+        snprintf(layout, sizeof layout, "the %s master has %s", sf_layout_name(n_out), in_layout);
+    else
+        snprintf(layout, sizeof layout, "the %s bus '%.256s' has %s", sf_layout_name(n_out),
+                 s->buses[t->output_bus].name, in_layout);
+    bool ok = true;
+    int route[SF_MAX_CHANNELS];
+    int n_route = 0;
+    for (size_t i = 0; i < list->n_kids; i++) {
+        const s_node_t *v = list->kids[i];
+        char subject[400];
+        snprintf(subject, sizeof subject, "channel %zu of 'route' in %s", i + 1, w->item);
+        if (!s_expect(c, v, S_SCALAR, subject)) {
+            ok = false;
+            continue;
+        }
+        int ch = 0;
+        while (ch < n_out && strcmp(labels[ch], v->text))
+            ch++;
+        if (ch == n_out) {
+            s_error(c, v->mark, "unknown channel '%s' in 'route' of %s (%s)", v->text, w->item,
+                    layout);
+            ok = false;
+            continue;
+        }
+        bool twice = false;
+        for (int j = 0; j < n_route && !twice; j++)
+            twice = route[j] == ch;
+        if (twice) {
+            s_error(c, v->mark, "channel '%s' appears twice in 'route' of %s", v->text, w->item);
+            ok = false;
+            continue;
+        }
+        route[n_route++] = ch;
+    }
+    if (!ok)
+        return;
+    memcpy(t->route, route, sizeof route);
+    t->n_route = n_route;
+    const s_node_t *k = s_get_key(map, "pan");
+    if (k)
+        s_warning(c, k->mark, "'pan' of %s is overridden by its route", w->item);
+    if (t->pan_auto.n_points)
+        s_warning(c, t->pan_auto.mark, "'pan' automation of %s is overridden by its route",
+                  w->item);
 }
 
 static void s_track(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t **name_nodes)
 {
     static const s_key_t keys[] = {
-        {"name", NULL},     {"source", NULL},
-        {"clips", NULL},    {"gain_db", NULL},
-        {"pan", NULL},      {"polarity", NULL},
-        {"mute", NULL},     {"output", NULL},
-        {"fx", S_NO_EFFECTS}, {"sends", "this version has no buses"},
-        {"automation", "this version has no automation"},
+        {"name", NULL},       {"source", NULL},   {"clips", NULL},    {"channel", NULL},
+        {"gain_db", NULL},    {"pan", NULL},      {"polarity", NULL}, {"mute", NULL},
+        {"output", NULL},     {"route", NULL},    {"sends", NULL},    {"automation", NULL},
+        {"fx", S_NO_EFFECTS},
     };
+    static const s_key_t auto_keys[] = {{"gain_db", NULL}, {"pan", NULL}};
     sf_track_t *t = &c->s->tracks[index];
     s_where_t w = s_where_item("track %zu", index + 1);
     const s_node_t *v;
@@ -1033,21 +1616,36 @@ static void s_track(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_
 
     if ((v = s_scalar(c, map, "gain_db", &w, false)))
         s_level(c, v, &t->gain_db);
-    if ((v = s_scalar(c, map, "pan", &w, false))) {
-        sf_err_t e = {0};
-        if (sf_value_pan(v->text, &t->pan, &e))
-            s_error(c, v->mark, "%s", e.msg);
-    }
+    if ((v = s_scalar(c, map, "pan", &w, false)))
+        s_pan(c, v, &t->pan);
     if ((v = s_scalar(c, map, "polarity", &w, false))) {
         static const char *const polarities[] = {"normal", "invert", NULL};
         t->invert = s_enum(c, v, polarities, "polarity", "normal or invert") == 1;
     }
     if ((v = s_scalar(c, map, "mute", &w, false)))
         s_bool(c, v, &t->mute);
-    if ((v = s_scalar(c, map, "output", &w, false)) && strcmp(v->text, "master"))
-        s_error(c, v->mark, "not supported yet: 'output: %s' in %s (%s)", v->text, w.item,
-                S_NO_BUSES);
+    bool output_known = true;
+    if ((v = s_scalar(c, map, "output", &w, false)))
+        output_known = s_bus_ref(c, v, w.item, true, &t->output_bus);
+    else if (s_get(map, "output"))
+        output_known = false;
+    s_sends(c, map, &w, -1, &t->sends, &t->n_sends);
+    const s_node_t *am = s_container_opt(c, map, "automation", S_MAP, &w, false, true);
+    if (am && !c->rc) {
+        s_where_t aw = s_where_item("automation of %s", w.item);
+        s_check_keys(c, am, auto_keys, sizeof auto_keys / sizeof auto_keys[0], &aw);
+        s_automation(c, am, "gain_db", w.item, false, &t->gain_auto);
+        if (!c->rc)
+            s_automation(c, am, "pan", w.item, true, &t->pan_auto);
+        s_overridden(c, map, "gain_db", w.item, &t->gain_auto);
+        if (!s_get(map, "route"))
+            s_overridden(c, map, "pan", w.item, &t->pan_auto);
+    }
+    if (c->rc)
+        return;
     s_track_clips(c, map, &w, t);
+    if (!c->rc)
+        s_route(c, map, &w, t, output_known);
 }
 
 static void s_tracks(s_ctx_t *c, const s_node_t *root)
@@ -1066,6 +1664,8 @@ static void s_tracks(s_ctx_t *c, const s_node_t *root)
         goto out_free_names;
     }
     c->s->n_tracks = list->n_kids;
+    for (size_t i = 0; i < list->n_kids; i++)
+        c->s->tracks[i].output_bus = SF_MASTER_BUS;
     for (size_t i = 0; i < list->n_kids && !c->rc; i++) {
         char subject[64];
         snprintf(subject, sizeof subject, "track %zu", i + 1);
@@ -1077,6 +1677,8 @@ static void s_tracks(s_ctx_t *c, const s_node_t *root)
 out_free_names:
     sf_free(name_nodes);
 }
+
+/* ---- stems ---------------------------------------------------------------- */
 
 static bool s_has_wildcard(const char *pattern) { return strpbrk(pattern, "*?") != NULL; }
 
@@ -1141,10 +1743,12 @@ out_free:
     sf_free(missed);
 }
 
+/* One stem. *rest_node receives the node of `rest: true` when it says so. */
 static void s_stem(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t **name_nodes,
-                   size_t *n_stems_of)
+                   size_t *n_stems_of, const s_node_t **rest_node)
 {
-    static const s_key_t keys[] = {{"name", NULL}, {"tracks", NULL}, {"channels", NULL}};
+    static const s_key_t keys[] = {
+        {"name", NULL}, {"tracks", NULL}, {"channels", NULL}, {"rest", NULL}};
     sf_stem_t *stem = &c->s->stems[index];
     s_where_t w = s_where_item("stem %zu", index + 1);
     const s_node_t *v;
@@ -1165,9 +1769,24 @@ static void s_stem(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t
     }
     s_check_keys(c, map, keys, sizeof keys / sizeof keys[0], &w);
     int n;
-    if ((v = s_scalar(c, map, "channels", &w, false)) && (n = s_channels(c, v, &w)))
+    if ((v = s_scalar(c, map, "channels", &w, false)) && (n = s_channels(c, v)))
         stem->n_channels = n;
-    if ((v = s_container(c, map, "tracks", S_LIST, &w, true)))
+    /* A bad `rest:` leaves open whether `tracks` is missing. */
+    bool tracks_required = !s_get(map, "rest");
+    if ((v = s_scalar(c, map, "rest", &w, false)) && s_bool(c, v, &stem->rest)) {
+        tracks_required = !stem->rest;
+        if (stem->rest)
+            *rest_node = v;
+    }
+    if (stem->rest && s_get(map, "tracks")) {
+        s_error(c, s_get_key(map, "tracks")->mark,
+                "%s has both 'rest: true' and 'tracks' (the rest stem gets every track "
+                "no other stem claims)",
+                w.item);
+        stem->rest = false;
+        return;
+    }
+    if (!stem->rest && (v = s_container(c, map, "tracks", S_LIST, &w, tracks_required)))
         s_stem_tracks(c, v, &w, stem, n_stems_of);
 }
 
@@ -1200,6 +1819,36 @@ static void s_check_membership(s_ctx_t *c, const size_t *n_stems_of)
     }
 }
 
+/* "stem 'Drums'", or "stem 3" when it has no name. */
+static void s_stem_label(const sf_session_t *s, const sf_stem_t *st, char *buf, size_t n)
+{
+    if (st->name)
+        snprintf(buf, n, "stem '%.256s'", st->name);
+    else
+        snprintf(buf, n, "stem %zu", (size_t)(st - s->stems) + 1);
+}
+
+/* The rest stem gets every track that no other stem claims, in session order. */
+static void s_fill_rest(s_ctx_t *c, sf_stem_t *rest, size_t *n_stems_of)
+{
+    sf_session_t *s = c->s;
+    size_t n = 0;
+    for (size_t t = 0; t < s->n_tracks; t++)
+        n += n_stems_of[t] == 0;
+    if (!(rest->tracks = sf_calloc(n, sizeof *rest->tracks))) {
+        c->rc = SF_E_NOMEM;
+        return;
+    }
+    for (size_t t = 0; t < s->n_tracks; t++)
+        if (n_stems_of[t] == 0) {
+            rest->tracks[rest->n_tracks++] = t;
+            n_stems_of[t] = 1;
+        }
+    if (!n)
+        s_warning(c, rest->mark, "rest stem '%s' gets no track (every track is in another stem)",
+                  rest->name);
+}
+
 static void s_stems(s_ctx_t *c, const s_node_t *root)
 {
     static const s_where_t top = {0};
@@ -1207,6 +1856,7 @@ static void s_stems(s_ctx_t *c, const s_node_t *root)
     const s_node_t *list = s_container(c, root, "stems", S_LIST, &top, true);
     const s_node_t **name_nodes = NULL;
     size_t *n_stems_of = NULL;
+    sf_stem_t *rest = NULL;
     if (!list)
         return;
     s->stems = sf_calloc(list->n_kids, sizeof *s->stems);
@@ -1220,16 +1870,167 @@ static void s_stems(s_ctx_t *c, const s_node_t *root)
     bool complete = true;
     for (size_t i = 0; i < list->n_kids && !c->rc; i++) {
         char subject[64];
+        const s_node_t *rest_node = NULL;
         snprintf(subject, sizeof subject, "stem %zu", i + 1);
         if (s_expect(c, list->kids[i], S_MAP, subject))
-            s_stem(c, list->kids[i], i, name_nodes, n_stems_of);
-        complete = complete && s->stems[i].name && s->stems[i].tracks;
+            s_stem(c, list->kids[i], i, name_nodes, n_stems_of, &rest_node);
+        sf_stem_t *st = &s->stems[i];
+        if (st->rest && rest) {
+            char first[320], second[320];
+            s_stem_label(s, rest, first, sizeof first);
+            s_stem_label(s, st, second, sizeof second);
+            s_error(c, rest_node->mark,
+                    "two rest stems: %s and %s (at most one stem can have 'rest: true')", first,
+                    second);
+            complete = false;
+        } else if (st->rest) {
+            rest = st;
+        }
+        complete = complete && st->name && (st->tracks || st->rest);
     }
-    if (!c->rc && complete && c->names_complete)
-        s_check_membership(c, n_stems_of);
+    c->stem_names_complete = complete;
+    if (!c->rc && complete && c->names_complete) {
+        if (rest)
+            s_fill_rest(c, rest, n_stems_of);
+        if (!c->rc)
+            s_check_membership(c, n_stems_of);
+    }
 out_free:
     sf_free(name_nodes);
     sf_free(n_stems_of);
+}
+
+/* ---- mixes ---------------------------------------------------------------- */
+
+/* Index of the stem named v's text, or -1 (reported). */
+static int s_stem_ref(s_ctx_t *c, const s_node_t *v, const char *owner)
+{
+    const sf_session_t *s = c->s;
+    for (size_t i = 0; i < s->n_stems; i++)
+        if (s->stems[i].name && !strcmp(s->stems[i].name, v->text))
+            return (int)i;
+    if (c->stem_names_complete) {
+        char list[600];
+        s_error(c, v->mark, "unknown stem '%s' in %s (stems: %s)", v->text, owner,
+                s_name_list(s_stem_name_of, s, s->n_stems, list, sizeof list));
+    }
+    return -1;
+}
+
+static void s_mix(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t **name_nodes)
+{
+    static const s_key_t keys[] = {
+        {"name", NULL}, {"exclude", NULL}, {"gains_db", NULL}, {"master", NULL}};
+    sf_session_t *s = c->s;
+    sf_mix_t *mix = &s->mixes[index];
+    s_where_t w = s_where_item("mix %zu", index + 1);
+    const s_node_t *v, *list;
+    bool *excluded = NULL;
+    mix->mark = map->mark;
+    mix->n_channels = s->master_channels;
+    if ((v = s_name(c, map, &w, true))) {
+        bool dup = false;
+        for (size_t j = 0; j < s->n_stems && !dup; j++)
+            if (s->stems[j].name && !strcmp(s->stems[j].name, v->text)) {
+                s_error(c, v->mark, "mix name '%s' is taken by a stem (line %u)", v->text,
+                        (unsigned)s->stems[j].mark.line);
+                dup = true;
+            }
+        for (size_t j = 0; j < index && !dup; j++)
+            if (name_nodes[j] && !strcmp(name_nodes[j]->text, v->text)) {
+                s_error(c, v->mark, "duplicate mix name '%s' (first at line %u)", v->text,
+                        (unsigned)name_nodes[j]->mark.line);
+                dup = true;
+            }
+        name_nodes[index] = v;
+        if (!(mix->name = s_dup(c, v->text)))
+            return;
+        w = s_where_item("mix '%.256s'", v->text);
+    }
+    s_check_keys(c, map, keys, sizeof keys / sizeof keys[0], &w);
+    mix->stem_gain_db = sf_calloc(s->n_stems, sizeof *mix->stem_gain_db);
+    excluded = sf_calloc(s->n_stems, sizeof *excluded);
+    if (!mix->stem_gain_db || !excluded) {
+        c->rc = SF_E_NOMEM;
+        goto out_free;
+    }
+    if ((v = s_scalar(c, map, "master", &w, false))) {
+        char subject[400];
+        mix->master_apply = s_master_mode(c, v, s_subject(&w, "master", subject, sizeof subject));
+    }
+    if ((list = s_container_opt(c, map, "exclude", S_LIST, &w, false, true))) {
+        for (size_t i = 0; i < list->n_kids; i++) {
+            char subject[400];
+            snprintf(subject, sizeof subject, "stem %zu of 'exclude' in %s", i + 1, w.item);
+            int k;
+            if (s_expect(c, list->kids[i], S_SCALAR, subject) &&
+                (k = s_stem_ref(c, list->kids[i], w.item)) >= 0) {
+                excluded[k] = true;
+                mix->stem_gain_db[k] = -(double)INFINITY;
+            }
+        }
+    }
+    if ((list = s_container_opt(c, map, "gains_db", S_MAP, &w, false, true))) {
+        s_where_t gw = s_where_item("'gains_db' of %s", w.item);
+        s_check_keys(c, list, NULL, 0, &gw);
+        for (size_t i = 0; i < s_map_size(list); i++) {
+            const s_node_t *k = s_map_key(list, i);
+            char subject[400];
+            int st;
+            if (k->kind != S_SCALAR || s_get_key(list, k->text) != k ||
+                (st = s_stem_ref(c, k, w.item)) < 0)
+                continue;
+            snprintf(subject, sizeof subject, "'%s' in 'gains_db' of %s", k->text, w.item);
+            v = s_map_value(list, i);
+            if (!s_expect(c, v, S_SCALAR, subject))
+                continue;
+            if (excluded[st])
+                s_error(c, k->mark, "stem '%s' is both excluded and given a gain in %s", k->text,
+                        w.item);
+            else
+                s_level(c, v, &mix->stem_gain_db[st]);
+        }
+    }
+    bool any = false;
+    for (size_t i = 0; i < s->n_stems; i++)
+        any = any || !excluded[i];
+    if (!any && s->n_stems)
+        s_warning(c, mix->mark, "%s excludes every stem (it would be silent)", w.item);
+out_free:
+    sf_free(excluded);
+}
+
+static void s_mixes(s_ctx_t *c, const s_node_t *root)
+{
+    static const s_where_t top = {0};
+    sf_session_t *s = c->s;
+    const s_node_t *list = s_container_opt(c, root, "mixes", S_LIST, &top, false, true);
+    const s_node_t **name_nodes = NULL;
+    if (!list || !list->n_kids)
+        return;
+    s->mixes = sf_calloc(list->n_kids, sizeof *s->mixes);
+    name_nodes = sf_calloc(list->n_kids, sizeof *name_nodes);
+    if (!s->mixes || !name_nodes) {
+        c->rc = SF_E_NOMEM;
+        goto out_free;
+    }
+    s->n_mixes = list->n_kids;
+    for (size_t i = 0; i < list->n_kids && !c->rc; i++) {
+        char subject[64];
+        snprintf(subject, sizeof subject, "mix %zu", i + 1);
+        if (s_expect(c, list->kids[i], S_MAP, subject))
+            s_mix(c, list->kids[i], i, name_nodes);
+    }
+out_free:
+    sf_free(name_nodes);
+}
+
+static void s_multitracks(s_ctx_t *c, const s_node_t *root)
+{
+    static const s_where_t top = {0};
+    const s_node_t *v = s_scalar(c, root, "multitracks", &top, false);
+    if (v)
+        s_bool(c, v, &c->s->multitracks);
 }
 
 /* ---- step 3: whole-model checks -------------------------------------- */
@@ -1261,67 +2062,332 @@ static void s_check_region(s_ctx_t *c, const s_node_t *root, const s_region_t *r
     }
 }
 
-/* Output file names: short enough, and different for every stem (compared
- * ignoring case: macOS and Windows file systems do). */
+static int s_edge_cmp(const void *a, const void *b)
+{
+    const s_edge_t *x = a, *y = b;
+    if (x->from != y->from)
+        return x->from < y->from ? -1 : 1;
+    if (x->mark.line != y->mark.line)
+        return x->mark.line < y->mark.line ? -1 : 1;
+    if (x->mark.col != y->mark.col)
+        return x->mark.col < y->mark.col ? -1 : 1;
+    return 0;
+}
+
+/* Reports "routing cycle: 'A' -> 'B' -> 'A'" for the path[k..depth] closed by e. */
+static void s_report_cycle(s_ctx_t *c, const size_t *path, size_t k, size_t depth,
+                           const s_edge_t *e)
+{
+    const sf_session_t *s = c->s;
+    char text[800];
+    size_t len = 0;
+    for (size_t i = k; i <= depth + 1 && len < sizeof text; i++) {
+        size_t b = i <= depth ? path[i] : e->to;
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s'%s'", i > k ? " -> " : "",
+                                s->buses[b].name);
+    }
+    s_error(c, e->mark, "routing cycle: %s", text);
+}
+
+/* Buses feed each other through outputs and sends; a cycle among them
+ * cannot be rendered. Depth-first from each bus in file order, edges in file
+ * order: an edge back to a bus on the current path closes a cycle, reported
+ * there, once. first[b]..first[b + 1] are bus b's edges in c->edges.
+ * Returns true when there is no cycle. */
+static bool s_check_cycles(s_ctx_t *c, const size_t *first)
+{
+    size_t n = c->s->n_buses;
+    uint8_t *state = sf_calloc(n, 1); /* 0 unseen, 1 on the path, 2 done */
+    size_t *path = sf_calloc(n, sizeof *path);
+    size_t *next = sf_calloc(n, sizeof *next); /* per depth: the next edge to follow */
+    bool acyclic = true;
+    if (!state || !path || !next) {
+        c->rc = SF_E_NOMEM;
+        goto out_free;
+    }
+    for (size_t root = 0; root < n; root++) {
+        if (state[root])
+            continue;
+        size_t depth = 0;
+        path[0] = root;
+        next[0] = first[root];
+        state[root] = 1;
+        for (;;) {
+            size_t u = path[depth];
+            if (next[depth] == first[u + 1]) {
+                state[u] = 2;
+                if (depth == 0)
+                    break;
+                depth--;
+                continue;
+            }
+            const s_edge_t *e = &c->edges[next[depth]++];
+            if (state[e->to] == 0) {
+                path[++depth] = e->to;
+                next[depth] = first[e->to];
+                state[e->to] = 1;
+            } else if (state[e->to] == 1) {
+                size_t k = 0;
+                while (path[k] != e->to)
+                    k++;
+                s_report_cycle(c, path, k, depth, e);
+                acyclic = false;
+            }
+        }
+    }
+out_free:
+    sf_free(state);
+    sf_free(path);
+    sf_free(next);
+    return acyclic;
+}
+
+/* bus_order: repeatedly the first bus (in file order) whose feeders are all
+ * placed. Sessions have tens of buses: the quadratic scan is fine. */
+static void s_bus_order(s_ctx_t *c, const size_t *first)
+{
+    sf_session_t *s = c->s;
+    size_t n = s->n_buses;
+    size_t *n_feeders = sf_calloc(n, sizeof *n_feeders);
+    bool *placed = sf_calloc(n, sizeof *placed);
+    s->bus_order = sf_calloc(n, sizeof *s->bus_order);
+    if (!n_feeders || !placed || !s->bus_order) {
+        c->rc = SF_E_NOMEM;
+        goto out_free;
+    }
+    for (size_t i = 0; i < c->n_edges; i++)
+        n_feeders[c->edges[i].to]++;
+    for (size_t k = 0; k < n; k++) {
+        size_t b = 0;
+        while (placed[b] || n_feeders[b])
+            b++; /* acyclic: there is always one */
+        placed[b] = true;
+        s->bus_order[k] = b;
+        for (size_t i = first[b]; i < first[b + 1]; i++)
+            n_feeders[c->edges[i].to]--;
+    }
+out_free:
+    sf_free(n_feeders);
+    sf_free(placed);
+}
+
+/* stem->buses: the buses its tracks reach through outputs and sends,
+ * transitively. bus_order lists feeders first, so one pass over it carries
+ * reachability along every path. */
+static void s_stem_buses(s_ctx_t *c)
+{
+    sf_session_t *s = c->s;
+    bool *reach = sf_calloc(s->n_buses, sizeof *reach);
+    if (!reach) {
+        c->rc = SF_E_NOMEM;
+        return;
+    }
+    for (size_t i = 0; i < s->n_stems && !c->rc; i++) {
+        sf_stem_t *st = &s->stems[i];
+        memset(reach, 0, s->n_buses * sizeof *reach);
+        for (size_t j = 0; j < st->n_tracks; j++) {
+            const sf_track_t *t = &s->tracks[st->tracks[j]];
+            if (t->output_bus >= 0)
+                reach[t->output_bus] = true;
+            for (size_t k = 0; k < t->n_sends; k++)
+                if (t->sends[k].bus >= 0)
+                    reach[t->sends[k].bus] = true;
+        }
+        for (size_t k = 0; k < s->n_buses; k++) {
+            const sf_bus_t *b = &s->buses[s->bus_order[k]];
+            if (!reach[s->bus_order[k]])
+                continue;
+            st->n_buses++;
+            if (b->output_bus >= 0)
+                reach[b->output_bus] = true;
+            for (size_t m = 0; m < b->n_sends; m++)
+                reach[b->sends[m].bus] = true;
+        }
+        if (!(st->buses = sf_calloc(st->n_buses, sizeof *st->buses))) {
+            c->rc = SF_E_NOMEM;
+            break;
+        }
+        for (size_t k = 0, m = 0; k < s->n_buses; k++)
+            if (reach[s->bus_order[k]])
+                st->buses[m++] = s->bus_order[k];
+    }
+    sf_free(reach);
+}
+
+/* Cycles, bus_order and the stems' buses, once every reference resolved. */
+static void s_check_routing(s_ctx_t *c)
+{
+    sf_session_t *s = c->s;
+    size_t *first = NULL;
+    if (!s->n_buses)
+        return;
+    if (c->n_edges)
+        qsort(c->edges, c->n_edges, sizeof *c->edges, s_edge_cmp);
+    if (!(first = sf_calloc(s->n_buses + 1, sizeof *first))) {
+        c->rc = SF_E_NOMEM;
+        return;
+    }
+    for (size_t i = 0; i < c->n_edges; i++)
+        first[c->edges[i].from + 1]++;
+    for (size_t b = 0; b < s->n_buses; b++)
+        first[b + 1] += first[b];
+    /* Only a model without errors is returned: the rest needs none. */
+    if (s_check_cycles(c, first) && !c->rc && c->diags->n_errors == c->n_errors_before) {
+        s_bus_order(c, first);
+        if (!c->rc && c->stem_names_complete)
+            s_stem_buses(c);
+    }
+    sf_free(first);
+}
+
+/* ---- deliverable file names ----------------------------------------------- */
+
+typedef struct {
+    char name[S_NAME_MAX + 1];
+    sf_target_t t;
+    size_t seq; /* deliverable order: stems, mixes, multitracks */
+} s_file_t;
+
+static int s_file_cmp(const void *a, const void *b)
+{
+    const s_file_t *x = a, *y = b;
+    int d = strcasecmp(x->name, y->name);
+    if (d)
+        return d;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static const char *s_kind_noun(sf_target_kind_t k, bool plural)
+{
+    static const char *const one[] = {"stem", "mix", "multitrack", "full mix"};
+    static const char *const many[] = {"stems", "mixes", "multitracks", "full mixes"};
+    return plural ? many[k] : one[k];
+}
+
+static sf_mark_t s_target_mark(const sf_session_t *s, sf_target_t t)
+{
+    switch (t.kind) {
+    case SF_TARGET_STEM:
+        return s->stems[t.index].mark;
+    case SF_TARGET_MIX:
+        return s->mixes[t.index].mark;
+    case SF_TARGET_MULTITRACK:
+        return s->tracks[t.index].mark;
+    default:
+        return (sf_mark_t){0};
+    }
+}
+
+/* Two targets with the same name are reported as duplicate names already. */
+static bool s_same_name_reported(const sf_session_t *s, sf_target_t a, sf_target_t b)
+{
+    bool named_twice = (a.kind == b.kind) || (a.kind == SF_TARGET_STEM && b.kind == SF_TARGET_MIX);
+    return named_twice && !strcmp(sf_session_target_name(s, a), sf_session_target_name(s, b));
+}
+
+/* The deliverables in order: stems, mixes, multitracks when enabled. */
+static size_t s_n_deliverables(const sf_session_t *s)
+{
+    return s->n_stems + s->n_mixes + (s->multitracks ? s->n_tracks : 0);
+}
+
+static sf_target_t s_deliverable(const sf_session_t *s, size_t i)
+{
+    if (i < s->n_stems)
+        return (sf_target_t){SF_TARGET_STEM, (uint32_t)i};
+    i -= s->n_stems;
+    if (i < s->n_mixes)
+        return (sf_target_t){SF_TARGET_MIX, (uint32_t)i};
+    return (sf_target_t){SF_TARGET_MULTITRACK, (uint32_t)(i - s->n_mixes)};
+}
+
+/* Files of a target: one, or one per channel (a mono target too, ".M")
+ * when output.interleave is false; 0 when the channels are not known
+ * (sources not checked): then its interleaved name stands for it. */
+static int s_n_files(const sf_session_t *s, sf_target_t t)
+{
+    return s->output.interleave ? 1 : sf_session_target_channels(s, t);
+}
+
+/* Output file names: short enough, and different for every deliverable,
+ * per-channel files included (compared ignoring case: macOS and Windows
+ * file systems do). */
 static void s_check_filenames(s_ctx_t *c, const s_node_t *name_node, bool distinct)
 {
     sf_session_t *s = c->s;
-    char (*names)[S_NAME_MAX + 1] = NULL;
-    for (size_t i = 0; i < s->n_stems; i++)
-        if (!s->stems[i].name)
+    size_t n_targets = s_n_deliverables(s), n_files = 0;
+    s_file_t *files = NULL;
+    bool *reported = NULL;
+    for (size_t i = 0; i < n_targets; i++) {
+        sf_target_t t = s_deliverable(s, i);
+        if (!sf_session_target_name(s, t))
             return;
+    }
     if (!distinct) {
-        if (s->n_stems > 1)
+        if (n_targets > 1)
             s_error(c, name_node->mark,
                     "'output.name' must contain {stem} or {index} "
                     "(otherwise every stem gets the same file name)");
         return;
     }
-    names = sf_calloc(s->n_stems, sizeof *names);
-    if (!names) {
+    for (size_t i = 0; i < n_targets; i++)
+        n_files += (size_t)s_n_files(s, s_deliverable(s, i)) + 1;
+    files = sf_calloc(n_files, sizeof *files);
+    reported = sf_calloc(n_targets, sizeof *reported);
+    if (!files || !reported) {
         c->rc = SF_E_NOMEM;
-        return;
+        goto out_free;
     }
-    for (size_t i = 0; i < s->n_stems; i++) {
-        const sf_stem_t *st = &s->stems[i];
-        char buf[4096];
-        if (sf_session_stem_filename(s, i, buf, sizeof buf, NULL) || strlen(buf) > S_NAME_MAX) {
-            s_error(c, st->mark, "file name of stem '%s' is longer than %d bytes", st->name,
-                    S_NAME_MAX);
-            continue;
-        }
-        memcpy(names[i], buf, strlen(buf) + 1);
-        for (size_t j = 0; j < i; j++)
-            /* Equal stem names are reported as duplicates already. */
-            if (names[j][0] && !strcasecmp(names[j], names[i]) &&
-                strcmp(s->stems[j].name, st->name)) {
-                s_error(c, st->mark, "stems '%s' and '%s' would both be written to '%s'",
-                        s->stems[j].name, st->name, names[i]);
+    n_files = 0;
+    for (size_t i = 0; i < n_targets; i++) {
+        sf_target_t t = s_deliverable(s, i);
+        int n_ch = s_n_files(s, t);
+        bool split = n_ch > 0 && !s->output.interleave;
+        if (n_ch == 0)
+            n_ch = 1;
+        for (int ch = 0; ch < n_ch; ch++) {
+            char buf[4096];
+            if (sf_session_target_filename(s, t, split ? ch : -1, buf, sizeof buf, NULL) ||
+                strlen(buf) > S_NAME_MAX) {
+                s_error(c, s_target_mark(s, t), "file name of %s '%s' is longer than %d bytes",
+                        s_kind_noun(t.kind, false), sf_session_target_name(s, t), S_NAME_MAX);
                 break;
             }
+            s_file_t *f = &files[n_files++];
+            memcpy(f->name, buf, strlen(buf) + 1);
+            f->t = t;
+            f->seq = i;
+        }
     }
-    sf_free(names);
-}
-
-static void s_multitracks(s_ctx_t *c, const s_node_t *root)
-{
-    static const s_where_t top = {0};
-    const s_node_t *v = s_scalar(c, root, "multitracks", &top, false);
-    bool on = false;
-    if (v && s_bool(c, v, &on) && on)
-        s_error(c, v->mark,
-                "not supported yet: 'multitracks: true' (this version renders stems only)");
+    qsort(files, n_files, sizeof *files, s_file_cmp);
+    for (size_t i = 0, g = 0; i < n_files; i++) {
+        if (strcasecmp(files[g].name, files[i].name))
+            g = i; /* a new group of equal names; files[g] came first */
+        const s_file_t *a = &files[g], *b = &files[i];
+        if (i == g || reported[b->seq] || a->seq == b->seq ||
+            s_same_name_reported(s, a->t, b->t))
+            continue;
+        reported[b->seq] = true;
+        if (a->t.kind == b->t.kind)
+            s_error(c, s_target_mark(s, b->t), "%s '%s' and '%s' would both be written to '%s'",
+                    s_kind_noun(a->t.kind, true), sf_session_target_name(s, a->t),
+                    sf_session_target_name(s, b->t), b->name);
+        else
+            s_error(c, s_target_mark(s, b->t), "%s '%s' and %s '%s' would both be written to '%s'",
+                    s_kind_noun(a->t.kind, false), sf_session_target_name(s, a->t),
+                    s_kind_noun(b->t.kind, false), sf_session_target_name(s, b->t), b->name);
+    }
+out_free:
+    sf_free(files);
+    sf_free(reported);
 }
 
 static void s_build(s_ctx_t *c, const s_node_t *root)
 {
     static const s_key_t keys[] = {
-        {"version", NULL}, {"session", NULL},
-        {"output", NULL},  {"master", NULL},
-        {"tracks", NULL},  {"stems", NULL},
+        {"version", NULL}, {"session", NULL}, {"output", NULL}, {"master", NULL},
+        {"tracks", NULL},  {"buses", NULL},   {"stems", NULL},  {"mixes", NULL},
         {"multitracks", NULL},
-        {"buses", S_NO_BUSES},
-        {"mixes", "this version renders stems only"},
     };
     static const s_where_t top = {0};
     s_region_t region = {0};
@@ -1342,28 +2408,39 @@ static void s_build(s_ctx_t *c, const s_node_t *root)
         c->s->name = s_default_name(c, c->s->path);
     if (!c->s->media_root)
         c->s->media_root = s_dup(c, c->s->base_dir);
+    c->s->cache_dir = s_join(c, c->s->base_dir, ".stemfarm-cache");
     s_master_section(c, root);
     if (c->rc)
         return;
     s_output_section(c, root, &name_node, &distinct);
     if (c->rc)
         return;
+    /* Buses before tracks: outputs and sends name them. */
+    s_buses(c, root);
+    if (c->rc)
+        return;
     s_tracks(c, root);
     if (c->rc)
         return;
     s_stems(c, root);
+    if (c->rc)
+        return;
+    s_mixes(c, root);
     s_multitracks(c, root);
     if (c->rc)
         return;
     s_check_region(c, root, &region);
     s_check_filenames(c, name_node, distinct);
+    if (c->rc)
+        return;
+    s_check_routing(c);
 }
 
 /* ---- public API ------------------------------------------------------- */
 
 sf_session_load_opts_t sf_session_load_opts_default(void)
 {
-    return (sf_session_load_opts_t){.strict = false, .check_sources = true};
+    return (sf_session_load_opts_t){.strict = false, .check_sources = true, .resample = true};
 }
 
 /* The absolute, symlink-free folder of `path`. */
@@ -1403,6 +2480,16 @@ static sf_rc s_hash(sf_session_t *s, const char *yaml, size_t n_bytes)
     return SF_OK;
 }
 
+static void s_ctx_free(s_ctx_t *c)
+{
+    for (size_t i = 0; i < c->n_copies; i++) {
+        sf_free(c->copies[i].src);
+        sf_free(c->copies[i].copy);
+    }
+    sf_free(c->copies);
+    sf_free(c->edges);
+}
+
 sf_rc sf_session_load_text(const char *path, const char *yaml, size_t n_bytes,
                            const sf_session_load_opts_t *opts, sf_session_t **out,
                            sf_diags_t *diags, sf_err_t *err)
@@ -1420,7 +2507,9 @@ sf_rc sf_session_load_text(const char *path, const char *yaml, size_t n_bytes,
     int nomem_before = diags->nomem;
 
     s_ctx_t c = {.file = path, .diags = diags, .strict = opts->strict,
-                 .check_sources = opts->check_sources, .names_complete = true,
+                 .check_sources = opts->check_sources,
+                 .resample = opts->check_sources && opts->resample, .names_complete = true,
+                 .bus_names_complete = true,
                  .n_errors_before = n_errors_before};
     c.s = sf_calloc(1, sizeof *c.s);
     if (!c.s) {
@@ -1459,6 +2548,7 @@ sf_rc sf_session_load_text(const char *path, const char *yaml, size_t n_bytes,
 out_destroy:
     sf_session_destroy(&c.s);
     s_node_free(root);
+    s_ctx_free(&c);
 out_free_diags:
     if (diags == &local_diags)
         sf_diags_free(&local_diags);
@@ -1504,34 +2594,132 @@ out_close:
     return rc;
 }
 
+static void s_automation_free(sf_automation_t *a)
+{
+    sf_free(a->frames);
+    sf_free(a->values);
+}
+
+static void s_sends_free(sf_send_t *sends, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        s_automation_free(&sends[i].level_auto);
+    sf_free(sends);
+}
+
 void sf_session_destroy(sf_session_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     sf_session_t *s = *self_p;
     for (size_t t = 0; t < s->n_tracks; t++) {
-        for (size_t k = 0; k < s->tracks[t].n_clips; k++)
-            sf_free(s->tracks[t].clips[k].path);
-        sf_free(s->tracks[t].clips);
-        sf_free(s->tracks[t].name);
+        sf_track_t *tr = &s->tracks[t];
+        for (size_t k = 0; k < tr->n_clips; k++) {
+            sf_free(tr->clips[k].path);
+            sf_free(tr->clips[k].original_path);
+        }
+        sf_free(tr->clips);
+        sf_free(tr->name);
+        s_sends_free(tr->sends, tr->n_sends);
+        s_automation_free(&tr->gain_auto);
+        s_automation_free(&tr->pan_auto);
     }
     sf_free(s->tracks);
+    for (size_t i = 0; i < s->n_buses; i++) {
+        sf_free(s->buses[i].name);
+        s_sends_free(s->buses[i].sends, s->buses[i].n_sends);
+    }
+    sf_free(s->buses);
+    sf_free(s->bus_order);
     for (size_t i = 0; i < s->n_stems; i++) {
         sf_free(s->stems[i].tracks);
+        sf_free(s->stems[i].buses);
         sf_free(s->stems[i].name);
     }
     sf_free(s->stems);
+    for (size_t i = 0; i < s->n_mixes; i++) {
+        sf_free(s->mixes[i].name);
+        sf_free(s->mixes[i].stem_gain_db);
+    }
+    sf_free(s->mixes);
     sf_free(s->output.dir);
     sf_free(s->output.name_template);
     sf_free(s->path);
     sf_free(s->base_dir);
     sf_free(s->media_root);
+    sf_free(s->cache_dir);
     sf_free(s->name);
     sf_free(s);
     *self_p = NULL;
 }
 
 int64_t sf_session_n_frames(const sf_session_t *s) { return s->end - s->start; }
+
+/* ---- targets, file names, layouts ------------------------------------------ */
+
+static bool s_target_valid(const sf_session_t *s, sf_target_t t)
+{
+    switch (t.kind) {
+    case SF_TARGET_STEM:
+        return t.index < s->n_stems;
+    case SF_TARGET_MIX:
+        return t.index < s->n_mixes;
+    case SF_TARGET_MULTITRACK:
+        return t.index < s->n_tracks;
+    case SF_TARGET_FULL_MIX:
+        return true;
+    }
+    return false;
+}
+
+size_t sf_session_target_count(const sf_session_t *s, sf_target_kind_t kind)
+{
+    switch (kind) {
+    case SF_TARGET_STEM:
+        return s->n_stems;
+    case SF_TARGET_MIX:
+        return s->n_mixes;
+    case SF_TARGET_MULTITRACK:
+        return s->n_tracks;
+    case SF_TARGET_FULL_MIX:
+        return 1;
+    }
+    return 0;
+}
+
+int sf_session_target_channels(const sf_session_t *s, sf_target_t t)
+{
+    if (!s_target_valid(s, t))
+        return 0;
+    switch (t.kind) {
+    case SF_TARGET_STEM:
+        return s->stems[t.index].n_channels;
+    case SF_TARGET_MIX:
+        return s->mixes[t.index].n_channels;
+    case SF_TARGET_MULTITRACK:
+        return s->tracks[t.index].n_channels;
+    case SF_TARGET_FULL_MIX:
+        return s->master_channels;
+    }
+    return 0;
+}
+
+const char *sf_session_target_name(const sf_session_t *s, sf_target_t t)
+{
+    if (!s_target_valid(s, t))
+        return NULL;
+    switch (t.kind) {
+    case SF_TARGET_STEM:
+        return s->stems[t.index].name;
+    case SF_TARGET_MIX:
+        return s->mixes[t.index].name;
+    case SF_TARGET_MULTITRACK:
+        return s->tracks[t.index].name;
+    case SF_TARGET_FULL_MIX:
+        return "Full Mix";
+    }
+    return NULL;
+}
 
 /* Appends to a bounded buffer, replacing characters unsafe in file names. */
 typedef struct {
@@ -1555,11 +2743,17 @@ static void s_name_append(s_namebuf_t *nb, const char *text, size_t n)
     }
 }
 
-sf_rc sf_session_stem_filename(const sf_session_t *s, size_t stem_index, char *buf,
-                               size_t n_bytes, sf_err_t *err)
+sf_rc sf_session_target_filename(const sf_session_t *s, sf_target_t t, int channel, char *buf,
+                                 size_t n_bytes, sf_err_t *err)
 {
     static const char *const extensions[] = {".wav", ".wav", ".w64", ".aiff", ".flac"};
-    const sf_stem_t *stem = &s->stems[stem_index];
+    const char *name = sf_session_target_name(s, t);
+    int n_channels = sf_session_target_channels(s, t);
+    if (n_bytes)
+        buf[0] = '\0';
+    if (!name || channel >= n_channels || (channel >= 0 && !sf_layout_labels(n_channels)))
+        return SF_ERR(err, SF_E_INTERNAL, "no file name for target %d/%u channel %d", (int)t.kind,
+                      (unsigned)t.index, channel);
     s_namebuf_t nb = {.buf = buf, .cap = n_bytes};
     const char *p = s->output.name_template;
     while (*p) {
@@ -1570,10 +2764,10 @@ sf_rc sf_session_stem_filename(const sf_session_t *s, size_t stem_index, char *b
             value = s->name;
             skip = 9;
         } else if (!strncmp(p, "{stem}", 6)) {
-            value = stem->name;
+            value = name;
             skip = 6;
         } else if (!strncmp(p, "{index}", 7)) {
-            snprintf(num, sizeof num, "%02zu", stem_index + 1);
+            snprintf(num, sizeof num, "%02u", t.kind == SF_TARGET_FULL_MIX ? 1u : t.index + 1u);
             value = num;
             skip = 7;
         } else if (!strncmp(p, "{rate}", 6)) {
@@ -1593,18 +2787,64 @@ sf_rc sf_session_stem_filename(const sf_session_t *s, size_t stem_index, char *b
             p++;
         }
     }
-    /* The extension is not sanitised: it is ours. */
-    const char *ext = extensions[s->output.format];
-    if (nb.len + strlen(ext) + 1 > nb.cap)
+    /* The label and the extension are not sanitised: they are ours. */
+    char tail[32];
+    snprintf(tail, sizeof tail, "%s%s%s", channel >= 0 ? "." : "",
+             channel >= 0 ? sf_layout_labels(n_channels)[channel] : "",
+             extensions[s->output.format]);
+    if (nb.len + strlen(tail) + 1 > nb.cap)
         nb.overflow = true;
     if (nb.overflow) {
         if (n_bytes)
             buf[0] = '\0';
-        return SF_ERR(err, SF_E_INPUT, "file name of stem '%s' does not fit in %zu bytes",
-                      stem->name, n_bytes);
+        return SF_ERR(err, SF_E_INPUT, "file name of %s '%s' does not fit in %zu bytes",
+                      s_kind_noun(t.kind, false), name, n_bytes);
     }
-    memcpy(buf + nb.len, ext, strlen(ext) + 1);
+    memcpy(buf + nb.len, tail, strlen(tail) + 1);
     return SF_OK;
+}
+
+sf_rc sf_session_stem_filename(const sf_session_t *s, size_t stem_index, char *buf,
+                               size_t n_bytes, sf_err_t *err)
+{
+    sf_target_t t = {SF_TARGET_STEM, (uint32_t)stem_index};
+    return sf_session_target_filename(s, t, -1, buf, n_bytes, err);
+}
+
+const char *const *sf_layout_labels(int n_channels)
+{
+    static const char *const mono[] = {"M", NULL};
+    static const char *const stereo[] = {"L", "R", NULL};
+    static const char *const five_one[] = {"L", "R", "C", "LFE", "Ls", "Rs", NULL};
+    static const char *const seven_one[] = {"L", "R", "C", "LFE", "Lss", "Rss", "Lsr", "Rsr", NULL};
+    switch (n_channels) {
+    case 1:
+        return mono;
+    case 2:
+        return stereo;
+    case 6:
+        return five_one;
+    case 8:
+        return seven_one;
+    default:
+        return NULL;
+    }
+}
+
+const char *sf_layout_name(int n_channels)
+{
+    switch (n_channels) {
+    case 1:
+        return "mono";
+    case 2:
+        return "stereo";
+    case 6:
+        return "5.1";
+    case 8:
+        return "7.1";
+    default:
+        return NULL;
+    }
 }
 
 void sf_session_hash_hex(const sf_session_t *s, char hex[65])

@@ -47,8 +47,10 @@ sf_rc sf_media_resampled(const char *path, int rate, const char *cache_dir, char
 
 typedef struct sf_media_writer sf_media_writer_t;
 
-/* Creates (truncates) `path`. WAV-family files of 6 or 8 channels carry the
- * WAVE_FORMAT_EXTENSIBLE channel mask of 5.1 / 7.1 (sf_layout_labels order). Integer formats take left-justified int32
+/* Creates (truncates) `path`. WAV, RF64 and integer W64 files of 6 or 8
+ * channels carry the WAVE_FORMAT_EXTENSIBLE channel mask of 5.1 (0x3F) or
+ * 7.1 (0x63F), bytes in sf_layout_labels order; float32 W64 carries none,
+ * because libsndfile would read a masked float W64 back as integers. Integer formats take left-justified int32
  * frames (a pcm24 sample v is passed as v << 8, as sf_dsp_quantize makes),
  * float32 takes float frames; libsndfile does no conversion of its own.
  * SF_E_INPUT if libsndfile rejects the format combination. */

@@ -52,6 +52,17 @@ sf_rc sf_render(const sf_session_t *s, sf_target_t t, int64_t start, int64_t n_f
  *  - 5.1 to 7.1: Ls to Lss, Rs to Rss; 7.1 to 5.1: Ls = (Lss + Lsr)/sqrt2. */
 void sf_render_layout_gains(int n_in, int n_out, double gains[SF_MAX_CHANNELS][SF_MAX_CHANNELS]);
 
+/* The value of automation `a` at timeline frame `frame`, exactly as the
+ * renderer uses it: before the first point the first value, from the last
+ * point on the last value; at a point's frame that point's value (of
+ * several points at one frame, the last: a step); between two points
+ * v0 + (v1 - v0) * ((frame - f0) * (1 / (f1 - f0))) in double. A -INFINITY end of a
+ * ramp counts as `floor_db` (the session's tail_threshold_db) while
+ * interpolating, so a fade to -inf is linear in dB down to the floor and
+ * exact silence only at the -inf point itself; between two -inf points the
+ * value is -INFINITY. NaN when `a` has no points. */
+double sf_render_automation_at(const sf_automation_t *a, int64_t frame, double floor_db);
+
 /* Renders stem `stem_index` over timeline frames [start, start + n_frames)
  * into out[c][0..n_frames), c < stems[stem_index].n_channels, caller-allocated.
  * `preroll` frames before `start` are rendered to warm up effects with memory
@@ -67,7 +78,10 @@ sf_rc sf_render_stem(const sf_session_t *s, size_t stem_index, int64_t start, in
  * t = (pan + 1) * pi / 4 (-3 dB each at centre). Stereo source to stereo:
  * balance -- the side panned towards stays at unity, the other is scaled by
  * cos(|pan| * pi / 2). To mono: mono passes, stereo folds down at -3 dB.
- * Track gain and polarity are included; clip gain is not. Exposed for tests. */
+ * To 5.1 / 7.1 the pan law feeds L and R. A mono track's `route` replaces the
+ * pan law: unity into each routed channel (n_out_channels is then the layout
+ * of the bus it outputs to). Track gain and polarity are included; clip gain
+ * is not. Exposed for tests. */
 void sf_render_track_gains(const sf_track_t *track, int n_out_channels,
                            double gains[2][SF_MAX_CHANNELS]);
 

@@ -227,6 +227,8 @@ typedef struct {
     uint32_t index;
 } sf_target_t;
 
+/* How many targets of a kind the session has (stems, mixes, tracks; 1 full mix). */
+size_t sf_session_target_count(const sf_session_t *s, sf_target_kind_t kind);
 /* Channels of a target: the stem's, the master's, the track's. */
 int sf_session_target_channels(const sf_session_t *s, sf_target_t t);
 /* The name placed in {stem}: stem, mix or track name; "Full Mix" for the reference. */

@@ -66,7 +66,7 @@ typedef struct {
         struct { uint32_t node_id, heartbeat_ms; uint64_t max_message_bytes; } welcome;
         struct { uint32_t n_jobs; } credit;
         struct { const uint8_t *session_hash; const char *path; const uint8_t *yaml; size_t n_yaml_bytes; } session;
-        struct { uint64_t job_id; const uint8_t *session_hash; uint32_t stem_index; int64_t start_frame;
+        struct { uint64_t job_id; const uint8_t *session_hash; uint32_t target_kind, target_index; int64_t start_frame;
                  uint64_t n_frames, preroll_frames; uint32_t attempt; } job;
         struct { uint64_t job_id; uint32_t attempt, n_channels; uint64_t n_frames; const float *pcm;
                  size_t n_pcm_bytes; uint64_t xxh3, render_ns; } result;
