@@ -18,6 +18,7 @@
 #include "sf/alloc.h"
 #include "sf/hash.h"
 #include "sf/log.h"
+#include "sf/media.h"
 #include "sf/wire.h"
 
 #include <errno.h>
@@ -26,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <zmq.h>
 
@@ -182,25 +182,6 @@ static void s_finish(dispatch_t *d, render_t *r, int exit_code, const char *mess
     s_emit(d, r, DISPATCH_EV_DONE, exit_code, message, manifest_path);
 }
 
-static sf_rc s_mkdirs(const char *path, sf_err_t *err)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return SF_ERR(err, SF_E_INPUT, "output folder path is too long");
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char saved = *p;
-            *p = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return SF_ERR(err, SF_E_IO, "cannot create folder '%s': %s", buf, strerror(errno));
-            *p = saved;
-            if (saved == '\0')
-                break;
-        }
-    }
-    return SF_OK;
-}
-
 static char *s_diags_text(const sf_diags_t *diags)
 {
     char *text = NULL;
@@ -276,7 +257,7 @@ sf_rc dispatch_submit(dispatch_t *d, const char *session_path, const uint8_t *ya
     if (rc == SF_OK)
         rc = s_render_alloc(r) ? SF_ERR(&e, SF_E_NOMEM, "out of memory") : SF_OK;
     if (rc == SF_OK)
-        rc = s_mkdirs(r->out_dir, &e);
+        rc = sf_media_mkdirs(r->out_dir, &e);
     if (rc == SF_OK)
         rc = stitch_open(r->plan, r->out_dir, &r->stitch, &e);
     if (rc) {

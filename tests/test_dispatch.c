@@ -371,9 +371,5 @@ int main(void)
     tcase_add_test(tc, test_no_node_is_a_farm_failure);
     tcase_add_test(tc, test_a_silent_node_loses_its_job_to_another);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s);
 }

@@ -5,6 +5,8 @@
 
 #include "sf/wire.h"
 
+#include "testutil.h"
+
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,9 +130,5 @@ int main(void)
     tcase_add_test(tc, test_targets_in_order_with_reference_last);
     tcase_add_test(tc, test_bad_segments_are_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s);
 }

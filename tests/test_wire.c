@@ -1423,9 +1423,5 @@ int main(void)
     tcase_add_test(net, test_node_bad_config);
     tcase_set_timeout(net, 120);
     suite_add_tcase(s, net);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s);
 }

@@ -19,6 +19,15 @@
 #define M_PI 3.14159265358979323846
 #endif
 
+int tu_run_suite(Suite *suite)
+{
+    SRunner *sr = srunner_create(suite);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 char *tu_tmpdir(void)
 {
     const char *base = getenv("TMPDIR");

@@ -8,6 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Runs a suite (Check forks each test unless CK_FORK=no) and returns the
+ * process exit status: EXIT_SUCCESS when every test passed. */
+typedef struct Suite Suite;
+int tu_run_suite(Suite *suite);
+
 /* A fresh folder under $TMPDIR (default /tmp); caller frees the string and
  * may remove the folder with tu_rm_rf. */
 char *tu_tmpdir(void);

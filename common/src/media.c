@@ -232,29 +232,6 @@ static int s_sub_format(sf_sample_format_t f)
     return 0;
 }
 
-static const char *s_sample_name(sf_sample_format_t f)
-{
-    switch (f) {
-    case SF_SAMPLE_PCM16: return "pcm16";
-    case SF_SAMPLE_PCM24: return "pcm24";
-    case SF_SAMPLE_PCM32: return "pcm32";
-    case SF_SAMPLE_FLOAT32: return "float32";
-    }
-    return "?";
-}
-
-static const char *s_format_name(sf_format_t f)
-{
-    switch (f) {
-    case SF_FILE_WAV: return "wav";
-    case SF_FILE_RF64: return "rf64";
-    case SF_FILE_W64: return "w64";
-    case SF_FILE_AIFF: return "aiff";
-    case SF_FILE_FLAC: return "flac";
-    }
-    return "?";
-}
-
 /* Turns off everything that would let libsndfile alter or time-stamp what
  * we write. Must run before the first write. */
 static void s_writer_settings(SNDFILE *snd)
@@ -409,7 +386,7 @@ sf_rc sf_media_writer_open(const char *path, sf_format_t format, sf_sample_forma
     /* Reject a bad combination before the file is created or truncated. */
     if (channels < 1 || channels > SF_MAX_CHANNELS || sample_rate <= 0 || !sf_format_check(&si))
         return SF_ERR(err, SF_E_INPUT, "cannot write '%s': %s with %s samples, %d channels at %d Hz is not supported",
-                      path, s_format_name(format), s_sample_name(sample_format), channels, sample_rate);
+                      path, sf_format_name(format), sf_sample_format_name(sample_format), channels, sample_rate);
 
     sf_media_writer_t *w = sf_calloc(1, sizeof *w);
     if (!w)
@@ -495,7 +472,7 @@ sf_rc sf_media_writer_write_float(sf_media_writer_t *w, const float *interleaved
 {
     if (w->sample_format != SF_SAMPLE_FLOAT32)
         return SF_ERR(err, SF_E_INTERNAL, "'%s' is %s: write quantised integers, not floats", w->path,
-                      s_sample_name(w->sample_format));
+                      sf_sample_format_name(w->sample_format));
     if (w->own_w64) {
         sf_rc rc = s_w64_write(w, interleaved, n_frames, err);
         if (rc != SF_OK)
@@ -598,7 +575,7 @@ sf_rc sf_media_hash_pcm(const char *path, sf_sample_format_t sample_format, uint
     char reason[256];
     sf_sample_format_t found;
     if (!s_file_sample_format(si.format, &found) || found != sample_format) {
-        rc = SF_ERR(err, SF_E_VERIFY, "'%s' does not hold %s samples", path, s_sample_name(sample_format));
+        rc = SF_ERR(err, SF_E_VERIFY, "'%s' does not hold %s samples", path, sf_sample_format_name(sample_format));
         goto out_close;
     }
     /* 4 bytes per sample either way: int32 or float */
@@ -671,8 +648,7 @@ static int64_t s_resampled_frames(int64_t frames, int in_rate, int out_rate)
     return (2 * frames * out_rate + in_rate) / (2 * (int64_t)in_rate);
 }
 
-/* mkdir -p; SF_E_IO with the folder and the OS's reason. */
-static sf_rc s_mkdirs(const char *dir, sf_err_t *err)
+sf_rc sf_media_mkdirs(const char *dir, sf_err_t *err)
 {
     char *copy = sf_strdup(dir);
     if (!copy)
@@ -854,7 +830,7 @@ sf_rc sf_media_resampled(const char *path, int rate, const char *cache_dir, char
     if (rate < SF_MEDIA_RATE_MIN || rate > SF_MEDIA_RATE_MAX)
         return SF_ERR(err, SF_E_INPUT, "cannot resample '%s' to %d Hz: the rate must be %d..%d Hz", path, rate,
                       SF_MEDIA_RATE_MIN, SF_MEDIA_RATE_MAX);
-    sf_media_info_t info;
+    sf_media_info_t info = {0};
     sf_rc rc = sf_media_probe(path, &info, err);
     if (rc != SF_OK)
         return rc;
@@ -870,7 +846,7 @@ sf_rc sf_media_resampled(const char *path, int rate, const char *cache_dir, char
         return rc;
     char hex[65];
     sf_hash_hex(sha, sizeof sha, hex);
-    if ((rc = s_mkdirs(cache_dir, err)) != SF_OK)
+    if ((rc = sf_media_mkdirs(cache_dir, err)) != SF_OK)
         return rc;
 
     size_t n = strlen(cache_dir) + strlen(hex) + 40;

@@ -45,6 +45,10 @@ sf_rc sf_media_resampled(const char *path, int rate, const char *cache_dir, char
 
 /* ---- writing deliverables -------------------------------------------- */
 
+/* Creates a folder and its parents (mkdir -p). SF_E_IO with the folder and
+ * the system's reason. */
+sf_rc sf_media_mkdirs(const char *dir, sf_err_t *err);
+
 typedef struct sf_media_writer sf_media_writer_t;
 
 /* Creates (truncates) `path`. WAV, RF64 and integer W64 files of 6 or 8

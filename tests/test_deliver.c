@@ -1,0 +1,246 @@
+/* test_deliver.c -- what a render of a mixing graph delivers, end to end
+ * through the stemfarm executable: stems, mixes and multitracks of one
+ * length, mixes that are the sums of their stems, multitracks that are the
+ * consolidated clips, the null test in the manifest, per-channel files of a
+ * 5.1 render with their labels, and bytes that do not depend on nodes or
+ * segments. */
+#include "testutil.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RATE 48000
+#define FRAMES 48000
+
+static char *s_dir;
+
+static double s_tone(int ch, int64_t i, void *ctx)
+{
+    double f = (double)(intptr_t)ctx;
+    return 0.2 * tu_sine(f + 30.0 * ch, RATE, i);
+}
+
+static void setup(void)
+{
+    s_dir = tu_tmpdir();
+    free(tu_write_wav(s_dir, "media/kick.wav", 1, RATE, FRAMES, 24, s_tone, (void *)(intptr_t)60));
+    free(tu_write_wav(s_dir, "media/snare.wav", 1, RATE, FRAMES, 24, s_tone, (void *)(intptr_t)200));
+    free(tu_write_wav(s_dir, "media/keys.wav", 2, RATE, FRAMES, 24, s_tone, (void *)(intptr_t)330));
+    free(tu_write_wav(s_dir, "media/vox.wav", 1, RATE, FRAMES, 24, s_tone, (void *)(intptr_t)440));
+}
+
+static void teardown(void)
+{
+    tu_rm_rf(s_dir);
+    free(s_dir);
+}
+
+static const char s_graph[] =
+    "version: 1\n"
+    "session: {name: G, sample_rate: 48000}\n"
+    "output: {sample_format: float32, name: \"{stem}\"%s}\n"
+    "tracks:\n"
+    "  - {name: Kick, source: media/kick.wav, output: Drum Bus, pan: -0.2}\n"
+    "  - name: Snare\n"
+    "    clips: [{source: media/snare.wav, at: 1000, offset: 17, length: 30000, fade_in: 999,\n"
+    "             fade_out: {length: 2001, shape: equal_power}}]\n"
+    "    output: Drum Bus\n"
+    "    sends: [{to: Verb, level_db: -6}]\n"
+    "  - name: Keys Pad\n"
+    "    source: media/keys.wav\n"
+    "    automation: {gain_db: [[0, -inf], [0.5s, 0]], pan: [[0, -1], [1s, 1]]}\n"
+    "  - name: Vox\n"
+    "    source: media/vox.wav\n"
+    "    sends: [{to: Verb, level_db: -3, pre_fader: true}]\n"
+    "    gain_db: -4\n"
+    "buses:\n"
+    "  - {name: Drum Bus, output: Music, gain_db: -1.5}\n"
+    "  - {name: Music}\n"
+    "  - {name: Verb, gain_db: -2}\n"
+    "stems:\n"
+    "  - {name: Drums, tracks: [Kick, Snare]}\n"
+    "  - {name: Keys, tracks: [Keys Pad]}\n"
+    "  - {name: Vocals, tracks: [%s]}\n"
+    "mixes:\n"
+    "  - {name: Instrumental, exclude: [Vocals]}\n"
+    "  - {name: Vocal Up, gains_db: {Vocals: 1.5}}\n"
+    "multitracks: true\n";
+
+/* The graph session with more `output` keys and the Vocals stem holding `vocals`. */
+static char *s_graph_session(const char *file, const char *output, const char *vocals)
+{
+    char yaml[sizeof s_graph + 256];
+    snprintf(yaml, sizeof yaml, s_graph, output, vocals);
+    return tu_write_text(s_dir, file, yaml);
+}
+
+static int s_render(const char *session, const char *out, const char *extra, char **err)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' render '%s' -o '%s/%s' %s", tu_stemfarm_bin(), session, s_dir, out, extra);
+    return tu_run(cmd, NULL, err, 240);
+}
+
+static double *s_read(const char *out, const char *name, int *channels, int64_t *frames)
+{
+    char rel[512];
+    snprintf(rel, sizeof rel, "%s/%s", out, name);
+    char *path = tu_path(s_dir, rel);
+    ck_assert_msg(tu_exists(path), "%s was not delivered", path);
+    double *v = tu_read_audio(path, channels, frames, NULL);
+    free(path);
+    return v;
+}
+
+START_TEST(test_mixes_multitracks_and_null_test)
+{
+    char *session = s_graph_session("graph.yaml", "", "Vox");
+    char *err = NULL;
+    ck_assert_msg(s_render(session, "out", "--nodes 2 --segment 7001", &err) == 0, "%s", err);
+    free(err);
+    int ch[8];
+    int64_t n[8];
+    double *drums = s_read("out", "Drums.wav", &ch[0], &n[0]);
+    double *keys = s_read("out", "Keys.wav", &ch[1], &n[1]);
+    double *vocals = s_read("out", "Vocals.wav", &ch[2], &n[2]);
+    double *instr = s_read("out", "Instrumental.wav", &ch[3], &n[3]);
+    double *vup = s_read("out", "Vocal Up.wav", &ch[4], &n[4]);
+    double *snare = s_read("out", "Snare.wav", &ch[5], &n[5]);
+    for (int i = 0; i < 6; i++)
+        ck_assert_msg(n[i] == FRAMES, "file %d has %lld frames, every deliverable must have %d", i, (long long)n[i],
+                      FRAMES);
+    ck_assert_int_eq(ch[3], 2);
+    ck_assert_int_eq(ch[5], 1); /* a multitrack keeps its source's channels */
+    double worst_instr = 0, worst_vup = 0, vocal_energy = 0;
+    double up = pow(10.0, 1.5 / 20.0);
+    for (int64_t i = 0; i < FRAMES * 2; i++) {
+        worst_instr = fmax(worst_instr, fabs(instr[i] - (drums[i] + keys[i])));
+        worst_vup = fmax(worst_vup, fabs(vup[i] - (drums[i] + keys[i] + up * vocals[i])));
+        vocal_energy += vocals[i] * vocals[i];
+    }
+    ck_assert_msg(worst_instr < 1e-6, "Instrumental differs from Drums + Keys by %g", worst_instr);
+    ck_assert_msg(worst_vup < 1e-6, "Vocal Up differs from the stems with vocals +1.5 dB by %g", worst_vup);
+    /* the vocal's pre-fader reverb send lands in the Vocals stem */
+    ck_assert(vocal_energy > 1.0);
+    /* the snare multitrack is the clip alone: fades, offset, no fader, pan or bus */
+    ck_assert_double_eq(snare[0], 0.0);
+    ck_assert_double_eq(snare[1000], 0.0);                      /* the fade-in's first sample is silent */
+    double mid = tu_quantized(0.2 * tu_sine(200.0, RATE, 17 + 15000), 24);
+    ck_assert_msg(fabs(snare[16000] - mid) < 1e-6, "snare multitrack at 16000: %g, want %g", snare[16000], mid);
+    ck_assert_double_eq(snare[31000], 0.0); /* after the clip */
+
+    char *manifest_path = tu_path(s_dir, "out/manifest.json");
+    json_error_t jerr;
+    json_t *m = json_load_file(manifest_path, 0, &jerr);
+    ck_assert_msg(m != NULL, "%s", jerr.text);
+    json_t *null_test = json_object_get(m, "null_test");
+    ck_assert_str_eq(json_string_value(json_object_get(null_test, "result")), "pass");
+    double residual = json_real_value(json_object_get(null_test, "residual_dbfs"));
+    ck_assert_msg(residual < -120.0, "float32 stems null at %.1f dBFS, want below -120", residual);
+    ck_assert_uint_eq(json_array_size(json_object_get(m, "files")), 3 + 2 + 4);
+    json_decref(m);
+    free(manifest_path);
+    free(drums);
+    free(keys);
+    free(vocals);
+    free(instr);
+    free(vup);
+    free(snare);
+
+    /* the same bytes from one node and other segments */
+    ck_assert_msg(s_render(session, "again", "--nodes 1 --segment 0.33s", &err) == 0, "%s", err);
+    free(err);
+    static const char *names[] = {"Drums.wav", "Keys.wav", "Vocals.wav", "Instrumental.wav", "Vocal Up.wav",
+                                  "Kick.wav", "Snare.wav", "Keys Pad.wav", "Vox.wav"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char a[512], b[512];
+        snprintf(a, sizeof a, "%s/out/%s", s_dir, names[i]);
+        snprintf(b, sizeof b, "%s/again/%s", s_dir, names[i]);
+        ck_assert_msg(tu_files_equal(a, b), "%s differs between renders", names[i]);
+    }
+    free(session);
+}
+END_TEST
+
+START_TEST(test_stems_that_cannot_null_fail_unless_declared)
+{
+    /* Kick in two stems (a warning at validation): the stems hold it twice,
+     * the full mix once, so they cannot null and the render must not deliver. */
+    char *session = s_graph_session("double.yaml", "", "Vox, Kick");
+    char *err = NULL;
+    ck_assert_int_eq(s_render(session, "bad", "--nodes 1", &err), 1);
+    ck_assert_msg(strstr(err, "check 'null_test' failed"), "%s", err);
+    free(err);
+    char *bad = tu_path(s_dir, "bad/Drums.wav");
+    ck_assert_msg(!tu_exists(bad), "a render that failed its null test delivered files");
+    free(bad);
+    free(session);
+    /* declared: delivered, with the residual reported as a warning */
+    session = s_graph_session("declared.yaml", ", null_test: false", "Vox, Kick");
+    ck_assert_msg(s_render(session, "declared", "--nodes 1", &err) == 0, "%s", err);
+    free(err);
+    char *manifest_path = tu_path(s_dir, "declared/manifest.json");
+    json_t *m = json_load_file(manifest_path, 0, NULL);
+    json_t *null_test = json_object_get(m, "null_test");
+    ck_assert_str_eq(json_string_value(json_object_get(null_test, "result")), "warn");
+    ck_assert(json_real_value(json_object_get(null_test, "residual_dbfs")) > -90.0);
+    json_decref(m);
+    free(manifest_path);
+    free(session);
+}
+END_TEST
+
+START_TEST(test_surround_per_channel_files)
+{
+    char *session = tu_write_text(
+        s_dir, "surround.yaml",
+        "version: 1\nsession: {name: S, sample_rate: 48000}\n"
+        "output: {sample_format: pcm24, interleave: false, name: \"{stem}\"}\n"
+        "master: {channels: 5.1}\n"
+        "buses: [{name: Room, channels: 5.1}]\n"
+        "tracks:\n"
+        "  - {name: Dialog, source: media/vox.wav, output: Room, route: [C]}\n"
+        "  - {name: Boom, source: media/kick.wav, output: Room, route: [LFE]}\n"
+        "  - {name: Music, source: media/keys.wav}\n"
+        "stems:\n  - {name: Dx, tracks: [Dialog]}\n  - {name: Fx, tracks: [Boom]}\n  - {name: Mx, tracks: [Music]}\n");
+    char *err = NULL;
+    ck_assert_msg(s_render(session, "sur", "--nodes 2", &err) == 0, "%s", err);
+    free(err);
+    static const char *labels[] = {"L", "R", "C", "LFE", "Ls", "Rs"};
+    for (int c = 0; c < 6; c++) {
+        char name[64];
+        snprintf(name, sizeof name, "Dx.%s.wav", labels[c]);
+        int channels;
+        int64_t frames;
+        double *v = s_read("sur", name, &channels, &frames);
+        ck_assert_int_eq(channels, 1);
+        double energy = 0;
+        for (int64_t i = 0; i < frames; i++)
+            energy += v[i] * v[i];
+        /* dialog routed to the centre: only the .C file carries it */
+        if (c == 2)
+            ck_assert_msg(energy > 1.0, "Dx.C is silent");
+        else
+            ck_assert_msg(energy == 0.0, "Dx.%s carries dialog", labels[c]);
+        free(v);
+    }
+    free(session);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("deliver");
+    TCase *tc = tcase_create("graph");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_mixes_multitracks_and_null_test);
+    tcase_add_test(tc, test_stems_that_cannot_null_fail_unless_declared);
+    tcase_add_test(tc, test_surround_per_channel_files);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}
