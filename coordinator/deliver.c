@@ -34,8 +34,8 @@ sf_rc deliver_check_targets(const plan_t *plan, const char *out_dir, bool force,
         int n_files = t < plan->n_targets ? s_n_files(plan, t) : 1;
         for (int f = 0; f < n_files; f++) {
             if (t < plan->n_targets) {
-                sf_rc rc = sf_session_target_filename(s, plan->targets[t].target, s->output.interleave ? -1 : f,
-                                                      name, sizeof name, err);
+                sf_rc rc = sf_session_target_filename(s, plan->targets[t].target, s->output.interleave ? -1 : f, name,
+                                                      sizeof name, err);
                 if (rc)
                     return rc;
             } else {
@@ -95,8 +95,8 @@ static sf_rc s_verify(const plan_t *plan, stitch_t *st, json_t *checks, sf_err_t
                 return SF_ERR(err, SF_E_VERIFY,
                               "'%s': check 'same_length' failed: %" PRId64 " frames, every file must have %" PRId64,
                               name, frames, expected);
-            json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "check", "same_length", "result", "pass",
-                                                  "frames", (json_int_t)frames));
+            json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "check", "same_length", "result", "pass", "frames",
+                                                  (json_int_t)frames));
             int want_channels = s->output.interleave ? plan->targets[t].n_channels : 1;
             if (channels != want_channels || hash != stitch_pcm_hash(st, t, f))
                 return SF_ERR(err, SF_E_VERIFY,
@@ -105,9 +105,9 @@ static sf_rc s_verify(const plan_t *plan, stitch_t *st, json_t *checks, sf_err_t
             json_array_append_new(list, json_pack("{s:s, s:s}", "check", "read_back", "result", "pass"));
             if (s->output.sample_format != SF_SAMPLE_FLOAT32) {
                 uint64_t clipped = stitch_clipped(st, t);
-                json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "check", "clipping", "result",
-                                                      clipped ? "warn" : "pass", "clipped_samples",
-                                                      (json_int_t)clipped));
+                json_array_append_new(list,
+                                      json_pack("{s:s, s:s, s:I}", "check", "clipping", "result",
+                                                clipped ? "warn" : "pass", "clipped_samples", (json_int_t)clipped));
             }
         }
     }
@@ -130,10 +130,10 @@ static sf_rc s_null_test(const plan_t *plan, stitch_t *st, json_t **out, sf_err_
      * passes: at pcm16 that floor lies above the limit. */
     bool over = residual > DELIVER_NULL_LIMIT_DBFS && !at_floor;
     const char *result = !over ? "pass" : s->output.null_test ? "fail" : "warn";
-    *out = json_pack("{s:s, s:f, s:f, s:f, s:b, s:b}", "result", result, "residual_dbfs",
-                     isinf(residual) ? -999.0 : residual, "limit_dbfs", DELIVER_NULL_LIMIT_DBFS,
-                     "quantisation_floor_dbfs", floor_db, "at_quantisation_floor", at_floor, "expected",
-                     s->output.null_test);
+    *out =
+        json_pack("{s:s, s:f, s:f, s:f, s:b, s:b}", "result", result, "residual_dbfs",
+                  isinf(residual) ? -999.0 : residual, "limit_dbfs", DELIVER_NULL_LIMIT_DBFS, "quantisation_floor_dbfs",
+                  floor_db, "at_quantisation_floor", at_floor, "expected", s->output.null_test);
     if (over && s->output.null_test)
         return SF_ERR(err, SF_E_VERIFY,
                       "check 'null_test' failed: the stems sum to the full mix with a residual of %.1f dBFS "
@@ -214,17 +214,19 @@ static json_t *s_manifest(const plan_t *plan, const deliver_info_t *info, json_t
                      " s:O, s:O}",
                      "manifest_version", DELIVER_MANIFEST_VERSION, "stemfarm_version", STEMFARM_VERSION, "created",
                      when, "session", "name", s->name, "path", s->path, "hash", hex, "render", "start",
-                     (json_int_t)s->start, "frames", (json_int_t)sf_session_n_frames(s), "sample_rate",
-                     s->sample_rate, "segment_frames", (json_int_t)plan->segment_frames, "segments",
-                     (int)plan->n_segments, "format", sf_format_name(s->output.format), "sample_format",
-                     sf_sample_format_name(s->output.sample_format), "dither",
-                     s->output.dither == SF_DITHER_NONE ? "none" : s->output.dither == SF_DITHER_TPDF ? "tpdf" : "auto",
+                     (json_int_t)s->start, "frames", (json_int_t)sf_session_n_frames(s), "sample_rate", s->sample_rate,
+                     "segment_frames", (json_int_t)plan->segment_frames, "segments", (int)plan->n_segments, "format",
+                     sf_format_name(s->output.format), "sample_format", sf_sample_format_name(s->output.sample_format),
+                     "dither",
+                     s->output.dither == SF_DITHER_NONE   ? "none"
+                     : s->output.dither == SF_DITHER_TPDF ? "tpdf"
+                                                          : "auto",
                      "master_applied", s->output.master_apply, "nodes", info->n_nodes, "wall_seconds",
                      info->wall_seconds, "null_test", null_test, "files", files);
 }
 
-sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *segments,
-                     const deliver_info_t *info, char **manifest_path, sf_err_t *err)
+sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *segments, const deliver_info_t *info,
+                     char **manifest_path, sf_err_t *err)
 {
     *manifest_path = NULL;
     sf_rc rc = SF_OK;

@@ -19,7 +19,7 @@
 #include <stdbool.h>
 
 #define DELIVER_MANIFEST_VERSION 1
-#define DELIVER_NULL_LIMIT_DBFS (-90.0)
+#define DELIVER_NULL_LIMIT_DBFS  (-90.0)
 
 typedef struct {
     char node_name[64]; /* the node whose result was accepted */
@@ -28,7 +28,7 @@ typedef struct {
 
 typedef struct {
     const char *out_dir;
-    int n_nodes;        /* nodes that took part */
+    int n_nodes; /* nodes that took part */
     double wall_seconds;
 } deliver_info_t;
 
@@ -40,7 +40,7 @@ sf_rc deliver_check_targets(const plan_t *plan, const char *out_dir, bool force,
  * entries. On success *manifest_path is the manifest's path (caller frees
  * with sf_free). SF_E_VERIFY names the file and the check that failed; the
  * partial files are then left for the caller to remove. */
-sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *segments,
-                     const deliver_info_t *info, char **manifest_path, sf_err_t *err);
+sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *segments, const deliver_info_t *info,
+                     char **manifest_path, sf_err_t *err);
 
 #endif

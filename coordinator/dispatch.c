@@ -30,9 +30,9 @@
 #include <time.h>
 #include <zmq.h>
 
-#define MAX_ATTEMPTS 3
+#define MAX_ATTEMPTS       3
 #define MAX_KNOWN_SESSIONS SF_WIRE_NODE_SESSIONS /* what a node keeps */
-#define ROUTING_ID_MAX 256
+#define ROUTING_ID_MAX     256
 
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_state_t;
 
@@ -41,7 +41,7 @@ typedef struct {
     size_t n_id;
     char name[64];
     uint32_t slots;
-    uint32_t credits;        /* jobs it asked for and has not been sent */
+    uint32_t credits; /* jobs it asked for and has not been sent */
     uint32_t in_flight;
     int64_t last_seen_ms;
     uint8_t known[MAX_KNOWN_SESSIONS][SF_SESSION_HASH_BYTES]; /* sessions it holds, ring */
@@ -61,11 +61,11 @@ struct render {
     job_state_t *state;
     uint32_t *attempt;
     uint32_t *failures;
-    int *node_of;            /* index into nodes while RUNNING */
+    int *node_of; /* index into nodes while RUNNING */
     deliver_segment_t *segments;
-    size_t *requeued;        /* FIFO of job indices to send before the cursor */
+    size_t *requeued; /* FIFO of job indices to send before the cursor */
     size_t n_requeued;
-    size_t cursor;           /* next position in dispatch order */
+    size_t cursor; /* next position in dispatch order */
     size_t jobs_done;
     int64_t started_ms;
     int64_t nodeless_since_ms; /* when it last found no node at all; 0: has nodes */
@@ -448,7 +448,8 @@ static void s_complete(dispatch_t *d, render_t *r)
     sf_rc rc = stitch_close(r->stitch, &e);
     char *manifest = NULL;
     if (rc == SF_OK) {
-        deliver_info_t info = {.out_dir = r->out_dir, .n_nodes = (int)s_live_nodes(d),
+        deliver_info_t info = {.out_dir = r->out_dir,
+                               .n_nodes = (int)s_live_nodes(d),
                                .wall_seconds = (double)(s_now_ms() - r->started_ms) / 1000.0};
         rc = deliver_finish(r->plan, r->stitch, r->segments, &info, &manifest, &e);
     }
@@ -463,12 +464,12 @@ static void s_job_failed(dispatch_t *d, render_t *r, size_t j, node_t *n, const 
     char target[256];
     plan_target_label(r->plan, pj->target_index, target, sizeof target);
     r->failures[j]++;
-    sf_log(SF_LOG_WARN, "coordinator dispatch", "job %s segment %u failed on node '%s' (attempt %u): %s",
-           target, pj->segment_index, n->name, r->failures[j], why);
+    sf_log(SF_LOG_WARN, "coordinator dispatch", "job %s segment %u failed on node '%s' (attempt %u): %s", target,
+           pj->segment_index, n->name, r->failures[j], why);
     if (r->failures[j] >= MAX_ATTEMPTS) {
         char msg[1024];
-        snprintf(msg, sizeof msg, "%s segment %u failed %d times; last on node '%s': %s", target,
-                 pj->segment_index, MAX_ATTEMPTS, n->name, why);
+        snprintf(msg, sizeof msg, "%s segment %u failed %d times; last on node '%s': %s", target, pj->segment_index,
+                 MAX_ATTEMPTS, n->name, why);
         r->state[j] = JOB_QUEUED;
         r->node_of[j] = -1;
         s_finish(d, r, 1, msg, NULL);
@@ -557,9 +558,8 @@ static void s_on_submit(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_
     c->d = d;
     sf_log(SF_LOG_INFO, "coordinator dispatch", "submission of '%s'", m->u.submit.session_path);
     sf_err_t e = {0};
-    if (dispatch_submit(d, m->u.submit.session_path, m->u.submit.yaml, m->u.submit.n_yaml_bytes,
-                        m->u.submit.out_dir, (int64_t)m->u.submit.segment_frames, m->u.submit.force,
-                        s_forward_to_client, c, &e)) {
+    if (dispatch_submit(d, m->u.submit.session_path, m->u.submit.yaml, m->u.submit.n_yaml_bytes, m->u.submit.out_dir,
+                        (int64_t)m->u.submit.segment_frames, m->u.submit.force, s_forward_to_client, c, &e)) {
         sf_wire_msg_t done = {.kind = SF_WIRE_DONE};
         done.u.done.exit_code = 1;
         done.u.done.message = e.msg;
@@ -760,8 +760,7 @@ sf_rc dispatch_new(const dispatch_config_t *cfg, dispatch_t **out, sf_err_t *err
     if (zmq_bind(d->router, cfg->bind) != 0) {
         int e = zmq_errno();
         dispatch_destroy(&d);
-        return SF_ERR(err, e == EADDRINUSE ? SF_E_IO : SF_E_INPUT, "cannot bind '%s': %s", cfg->bind,
-                      zmq_strerror(e));
+        return SF_ERR(err, e == EADDRINUSE ? SF_E_IO : SF_E_INPUT, "cannot bind '%s': %s", cfg->bind, zmq_strerror(e));
     }
     *out = d;
     return SF_OK;

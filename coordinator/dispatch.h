@@ -28,20 +28,20 @@
 typedef struct dispatch dispatch_t;
 
 typedef struct {
-    const char *bind;         /* tcp://127.0.0.1:5555, inproc://name, ... */
-    void *zmq_context;        /* NULL: the dispatcher makes its own */
-    int heartbeat_ms;         /* 0: 1000 */
-    int node_timeout_ms;      /* a node silent this long is lost; 0: 15000 */
-    int no_node_timeout_ms;   /* a render with no node at all fails (exit 3) after this; 0: 30000 */
-    bool exit_when_idle;      /* return once every render is finished (embedded) */
-    atomic_int *stop;         /* optional: return soon after *stop != 0 */
+    const char *bind;       /* tcp://127.0.0.1:5555, inproc://name, ... */
+    void *zmq_context;      /* NULL: the dispatcher makes its own */
+    int heartbeat_ms;       /* 0: 1000 */
+    int node_timeout_ms;    /* a node silent this long is lost; 0: 15000 */
+    int no_node_timeout_ms; /* a render with no node at all fails (exit 3) after this; 0: 30000 */
+    bool exit_when_idle;    /* return once every render is finished (embedded) */
+    atomic_int *stop;       /* optional: return soon after *stop != 0 */
 } dispatch_config_t;
 
 typedef enum {
-    DISPATCH_EV_STARTED,      /* a render was planned and queued */
-    DISPATCH_EV_PROGRESS,     /* a job was accepted */
-    DISPATCH_EV_NODE,         /* a node joined or was lost (message says which) */
-    DISPATCH_EV_DONE,         /* the render finished: exit_code, message, manifest_path */
+    DISPATCH_EV_STARTED,  /* a render was planned and queued */
+    DISPATCH_EV_PROGRESS, /* a job was accepted */
+    DISPATCH_EV_NODE,     /* a node joined or was lost (message says which) */
+    DISPATCH_EV_DONE,     /* the render finished: exit_code, message, manifest_path */
 } dispatch_event_kind_t;
 
 typedef struct {
@@ -67,8 +67,8 @@ void dispatch_destroy(dispatch_t **self_p);
  * Bad input (session, plan, existing outputs without force) is reported
  * through a DONE event with exit code 2 and nothing is written. */
 sf_rc dispatch_submit(dispatch_t *d, const char *session_path, const uint8_t *yaml, size_t n_yaml_bytes,
-                      const char *out_dir, int64_t segment_frames, bool force, dispatch_event_fn fn,
-                      void *ctx, sf_err_t *err);
+                      const char *out_dir, int64_t segment_frames, bool force, dispatch_event_fn fn, void *ctx,
+                      sf_err_t *err);
 
 /* Runs the loop until *stop, or (exit_when_idle) until every render has
  * finished; then tells the nodes to shut down. Returns SF_OK or SF_E_FARM

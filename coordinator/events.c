@@ -56,9 +56,8 @@ static void s_bar(events_t *ev, const dispatch_event_t *e)
     for (int i = 0; i < 30; i++)
         bar[i] = i < filled ? '#' : '.';
     bar[30] = '\0';
-    fprintf(stderr, "\r%3d%% [%s] %llu/%llu jobs, %u nodes, %.1f s ", percent, bar,
-            (unsigned long long)e->jobs_done, (unsigned long long)e->jobs_total, e->nodes,
-            s_now() - ev->started_s);
+    fprintf(stderr, "\r%3d%% [%s] %llu/%llu jobs, %u nodes, %.1f s ", percent, bar, (unsigned long long)e->jobs_done,
+            (unsigned long long)e->jobs_total, e->nodes, s_now() - ev->started_s);
     fflush(stderr);
 }
 
@@ -67,9 +66,9 @@ void events_on_dispatch(void *ctx, const dispatch_event_t *e)
     events_t *ev = ctx;
     double elapsed = s_now() - ev->started_s;
     if (ev->json) {
-        json_t *obj = json_pack("{s:s, s:I, s:I, s:i, s:f}", "event", s_kind_name(e->kind), "jobs_done",
-                                (json_int_t)e->jobs_done, "jobs_total", (json_int_t)e->jobs_total, "nodes",
-                                (int)e->nodes, "elapsed_s", elapsed);
+        json_t *obj =
+            json_pack("{s:s, s:I, s:I, s:i, s:f}", "event", s_kind_name(e->kind), "jobs_done", (json_int_t)e->jobs_done,
+                      "jobs_total", (json_int_t)e->jobs_total, "nodes", (int)e->nodes, "elapsed_s", elapsed);
         if (obj && e->message)
             json_object_set_new(obj, "message", json_string(e->message));
         if (obj && e->kind == DISPATCH_EV_DONE) {

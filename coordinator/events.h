@@ -15,8 +15,8 @@
 typedef struct {
     bool json;
     bool tty;
-    double started_s;    /* monotonic seconds at start */
-    int exit_code;       /* of the DONE event; 3 until one arrives */
+    double started_s; /* monotonic seconds at start */
+    int exit_code;    /* of the DONE event; 3 until one arrives */
     bool done;
     int last_percent;
 } events_t;

@@ -107,14 +107,17 @@ typedef struct {
 typedef enum { OPT_FLAG, OPT_TEXT, OPT_COUNT } opt_kind_t;
 
 typedef struct {
-    const char *name;   /* "--nodes" */
-    const char *alias;  /* "-o" or NULL */
+    const char *name;  /* "--nodes" */
+    const char *alias; /* "-o" or NULL */
     opt_kind_t kind;
-    size_t offset;      /* into options_t */
-    int lo, hi;         /* OPT_COUNT range */
+    size_t offset; /* into options_t */
+    int lo, hi;    /* OPT_COUNT range */
 } opt_spec_t;
 
-#define OPT(n, a, k, f, lo, hi) {n, a, k, offsetof(options_t, f), lo, hi}
+#define OPT(n, a, k, f, lo, hi)                                                                                        \
+    {                                                                                                                  \
+        n, a, k, offsetof(options_t, f), lo, hi                                                                        \
+    }
 
 static int s_parse(const char *cmd, int argc, char **argv, const opt_spec_t *specs, size_t n_specs,
                    const char **positional, options_t *o)
@@ -149,8 +152,8 @@ static int s_parse(const char *cmd, int argc, char **argv, const opt_spec_t *spe
         errno = 0;
         long v = strtol(value, &end, 10);
         if (errno || *end || end == value || v < spec->lo || v > spec->hi)
-            return s_usage_error("%s needs a whole number from %d to %d, got '%s'", spec->name, spec->lo,
-                                 spec->hi, value);
+            return s_usage_error("%s needs a whole number from %d to %d, got '%s'", spec->name, spec->lo, spec->hi,
+                                 value);
         *(int *)field = (int)v;
     }
     return EXIT_OK;
@@ -264,8 +267,7 @@ static void *s_node_main(void *arg)
     return NULL;
 }
 
-static int s_render_embedded(const options_t *o, const char *path, const uint8_t *yaml, size_t n_yaml,
-                             int64_t segment)
+static int s_render_embedded(const options_t *o, const char *path, const uint8_t *yaml, size_t n_yaml, int64_t segment)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (cores < 1)
@@ -299,8 +301,12 @@ static int s_render_embedded(const options_t *o, const char *path, const uint8_t
         if (!name)
             break;
         snprintf(name, 32, "local-%d", i + 1);
-        nodes[i].cfg = (worker_config_t){.endpoint = endpoint, .zmq_context = ctx, .name = name,
-                                         .threads = threads, .slots = 1, .stop = &stop_nodes};
+        nodes[i].cfg = (worker_config_t){.endpoint = endpoint,
+                                         .zmq_context = ctx,
+                                         .name = name,
+                                         .threads = threads,
+                                         .slots = 1,
+                                         .stop = &stop_nodes};
         if (pthread_create(&nodes[i].thread, NULL, s_node_main, &nodes[i]) != 0) {
             sf_free(name);
             break;
@@ -327,8 +333,7 @@ static int s_render_embedded(const options_t *o, const char *path, const uint8_t
     return ev.exit_code;
 }
 
-static int s_render_farm(const options_t *o, const char *path, const uint8_t *yaml, size_t n_yaml,
-                         int64_t segment)
+static int s_render_farm(const options_t *o, const char *path, const uint8_t *yaml, size_t n_yaml, int64_t segment)
 {
     char *abs_session = realpath(path, NULL);
     char *abs_out = o->out_dir ? s_absolute(o->out_dir) : NULL;
@@ -421,10 +426,10 @@ done:
 static int s_cmd_render(int argc, char **argv)
 {
     static const opt_spec_t specs[] = {
-        OPT("--output", "-o", OPT_TEXT, out_dir, 0, 0),   OPT("--nodes", NULL, OPT_COUNT, nodes, 1, 256),
+        OPT("--output", "-o", OPT_TEXT, out_dir, 0, 0),     OPT("--nodes", NULL, OPT_COUNT, nodes, 1, 256),
         OPT("--threads", NULL, OPT_COUNT, threads, 1, 256), OPT("--segment", NULL, OPT_TEXT, segment, 0, 0),
-        OPT("--farm", NULL, OPT_TEXT, farm, 0, 0),        OPT("--force", NULL, OPT_FLAG, force, 0, 0),
-        OPT("--json", NULL, OPT_FLAG, json, 0, 0),        OPT("--resume", NULL, OPT_FLAG, resume, 0, 0),
+        OPT("--farm", NULL, OPT_TEXT, farm, 0, 0),          OPT("--force", NULL, OPT_FLAG, force, 0, 0),
+        OPT("--json", NULL, OPT_FLAG, json, 0, 0),          OPT("--resume", NULL, OPT_FLAG, resume, 0, 0),
     };
     options_t o = {0};
     int rc = s_parse("render", argc, argv, specs, sizeof specs / sizeof *specs, &o.session, &o);
@@ -553,7 +558,8 @@ static int s_cmd_verify(int argc, char **argv)
     }
     size_t i, n_bad = 0;
     json_t *f;
-    json_array_foreach(files, i, f) {
+    json_array_foreach(files, i, f)
+    {
         const char *name = json_string_value(json_object_get(f, "file"));
         const char *want = json_string_value(json_object_get(f, "sha256"));
         if (!name || !want || strchr(name, '/')) {

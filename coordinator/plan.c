@@ -46,8 +46,7 @@ sf_rc plan_make(const sf_session_t *s, int64_t segment_frames, plan_t **out, sf_
     if (segment_frames == 0)
         segment_frames = s->segment ? s->segment : plan_default_segment(s);
     if (segment_frames <= 0)
-        return SF_ERR(err, SF_E_INPUT, "segment length must be positive, got %" PRId64 " frames",
-                      segment_frames);
+        return SF_ERR(err, SF_E_INPUT, "segment length must be positive, got %" PRId64 " frames", segment_frames);
     int64_t region = sf_session_n_frames(s);
     if (region <= 0)
         return SF_ERR(err, SF_E_INPUT, "the render region is empty");
@@ -145,10 +144,7 @@ void plan_target_label(const plan_t *p, uint32_t target_index, char *buf, size_t
     snprintf(buf, n_bytes, "%s '%s'", s_kind_word(t.kind), sf_session_target_name(p->session, t));
 }
 
-static double s_seconds(const plan_t *p, int64_t frames)
-{
-    return (double)frames / (double)p->session->sample_rate;
-}
+static double s_seconds(const plan_t *p, int64_t frames) { return (double)frames / (double)p->session->sample_rate; }
 
 /* What a stem renders: its tracks and every bus they reach. */
 static void s_print_stem_graph(const sf_session_t *s, const sf_stem_t *st, FILE *out)
@@ -168,13 +164,13 @@ void plan_print_text(const plan_t *p, FILE *out)
     const sf_session_t *s = p->session;
     fprintf(out, "session '%s': %" PRIu32 " targets x %" PRIu32 " segments = %zu jobs\n", s->name, p->n_targets,
             p->n_segments, p->n_jobs);
-    fprintf(out, "region %" PRId64 "..%" PRId64 " (%" PRId64 " frames, %.3f s at %d Hz), segment %" PRId64
-                 " frames (%.3f s)\n",
-            s->start, s->end, sf_session_n_frames(s), s_seconds(p, sf_session_n_frames(s)),
-            s->sample_rate, p->segment_frames, s_seconds(p, p->segment_frames));
-    double overhead = p->output_frames
-                          ? 100.0 * (double)(p->rendered_frames - p->output_frames) / (double)p->output_frames
-                          : 0.0;
+    fprintf(out,
+            "region %" PRId64 "..%" PRId64 " (%" PRId64 " frames, %.3f s at %d Hz), segment %" PRId64
+            " frames (%.3f s)\n",
+            s->start, s->end, sf_session_n_frames(s), s_seconds(p, sf_session_n_frames(s)), s->sample_rate,
+            p->segment_frames, s_seconds(p, p->segment_frames));
+    double overhead =
+        p->output_frames ? 100.0 * (double)(p->rendered_frames - p->output_frames) / (double)p->output_frames : 0.0;
     fprintf(out, "work: %.3f audio-seconds delivered, %.3f rendered (pre-roll and null-test reference: +%.1f%%)\n",
             s_seconds(p, p->output_frames), s_seconds(p, p->rendered_frames), overhead);
     char label[256];
@@ -189,8 +185,8 @@ void plan_print_text(const plan_t *p, FILE *out)
     for (size_t i = 0; i < p->n_jobs; i++) {
         const plan_job_t *j = &p->jobs[i];
         plan_target_label(p, j->target_index, label, sizeof label);
-        fprintf(out, "%6zu  %-32s %4" PRIu32 " %12" PRId64 " %10" PRId64 " %8" PRId64 "\n", i, label,
-                j->segment_index, j->start_frame, j->n_frames, j->preroll_frames);
+        fprintf(out, "%6zu  %-32s %4" PRIu32 " %12" PRId64 " %10" PRId64 " %8" PRId64 "\n", i, label, j->segment_index,
+                j->start_frame, j->n_frames, j->preroll_frames);
     }
 }
 
@@ -219,12 +215,12 @@ sf_rc plan_print_json(const plan_t *p, FILE *out, sf_err_t *err)
     const sf_session_t *s = p->session;
     char hex[65];
     sf_session_hash_hex(s, hex);
-    json_t *root = json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:i, s:I, s:I, s:I}", "session", s->name,
-                             "session_hash", hex, "sample_rate", s->sample_rate, "start", (json_int_t)s->start,
-                             "end", (json_int_t)s->end, "frames", (json_int_t)sf_session_n_frames(s),
-                             "segment_frames", (json_int_t)p->segment_frames, "segments", (int)p->n_segments,
-                             "jobs_total", (json_int_t)p->n_jobs, "output_frames", (json_int_t)p->output_frames,
-                             "rendered_frames", (json_int_t)p->rendered_frames);
+    json_t *root =
+        json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:i, s:I, s:I, s:I}", "session", s->name, "session_hash", hex,
+                  "sample_rate", s->sample_rate, "start", (json_int_t)s->start, "end", (json_int_t)s->end, "frames",
+                  (json_int_t)sf_session_n_frames(s), "segment_frames", (json_int_t)p->segment_frames, "segments",
+                  (int)p->n_segments, "jobs_total", (json_int_t)p->n_jobs, "output_frames",
+                  (json_int_t)p->output_frames, "rendered_frames", (json_int_t)p->rendered_frames);
     json_t *targets = json_array();
     json_t *jobs = json_array();
     if (!root || !targets || !jobs) {
@@ -237,12 +233,11 @@ sf_rc plan_print_json(const plan_t *p, FILE *out, sf_err_t *err)
         json_array_append_new(targets, s_target_json(p, t));
     for (size_t i = 0; i < p->n_jobs; i++) {
         const plan_job_t *j = &p->jobs[i];
-        json_array_append_new(jobs, json_pack("{s:I, s:i, s:s, s:i, s:I, s:I, s:I}", "job", (json_int_t)i, "target",
-                                              (int)j->target_index, "name",
-                                              sf_session_target_name(s, p->targets[j->target_index].target),
-                                              "segment", (int)j->segment_index, "start_frame",
-                                              (json_int_t)j->start_frame, "frames", (json_int_t)j->n_frames,
-                                              "preroll_frames", (json_int_t)j->preroll_frames));
+        json_array_append_new(
+            jobs, json_pack("{s:I, s:i, s:s, s:i, s:I, s:I, s:I}", "job", (json_int_t)i, "target", (int)j->target_index,
+                            "name", sf_session_target_name(s, p->targets[j->target_index].target), "segment",
+                            (int)j->segment_index, "start_frame", (json_int_t)j->start_frame, "frames",
+                            (json_int_t)j->n_frames, "preroll_frames", (json_int_t)j->preroll_frames));
     }
     json_object_set_new(root, "targets", targets);
     json_object_set_new(root, "jobs", jobs);

@@ -23,13 +23,13 @@
 typedef struct {
     sf_target_t target;
     int n_channels;
-    bool deliver;           /* false: the null-test reference, rendered but not delivered */
+    bool deliver; /* false: the null-test reference, rendered but not delivered */
 } plan_target_t;
 
 typedef struct {
-    uint32_t target_index;  /* into plan->targets */
+    uint32_t target_index; /* into plan->targets */
     uint32_t segment_index;
-    int64_t start_frame;    /* absolute timeline frame */
+    int64_t start_frame; /* absolute timeline frame */
     int64_t n_frames;
     int64_t preroll_frames; /* rendered before start_frame and discarded */
 } plan_job_t;
@@ -38,12 +38,12 @@ typedef struct {
     const sf_session_t *session; /* borrowed; outlives the plan */
     int64_t segment_frames;
     uint32_t n_segments;
-    plan_target_t *targets;      /* stems, mixes, multitracks, then the reference */
+    plan_target_t *targets; /* stems, mixes, multitracks, then the reference */
     uint32_t n_targets;
-    plan_job_t *jobs;            /* n_jobs = n_targets * n_segments, target-major */
+    plan_job_t *jobs; /* n_jobs = n_targets * n_segments, target-major */
     size_t n_jobs;
-    int64_t output_frames;       /* frames delivered, all stems */
-    int64_t rendered_frames;     /* frames rendered including pre-roll, all stems */
+    int64_t output_frames;   /* frames delivered, all stems */
+    int64_t rendered_frames; /* frames rendered including pre-roll, all stems */
 } plan_t;
 
 /* The planner's default segment length for a session: 10 s, shortened so

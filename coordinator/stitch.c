@@ -20,11 +20,11 @@ typedef struct {
 } stitch_file_t;
 
 typedef struct {
-    stitch_file_t *files;    /* n_files */
+    stitch_file_t *files; /* n_files */
     int n_files;
-    uint32_t next_segment;   /* first segment not yet written */
-    float **held;            /* n_segments slots: early arrivals, planar copies */
-    uint64_t key;            /* dither key */
+    uint32_t next_segment; /* first segment not yet written */
+    float **held;          /* n_segments slots: early arrivals, planar copies */
+    uint64_t key;          /* dither key */
     int64_t frames_written;
     uint64_t clipped;
     bool is_stem;
@@ -32,21 +32,21 @@ typedef struct {
 
 /* The null test of one segment: sum of written stems minus the reference. */
 typedef struct {
-    double *acc;             /* master channels x segment frames, planar */
-    uint32_t n_parts;        /* stems and reference added so far */
+    double *acc;      /* master channels x segment frames, planar */
+    uint32_t n_parts; /* stems and reference added so far */
 } stitch_null_segment_t;
 
 struct stitch {
     const plan_t *plan;
     stitch_target_t *targets;
     size_t n_jobs_taken;
-    int bits;                /* 0 for float32 */
+    int bits; /* 0 for float32 */
     bool dither;
     bool interleave;
-    void *scratch;           /* interleaved frames of one segment */
-    float *mono;             /* one channel of one segment (split files) */
+    void *scratch;                        /* interleaved frames of one segment */
+    float *mono;                          /* one channel of one segment (split files) */
     stitch_null_segment_t *null_segments; /* n_segments, when the null test applies */
-    uint32_t null_parts;     /* contributions that complete a segment */
+    uint32_t null_parts;                  /* contributions that complete a segment */
     int master_channels;
     stitch_null_t null;
 };
@@ -89,8 +89,7 @@ static sf_rc s_open_target(stitch_t *st, uint32_t t, const char *out_dir, sf_err
         return SF_ERR(err, SF_E_NOMEM, "out of memory");
     for (int f = 0; f < tt->n_files; f++) {
         char file_name[PATH_MAX];
-        sf_rc rc = sf_session_target_filename(s, pt->target, st->interleave ? -1 : f, file_name,
-                                              sizeof file_name, err);
+        sf_rc rc = sf_session_target_filename(s, pt->target, st->interleave ? -1 : f, file_name, sizeof file_name, err);
         if (rc)
             return rc;
         stitch_file_t *sf = &tt->files[f];
@@ -227,8 +226,8 @@ static sf_rc s_write_segment(stitch_t *st, uint32_t t, const plan_job_t *job, co
         if (st->bits == 0)
             sf_dsp_interleave(st->scratch, channels, n_channels, n);
         else
-            tt->clipped += sf_dsp_quantize(st->scratch, channels, n_channels, n, st->bits, st->dither, tt->key,
-                                           job->start_frame);
+            tt->clipped +=
+                sf_dsp_quantize(st->scratch, channels, n_channels, n, st->bits, st->dither, tt->key, job->start_frame);
         for (int f = 0; rc == SF_OK && f < tt->n_files; f++) {
             stitch_file_t *sf = &tt->files[f];
             if (st->interleave) {

@@ -48,9 +48,9 @@ int64_t stitch_frames_written(const stitch_t *st, uint32_t target_index);
 uint64_t stitch_clipped(const stitch_t *st, uint32_t target_index);
 
 typedef struct {
-    bool applicable;       /* false: a stem's channels differ from the master's, or no stems */
-    double residual_peak;  /* max |sum of written stems - reference|, linear */
-    double floor_peak;     /* what quantisation alone can leave: stems x (0.5 LSB, 1.5 with dither) */
+    bool applicable;      /* false: a stem's channels differ from the master's, or no stems */
+    double residual_peak; /* max |sum of written stems - reference|, linear */
+    double floor_peak;    /* what quantisation alone can leave: stems x (0.5 LSB, 1.5 with dither) */
 } stitch_null_t;
 
 /* The null test so far (complete once stitch_complete). */

@@ -30,24 +30,23 @@ static void s_on_signal(int sig)
 
 static void s_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: " S_PROG " --connect tcp://HOST:PORT [options]\n"
-            "\n"
-            "A stemfarm render node: connects to a coordinator, renders the jobs it is\n"
-            "sent and returns the frames, until the coordinator shuts it down.\n"
-            "\n"
-            "  --connect ENDPOINT  the coordinator, tcp://HOST:PORT (or ipc://PATH)\n"
-            "  --threads N         OpenMP threads per job, 1..256 (default: all cores)\n"
-            "  --slots N           jobs rendered at once, 1..256 (default: 1)\n"
-            "  --name NAME         node name in logs (default: host name and pid)\n"
-            "  --timeout SECONDS   give up when the coordinator is silent this long\n"
-            "                      (default: 30)\n"
-            "  -v, --verbose       log every job\n"
-            "  --help              this text\n"
-            "  --version           the version\n"
-            "\n"
-            "Exit status: 0 shut down by the coordinator or by SIGINT/SIGTERM,\n"
-            "2 bad arguments, 3 coordinator unreachable or silent.\n");
+    fprintf(out, "usage: " S_PROG " --connect tcp://HOST:PORT [options]\n"
+                 "\n"
+                 "A stemfarm render node: connects to a coordinator, renders the jobs it is\n"
+                 "sent and returns the frames, until the coordinator shuts it down.\n"
+                 "\n"
+                 "  --connect ENDPOINT  the coordinator, tcp://HOST:PORT (or ipc://PATH)\n"
+                 "  --threads N         OpenMP threads per job, 1..256 (default: all cores)\n"
+                 "  --slots N           jobs rendered at once, 1..256 (default: 1)\n"
+                 "  --name NAME         node name in logs (default: host name and pid)\n"
+                 "  --timeout SECONDS   give up when the coordinator is silent this long\n"
+                 "                      (default: 30)\n"
+                 "  -v, --verbose       log every job\n"
+                 "  --help              this text\n"
+                 "  --version           the version\n"
+                 "\n"
+                 "Exit status: 0 shut down by the coordinator or by SIGINT/SIGTERM,\n"
+                 "2 bad arguments, 3 coordinator unreachable or silent.\n");
 }
 
 /* One line on stderr, exit status 2. */

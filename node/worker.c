@@ -40,11 +40,11 @@
 #include <zmq.h>
 
 #define S_DEFAULT_TIMEOUT_MS 30000
-#define S_STOP_POLL_MS 100         /* how often *stop is looked at */
-#define S_LINGER_MS 200            /* time to flush a Bye at close */
-#define S_SEND_TIMEOUT_MS 10000    /* a send blocked this long is dropped */
-#define S_RECV_BATCH 64            /* messages handled per poll round */
-#define S_RESULT_OVERHEAD 256      /* envelope bytes around the pcm, generous */
+#define S_STOP_POLL_MS       100   /* how often *stop is looked at */
+#define S_LINGER_MS          200   /* time to flush a Bye at close */
+#define S_SEND_TIMEOUT_MS    10000 /* a send blocked this long is dropped */
+#define S_RECV_BATCH         64    /* messages handled per poll round */
+#define S_RESULT_OVERHEAD    256   /* envelope bytes around the pcm, generous */
 
 /* ---- tasks and the session cache -------------------------------------- */
 
@@ -55,10 +55,10 @@ typedef struct s_task s_task_t;
 typedef struct {
     uint8_t hash[32];
     s_entry_state_t state;
-    sf_session_t *session;       /* READY */
-    char *error;                 /* FAILED: the message every job gets */
-    int refs;                    /* tasks queued or running that use it */
-    uint64_t received;           /* tick of its last SessionData: eviction order */
+    sf_session_t *session;          /* READY */
+    char *error;                    /* FAILED: the message every job gets */
+    int refs;                       /* tasks queued or running that use it */
+    uint64_t received;              /* tick of its last SessionData: eviction order */
     s_task_t *parked, *parked_tail; /* jobs waiting for a LOADING session */
 } s_entry_t;
 
@@ -67,7 +67,7 @@ typedef enum { S_TASK_LOAD, S_TASK_JOB } s_task_kind_t;
 struct s_task {
     s_task_t *next;
     s_task_kind_t kind;
-    s_entry_t *entry;            /* main thread only */
+    s_entry_t *entry; /* main thread only */
     /* job input */
     const sf_session_t *session; /* read-only in the render thread */
     uint64_t job_id;
@@ -83,8 +83,8 @@ struct s_task {
     /* output */
     sf_rc rc;
     char msg[SF_WIRE_MAX_TEXT + 1]; /* error message when rc != 0 */
-    sf_session_t *loaded;        /* load: the session, owned until taken */
-    uint8_t *packed;             /* job: the encoded Result, sf_free */
+    sf_session_t *loaded;           /* load: the session, owned until taken */
+    uint8_t *packed;                /* job: the encoded Result, sf_free */
     size_t n_packed;
     uint32_t n_channels;
     uint64_t render_ns;
@@ -132,14 +132,14 @@ static void s_task_free(s_task_t *t)
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    s_list_t todo;               /* main -> render threads */
-    s_list_t done;               /* render threads -> main */
+    s_list_t todo; /* main -> render threads */
+    s_list_t done; /* render threads -> main */
     int quit;
-    int inited;                  /* mutex and condition variable exist */
-    int wake[2];                 /* pipe: read end polled by main */
+    int inited;  /* mutex and condition variable exist */
+    int wake[2]; /* pipe: read end polled by main */
     int omp_threads;
     pthread_t *threads;
-    int n_threads;               /* started */
+    int n_threads; /* started */
 } s_pool_t;
 
 static uint64_t s_now_ns(void)
@@ -211,8 +211,10 @@ static void s_run_job(s_task_t *t)
     uint64_t n_pcm_bytes = (uint64_t)n_channels * t->n_frames * sizeof(float);
     if (n_pcm_bytes + S_RESULT_OVERHEAD > t->max_message_bytes) {
         char line[256];
-        snprintf(line, sizeof line, "result of %" PRIu64 " bytes would exceed the message limit of %" PRIu64
-                 " bytes: plan shorter segments", n_pcm_bytes, t->max_message_bytes);
+        snprintf(line, sizeof line,
+                 "result of %" PRIu64 " bytes would exceed the message limit of %" PRIu64
+                 " bytes: plan shorter segments",
+                 n_pcm_bytes, t->max_message_bytes);
         s_task_fail(t, SF_E_INPUT, line);
         return;
     }
@@ -226,8 +228,7 @@ static void s_run_job(s_task_t *t)
         out[c] = pcm + (size_t)c * t->n_frames;
     sf_err_t err = {0};
     uint64_t t0 = s_now_ns();
-    sf_rc rc = sf_render(s, t->target, t->start_frame, (int64_t)t->n_frames,
-                              (int64_t)t->preroll_frames, out, &err);
+    sf_rc rc = sf_render(s, t->target, t->start_frame, (int64_t)t->n_frames, (int64_t)t->preroll_frames, out, &err);
     t->render_ns = s_now_ns() - t0;
     t->n_channels = (uint32_t)n_channels;
     if (rc) {
@@ -356,8 +357,8 @@ typedef struct {
     uint32_t heartbeat_ms;
     uint64_t max_message_bytes;
     /* accounting */
-    int jobs_running;            /* jobs received and not yet answered */
-    int64_t credit;              /* granted minus jobs received */
+    int jobs_running; /* jobs received and not yet answered */
+    int64_t credit;   /* granted minus jobs received */
     uint64_t jobs_done, jobs_failed;
     /* the session cache */
     s_entry_t **entries;
@@ -515,8 +516,7 @@ static void s_dispatch_job(s_worker_t *w, s_entry_t *e, s_task_t *t)
 static void s_on_welcome(s_worker_t *w, const sf_wire_msg_t *m)
 {
     w->heartbeat_ms = m->u.welcome.heartbeat_ms;
-    w->max_message_bytes = m->u.welcome.max_message_bytes ? m->u.welcome.max_message_bytes
-                                                          : SF_WIRE_MAX_MESSAGE_BYTES;
+    w->max_message_bytes = m->u.welcome.max_message_bytes ? m->u.welcome.max_message_bytes : SF_WIRE_MAX_MESSAGE_BYTES;
     if (w->welcomed) {
         sf_log(SF_LOG_WARN, w->component, "second welcome from the coordinator (node id %" PRIu32 "), kept going",
                m->u.welcome.node_id);
@@ -524,8 +524,9 @@ static void s_on_welcome(s_worker_t *w, const sf_wire_msg_t *m)
     }
     w->welcomed = 1;
     w->node_id = m->u.welcome.node_id;
-    sf_log(SF_LOG_INFO, w->component, "joined %s as node %" PRIu32 " (%d slots x %d threads, %s, heartbeat %" PRIu32 " ms)",
-           w->endpoint, w->node_id, w->slots, w->omp_threads, sf_wire_simd_level(), w->heartbeat_ms);
+    sf_log(SF_LOG_INFO, w->component,
+           "joined %s as node %" PRIu32 " (%d slots x %d threads, %s, heartbeat %" PRIu32 " ms)", w->endpoint,
+           w->node_id, w->slots, w->omp_threads, sf_wire_simd_level(), w->heartbeat_ms);
     s_send_credit(w, (uint32_t)w->slots);
 }
 
@@ -628,17 +629,10 @@ static int s_on_message(s_worker_t *w, const uint8_t *data, size_t n_bytes)
     }
     int stop = 0;
     switch (m.kind) {
-    case SF_WIRE_WELCOME:
-        s_on_welcome(w, &m);
-        break;
-    case SF_WIRE_SESSION:
-        s_on_session(w, &m);
-        break;
-    case SF_WIRE_JOB:
-        s_on_job(w, &m);
-        break;
-    case SF_WIRE_HEARTBEAT:
-        break;
+    case SF_WIRE_WELCOME: s_on_welcome(w, &m); break;
+    case SF_WIRE_SESSION: s_on_session(w, &m); break;
+    case SF_WIRE_JOB: s_on_job(w, &m); break;
+    case SF_WIRE_HEARTBEAT: break;
     case SF_WIRE_SHUTDOWN:
         sf_log(SF_LOG_INFO, w->component, "shutdown from the coordinator%s%s", m.u.shutdown.reason[0] ? ": " : "",
                m.u.shutdown.reason);
@@ -664,8 +658,8 @@ static void s_on_loaded(s_worker_t *w, s_task_t *t)
         char want[65], got[65];
         sf_hash_hex(e->hash, 32, want);
         sf_hash_hex(t->loaded->hash, 32, got);
-        snprintf(t->msg, sizeof t->msg, "session hash mismatch: the coordinator sent %s, '%s' loads as %s here",
-                 want, t->path, got);
+        snprintf(t->msg, sizeof t->msg, "session hash mismatch: the coordinator sent %s, '%s' loads as %s here", want,
+                 t->path, got);
         t->rc = SF_E_INPUT;
     }
     if (t->rc == SF_OK) {
@@ -710,8 +704,8 @@ static void s_on_rendered(s_worker_t *w, s_task_t *t)
             double audio = (double)t->n_frames / (double)t->session->sample_rate;
             sf_log(SF_LOG_INFO, w->component,
                    "job %" PRIu64 " done: '%s', frames %" PRId64 "+%" PRIu64 ", %u ch, %.3f s, %.1fx realtime",
-                   t->job_id, sf_session_target_name(t->session, t->target), t->start_frame, t->n_frames, (unsigned)t->n_channels, seconds,
-                   seconds > 0 ? audio / seconds : 0.0);
+                   t->job_id, sf_session_target_name(t->session, t->target), t->start_frame, t->n_frames,
+                   (unsigned)t->n_channels, seconds, seconds > 0 ? audio / seconds : 0.0);
         }
         s_send_credit(w, 1);
     }
@@ -880,8 +874,8 @@ static int s_loop(s_worker_t *w)
                 sf_log(SF_LOG_ERROR, w->component, "coordinator at %s silent for %.1f s, giving up", w->endpoint,
                        (double)(now - last_rx) / 1000.0);
             else
-                sf_log(SF_LOG_ERROR, w->component, "no welcome from the coordinator at %s after %.1f s",
-                       w->endpoint, (double)(now - started) / 1000.0);
+                sf_log(SF_LOG_ERROR, w->component, "no welcome from the coordinator at %s after %.1f s", w->endpoint,
+                       (double)(now - started) / 1000.0);
             return 3;
         }
         if (w->welcomed && now >= next_hb) {
@@ -934,8 +928,7 @@ int worker_run(const worker_config_t *cfg)
     w.pool_started = 1;
     rc = s_loop(&w);
     if (w.jobs_done || w.jobs_failed || cfg->verbose)
-        sf_log(SF_LOG_INFO, w.component, "left: %" PRIu64 " jobs done, %" PRIu64 " failed", w.jobs_done,
-               w.jobs_failed);
+        sf_log(SF_LOG_INFO, w.component, "left: %" PRIu64 " jobs done, %" PRIu64 " failed", w.jobs_done, w.jobs_failed);
 stop_pool:
     if (w.pool_started)
         s_pool_stop(&w.pool);

@@ -16,14 +16,14 @@
 #include <stdatomic.h>
 
 typedef struct {
-    const char *endpoint;  /* tcp://HOST:PORT or inproc://NAME */
-    void *zmq_context;     /* NULL: the worker makes its own */
-    const char *name;      /* node name in logs; NULL: host name + pid */
-    int threads;           /* OpenMP threads per job; 0: number of cores */
-    int slots;             /* jobs held at once; 0: 1 */
+    const char *endpoint;       /* tcp://HOST:PORT or inproc://NAME */
+    void *zmq_context;          /* NULL: the worker makes its own */
+    const char *name;           /* node name in logs; NULL: host name + pid */
+    int threads;                /* OpenMP threads per job; 0: number of cores */
+    int slots;                  /* jobs held at once; 0: 1 */
     int coordinator_timeout_ms; /* silence after which the node gives up; 0: 30000 */
-    atomic_int *stop;      /* optional: the worker returns soon after *stop != 0 */
-    int verbose;           /* log every job */
+    atomic_int *stop;           /* optional: the worker returns soon after *stop != 0 */
+    int verbose;                /* log every job */
 } worker_config_t;
 
 /* Returns 0 after a shutdown from the coordinator or a stop request, 3 when

@@ -176,8 +176,8 @@ void sf_wire_text_sanitize(char *s)
 }
 
 /* Checks one string field against its class and length bounds. */
-static sf_rc s_check_text(sf_rc code, const char *kind, const char *field, const char *s,
-                          size_t min_len, size_t max_len, s_text_class_t cls, sf_err_t *err)
+static sf_rc s_check_text(sf_rc code, const char *kind, const char *field, const char *s, size_t min_len,
+                          size_t max_len, s_text_class_t cls, sf_err_t *err)
 {
     if (!s)
         s = "";
@@ -200,8 +200,8 @@ static sf_rc s_check_text(sf_rc code, const char *kind, const char *field, const
     return SF_OK;
 }
 
-static sf_rc s_check_path(sf_rc code, const char *kind, const char *field, const char *s,
-                          int required, int absolute, sf_err_t *err)
+static sf_rc s_check_path(sf_rc code, const char *kind, const char *field, const char *s, int required, int absolute,
+                          sf_err_t *err)
 {
     sf_rc rc = s_check_text(code, kind, field, s, required ? 1 : 0, SF_WIRE_MAX_TEXT, S_TEXT_PATH, err);
     if (rc)
@@ -211,12 +211,11 @@ static sf_rc s_check_path(sf_rc code, const char *kind, const char *field, const
     return SF_OK;
 }
 
-static sf_rc s_check_range(sf_rc code, const char *kind, const char *field, uint64_t v,
-                           uint64_t lo, uint64_t hi, sf_err_t *err)
+static sf_rc s_check_range(sf_rc code, const char *kind, const char *field, uint64_t v, uint64_t lo, uint64_t hi,
+                           sf_err_t *err)
 {
     if (v < lo || v > hi)
-        return SF_ERR(err, code, "%s: %s %" PRIu64 " out of range %" PRIu64 "..%" PRIu64, kind,
-                      field, v, lo, hi);
+        return SF_ERR(err, code, "%s: %s %" PRIu64 " out of range %" PRIu64 "..%" PRIu64, kind, field, v, lo, hi);
     return SF_OK;
 }
 
@@ -241,13 +240,13 @@ static sf_rc s_check_yaml(sf_rc code, const char *kind, const uint8_t *yaml, siz
 
 /* Each kind's rules; `code` is SF_E_INPUT when encoding, SF_E_PROTO when decoding.
  * The macros keep each rule on one line. */
-#define S_TRY(expr)                                                                                \
-    do {                                                                                           \
-        sf_rc rc_ = (expr);                                                                        \
-        if (rc_)                                                                                   \
-            return rc_;                                                                            \
+#define S_TRY(expr)                                                                                                    \
+    do {                                                                                                               \
+        sf_rc rc_ = (expr);                                                                                            \
+        if (rc_)                                                                                                       \
+            return rc_;                                                                                                \
     } while (0)
-#define S_RANGE(field, v, lo, hi) S_TRY(s_check_range(code, k, field, (uint64_t)(v), lo, hi, err))
+#define S_RANGE(field, v, lo, hi)       S_TRY(s_check_range(code, k, field, (uint64_t)(v), lo, hi, err))
 #define S_TEXT(field, s, min, max, cls) S_TRY(s_check_text(code, k, field, s, min, max, cls, err))
 
 static sf_rc s_check_job(sf_rc code, const char *k, const sf_wire_msg_t *m, sf_err_t *err)
@@ -272,9 +271,9 @@ static sf_rc s_check_result(sf_rc code, const char *k, const sf_wire_msg_t *m, s
     /* No overflow: 8 channels x 2^27 frames x 4 bytes fits in 64 bits. */
     uint64_t expect = (uint64_t)m->u.result.n_channels * m->u.result.n_frames * 4u;
     if (m->u.result.n_pcm_bytes != expect)
-        return SF_ERR(err, code, "result: pcm has %zu bytes, expected %" PRIu64 " (%" PRIu32
-                      " channels x %" PRIu64 " frames x 4)", m->u.result.n_pcm_bytes, expect,
-                      m->u.result.n_channels, m->u.result.n_frames);
+        return SF_ERR(err, code,
+                      "result: pcm has %zu bytes, expected %" PRIu64 " (%" PRIu32 " channels x %" PRIu64 " frames x 4)",
+                      m->u.result.n_pcm_bytes, expect, m->u.result.n_channels, m->u.result.n_frames);
     if (!m->u.result.pcm)
         return SF_ERR(err, code, "result: pcm is missing");
     return SF_OK;
@@ -295,26 +294,16 @@ static sf_rc s_check(sf_rc code, const sf_wire_msg_t *m, sf_err_t *err)
         S_RANGE("heartbeat_ms", m->u.welcome.heartbeat_ms, 1, SF_WIRE_MAX_HEARTBEAT_MS);
         S_RANGE("max_message_bytes", m->u.welcome.max_message_bytes, 0, SF_WIRE_MAX_MESSAGE_BYTES);
         return SF_OK;
-    case SF_WIRE_CREDIT:
-        S_RANGE("n_jobs", m->u.credit.n_jobs, 0, SF_WIRE_MAX_SLOTS);
-        return SF_OK;
+    case SF_WIRE_CREDIT: S_RANGE("n_jobs", m->u.credit.n_jobs, 0, SF_WIRE_MAX_SLOTS); return SF_OK;
     case SF_WIRE_SESSION:
         S_TRY(s_check_hash(code, k, m->u.session.session_hash, 32, err));
         S_TRY(s_check_path(code, k, "path", m->u.session.path, 1, 0, err));
         return s_check_yaml(code, k, m->u.session.yaml, m->u.session.n_yaml_bytes, err);
-    case SF_WIRE_JOB:
-        return s_check_job(code, k, m, err);
-    case SF_WIRE_RESULT:
-        return s_check_result(code, k, m, err);
-    case SF_WIRE_JOB_ERROR:
-        S_TEXT("message", m->u.job_error.message, 1, SF_WIRE_MAX_TEXT, S_TEXT_FREE);
-        return SF_OK;
-    case SF_WIRE_HEARTBEAT:
-        S_RANGE("jobs_running", m->u.heartbeat.jobs_running, 0, SF_WIRE_MAX_SLOTS);
-        return SF_OK;
-    case SF_WIRE_BYE:
-        S_TEXT("reason", m->u.bye.reason, 0, SF_WIRE_MAX_TEXT, S_TEXT_FREE);
-        return SF_OK;
+    case SF_WIRE_JOB: return s_check_job(code, k, m, err);
+    case SF_WIRE_RESULT: return s_check_result(code, k, m, err);
+    case SF_WIRE_JOB_ERROR: S_TEXT("message", m->u.job_error.message, 1, SF_WIRE_MAX_TEXT, S_TEXT_FREE); return SF_OK;
+    case SF_WIRE_HEARTBEAT: S_RANGE("jobs_running", m->u.heartbeat.jobs_running, 0, SF_WIRE_MAX_SLOTS); return SF_OK;
+    case SF_WIRE_BYE: S_TEXT("reason", m->u.bye.reason, 0, SF_WIRE_MAX_TEXT, S_TEXT_FREE); return SF_OK;
     case SF_WIRE_SUBMIT:
         S_TRY(s_check_path(code, k, "session_path", m->u.submit.session_path, 1, 1, err));
         S_TRY(s_check_yaml(code, k, m->u.submit.yaml, m->u.submit.n_yaml_bytes, err));
@@ -332,9 +321,7 @@ static sf_rc s_check(sf_rc code, const sf_wire_msg_t *m, sf_err_t *err)
         S_TEXT("message", m->u.done.message, 0, SF_WIRE_MAX_TEXT, S_TEXT_FREE);
         S_TRY(s_check_path(code, k, "manifest_path", m->u.done.manifest_path, 0, 0, err));
         return SF_OK;
-    case SF_WIRE_SHUTDOWN:
-        S_TEXT("reason", m->u.shutdown.reason, 0, SF_WIRE_MAX_TEXT, S_TEXT_FREE);
-        return SF_OK;
+    case SF_WIRE_SHUTDOWN: S_TEXT("reason", m->u.shutdown.reason, 0, SF_WIRE_MAX_TEXT, S_TEXT_FREE); return SF_OK;
     }
     return SF_ERR(err, code, "envelope: unknown message kind %d", (int)m->kind);
 }
@@ -531,8 +518,7 @@ sf_rc sf_wire_encode(const sf_wire_msg_t *msg, uint8_t **out, size_t *n_bytes, s
                       sf_wire_kind_name(msg->kind), size, SF_WIRE_MAX_MESSAGE_BYTES);
     uint8_t *buf = sf_malloc(size);
     if (!buf)
-        return SF_ERR(err, SF_E_NOMEM, "%s: cannot allocate %zu bytes to encode",
-                      sf_wire_kind_name(msg->kind), size);
+        return SF_ERR(err, SF_E_NOMEM, "%s: cannot allocate %zu bytes to encode", sf_wire_kind_name(msg->kind), size);
     size_t packed = stemfarm__envelope__pack(&env, buf);
     assert(packed == size);
     *out = buf;
@@ -568,9 +554,9 @@ static int s_varint(s_reader_t *r, uint64_t *v)
 typedef struct {
     uint32_t number;
     unsigned wire_type;
-    uint64_t value;           /* wire type 0 */
-    const uint8_t *data;      /* wire type 2 */
-    size_t n_bytes;           /* wire type 2 */
+    uint64_t value;      /* wire type 0 */
+    const uint8_t *data; /* wire type 2 */
+    size_t n_bytes;      /* wire type 2 */
 } s_field_t;
 
 /* Reads one field's key and payload; 0 if malformed. */
@@ -588,8 +574,7 @@ static int s_next_field(s_reader_t *r, s_field_t *f)
     f->n_bytes = 0;
     size_t left = (size_t)(r->end - r->p);
     switch (f->wire_type) {
-    case 0:
-        return s_varint(r, &f->value);
+    case 0: return s_varint(r, &f->value);
     case 1:
         if (left < 8)
             return 0;
@@ -612,8 +597,7 @@ static int s_next_field(s_reader_t *r, s_field_t *f)
         r->p += len;
         return 1;
     }
-    default: /* groups (3, 4) do not exist in proto3; 6, 7 are invalid */
-        return 0;
+    default: /* groups (3, 4) do not exist in proto3; 6, 7 are invalid */ return 0;
     }
 }
 
@@ -621,12 +605,12 @@ typedef struct {
     int version_seen;
     uint64_t version;
     int n_bodies;
-    uint32_t body_field;      /* of the first body */
+    uint32_t body_field; /* of the first body */
     uint32_t other_body_field;
     const uint8_t *body;
     size_t n_body_bytes;
     int malformed;
-    size_t malformed_at;      /* byte offset */
+    size_t malformed_at; /* byte offset */
 } s_scan_t;
 
 static void s_scan_envelope(const uint8_t *data, size_t n_bytes, s_scan_t *sc)
@@ -687,8 +671,8 @@ static sf_rc s_scan_check(const uint8_t *data, size_t n_bytes, sf_wire_kind_t *k
         return SF_ERR(err, SF_E_PROTO, "protocol version %" PRIu64 " is not supported (this build speaks %u)",
                       sc.version, SF_WIRE_VERSION);
     if (sc.malformed)
-        return SF_ERR(err, SF_E_PROTO, "envelope: truncated or corrupt protobuf at byte %zu of %zu",
-                      sc.malformed_at, n_bytes);
+        return SF_ERR(err, SF_E_PROTO, "envelope: truncated or corrupt protobuf at byte %zu of %zu", sc.malformed_at,
+                      n_bytes);
     if (!sc.version_seen)
         return SF_ERR(err, SF_E_PROTO, "envelope: no protocol version (not a stemfarm message?)");
     if (sc.n_bodies == 0)
@@ -730,9 +714,7 @@ static void s_from_envelope(const Stemfarm__Envelope *env, sf_wire_kind_t kind, 
         m->u.welcome.heartbeat_ms = env->welcome->heartbeat_ms;
         m->u.welcome.max_message_bytes = env->welcome->max_message_bytes;
         break;
-    case SF_WIRE_CREDIT:
-        m->u.credit.n_jobs = env->credit->n_jobs;
-        break;
+    case SF_WIRE_CREDIT: m->u.credit.n_jobs = env->credit->n_jobs; break;
     case SF_WIRE_SESSION: {
         const Stemfarm__SessionData *b = env->session;
         /* A hash of the wrong length is caught by s_check: pass its length. */
@@ -771,12 +753,8 @@ static void s_from_envelope(const Stemfarm__Envelope *env, sf_wire_kind_t kind, 
         m->u.job_error.attempt = env->job_error->attempt;
         m->u.job_error.message = s_cstr(env->job_error->message);
         break;
-    case SF_WIRE_HEARTBEAT:
-        m->u.heartbeat.jobs_running = env->heartbeat->jobs_running;
-        break;
-    case SF_WIRE_BYE:
-        m->u.bye.reason = s_cstr(env->bye->reason);
-        break;
+    case SF_WIRE_HEARTBEAT: m->u.heartbeat.jobs_running = env->heartbeat->jobs_running; break;
+    case SF_WIRE_BYE: m->u.bye.reason = s_cstr(env->bye->reason); break;
     case SF_WIRE_SUBMIT: {
         const Stemfarm__Submit *b = env->submit;
         m->u.submit.session_path = s_cstr(b->session_path);
@@ -798,9 +776,7 @@ static void s_from_envelope(const Stemfarm__Envelope *env, sf_wire_kind_t kind, 
         m->u.done.message = s_cstr(env->done->message);
         m->u.done.manifest_path = s_cstr(env->done->manifest_path);
         break;
-    case SF_WIRE_SHUTDOWN:
-        m->u.shutdown.reason = s_cstr(env->shutdown->reason);
-        break;
+    case SF_WIRE_SHUTDOWN: m->u.shutdown.reason = s_cstr(env->shutdown->reason); break;
     }
 }
 
@@ -860,8 +836,7 @@ sf_rc sf_wire_decode(const uint8_t *data, size_t n_bytes, sf_wire_msg_t *msg, sf
     if (kind == SF_WIRE_RESULT && ((uintptr_t)msg->u.result.pcm & 3u)) {
         owned->pcm_copy = sf_aligned_alloc(msg->u.result.n_pcm_bytes);
         if (!owned->pcm_copy) {
-            rc = SF_ERR(err, SF_E_NOMEM, "result: out of memory copying %zu bytes of pcm",
-                        msg->u.result.n_pcm_bytes);
+            rc = SF_ERR(err, SF_E_NOMEM, "result: out of memory copying %zu bytes of pcm", msg->u.result.n_pcm_bytes);
             goto fail_env;
         }
         memcpy(owned->pcm_copy, msg->u.result.pcm, msg->u.result.n_pcm_bytes);

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RATE 48000
+#define RATE   48000
 #define FRAMES 48000
 
 static char *s_dir;
@@ -128,7 +128,7 @@ START_TEST(test_mixes_multitracks_and_null_test)
     ck_assert(vocal_energy > 1.0);
     /* the snare multitrack is the clip alone: fades, offset, no fader, pan or bus */
     ck_assert_double_eq(snare[0], 0.0);
-    ck_assert_double_eq(snare[1000], 0.0);                      /* the fade-in's first sample is silent */
+    ck_assert_double_eq(snare[1000], 0.0); /* the fade-in's first sample is silent */
     double mid = tu_quantized(0.2 * tu_sine(200.0, RATE, 17 + 15000), 24);
     ck_assert_msg(fabs(snare[16000] - mid) < 1e-6, "snare multitrack at 16000: %g, want %g", snare[16000], mid);
     ck_assert_double_eq(snare[31000], 0.0); /* after the clip */
@@ -154,8 +154,8 @@ START_TEST(test_mixes_multitracks_and_null_test)
     /* the same bytes from one node and other segments */
     ck_assert_msg(s_render(session, "again", "--nodes 1 --segment 0.33s", &err) == 0, "%s", err);
     free(err);
-    static const char *names[] = {"Drums.wav", "Keys.wav", "Vocals.wav", "Instrumental.wav", "Vocal Up.wav",
-                                  "Kick.wav", "Snare.wav", "Keys Pad.wav", "Vox.wav"};
+    static const char *names[] = {"Drums.wav", "Keys.wav",  "Vocals.wav",   "Instrumental.wav", "Vocal Up.wav",
+                                  "Kick.wav",  "Snare.wav", "Keys Pad.wav", "Vox.wav"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char a[512], b[512];
         snprintf(a, sizeof a, "%s/out/%s", s_dir, names[i]);

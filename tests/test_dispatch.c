@@ -22,7 +22,7 @@
 #include <string.h>
 #include <zmq.h>
 
-#define RATE 48000
+#define RATE   48000
 #define FRAMES 30000
 
 typedef struct {
@@ -76,13 +76,15 @@ static void s_start(fixture_t *f, const char *endpoint, int node_timeout_ms, int
     sf_session_load_opts_t opts = sf_session_load_opts_default();
     ck_assert_int_eq(sf_session_load(f->session_path, &opts, &f->session, NULL, NULL), SF_OK);
     f->ctx = zmq_ctx_new();
-    dispatch_config_t cfg = {.bind = endpoint, .zmq_context = f->ctx, .heartbeat_ms = 100,
-                             .node_timeout_ms = node_timeout_ms, .no_node_timeout_ms = no_node_timeout_ms,
+    dispatch_config_t cfg = {.bind = endpoint,
+                             .zmq_context = f->ctx,
+                             .heartbeat_ms = 100,
+                             .node_timeout_ms = node_timeout_ms,
+                             .no_node_timeout_ms = no_node_timeout_ms,
                              .exit_when_idle = true};
     ck_assert_int_eq(dispatch_new(&cfg, &f->d, NULL), SF_OK);
-    ck_assert_int_eq(dispatch_submit(f->d, f->session_path, f->yaml, f->n_yaml, f->out_dir, 0, false, s_on_event, f,
-                                     NULL),
-                     SF_OK);
+    ck_assert_int_eq(
+        dispatch_submit(f->d, f->session_path, f->yaml, f->n_yaml, f->out_dir, 0, false, s_on_event, f, NULL), SF_OK);
     pthread_create(&f->thread, NULL, s_run, f);
 }
 

@@ -689,7 +689,4 @@ static Suite *s_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(s_suite());
-}
+int main(void) { return tu_run_suite(s_suite()); }

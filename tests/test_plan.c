@@ -11,23 +11,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-static sf_stem_t s_stems[3] = {{.name = "Drums", .n_channels = 2},
-                               {.name = "Bass", .n_channels = 1},
-                               {.name = "Vox", .n_channels = 2}};
+static sf_stem_t s_stems[3] = {
+    {.name = "Drums", .n_channels = 2}, {.name = "Bass", .n_channels = 1}, {.name = "Vox", .n_channels = 2}};
 
 static sf_session_t s_session(int64_t start, int64_t end, int64_t segment)
 {
-    sf_session_t s = {.name = "T", .sample_rate = 48000, .start = start, .end = end, .segment = segment,
-                      .stems = s_stems, .n_stems = 3, .master_channels = 2};
+    sf_session_t s = {.name = "T",
+                      .sample_rate = 48000,
+                      .start = start,
+                      .end = end,
+                      .segment = segment,
+                      .stems = s_stems,
+                      .n_stems = 3,
+                      .master_channels = 2};
     return s;
 }
 
 START_TEST(test_segments_tile_the_region)
 {
-    static const struct { int64_t start, end, segment, want_segments, want_last; } cases[] = {
-        {0, 100, 10, 10, 10},      {0, 101, 10, 11, 1},        {7, 12345, 1000, 13, 338},
-        {0, 1, 4099, 1, 1},        {48000, 96001, 48000, 2, 1}, {0, 480000, 0, 1, 480000},
-        {0, 480001, 0, 2, 1},
+    static const struct {
+        int64_t start, end, segment, want_segments, want_last;
+    } cases[] = {
+        {0, 100, 10, 10, 10},        {0, 101, 10, 11, 1},       {7, 12345, 1000, 13, 338}, {0, 1, 4099, 1, 1},
+        {48000, 96001, 48000, 2, 1}, {0, 480000, 0, 1, 480000}, {0, 480001, 0, 2, 1},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         sf_session_t s = s_session(cases[c].start, cases[c].end, cases[c].segment);

@@ -19,8 +19,8 @@
 
 /* ---- fixtures ---------------------------------------------------------- */
 
-static char *s_dir;                /* temp folder holding the session and media */
-static char s_real[PATH_MAX];      /* its realpath: what base_dir must be */
+static char *s_dir;           /* temp folder holding the session and media */
+static char s_real[PATH_MAX]; /* its realpath: what base_dir must be */
 static char s_old_cwd[PATH_MAX];
 
 static double s_ramp(int ch, int64_t i, void *ctx)
@@ -90,66 +90,65 @@ static sf_rc s_load(const char *yaml, bool strict, sf_session_t **out, char **pr
 
 /* ---- the good session --------------------------------------------------- */
 
-static const char s_good[] =
-    "version: 1\n"
-    "\n"
-    "session:\n"
-    "  name: Night Drive\n"
-    "  media_root: media\n"
-    "  start: 0\n"
-    "  end: auto\n"
-    "  tail_threshold_db: -120\n"
-    "  segment: 30s\n"
-    "  sample_rate: 48000   # after the times, on purpose\n"
-    "\n"
-    "output:\n"
-    "  dir: bounces\n"
-    "  format: wav\n"
-    "  sample_format: pcm24\n"
-    "  dither: tpdf\n"
-    "  name: \"{session}_{index}_{stem}\"\n"
-    "  bwf: true\n"
-    "  headroom_db: -8\n"
-    "  headroom_policy: fail\n"
-    "  master: bypass\n"
-    "\n"
-    "master:\n"
-    "  channels: stereo\n"
-    "\n"
-    "tracks:\n"
-    "  - name: Kick In\n"
-    "    source: drums/kick_in.wav\n"
-    "    gain_db: -2.5\n"
-    "    pan: -0.1\n"
-    "    polarity: invert\n"
-    "  - name: Snare Top\n"
-    "    source: ./drums/snare.wav\n"
-    "    mute: true\n"
-    "    output: master\n"
-    "  - name: OH\n"
-    "    source: drums/oh.wav\n"
-    "  - name: Lead Vox\n"
-    "    clips:\n"
-    "      - source: vox/take3.wav\n"
-    "        at: 1:02.250\n"
-    "        offset: 0.5s\n"
-    "        length: 2s\n"
-    "        gain_db: -inf\n"
-    "      - source: vox/take3.wav\n"
-    "        at: 96000\n"
-    "    pan: +0.25\n"
-    "  - name: BV 1\n"
-    "    source: vox/take3.wav\n"
-    "    gain_db: -6\n"
-    "\n"
-    "stems:\n"
-    "  - name: Drums\n"
-    "    tracks: [\"Kick *\", \"Snare *\", \"OH\"]\n"
-    "  - name: Vocals\n"
-    "    tracks: [Lead Vox, \"BV ?\"]\n"
-    "    channels: mono\n"
-    "\n"
-    "multitracks: false\n";
+static const char s_good[] = "version: 1\n"
+                             "\n"
+                             "session:\n"
+                             "  name: Night Drive\n"
+                             "  media_root: media\n"
+                             "  start: 0\n"
+                             "  end: auto\n"
+                             "  tail_threshold_db: -120\n"
+                             "  segment: 30s\n"
+                             "  sample_rate: 48000   # after the times, on purpose\n"
+                             "\n"
+                             "output:\n"
+                             "  dir: bounces\n"
+                             "  format: wav\n"
+                             "  sample_format: pcm24\n"
+                             "  dither: tpdf\n"
+                             "  name: \"{session}_{index}_{stem}\"\n"
+                             "  bwf: true\n"
+                             "  headroom_db: -8\n"
+                             "  headroom_policy: fail\n"
+                             "  master: bypass\n"
+                             "\n"
+                             "master:\n"
+                             "  channels: stereo\n"
+                             "\n"
+                             "tracks:\n"
+                             "  - name: Kick In\n"
+                             "    source: drums/kick_in.wav\n"
+                             "    gain_db: -2.5\n"
+                             "    pan: -0.1\n"
+                             "    polarity: invert\n"
+                             "  - name: Snare Top\n"
+                             "    source: ./drums/snare.wav\n"
+                             "    mute: true\n"
+                             "    output: master\n"
+                             "  - name: OH\n"
+                             "    source: drums/oh.wav\n"
+                             "  - name: Lead Vox\n"
+                             "    clips:\n"
+                             "      - source: vox/take3.wav\n"
+                             "        at: 1:02.250\n"
+                             "        offset: 0.5s\n"
+                             "        length: 2s\n"
+                             "        gain_db: -inf\n"
+                             "      - source: vox/take3.wav\n"
+                             "        at: 96000\n"
+                             "    pan: +0.25\n"
+                             "  - name: BV 1\n"
+                             "    source: vox/take3.wav\n"
+                             "    gain_db: -6\n"
+                             "\n"
+                             "stems:\n"
+                             "  - name: Drums\n"
+                             "    tracks: [\"Kick *\", \"Snare *\", \"OH\"]\n"
+                             "  - name: Vocals\n"
+                             "    tracks: [Lead Vox, \"BV ?\"]\n"
+                             "    channels: mono\n"
+                             "\n"
+                             "multitracks: false\n";
 
 static char *s_join(const char *a, const char *b)
 {
@@ -306,7 +305,7 @@ static const char s_graph[] =
     "  - name: Unused\n"
     "    channels: 7.1\n"
     "tracks:\n"
-    "  - name: Kick\n"                                               /* line 34 */
+    "  - name: Kick\n" /* line 34 */
     "    source: kick.wav\n"
     "    output: Drum Bus\n"
     "    sends:\n"
@@ -386,12 +385,8 @@ START_TEST(test_graph_session)
         double gain_db;
         size_t n_sends;
     } buses[] = {
-        {"Verb Return", 2, 2, -3.0, 0},
-        {"FX Bus", 1, 0, 0.0, 1},
-        {"Music", 6, SF_MASTER_BUS, 0.0, 0},
-        {"Delay", 2, 2, 0.0, 0},
-        {"Drum Bus", 2, 2, 0.0, 1},
-        {"Unused", 8, SF_MASTER_BUS, 0.0, 0},
+        {"Verb Return", 2, 2, -3.0, 0}, {"FX Bus", 1, 0, 0.0, 1},   {"Music", 6, SF_MASTER_BUS, 0.0, 0},
+        {"Delay", 2, 2, 0.0, 0},        {"Drum Bus", 2, 2, 0.0, 1}, {"Unused", 8, SF_MASTER_BUS, 0.0, 0},
     };
     for (size_t i = 0; i < 6; i++) {
         const sf_bus_t *b = &s->buses[i];
@@ -539,10 +534,10 @@ START_TEST(test_graph_session)
         int n_channels;
         const char *name;
     } targets[] = {
-        {{SF_TARGET_STEM, 0}, 2, "Drums"},      {{SF_TARGET_STEM, 1}, 6, "Other"},
-        {{SF_TARGET_STEM, 2}, 6, "Bed"},        {{SF_TARGET_MIX, 0}, 6, "No Drums"},
-        {{SF_TARGET_MIX, 1}, 6, "Bed Up"},      {{SF_TARGET_MULTITRACK, 0}, 1, "Kick"},
-        {{SF_TARGET_MULTITRACK, 4}, 2, "OH"},   {{SF_TARGET_FULL_MIX, 0}, 6, "Full Mix"},
+        {{SF_TARGET_STEM, 0}, 2, "Drums"},    {{SF_TARGET_STEM, 1}, 6, "Other"},
+        {{SF_TARGET_STEM, 2}, 6, "Bed"},      {{SF_TARGET_MIX, 0}, 6, "No Drums"},
+        {{SF_TARGET_MIX, 1}, 6, "Bed Up"},    {{SF_TARGET_MULTITRACK, 0}, 1, "Kick"},
+        {{SF_TARGET_MULTITRACK, 4}, 2, "OH"}, {{SF_TARGET_FULL_MIX, 0}, 6, "Full Mix"},
     };
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
         ck_assert_int_eq(sf_session_target_channels(s, targets[i].t), targets[i].n_channels);
@@ -558,26 +553,17 @@ START_TEST(test_graph_session)
         int channel;
         const char *want;
     } files[] = {
-        {{SF_TARGET_STEM, 0}, -1, "Graph_01_Drums.wav"},
-        {{SF_TARGET_STEM, 0}, 0, "Graph_01_Drums.L.wav"},
-        {{SF_TARGET_STEM, 0}, 1, "Graph_01_Drums.R.wav"},
-        {{SF_TARGET_STEM, 2}, 0, "Graph_03_Bed.L.wav"},
-        {{SF_TARGET_STEM, 2}, 1, "Graph_03_Bed.R.wav"},
-        {{SF_TARGET_STEM, 2}, 2, "Graph_03_Bed.C.wav"},
-        {{SF_TARGET_STEM, 2}, 3, "Graph_03_Bed.LFE.wav"},
-        {{SF_TARGET_STEM, 2}, 4, "Graph_03_Bed.Ls.wav"},
-        {{SF_TARGET_STEM, 2}, 5, "Graph_03_Bed.Rs.wav"},
-        {{SF_TARGET_MIX, 1}, -1, "Graph_02_Bed Up.wav"},
-        {{SF_TARGET_MIX, 1}, 3, "Graph_02_Bed Up.LFE.wav"},
-        {{SF_TARGET_MULTITRACK, 4}, 1, "Graph_05_OH.R.wav"},
-        {{SF_TARGET_MULTITRACK, 0}, 0, "Graph_01_Kick.M.wav"},
-        {{SF_TARGET_FULL_MIX, 0}, -1, "Graph_01_Full Mix.wav"},
+        {{SF_TARGET_STEM, 0}, -1, "Graph_01_Drums.wav"},       {{SF_TARGET_STEM, 0}, 0, "Graph_01_Drums.L.wav"},
+        {{SF_TARGET_STEM, 0}, 1, "Graph_01_Drums.R.wav"},      {{SF_TARGET_STEM, 2}, 0, "Graph_03_Bed.L.wav"},
+        {{SF_TARGET_STEM, 2}, 1, "Graph_03_Bed.R.wav"},        {{SF_TARGET_STEM, 2}, 2, "Graph_03_Bed.C.wav"},
+        {{SF_TARGET_STEM, 2}, 3, "Graph_03_Bed.LFE.wav"},      {{SF_TARGET_STEM, 2}, 4, "Graph_03_Bed.Ls.wav"},
+        {{SF_TARGET_STEM, 2}, 5, "Graph_03_Bed.Rs.wav"},       {{SF_TARGET_MIX, 1}, -1, "Graph_02_Bed Up.wav"},
+        {{SF_TARGET_MIX, 1}, 3, "Graph_02_Bed Up.LFE.wav"},    {{SF_TARGET_MULTITRACK, 4}, 1, "Graph_05_OH.R.wav"},
+        {{SF_TARGET_MULTITRACK, 0}, 0, "Graph_01_Kick.M.wav"}, {{SF_TARGET_FULL_MIX, 0}, -1, "Graph_01_Full Mix.wav"},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char name[256];
-        ck_assert_int_eq(sf_session_target_filename(s, files[i].t, files[i].channel, name,
-                                                    sizeof name, NULL),
-                         SF_OK);
+        ck_assert_int_eq(sf_session_target_filename(s, files[i].t, files[i].channel, name, sizeof name, NULL), SF_OK);
         ck_assert_str_eq(name, files[i].want);
     }
     /* the stem wrapper is the stem target */
@@ -586,11 +572,9 @@ START_TEST(test_graph_session)
     ck_assert_str_eq(name, "Graph_03_Bed.wav");
     /* misuse: a channel the target does not have, a target that does not exist */
     sf_err_t err = {0};
-    ck_assert_int_eq(sf_session_target_filename(s, (sf_target_t){SF_TARGET_STEM, 0}, 2, name,
-                                                sizeof name, &err),
+    ck_assert_int_eq(sf_session_target_filename(s, (sf_target_t){SF_TARGET_STEM, 0}, 2, name, sizeof name, &err),
                      SF_E_INTERNAL);
-    ck_assert_int_eq(sf_session_target_filename(s, (sf_target_t){SF_TARGET_MIX, 2}, -1, name,
-                                                sizeof name, &err),
+    ck_assert_int_eq(sf_session_target_filename(s, (sf_target_t){SF_TARGET_MIX, 2}, -1, name, sizeof name, &err),
                      SF_E_INTERNAL);
     ck_assert_int_eq(sf_session_target_channels(s, (sf_target_t){SF_TARGET_STEM, 3}), 0);
     ck_assert_ptr_null(sf_session_target_name(s, (sf_target_t){SF_TARGET_MULTITRACK, 5}));
@@ -617,8 +601,7 @@ START_TEST(test_layouts)
         const char *const *labels = sf_layout_labels(layouts[i].n);
         char joined[64] = "";
         for (int c = 0; c < layouts[i].n; c++)
-            snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", c ? " " : "",
-                     labels[c]);
+            snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", c ? " " : "", labels[c]);
         ck_assert_str_eq(joined, layouts[i].labels);
     }
     static const int others[] = {0, 3, 4, 5, 7, 9, -1};
@@ -631,19 +614,18 @@ END_TEST
 
 /* A 44.1 kHz source in a 48 kHz session: every clip of it reads one copy
  * in the cache, made once; offsets and lengths count at the session rate. */
-static const char s_resampled[] =
-    "version: 1\n"
-    "session: {sample_rate: 48000}\n"
-    "tracks:\n"
-    "  - name: Vox\n"
-    "    clips:\n"
-    "      - {source: vox44.wav, length: 0.5s}\n"
-    "      - {source: vox44.wav, at: 1s, offset: 0.5s}\n"
-    "  - name: Double\n"
-    "    source: ./vox44.wav\n"
-    "  - name: Kick\n"
-    "    source: kick.wav\n"
-    "stems: [{name: All, tracks: ['*']}]\n";
+static const char s_resampled[] = "version: 1\n"
+                                  "session: {sample_rate: 48000}\n"
+                                  "tracks:\n"
+                                  "  - name: Vox\n"
+                                  "    clips:\n"
+                                  "      - {source: vox44.wav, length: 0.5s}\n"
+                                  "      - {source: vox44.wav, at: 1s, offset: 0.5s}\n"
+                                  "  - name: Double\n"
+                                  "    source: ./vox44.wav\n"
+                                  "  - name: Kick\n"
+                                  "    source: kick.wav\n"
+                                  "stems: [{name: All, tracks: ['*']}]\n";
 
 START_TEST(test_resampled_source)
 {
@@ -659,8 +641,8 @@ START_TEST(test_resampled_source)
     ck_assert_str_eq(s->cache_dir, cache);
     const sf_clip_t *a = &s->tracks[0].clips[0], *b = &s->tracks[0].clips[1];
     const sf_clip_t *d = &s->tracks[1].clips[0], *k = &s->tracks[2].clips[0];
-    ck_assert_msg(!strncmp(a->path, cache, strlen(cache)) && a->path[strlen(cache)] == '/',
-                  "'%s' is not in the cache", a->path);
+    ck_assert_msg(!strncmp(a->path, cache, strlen(cache)) && a->path[strlen(cache)] == '/', "'%s' is not in the cache",
+                  a->path);
     ck_assert(tu_exists(a->path));
     ck_assert_str_eq(a->original_path, original);
     ck_assert_str_eq(b->path, a->path);
@@ -691,34 +673,30 @@ START_TEST(test_resampled_source)
     ck_assert(opts.resample);
     opts.resample = false;
     sf_diags_t diags = SF_DIAGS_INIT;
-    ck_assert_int_eq(sf_session_load_text("session.yaml", s_resampled, strlen(s_resampled), &opts,
-                                          &s, &diags, NULL),
+    ck_assert_int_eq(sf_session_load_text("session.yaml", s_resampled, strlen(s_resampled), &opts, &s, &diags, NULL),
                      SF_E_INPUT);
     char *out = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&out, &n);
     sf_diags_print(&diags, f);
     fclose(f);
-    ck_assert_str_eq(out,
-                     "session.yaml:6:18: error: source 'vox44.wav' is 44100 Hz, the session is "
-                     "48000 Hz (and resampling is off)\n"
-                     "session.yaml:7:18: error: source 'vox44.wav' is 44100 Hz, the session is "
-                     "48000 Hz (and resampling is off)\n"
-                     "session.yaml:9:13: error: source './vox44.wav' is 44100 Hz, the session is "
-                     "48000 Hz (and resampling is off)\n");
+    ck_assert_str_eq(out, "session.yaml:6:18: error: source 'vox44.wav' is 44100 Hz, the session is "
+                          "48000 Hz (and resampling is off)\n"
+                          "session.yaml:7:18: error: source 'vox44.wav' is 44100 Hz, the session is "
+                          "48000 Hz (and resampling is off)\n"
+                          "session.yaml:9:13: error: source './vox44.wav' is 44100 Hz, the session is "
+                          "48000 Hz (and resampling is off)\n");
     free(out);
     sf_diags_free(&diags);
 
     /* Sources not checked: nothing is opened, nothing resampled. */
     opts = sf_session_load_opts_default();
     opts.check_sources = false;
-    static const char unchecked[] =
-        "version: 1\n"
-        "session: {sample_rate: 48000, end: 2s}\n"
-        "tracks: [{name: Vox, clips: [{source: vox44.wav, length: 1s}]}]\n"
-        "stems: [{name: All, tracks: ['*']}]\n";
-    ck_assert_int_eq(sf_session_load_text("session.yaml", unchecked, strlen(unchecked), &opts, &s,
-                                          &diags, NULL),
+    static const char unchecked[] = "version: 1\n"
+                                    "session: {sample_rate: 48000, end: 2s}\n"
+                                    "tracks: [{name: Vox, clips: [{source: vox44.wav, length: 1s}]}]\n"
+                                    "stems: [{name: All, tracks: ['*']}]\n";
+    ck_assert_int_eq(sf_session_load_text("session.yaml", unchecked, strlen(unchecked), &opts, &s, &diags, NULL),
                      SF_OK);
     ck_assert_str_eq(s->tracks[0].clips[0].path, original);
     ck_assert_ptr_null(s->tracks[0].clips[0].original_path);
@@ -757,9 +735,7 @@ START_TEST(test_hash)
     ck_assert_int_eq(s_load(s_good, false, &a, &printed), SF_OK);
     free(printed);
     sf_diags_t diags = SF_DIAGS_INIT;
-    ck_assert_int_eq(sf_session_load_text("session.yaml", s_good, strlen(s_good), NULL, &b, &diags,
-                                          NULL),
-                     SF_OK);
+    ck_assert_int_eq(sf_session_load_text("session.yaml", s_good, strlen(s_good), NULL, &b, &diags, NULL), SF_OK);
     ck_assert_int_eq(diags.n_items, 0);
     ck_assert_mem_eq(a->hash, b->hash, SF_SESSION_HASH_BYTES);
     ck_assert_str_eq(a->base_dir, b->base_dir);
@@ -770,8 +746,7 @@ START_TEST(test_hash)
     char hex[65], want[65];
     sf_session_hash_hex(a, hex);
     char cmd[PATH_MAX + 128];
-    snprintf(cmd, sizeof cmd, "{ cat session.yaml; printf '\\0%%s' '%s'; } | sha256sum | cut -c1-64",
-             s_real);
+    snprintf(cmd, sizeof cmd, "{ cat session.yaml; printf '\\0%%s' '%s'; } | sha256sum | cut -c1-64", s_real);
     char *out = NULL;
     ck_assert_int_eq(tu_run(cmd, &out, NULL, 30), 0);
     snprintf(want, sizeof want, "%s", out);
@@ -782,9 +757,7 @@ START_TEST(test_hash)
     char *changed = strdup(s_good);
     char *at = strstr(changed, "gain_db: -2.5");
     at[strlen("gain_db: -2.")] = '4';
-    ck_assert_int_eq(sf_session_load_text("session.yaml", changed, strlen(changed), NULL, &c,
-                                          &diags, NULL),
-                     SF_OK);
+    ck_assert_int_eq(sf_session_load_text("session.yaml", changed, strlen(changed), NULL, &c, &diags, NULL), SF_OK);
     ck_assert_double_eq(c->tracks[0].gain_db, -2.4);
     ck_assert(memcmp(a->hash, c->hash, SF_SESSION_HASH_BYTES) != 0);
 
@@ -792,22 +765,17 @@ START_TEST(test_hash)
      * in another folder: another hash. */
     char *link = s_join(s_real, "link");
     ck_assert_int_eq(symlink(s_real, link), 0);
-    ck_assert_int_eq(sf_session_load_text("link/session.yaml", s_good, strlen(s_good), NULL, &d,
-                                          &diags, NULL),
-                     SF_OK);
+    ck_assert_int_eq(sf_session_load_text("link/session.yaml", s_good, strlen(s_good), NULL, &d, &diags, NULL), SF_OK);
     ck_assert_str_eq(d->base_dir, s_real);
     ck_assert_mem_eq(a->hash, d->hash, SF_SESSION_HASH_BYTES);
     sf_session_destroy(&d);
     free(tu_write_text(s_dir, "sub/media/drums/.keep", ""));
-    ck_assert_int_eq(sf_session_load_text("sub/session.yaml", s_good, strlen(s_good), NULL, &d,
-                                          &diags, NULL),
+    ck_assert_int_eq(sf_session_load_text("sub/session.yaml", s_good, strlen(s_good), NULL, &d, &diags, NULL),
                      SF_E_INPUT); /* no media there */
     sf_diags_free(&diags);
     sf_session_load_opts_t opts = sf_session_load_opts_default();
     opts.check_sources = false;
-    ck_assert_int_eq(sf_session_load_text("sub/session.yaml", s_good, strlen(s_good), &opts, &d,
-                                          &diags, NULL),
-                     SF_OK);
+    ck_assert_int_eq(sf_session_load_text("sub/session.yaml", s_good, strlen(s_good), &opts, &d, &diags, NULL), SF_OK);
     ck_assert(memcmp(a->hash, d->hash, SF_SESSION_HASH_BYTES) != 0);
 
     free(changed);
@@ -828,11 +796,8 @@ START_TEST(test_io_errors)
     ck_assert_int_eq(sf_session_load("nope.yaml", NULL, &s, &diags, &err), SF_E_IO);
     ck_assert_ptr_null(s);
     ck_assert_str_eq(err.msg, "cannot open 'nope.yaml': no such file or directory");
-    ck_assert_int_eq(sf_session_load_text("no/such/dir/s.yaml", "version: 1\n", 11, NULL, &s,
-                                          &diags, &err),
-                     SF_E_IO);
-    ck_assert_str_eq(err.msg,
-                     "cannot resolve the folder of 'no/such/dir/s.yaml': no such file or directory");
+    ck_assert_int_eq(sf_session_load_text("no/such/dir/s.yaml", "version: 1\n", 11, NULL, &s, &diags, &err), SF_E_IO);
+    ck_assert_str_eq(err.msg, "cannot resolve the folder of 'no/such/dir/s.yaml': no such file or directory");
     ck_assert_int_eq(diags.n_items, 0);
 }
 END_TEST
@@ -850,8 +815,7 @@ START_TEST(test_no_source_check)
     opts.check_sources = false;
     sf_session_t *s = NULL;
     sf_diags_t diags = SF_DIAGS_INIT;
-    ck_assert_int_eq(sf_session_load_text("x.yaml", yaml, strlen(yaml), &opts, &s, &diags, NULL),
-                     SF_OK);
+    ck_assert_int_eq(sf_session_load_text("x.yaml", yaml, strlen(yaml), &opts, &s, &diags, NULL), SF_OK);
     ck_assert_str_eq(s->tracks[0].clips[0].path, "/abs/a.wav");
     ck_assert_int_eq(s->tracks[0].clips[0].at, 44100);
     ck_assert_int_eq(s->tracks[0].clips[0].length, 88200);
@@ -882,8 +846,10 @@ START_TEST(test_stem_filename)
         const char *format;
         const char *want;
     } cases[] = {
-        {"wav", "a_b_c x________ 01 96000 32.wav"},  {"rf64", "a_b_c x________ 01 96000 32.wav"},
-        {"w64", "a_b_c x________ 01 96000 32.w64"},  {"aiff", "a_b_c x________ 01 96000 32.aiff"},
+        {"wav", "a_b_c x________ 01 96000 32.wav"},
+        {"rf64", "a_b_c x________ 01 96000 32.wav"},
+        {"w64", "a_b_c x________ 01 96000 32.w64"},
+        {"aiff", "a_b_c x________ 01 96000 32.aiff"},
     };
     sf_session_load_opts_t opts = sf_session_load_opts_default();
     opts.check_sources = false;
@@ -918,9 +884,9 @@ END_TEST
 
 /* ---- bad sessions: exact messages ------------------------------------- */
 
-#define HEAD "version: 1\nsession:\n  sample_rate: 48000\n"
+#define HEAD  "version: 1\nsession:\n  sample_rate: 48000\n"
 /* A session whose line 4 onwards is the tracks list; stem on lines 7..9. */
-#define KICK "tracks:\n  - name: Kick\n    source: kick.wav\n"
+#define KICK  "tracks:\n  - name: Kick\n    source: kick.wav\n"
 #define DRUMS "stems:\n  - name: Drums\n    tracks: [Kick]\n"
 /* Three lines of buses, for rows whose tracks route to them. */
 #define BUSES "buses:\n  - name: Drum Bus\n  - name: Vox Verb\n"
@@ -938,87 +904,56 @@ static const bad_t bad[] = {
      HEAD "tracks:\n  - name: Kick In\n    source: kick.wav\n    gian: -3\n"
           "stems:\n  - name: Drums\n    tracks: [\"Kick *\"]\n",
      false, SF_E_INPUT, "session.yaml:7:5: error: unknown key 'gian' in track 'Kick In'\n"},
-    {"unknown key at the top and in a section",
-     HEAD "  smaple_rate: 4\n" KICK DRUMS "stem:\n",
-     false, SF_E_INPUT,
+    {"unknown key at the top and in a section", HEAD "  smaple_rate: 4\n" KICK DRUMS "stem:\n", false, SF_E_INPUT,
      "session.yaml:4:3: error: unknown key 'smaple_rate' in 'session'\n"
      "session.yaml:11:1: error: unknown key 'stem'\n"},
-    {"wrong type: list for a mapping",
-     "version: 1\nsession:\n  - sample_rate: 48000\n" KICK DRUMS,
-     false, SF_E_INPUT, "session.yaml:3:3: error: 'session' must be a mapping, not a list\n"},
-    {"wrong type: list for a value",
-     HEAD KICK "    gain_db: [1, 2]\n" DRUMS,
-     false, SF_E_INPUT,
+    {"wrong type: list for a mapping", "version: 1\nsession:\n  - sample_rate: 48000\n" KICK DRUMS, false, SF_E_INPUT,
+     "session.yaml:3:3: error: 'session' must be a mapping, not a list\n"},
+    {"wrong type: list for a value", HEAD KICK "    gain_db: [1, 2]\n" DRUMS, false, SF_E_INPUT,
      "session.yaml:7:14: error: 'gain_db' in track 'Kick' must be a value, not a list\n"},
-    {"wrong type: mapping for a list, value for a mapping",
-     HEAD "tracks:\n  name: Kick\n" DRUMS "output: wav\n",
-     false, SF_E_INPUT,
+    {"wrong type: mapping for a list, value for a mapping", HEAD "tracks:\n  name: Kick\n" DRUMS "output: wav\n", false,
+     SF_E_INPUT,
      "session.yaml:5:3: error: 'tracks' must be a list, not a mapping\n"
      "session.yaml:9:9: error: 'output' must be a mapping, not a value\n"},
-    {"no value",
-     HEAD "  start:\n" KICK DRUMS,
-     false, SF_E_INPUT, "session.yaml:4:9: error: 'session.start' has no value\n"},
-    {"duplicate key",
-     HEAD KICK "    gain_db: -3\n    gain_db: -4\n" DRUMS,
-     false, SF_E_INPUT,
+    {"no value", HEAD "  start:\n" KICK DRUMS, false, SF_E_INPUT,
+     "session.yaml:4:9: error: 'session.start' has no value\n"},
+    {"duplicate key", HEAD KICK "    gain_db: -3\n    gain_db: -4\n" DRUMS, false, SF_E_INPUT,
      "session.yaml:8:5: error: duplicate key 'gain_db' in track 'Kick' (first at line 7)\n"},
-    {"duplicate track name",
-     HEAD KICK "  - name: Kick\n    source: kick.wav\n" DRUMS,
-     false, SF_E_INPUT,
+    {"duplicate track name", HEAD KICK "  - name: Kick\n    source: kick.wav\n" DRUMS, false, SF_E_INPUT,
      "session.yaml:7:11: error: duplicate track name 'Kick' (first at line 5)\n"},
     {"duplicate stem name",
-     HEAD KICK "  - name: Snare\n    source: kick.wav\n" DRUMS
-          "  - name: Drums\n    tracks: [Snare]\n",
-     false, SF_E_INPUT,
-     "session.yaml:12:11: error: duplicate stem name 'Drums' (first at line 10)\n"},
-    {"exact name matching no track",
-     HEAD KICK "stems:\n  - name: Drums\n    tracks: [Kik]\n",
-     false, SF_E_INPUT,
+     HEAD KICK "  - name: Snare\n    source: kick.wav\n" DRUMS "  - name: Drums\n    tracks: [Snare]\n", false,
+     SF_E_INPUT, "session.yaml:12:11: error: duplicate stem name 'Drums' (first at line 10)\n"},
+    {"exact name matching no track", HEAD KICK "stems:\n  - name: Drums\n    tracks: [Kik]\n", false, SF_E_INPUT,
      "session.yaml:5:5: warning: track 'Kick' is in no stem\n"
      "session.yaml:9:14: error: unknown track 'Kik' in stem 'Drums'\n"},
-    {"glob matching no track",
-     HEAD KICK "stems:\n  - name: Drums\n    tracks: [Kick, \"Snare *\"]\n",
-     false, SF_OK,
+    {"glob matching no track", HEAD KICK "stems:\n  - name: Drums\n    tracks: [Kick, \"Snare *\"]\n", false, SF_OK,
      "session.yaml:9:20: warning: pattern 'Snare *' in stem 'Drums' matches no track\n"},
-    {"stem matching no track",
-     HEAD KICK DRUMS "  - name: Vocals\n    tracks: [\"Vox*\", \"BV ?\"]\n",
-     false, SF_OK, "session.yaml:10:5: warning: stem 'Vocals' matches no track\n"},
-    {"stem matching no track, strict",
-     HEAD KICK DRUMS "  - name: Vocals\n    tracks: [\"Vox*\"]\n",
-     true, SF_E_INPUT, "session.yaml:10:5: error: stem 'Vocals' matches no track\n"},
-    {"stem without patterns",
-     HEAD KICK DRUMS "  - name: Vocals\n    tracks: []\n",
-     false, SF_E_INPUT, "session.yaml:11:13: error: 'tracks' in stem 'Vocals' must not be empty\n"},
-    {"track in two stems",
-     HEAD KICK DRUMS "  - name: All\n    tracks: ['*']\n",
-     false, SF_OK, "session.yaml:5:5: warning: track 'Kick' is in 2 stems: 'Drums' and 'All'\n"},
-    {"track in two stems, strict",
-     HEAD KICK DRUMS "  - name: All\n    tracks: ['*']\n",
-     true, SF_E_INPUT, "session.yaml:5:5: error: track 'Kick' is in 2 stems: 'Drums' and 'All'\n"},
-    {"track in no stem",
-     HEAD KICK "  - name: Snare\n    source: kick.wav\n" DRUMS,
-     false, SF_OK, "session.yaml:7:5: warning: track 'Snare' is in no stem\n"},
-    {"missing source",
-     HEAD "tracks:\n  - name: Kick\n    source: drums/nope.wav\n" DRUMS,
-     false, SF_E_INPUT,
+    {"stem matching no track", HEAD KICK DRUMS "  - name: Vocals\n    tracks: [\"Vox*\", \"BV ?\"]\n", false, SF_OK,
+     "session.yaml:10:5: warning: stem 'Vocals' matches no track\n"},
+    {"stem matching no track, strict", HEAD KICK DRUMS "  - name: Vocals\n    tracks: [\"Vox*\"]\n", true, SF_E_INPUT,
+     "session.yaml:10:5: error: stem 'Vocals' matches no track\n"},
+    {"stem without patterns", HEAD KICK DRUMS "  - name: Vocals\n    tracks: []\n", false, SF_E_INPUT,
+     "session.yaml:11:13: error: 'tracks' in stem 'Vocals' must not be empty\n"},
+    {"track in two stems", HEAD KICK DRUMS "  - name: All\n    tracks: ['*']\n", false, SF_OK,
+     "session.yaml:5:5: warning: track 'Kick' is in 2 stems: 'Drums' and 'All'\n"},
+    {"track in two stems, strict", HEAD KICK DRUMS "  - name: All\n    tracks: ['*']\n", true, SF_E_INPUT,
+     "session.yaml:5:5: error: track 'Kick' is in 2 stems: 'Drums' and 'All'\n"},
+    {"track in no stem", HEAD KICK "  - name: Snare\n    source: kick.wav\n" DRUMS, false, SF_OK,
+     "session.yaml:7:5: warning: track 'Snare' is in no stem\n"},
+    {"missing source", HEAD "tracks:\n  - name: Kick\n    source: drums/nope.wav\n" DRUMS, false, SF_E_INPUT,
      "session.yaml:6:13: error: source 'drums/nope.wav' not found at '@DIR@/drums/nope.wav'\n"},
-    {"garbage source",
-     HEAD "tracks:\n  - name: Kick\n    source: garbage.wav\n" DRUMS,
-     false, SF_E_INPUT,
+    {"garbage source", HEAD "tracks:\n  - name: Kick\n    source: garbage.wav\n" DRUMS, false, SF_E_INPUT,
      "session.yaml:6:13: error: cannot read source 'garbage.wav' "
      "(not an audio file libsndfile can read)\n"},
-    {"zero-length source",
-     HEAD "tracks:\n  - name: Kick\n    source: empty.wav\n" DRUMS,
-     false, SF_E_INPUT, "session.yaml:6:13: error: source 'empty.wav' is empty (0 bytes)\n"},
-    {"source without frames",
-     HEAD "tracks:\n  - name: Kick\n    source: noframes.wav\n" DRUMS,
-     false, SF_E_INPUT, "session.yaml:6:13: error: source 'noframes.wav' has no audio frames\n"},
-    {"source is a folder",
-     HEAD "tracks:\n  - name: Kick\n    source: media\n" DRUMS,
-     false, SF_E_INPUT, "session.yaml:6:13: error: source 'media' is not a file\n"},
+    {"zero-length source", HEAD "tracks:\n  - name: Kick\n    source: empty.wav\n" DRUMS, false, SF_E_INPUT,
+     "session.yaml:6:13: error: source 'empty.wav' is empty (0 bytes)\n"},
+    {"source without frames", HEAD "tracks:\n  - name: Kick\n    source: noframes.wav\n" DRUMS, false, SF_E_INPUT,
+     "session.yaml:6:13: error: source 'noframes.wav' has no audio frames\n"},
+    {"source is a folder", HEAD "tracks:\n  - name: Kick\n    source: media\n" DRUMS, false, SF_E_INPUT,
+     "session.yaml:6:13: error: source 'media' is not a file\n"},
     {"more than two channels without a pick",
-     HEAD "tracks:\n  - name: Kick\n    source: six.wav\n    route: [L]\n" DRUMS,
-     false, SF_E_INPUT,
+     HEAD "tracks:\n  - name: Kick\n    source: six.wav\n    route: [L]\n" DRUMS, false, SF_E_INPUT,
      "session.yaml:6:13: error: source 'six.wav' has 6 channels; pick one with 'channel: N' "
      "(tracks are mono or stereo)\n"},
     {"clips with different channel counts",
@@ -1042,51 +977,36 @@ static const bad_t bad[] = {
     {"zero length",
      HEAD "tracks:\n  - name: Kick\n    clips:\n      - source: kick.wav\n"
           "        length: 0s\n" DRUMS,
-     false, SF_E_INPUT,
-     "session.yaml:8:17: error: 'length' in clip 1 of track 'Kick' must be greater than 0\n"},
+     false, SF_E_INPUT, "session.yaml:8:17: error: 'length' in clip 1 of track 'Kick' must be greater than 0\n"},
     {"bad time",
      HEAD "tracks:\n  - name: Kick\n    clips:\n      - source: kick.wav\n"
           "        at: 1:75\n" DRUMS,
-     false, SF_E_INPUT,
-     "session.yaml:8:13: error: invalid time '1:75' (seconds must be below 60)\n"},
+     false, SF_E_INPUT, "session.yaml:8:13: error: invalid time '1:75' (seconds must be below 60)\n"},
     {"negative time",
      HEAD "tracks:\n  - name: Kick\n    clips:\n      - source: kick.wav\n"
           "        at: -1s\n" DRUMS,
      false, SF_E_INPUT, "session.yaml:8:13: error: invalid time '-1s' (must not be negative)\n"},
-    {"bad level",
-     HEAD KICK "    gain_db: loud\n" DRUMS,
-     false, SF_E_INPUT,
+    {"bad level", HEAD KICK "    gain_db: loud\n" DRUMS, false, SF_E_INPUT,
      "session.yaml:7:14: error: invalid level 'loud' (expected a number of dB or -inf)\n"},
-    {"nan level",
-     HEAD KICK "    gain_db: .nan\n" DRUMS,
-     false, SF_E_INPUT,
+    {"nan level", HEAD KICK "    gain_db: .nan\n" DRUMS, false, SF_E_INPUT,
      "session.yaml:7:14: error: invalid level '.nan' (expected a number of dB or -inf)\n"},
-    {"pan out of range",
-     HEAD KICK "    pan: 1.5\n" DRUMS,
-     false, SF_E_INPUT, "session.yaml:7:10: error: invalid pan '1.5' (must be between -1 and +1)\n"},
-    {"bad enumerations and booleans",
-     HEAD KICK "    polarity: reverse\n    mute: yes\n" DRUMS,
-     false, SF_E_INPUT,
+    {"pan out of range", HEAD KICK "    pan: 1.5\n" DRUMS, false, SF_E_INPUT,
+     "session.yaml:7:10: error: invalid pan '1.5' (must be between -1 and +1)\n"},
+    {"bad enumerations and booleans", HEAD KICK "    polarity: reverse\n    mute: yes\n" DRUMS, false, SF_E_INPUT,
      "session.yaml:7:15: error: invalid polarity 'reverse' (expected normal or invert)\n"
      "session.yaml:8:11: error: invalid boolean 'yes' (expected true or false)\n"},
-    {"version 2",
-     "version: 2\nsession:\n  sample_rate: 48000\n" KICK DRUMS,
-     false, SF_E_INPUT,
+    {"version 2", "version: 2\nsession:\n  sample_rate: 48000\n" KICK DRUMS, false, SF_E_INPUT,
      "session.yaml:1:10: error: unsupported version '2' (this stemfarm reads version 1)\n"},
-    {"no version",
-     "session:\n  sample_rate: 48000\n" KICK DRUMS,
-     false, SF_E_INPUT, "session.yaml:1:1: error: missing key 'version'\n"},
-    {"bad sample rate",
-     "version: 1\nsession:\n  sample_rate: 1000\n" KICK DRUMS,
-     false, SF_E_INPUT,
+    {"no version", "session:\n  sample_rate: 48000\n" KICK DRUMS, false, SF_E_INPUT,
+     "session.yaml:1:1: error: missing key 'version'\n"},
+    {"bad sample rate", "version: 1\nsession:\n  sample_rate: 1000\n" KICK DRUMS, false, SF_E_INPUT,
      "session.yaml:3:16: error: invalid sample rate '1000' "
      "(expected a whole number of Hz from 8000 to 384000)\n"},
-    {"no sample rate",
-     "version: 1\nsession:\n  name: x\n" KICK DRUMS,
-     false, SF_E_INPUT, "session.yaml:3:3: error: missing key 'sample_rate' in 'session'\n"},
+    {"no sample rate", "version: 1\nsession:\n  name: x\n" KICK DRUMS, false, SF_E_INPUT,
+     "session.yaml:3:3: error: missing key 'sample_rate' in 'session'\n"},
     {"unsupported: effects",
-     HEAD "buses:\n  - name: Verb\n    fx: [{reverb: {decay_s: 2}}]\n"
-          KICK "    fx:\n      - gain: {db: 3}\n" DRUMS "master:\n  fx: []\n",
+     HEAD "buses:\n  - name: Verb\n    fx: [{reverb: {decay_s: 2}}]\n" KICK "    fx:\n      - gain: {db: 3}\n" DRUMS
+          "master:\n  fx: []\n",
      false, SF_E_INPUT,
      "session.yaml:6:5: error: not supported yet: 'fx' in bus 'Verb' "
      "(this version has no effects)\n"
@@ -1102,27 +1022,22 @@ static const bad_t bad[] = {
      "session.yaml:10:13: error: unknown bus 'Drum Buss' in track 'Kick In' "
      "(buses: 'Drum Bus', 'Vox Verb')\n"},
     {"unknown bus in sends, of a bus and of a track",
-     HEAD "buses:\n  - name: Drum Bus\n    sends: [{to: Verb}]\n  - name: Vox Verb\n"
-          KICK "    sends:\n      - to: Vox Verb\n      - {to: vox verb, level_db: -3}\n" DRUMS,
+     HEAD "buses:\n  - name: Drum Bus\n    sends: [{to: Verb}]\n  - name: Vox Verb\n" KICK
+          "    sends:\n      - to: Vox Verb\n      - {to: vox verb, level_db: -3}\n" DRUMS,
      false, SF_E_INPUT,
      "session.yaml:6:18: error: unknown bus 'Verb' in bus 'Drum Bus' "
      "(buses: 'Drum Bus', 'Vox Verb')\n"
      "session.yaml:13:14: error: unknown bus 'vox verb' in track 'Kick' "
      "(buses: 'Drum Bus', 'Vox Verb')\n"},
-    {"unknown bus, no buses at all",
-     HEAD KICK "    output: Drum Bus\n" DRUMS,
-     false, SF_E_INPUT,
+    {"unknown bus, no buses at all", HEAD KICK "    output: Drum Bus\n" DRUMS, false, SF_E_INPUT,
      "session.yaml:7:13: error: unknown bus 'Drum Bus' in track 'Kick' "
      "(the session has no buses)\n"},
-    {"a send to the master",
-     HEAD BUSES KICK "    sends: [{to: master}]\n" DRUMS,
-     false, SF_E_INPUT,
+    {"a send to the master", HEAD BUSES KICK "    sends: [{to: master}]\n" DRUMS, false, SF_E_INPUT,
      "session.yaml:10:18: error: a send cannot go to 'master' in track 'Kick' "
      "(sends feed buses; the master is fed through 'output')\n"},
     {"bus names: master, twice, none",
-     HEAD "buses:\n  - name: master\n  - name: Verb\n  - name: Verb\n  - channels: mono\n"
-          KICK DRUMS,
-     false, SF_E_INPUT,
+     HEAD "buses:\n  - name: master\n  - name: Verb\n  - name: Verb\n  - channels: mono\n" KICK DRUMS, false,
+     SF_E_INPUT,
      "session.yaml:5:11: error: bus name 'master' is taken (it names the master bus)\n"
      "session.yaml:7:11: error: duplicate bus name 'Verb' (first at line 6)\n"
      "session.yaml:8:5: error: missing key 'name' in bus 4\n"},
@@ -1133,8 +1048,8 @@ static const bad_t bad[] = {
      "session.yaml:6:18: error: bus 'Vox Verb' sends to itself\n"
      "session.yaml:8:13: error: bus 'Loop' outputs to itself\n"},
     {"routing cycle of two buses",
-     HEAD "buses:\n  - name: A\n    output: B\n  - name: B\n    sends: [{to: A, level_db: -6}]\n"
-          KICK "    output: A\n" DRUMS,
+     HEAD "buses:\n  - name: A\n    output: B\n  - name: B\n    sends: [{to: A, level_db: -6}]\n" KICK
+          "    output: A\n" DRUMS,
      false, SF_E_INPUT, "session.yaml:8:18: error: routing cycle: 'A' -> 'B' -> 'A'\n"},
     {"routing cycle of three buses, with a branch",
      HEAD "buses:\n  - name: A\n    output: B\n  - name: B\n    sends: [{to: D}]\n    output: C\n"
@@ -1143,14 +1058,12 @@ static const bad_t bad[] = {
      "session.yaml:11:13: error: routing cycle: 'A' -> 'B' -> 'C' -> 'A'\n"
      "session.yaml:13:13: error: routing cycle: 'A' -> 'B' -> 'D' -> 'A'\n"},
     {"route: unknown channel of a bus",
-     HEAD "buses:\n  - name: Surround\n    channels: 5.1\n"
-          KICK "    output: Surround\n    route: [Cf]\n" DRUMS,
-     false, SF_E_INPUT,
+     HEAD "buses:\n  - name: Surround\n    channels: 5.1\n" KICK "    output: Surround\n    route: [Cf]\n" DRUMS, false,
+     SF_E_INPUT,
      "session.yaml:11:13: error: unknown channel 'Cf' in 'route' of track 'Kick' "
      "(the 5.1 bus 'Surround' has L, R, C, LFE, Ls, Rs)\n"},
-    {"route: unknown channel of the master, a channel twice",
-     HEAD KICK "    route: [C, L, L]\n" DRUMS,
-     false, SF_E_INPUT,
+    {"route: unknown channel of the master, a channel twice", HEAD KICK "    route: [C, L, L]\n" DRUMS, false,
+     SF_E_INPUT,
      "session.yaml:7:13: error: unknown channel 'C' in 'route' of track 'Kick' "
      "(the stereo master has L, R)\n"
      "session.yaml:7:19: error: channel 'L' appears twice in 'route' of track 'Kick'\n"},
@@ -1160,9 +1073,8 @@ static const bad_t bad[] = {
      false, SF_E_INPUT,
      "session.yaml:7:12: error: 'route' in track 'OH' needs a mono track "
      "(its clips deliver 2 channels; pick one with 'channel: N')\n"},
-    {"route overrides pan",
-     HEAD KICK "    pan: 0.5\n    route: [L]\n    automation: {pan: [[0, 1]]}\n" DRUMS,
-     false, SF_OK,
+    {"route overrides pan", HEAD KICK "    pan: 0.5\n    route: [L]\n    automation: {pan: [[0, 1]]}\n" DRUMS, false,
+     SF_OK,
      "session.yaml:7:5: warning: 'pan' of track 'Kick' is overridden by its route\n"
      "session.yaml:9:23: warning: 'pan' automation of track 'Kick' is overridden by its route\n"},
     {"channel 0, past the last channel, not a number",
@@ -1175,8 +1087,7 @@ static const bad_t bad[] = {
      "session.yaml:11:18: error: channel 3 of source 'oh.wav' does not exist (it has 2 channels)\n"
      "session.yaml:12:35: error: invalid channel 'two' "
      "(expected a channel number, counting from 1)\n"},
-    {"channel with clips",
-     HEAD "tracks:\n  - name: Kick\n    channel: 1\n    clips: [{source: kick.wav}]\n" DRUMS,
+    {"channel with clips", HEAD "tracks:\n  - name: Kick\n    channel: 1\n    clips: [{source: kick.wav}]\n" DRUMS,
      false, SF_E_INPUT,
      "session.yaml:6:5: error: 'channel' in track 'Kick' goes with 'source' "
      "(with 'clips', give it per clip)\n"},
@@ -1217,8 +1128,7 @@ static const bad_t bad[] = {
      "[time, value]\n"
      "session.yaml:9:26: error: invalid pan '1.5' (must be between -1 and +1)\n"
      "session.yaml:10:7: error: unknown key 'volume' in automation of track 'Kick'\n"},
-    {"automation without points",
-     HEAD BUSES KICK "    sends: [{to: Vox Verb, automation: {level_db: []}}]\n" DRUMS,
+    {"automation without points", HEAD BUSES KICK "    sends: [{to: Vox Verb, automation: {level_db: []}}]\n" DRUMS,
      false, SF_E_INPUT,
      "session.yaml:10:51: error: 'level_db' in automation of send 1 of track 'Kick' "
      "must not be empty\n"},
@@ -1231,21 +1141,18 @@ static const bad_t bad[] = {
      "session.yaml:10:5: warning: 'pan' of track 'Kick' is overridden by its automation\n"
      "session.yaml:13:9: warning: 'level_db' of send 1 of track 'Kick' is overridden by its "
      "automation\n"},
-    {"bad sends",
-     HEAD BUSES KICK "    sends:\n      - Vox Verb\n      - {level_db: -3, pre: true}\n" DRUMS,
-     false, SF_E_INPUT,
+    {"bad sends", HEAD BUSES KICK "    sends:\n      - Vox Verb\n      - {level_db: -3, pre: true}\n" DRUMS, false,
+     SF_E_INPUT,
      "session.yaml:11:9: error: send 1 of track 'Kick' must be a mapping, not a value\n"
      "session.yaml:12:9: error: missing key 'to' in send 2 of track 'Kick'\n"
      "session.yaml:12:24: error: unknown key 'pre' in send 2 of track 'Kick'\n"},
-    {"invalid channels",
-     HEAD "master:\n  channels: quad\n" KICK DRUMS,
-     false, SF_E_INPUT,
+    {"invalid channels", HEAD "master:\n  channels: quad\n" KICK DRUMS, false, SF_E_INPUT,
      "session.yaml:5:13: error: invalid channels 'quad' (expected mono, stereo, 5.1 or 7.1)\n"},
     {"mixes: unknown stems, excluded and given a gain, names taken",
      HEAD KICK "  - name: Snare\n    source: kick.wav\n"
-          "stems:\n  - name: Drums\n    tracks: [Kick]\n  - name: Snares\n    tracks: [Snare]\n"
-          "mixes:\n  - name: Drums\n  - name: Alt\n    exclude: [Drum, Snares]\n"
-          "    gains_db: {Snares: 1, Drums: -3, Vox: 0}\n  - name: Alt\n    master: maybe\n",
+               "stems:\n  - name: Drums\n    tracks: [Kick]\n  - name: Snares\n    tracks: [Snare]\n"
+               "mixes:\n  - name: Drums\n  - name: Alt\n    exclude: [Drum, Snares]\n"
+               "    gains_db: {Snares: 1, Drums: -3, Vox: 0}\n  - name: Alt\n    master: maybe\n",
      false, SF_E_INPUT,
      "session.yaml:15:11: error: mix name 'Drums' is taken by a stem (line 10)\n"
      "session.yaml:17:15: error: unknown stem 'Drum' in mix 'Alt' (stems: 'Drums', 'Snares')\n"
@@ -1254,33 +1161,25 @@ static const bad_t bad[] = {
      "session.yaml:19:11: error: duplicate mix name 'Alt' (first at line 16)\n"
      "session.yaml:20:13: error: invalid value 'maybe' for 'master' in mix 'Alt' "
      "(expected bypass or apply)\n"},
-    {"a mix that excludes every stem",
-     HEAD KICK DRUMS "mixes:\n  - name: Silence\n    exclude: [Drums]\n",
-     false, SF_OK,
-     "session.yaml:11:5: warning: mix 'Silence' excludes every stem (it would be silent)\n"},
+    {"a mix that excludes every stem", HEAD KICK DRUMS "mixes:\n  - name: Silence\n    exclude: [Drums]\n", false,
+     SF_OK, "session.yaml:11:5: warning: mix 'Silence' excludes every stem (it would be silent)\n"},
     {"two rest stems",
      HEAD KICK "  - name: Snare\n    source: kick.wav\n"
-          "stems:\n  - name: Drums\n    tracks: [Kick]\n  - name: Other\n    rest: true\n"
-          "  - name: Misc\n    rest: true\n",
+               "stems:\n  - name: Drums\n    tracks: [Kick]\n  - name: Other\n    rest: true\n"
+               "  - name: Misc\n    rest: true\n",
      false, SF_E_INPUT,
      "session.yaml:15:11: error: two rest stems: stem 'Other' and stem 'Misc' "
      "(at most one stem can have 'rest: true')\n"},
-    {"a rest stem with tracks",
-     HEAD KICK "stems:\n  - name: Other\n    rest: true\n    tracks: [Kick]\n",
-     false, SF_E_INPUT,
+    {"a rest stem with tracks", HEAD KICK "stems:\n  - name: Other\n    rest: true\n    tracks: [Kick]\n", false,
+     SF_E_INPUT,
      "session.yaml:10:5: error: stem 'Other' has both 'rest: true' and 'tracks' "
      "(the rest stem gets every track no other stem claims)\n"},
-    {"rest: false needs tracks",
-     HEAD KICK "stems:\n  - name: Other\n    rest: false\n",
-     false, SF_E_INPUT, "session.yaml:8:5: error: missing key 'tracks' in stem 'Other'\n"},
-    {"a rest stem that gets nothing",
-     HEAD KICK DRUMS "  - name: Other\n    rest: true\n",
-     false, SF_OK,
+    {"rest: false needs tracks", HEAD KICK "stems:\n  - name: Other\n    rest: false\n", false, SF_E_INPUT,
+     "session.yaml:8:5: error: missing key 'tracks' in stem 'Other'\n"},
+    {"a rest stem that gets nothing", HEAD KICK DRUMS "  - name: Other\n    rest: true\n", false, SF_OK,
      "session.yaml:10:5: warning: rest stem 'Other' gets no track "
      "(every track is in another stem)\n"},
-    {"a rest stem that gets nothing, strict",
-     HEAD KICK DRUMS "  - name: Other\n    rest: true\n",
-     true, SF_E_INPUT,
+    {"a rest stem that gets nothing, strict", HEAD KICK DRUMS "  - name: Other\n    rest: true\n", true, SF_E_INPUT,
      "session.yaml:10:5: error: rest stem 'Other' gets no track "
      "(every track is in another stem)\n"},
     {"file names that collide with interleave false",
@@ -1298,48 +1197,35 @@ static const bad_t bad[] = {
           "multitracks: true\n",
      false, SF_OK, ""},
     {"a stem and a multitrack of the same name",
-     HEAD KICK "stems:\n  - name: Kick\n    tracks: [Kick]\nmultitracks: true\n",
-     false, SF_E_INPUT,
+     HEAD KICK "stems:\n  - name: Kick\n    tracks: [Kick]\nmultitracks: true\n", false, SF_E_INPUT,
      "session.yaml:5:5: error: stem 'Kick' and multitrack 'Kick' would both be written to "
      "'session_Kick.wav'\n"},
     {"mixes and stems without {stem} or {index}",
-     HEAD "output:\n  name: '{session}'\n" KICK DRUMS "mixes: [{name: Mix}]\n",
-     false, SF_E_INPUT,
+     HEAD "output:\n  name: '{session}'\n" KICK DRUMS "mixes: [{name: Mix}]\n", false, SF_E_INPUT,
      "session.yaml:5:9: error: 'output.name' must contain {stem} or {index} "
      "(otherwise every stem gets the same file name)\n"},
-    {"bad graph values",
-     HEAD "output:\n  interleave: maybe\n  null_test: 1\n" BUSES KICK DRUMS "multitracks: yes\n",
+    {"bad graph values", HEAD "output:\n  interleave: maybe\n  null_test: 1\n" BUSES KICK DRUMS "multitracks: yes\n",
      false, SF_E_INPUT,
      "session.yaml:5:15: error: invalid boolean 'maybe' (expected true or false)\n"
      "session.yaml:6:14: error: invalid boolean '1' (expected true or false)\n"
      "session.yaml:16:14: error: invalid boolean 'yes' (expected true or false)\n"},
-    {"neither source nor clips",
-     HEAD "tracks:\n  - name: Kick\n    gain_db: 0\n" DRUMS,
-     false, SF_E_INPUT, "session.yaml:5:5: error: track 'Kick' has neither 'source' nor 'clips'\n"},
-    {"both source and clips",
-     HEAD KICK "    clips: [{source: kick.wav}]\n" DRUMS,
-     false, SF_E_INPUT,
+    {"neither source nor clips", HEAD "tracks:\n  - name: Kick\n    gain_db: 0\n" DRUMS, false, SF_E_INPUT,
+     "session.yaml:5:5: error: track 'Kick' has neither 'source' nor 'clips'\n"},
+    {"both source and clips", HEAD KICK "    clips: [{source: kick.wav}]\n" DRUMS, false, SF_E_INPUT,
      "session.yaml:7:5: error: track 'Kick' has both 'source' and 'clips' (use one)\n"},
-    {"start after end",
-     "version: 1\nsession:\n  sample_rate: 48000\n  start: 2s\n  end: 1s\n" KICK DRUMS,
-     false, SF_E_INPUT,
-     "session.yaml:5:8: error: 'session.end' (1s) must be after 'session.start' (2s)\n"},
-    {"start after the last clip",
-     "version: 1\nsession:\n  sample_rate: 48000\n  start: 1s\n" KICK DRUMS,
-     false, SF_E_INPUT,
+    {"start after end", "version: 1\nsession:\n  sample_rate: 48000\n  start: 2s\n  end: 1s\n" KICK DRUMS, false,
+     SF_E_INPUT, "session.yaml:5:8: error: 'session.end' (1s) must be after 'session.start' (2s)\n"},
+    {"start after the last clip", "version: 1\nsession:\n  sample_rate: 48000\n  start: 1s\n" KICK DRUMS, false,
+     SF_E_INPUT,
      "session.yaml:4:10: error: 'session.start' (1s) must be before the end of the last clip "
      "(48000 frames)\n"},
-    {"segment zero",
-     HEAD "  segment: 0\n" KICK DRUMS,
-     false, SF_E_INPUT, "session.yaml:4:12: error: 'session.segment' must be greater than 0\n"},
-    {"format that cannot hold the sample format",
-     HEAD "output:\n  format: flac\n  sample_format: float32\n" KICK DRUMS,
-     false, SF_E_INPUT,
-     "session.yaml:6:18: error: output format 'flac' cannot hold 'float32' samples\n"},
+    {"segment zero", HEAD "  segment: 0\n" KICK DRUMS, false, SF_E_INPUT,
+     "session.yaml:4:12: error: 'session.segment' must be greater than 0\n"},
+    {"format that cannot hold the sample format", HEAD "output:\n  format: flac\n  sample_format: float32\n" KICK DRUMS,
+     false, SF_E_INPUT, "session.yaml:6:18: error: output format 'flac' cannot hold 'float32' samples\n"},
     {"bad output values",
      HEAD "output:\n  format: mp3\n  sample_format: pcm8\n  dither: shaped\n"
-          "  headroom_db: loud\n  headroom_policy: panic\n  master: maybe\n  name: '{take'\n"
-          KICK DRUMS,
+          "  headroom_db: loud\n  headroom_policy: panic\n  master: maybe\n  name: '{take'\n" KICK DRUMS,
      false, SF_E_INPUT,
      "session.yaml:5:11: error: invalid format 'mp3' (expected wav, rf64, w64, aiff or flac)\n"
      "session.yaml:6:18: error: invalid sample format 'pcm8' "
@@ -1350,20 +1236,17 @@ static const bad_t bad[] = {
      "session.yaml:10:11: error: invalid value 'maybe' for 'output.master' "
      "(expected bypass or apply)\n"
      "session.yaml:11:9: error: unclosed '{' in 'output.name'\n"},
-    {"name template",
-     HEAD "output:\n  name: '{session}-{take}'\n" KICK DRUMS,
-     false, SF_E_INPUT,
+    {"name template", HEAD "output:\n  name: '{session}-{take}'\n" KICK DRUMS, false, SF_E_INPUT,
      "session.yaml:5:9: error: unknown placeholder '{take}' in 'output.name' "
      "(expected {session}, {stem}, {index}, {rate} or {bits})\n"},
     {"name template without the stem",
-     HEAD "output:\n  name: '{session}'\n" KICK DRUMS "  - name: Other\n    tracks: [Nope*]\n",
-     false, SF_E_INPUT,
+     HEAD "output:\n  name: '{session}'\n" KICK DRUMS "  - name: Other\n    tracks: [Nope*]\n", false, SF_E_INPUT,
      "session.yaml:5:9: error: 'output.name' must contain {stem} or {index} "
      "(otherwise every stem gets the same file name)\n"
      "session.yaml:12:5: warning: stem 'Other' matches no track\n"},
     {"file names that collide",
      HEAD KICK "  - name: Snare\n    source: kick.wav\n"
-          "stems:\n  - name: A/B\n    tracks: [Kick]\n  - name: a_b\n    tracks: [Snare]\n",
+               "stems:\n  - name: A/B\n    tracks: [Kick]\n  - name: a_b\n    tracks: [Snare]\n",
      false, SF_E_INPUT,
      "session.yaml:12:5: error: stems 'A/B' and 'a_b' would both be written to "
      "'session_a_b.wav'\n"},
@@ -1383,46 +1266,36 @@ static const bad_t bad[] = {
      "session.yaml:11:11: error: duplicate track name 'Kick' (first at line 8)\n"
      "session.yaml:13:10: error: invalid pan 'left' (expected a number from -1 to +1)\n"
      "session.yaml:16:20: error: unknown track 'Snare' in stem 'Drums'\n"},
-    {"YAML syntax error",
-     HEAD KICK "    gain_db: -3\n   pan: 0\n" DRUMS,
-     false, SF_E_INPUT,
+    {"YAML syntax error", HEAD KICK "    gain_db: -3\n   pan: 0\n" DRUMS, false, SF_E_INPUT,
      "session.yaml:8:4: error: invalid YAML: did not find expected '-' indicator "
      "(while parsing a block collection at line 5)\n"},
-    {"YAML syntax error: unclosed quote",
-     HEAD KICK "    gain_db: \"-3\n" DRUMS,
-     false, SF_E_INPUT,
+    {"YAML syntax error: unclosed quote", HEAD KICK "    gain_db: \"-3\n" DRUMS, false, SF_E_INPUT,
      "session.yaml:11:1: error: invalid YAML: found unexpected end of stream "
      "(while scanning a quoted scalar at line 7)\n"},
     {"YAML alias",
-     HEAD "tracks:\n  - name: &k Kick\n    source: kick.wav\n" "stems:\n  - name: Drums\n"
+     HEAD "tracks:\n  - name: &k Kick\n    source: kick.wav\n"
+          "stems:\n  - name: Drums\n"
           "    tracks: [*k]\n",
      false, SF_E_INPUT, "session.yaml:9:14: error: not supported: YAML alias '*k'\n"},
-    {"two documents",
-     HEAD KICK DRUMS "---\nversion: 1\n",
-     false, SF_E_INPUT,
+    {"two documents", HEAD KICK DRUMS "---\nversion: 1\n", false, SF_E_INPUT,
      "session.yaml:10:1: error: the session file holds more than one YAML document\n"},
     {"empty file", "", false, SF_E_INPUT, "session.yaml: error: the session file is empty\n"},
-    {"only comments", "# nothing yet\n", false, SF_E_INPUT,
-     "session.yaml: error: the session file is empty\n"},
+    {"only comments", "# nothing yet\n", false, SF_E_INPUT, "session.yaml: error: the session file is empty\n"},
     {"top level is a list", "- version: 1\n", false, SF_E_INPUT,
      "session.yaml:1:1: error: the top level must be a mapping, not a list\n"},
     {"nesting too deep",
-     "version: 1\nx: " "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+     "version: 1\nx: "
+     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
      "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
      false, SF_E_INPUT, "session.yaml:2:67: error: values nest deeper than 64 levels\n"},
-    {"keys that are not names",
-     HEAD KICK DRUMS "[a]: 1\n",
-     false, SF_E_INPUT, "session.yaml:10:1: error: keys must be names, not a list\n"},
-    {"empty names",
-     HEAD "tracks:\n  - name: ''\n    source: kick.wav\n" DRUMS,
-     false, SF_E_INPUT,
+    {"keys that are not names", HEAD KICK DRUMS "[a]: 1\n", false, SF_E_INPUT,
+     "session.yaml:10:1: error: keys must be names, not a list\n"},
+    {"empty names", HEAD "tracks:\n  - name: ''\n    source: kick.wav\n" DRUMS, false, SF_E_INPUT,
      "session.yaml:5:11: error: 'name' in track 1 must not be empty\n"},
-    {"missing name",
-     HEAD "tracks:\n  - source: kick.wav\n" DRUMS,
-     false, SF_E_INPUT, "session.yaml:5:5: error: missing key 'name' in track 1\n"},
-    {"a track that is not a mapping",
-     HEAD "tracks:\n  - Kick\n" DRUMS,
-     false, SF_E_INPUT, "session.yaml:5:5: error: track 1 must be a mapping, not a value\n"},
+    {"missing name", HEAD "tracks:\n  - source: kick.wav\n" DRUMS, false, SF_E_INPUT,
+     "session.yaml:5:5: error: missing key 'name' in track 1\n"},
+    {"a track that is not a mapping", HEAD "tracks:\n  - Kick\n" DRUMS, false, SF_E_INPUT,
+     "session.yaml:5:5: error: track 1 must be a mapping, not a value\n"},
 };
 
 /* Replaces "@DIR@" by the session folder. */
@@ -1449,8 +1322,7 @@ START_TEST(test_bad_session)
     char *printed = NULL;
     sf_rc rc = s_load(b->yaml, b->strict, &s, &printed);
     char *want = s_expand(b->want);
-    ck_assert_msg(!strcmp(printed, want), "%s:\n--- got\n%s--- expected\n%s", b->what, printed,
-                  want);
+    ck_assert_msg(!strcmp(printed, want), "%s:\n--- got\n%s--- expected\n%s", b->what, printed, want);
     ck_assert_msg(rc == b->rc, "%s: rc %d, expected %d", b->what, rc, b->rc);
     if (rc == SF_OK)
         ck_assert_ptr_nonnull(s);
@@ -1496,23 +1368,14 @@ static void s_nomem_loop(const char *yaml, sf_rc final_rc)
     ck_assert_int_gt(n_runs, 50);
 }
 
-START_TEST(test_nomem_good)
-{
-    s_nomem_loop(s_good, SF_OK);
-}
+START_TEST(test_nomem_good) { s_nomem_loop(s_good, SF_OK); }
 END_TEST
 
-START_TEST(test_nomem_graph)
-{
-    s_nomem_loop(s_graph, SF_OK);
-}
+START_TEST(test_nomem_graph) { s_nomem_loop(s_graph, SF_OK); }
 END_TEST
 
 /* The copy is made on the first run that gets that far and reused after. */
-START_TEST(test_nomem_resampled)
-{
-    s_nomem_loop(s_resampled, SF_OK);
-}
+START_TEST(test_nomem_resampled) { s_nomem_loop(s_resampled, SF_OK); }
 END_TEST
 
 START_TEST(test_nomem_bad_graph)
@@ -1561,7 +1424,4 @@ static Suite *s_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(s_suite());
-}
+int main(void) { return tu_run_suite(s_suite()); }

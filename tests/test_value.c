@@ -38,7 +38,7 @@ static const time_ok_t time_ok[] = {
     {"0.0000624s", 8000, false, 0},
     /* 1/3 ms at 44100 = 14.7 frames: no binary float on the way */
     {"0.1ms", 44100, false, 4},
-    {"1.5ms", 44100, false, 66},   /* 66.15 */
+    {"1.5ms", 44100, false, 66}, /* 66.15 */
     {"22.675737ms", 44100, false, 1000},
     {"0.1s", 44100, false, 4410},
     {"2.50000000000000000000s", 48000, false, 120000}, /* trailing zeros are free */
@@ -56,8 +56,8 @@ START_TEST(test_time_ok)
     int64_t frames = -12345;
     sf_rc rc = sf_value_time(t->text, t->rate, t->allow_negative, &frames, &err);
     ck_assert_msg(rc == SF_OK, "'%s': %s", t->text, err.msg);
-    ck_assert_msg(frames == t->frames, "'%s' at %d: %lld frames, expected %lld", t->text, t->rate,
-                  (long long)frames, (long long)t->frames);
+    ck_assert_msg(frames == t->frames, "'%s' at %d: %lld frames, expected %lld", t->text, t->rate, (long long)frames,
+                  (long long)t->frames);
 }
 END_TEST
 
@@ -136,8 +136,8 @@ START_TEST(test_level)
     ck_assert_int_eq(sf_value_level_db("-2.5e1", &db, &err), SF_OK);
     ck_assert_double_eq(db, -25.0);
 
-    static const char *const bad[] = {"nan", "NaN", "inf", "+inf", ".inf", "-infinity", "",
-                                      "-", "3dB", "0x10", "1e999", "- 3", "1.", ".5"};
+    static const char *const bad[] = {"nan", "NaN", "inf",  "+inf",  ".inf", "-infinity", "",
+                                      "-",   "3dB", "0x10", "1e999", "- 3",  "1.",        ".5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char want[128];
         snprintf(want, sizeof want, "invalid level '%s' (expected a number of dB or -inf)", bad[i]);
@@ -193,8 +193,7 @@ START_TEST(test_number_int_bool)
     ck_assert_double_eq(d, -144.0);
     ck_assert_int_eq(sf_value_number("1", -400, 0, &d, &err), SF_E_INPUT);
     ck_assert_str_eq(err.msg, "invalid number '1' (must be between -400 and 0)");
-    ck_assert_int_eq(sf_value_number("inf", -(double)INFINITY, (double)INFINITY, &d, &err),
-                     SF_E_INPUT);
+    ck_assert_int_eq(sf_value_number("inf", -(double)INFINITY, (double)INFINITY, &d, &err), SF_E_INPUT);
     ck_assert_str_eq(err.msg, "invalid number 'inf'");
 
     ck_assert_int_eq(sf_value_int("48000", 8000, 384000, &i, &err), SF_OK);
@@ -206,8 +205,7 @@ START_TEST(test_number_int_bool)
     ck_assert_int_eq(sf_value_int("48000.0", 8000, 384000, &i, &err), SF_E_INPUT);
     ck_assert_str_eq(err.msg, "invalid integer '48000.0'");
     ck_assert_int_eq(sf_value_int("99999999999999999999", 0, INT64_MAX, &i, &err), SF_E_INPUT);
-    ck_assert_str_eq(err.msg,
-                     "invalid integer '99999999999999999999' (must be between 0 and 9223372036854775807)");
+    ck_assert_str_eq(err.msg, "invalid integer '99999999999999999999' (must be between 0 and 9223372036854775807)");
 
     ck_assert_int_eq(sf_value_bool("true", &b, &err), SF_OK);
     ck_assert(b);
@@ -253,8 +251,8 @@ static const glob_t_ globs[] = {
 START_TEST(test_glob)
 {
     const glob_t_ *g = &globs[_i];
-    ck_assert_msg(sf_value_glob_match(g->pattern, g->name) == g->match, "'%s' vs '%s': expected %s",
-                  g->pattern, g->name, g->match ? "match" : "no match");
+    ck_assert_msg(sf_value_glob_match(g->pattern, g->name) == g->match, "'%s' vs '%s': expected %s", g->pattern,
+                  g->name, g->match ? "match" : "no match");
 }
 END_TEST
 
@@ -274,7 +272,4 @@ static Suite *s_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(s_suite());
-}
+int main(void) { return tu_run_suite(s_suite()); }

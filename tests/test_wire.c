@@ -92,7 +92,7 @@ static s_buf_t s_env(uint64_t version, sf_wire_kind_t kind, const s_buf_t *body)
     return e;
 }
 
-static const uint8_t s_hash32[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+static const uint8_t s_hash32[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                      17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 
 static s_buf_t s_hello_body(const void *name, size_t n_name, uint64_t slots)
@@ -322,14 +322,14 @@ END_TEST
 
 START_TEST(test_names_and_simd)
 {
-    static const char *names[] = {"hello", "welcome", "credit", "session", "job", "result", "job_error",
-                                  "heartbeat", "bye", "submit", "progress", "done", "shutdown"};
+    static const char *names[] = {"hello",     "welcome", "credit", "session",  "job",  "result",  "job_error",
+                                  "heartbeat", "bye",     "submit", "progress", "done", "shutdown"};
     for (int k = SF_WIRE_HELLO; k <= SF_WIRE_SHUTDOWN; k++)
         ck_assert_str_eq(sf_wire_kind_name((sf_wire_kind_t)k), names[k - 1]);
     ck_assert_str_eq(sf_wire_kind_name((sf_wire_kind_t)99), "unknown");
     const char *simd = sf_wire_simd_level();
-    ck_assert_msg(!strcmp(simd, "avx2") || !strcmp(simd, "sse2") || !strcmp(simd, "neon") ||
-                  !strcmp(simd, "scalar"), "simd level '%s'", simd);
+    ck_assert_msg(!strcmp(simd, "avx2") || !strcmp(simd, "sse2") || !strcmp(simd, "neon") || !strcmp(simd, "scalar"),
+                  "simd level '%s'", simd);
 #if defined(__x86_64__) && !defined(__AVX2__)
     ck_assert_str_eq(simd, "sse2"); /* x86-64 always has SSE2; AVX2 needs a build for it */
 #endif
@@ -338,7 +338,8 @@ END_TEST
 
 START_TEST(test_text_sanitize)
 {
-    char s[64] = "a\xff" "b\x1b[31m\tc\nd\xc3\xa9\xe2\x82";
+    char s[64] = "a\xff"
+                 "b\x1b[31m\tc\nd\xc3\xa9\xe2\x82";
     sf_wire_text_sanitize(s);
     ck_assert_str_eq(s, "a?b [31m\tc\nd\xc3\xa9??");
     char *big = malloc(SF_WIRE_MAX_TEXT + 100);
@@ -652,8 +653,8 @@ START_TEST(test_malformed_inputs)
         sf_err_t err = {0};
         sf_rc rc = sf_wire_decode(b.p ? b.p : (const uint8_t *)"", b.n, &m, &err);
         ck_assert_msg(rc == SF_E_PROTO, "%s: decoded (rc %d)", cases[i].what, rc);
-        ck_assert_msg(strstr(err.msg, cases[i].expect) != NULL, "%s: got '%s', want '%s'", cases[i].what,
-                      err.msg, cases[i].expect);
+        ck_assert_msg(strstr(err.msg, cases[i].expect) != NULL, "%s: got '%s', want '%s'", cases[i].what, err.msg,
+                      cases[i].expect);
         ck_assert_msg(m.owned_ == NULL, "%s: a failed decode left memory behind", cases[i].what);
         s_free_buf(&b);
     }
@@ -796,9 +797,7 @@ START_TEST(test_fuzz_decode)
                     if (n)
                         work[at] ^= (uint8_t)(1 + (q >> 20) % 255);
                     break;
-                case 1: /* truncate */
-                    n = at;
-                    break;
+                case 1: /* truncate */ n = at; break;
                 case 2: /* insert a byte */
                     if (n < 4000) {
                         memmove(work + at + 1, work + at, n - at);
@@ -910,10 +909,7 @@ static void s_coord_open(s_coord_t *c, void *ctx, const char *endpoint)
     ck_assert_msg(zmq_bind(c->router, c->endpoint) == 0, "bind %s: %s", c->endpoint, zmq_strerror(errno));
 }
 
-static void s_coord_close(s_coord_t *c)
-{
-    zmq_close(c->router);
-}
+static void s_coord_close(s_coord_t *c) { zmq_close(c->router); }
 
 /* Receives the next message that is not a heartbeat, within timeout_ms. */
 static void s_coord_recv(s_coord_t *c, sf_wire_msg_t *m, int timeout_ms)
@@ -1016,7 +1012,7 @@ static double s_noise(int ch, int64_t i, void *ctx)
 
 typedef struct {
     char *dir;
-    char *path;           /* the session file */
+    char *path; /* the session file */
     char *yaml;
     size_t n_yaml_bytes;
     sf_session_t *session; /* loaded here, for the hash and the reference render */
@@ -1117,8 +1113,9 @@ static void s_check_result(const s_fixture_t *f, const s_job_t *j, const sf_wire
     for (int ch = 0; ch < n_ch; ch++)
         out[ch] = ref + (size_t)ch * j->n_frames;
     sf_err_t err = {0};
-    ck_assert_msg(sf_render_stem(f->session, j->stem, j->start, (int64_t)j->n_frames, (int64_t)j->preroll, out,
-                                 &err) == SF_OK, "reference render: %s", err.msg);
+    ck_assert_msg(sf_render_stem(f->session, j->stem, j->start, (int64_t)j->n_frames, (int64_t)j->preroll, out, &err) ==
+                      SF_OK,
+                  "reference render: %s", err.msg);
     /* Determinism: the node's frames are bit-identical to ours. */
     ck_assert_uint_eq(m->u.result.xxh3, sf_hash_xxh3(ref, (size_t)n_ch * j->n_frames * sizeof(float)));
     double energy = 0;
@@ -1136,8 +1133,12 @@ START_TEST(test_node_protocol)
     s_coord_t c;
     s_coord_open(&c, ctx, NULL);
     enum { SLOTS = 2 };
-    s_node_t node = {.cfg = {.endpoint = c.endpoint, .name = "wire-node", .threads = 2, .slots = SLOTS,
-                             .coordinator_timeout_ms = 10000, .verbose = 1}};
+    s_node_t node = {.cfg = {.endpoint = c.endpoint,
+                             .name = "wire-node",
+                             .threads = 2,
+                             .slots = SLOTS,
+                             .coordinator_timeout_ms = 10000,
+                             .verbose = 1}};
     s_node_start(&node);
 
     /* Credit flow: the node never asks for more than SLOTS jobs outstanding. */
@@ -1148,9 +1149,19 @@ START_TEST(test_node_protocol)
     s_send_session(&c, f.session->hash, f.path, f.yaml, f.n_yaml_bytes);
     s_job_t jobs[] = {
         {.job_id = 100, .stem = 0, .start = 0, .n_frames = 12000, .preroll = 0, .attempt = 1, .hash = f.session->hash},
-        {.job_id = 101, .stem = 1, .start = 12000, .n_frames = 7001, .preroll = 500, .attempt = 3,
+        {.job_id = 101,
+         .stem = 1,
+         .start = 12000,
+         .n_frames = 7001,
+         .preroll = 500,
+         .attempt = 3,
          .hash = f.session->hash},
-        {.job_id = 102, .stem = 0, .start = 40000, .n_frames = 9999, .preroll = 64, .attempt = 1,
+        {.job_id = 102,
+         .stem = 0,
+         .start = 40000,
+         .n_frames = 9999,
+         .preroll = 64,
+         .attempt = 1,
          .hash = f.session->hash},
     };
     size_t n_jobs = sizeof jobs / sizeof *jobs, next = 0, answered = 0;
@@ -1172,8 +1183,8 @@ START_TEST(test_node_protocol)
             answered++;
         } else if (m.kind == SF_WIRE_CREDIT) {
             credit += m.u.credit.n_jobs;
-            ck_assert_msg(credit + in_flight <= SLOTS, "credit %" PRId64 " + in flight %" PRId64 " > %d slots",
-                          credit, in_flight, SLOTS);
+            ck_assert_msg(credit + in_flight <= SLOTS, "credit %" PRId64 " + in flight %" PRId64 " > %d slots", credit,
+                          in_flight, SLOTS);
         } else {
             ck_abort_msg("unexpected %s%s%s", sf_wire_kind_name(m.kind), m.kind == SF_WIRE_JOB_ERROR ? ": " : "",
                          m.kind == SF_WIRE_JOB_ERROR ? m.u.job_error.message : "");
@@ -1289,8 +1300,8 @@ START_TEST(test_node_session_cache)
     void *ctx = zmq_ctx_new();
     s_coord_t c;
     s_coord_open(&c, ctx, NULL);
-    s_node_t node = {.cfg = {.endpoint = c.endpoint, .name = "cache", .threads = 1, .slots = 1,
-                             .coordinator_timeout_ms = 10000}};
+    s_node_t node = {
+        .cfg = {.endpoint = c.endpoint, .name = "cache", .threads = 1, .slots = 1, .coordinator_timeout_ms = 10000}};
     s_node_start(&node);
     s_handshake(&c, "cache", 1, 1, 1000);
     sf_wire_msg_t m;
@@ -1344,8 +1355,12 @@ START_TEST(test_node_stop_sends_bye)
     void *ctx = zmq_ctx_new();
     s_coord_t c;
     s_coord_open(&c, ctx, "inproc://test-wire-stop");
-    s_node_t node = {.cfg = {.endpoint = c.endpoint, .zmq_context = ctx, .name = "stopper", .threads = 1,
-                             .slots = 3, .coordinator_timeout_ms = 10000}};
+    s_node_t node = {.cfg = {.endpoint = c.endpoint,
+                             .zmq_context = ctx,
+                             .name = "stopper",
+                             .threads = 1,
+                             .slots = 3,
+                             .coordinator_timeout_ms = 10000}};
     s_node_start(&node);
     ck_assert_uint_eq(s_handshake(&c, "stopper", 3, 1, 1000), 3);
     atomic_store(&node.stop, 1);
@@ -1364,8 +1379,8 @@ START_TEST(test_node_gives_up_on_a_silent_coordinator)
     void *ctx = zmq_ctx_new();
     s_coord_t c;
     s_coord_open(&c, ctx, NULL);
-    s_node_t node = {.cfg = {.endpoint = c.endpoint, .name = "lonely", .threads = 1, .slots = 1,
-                             .coordinator_timeout_ms = 400}};
+    s_node_t node = {
+        .cfg = {.endpoint = c.endpoint, .name = "lonely", .threads = 1, .slots = 1, .coordinator_timeout_ms = 400}};
     int64_t t0 = s_ms();
     s_node_start(&node);
     s_handshake(&c, "lonely", 1, 1, 50);
@@ -1381,8 +1396,8 @@ START_TEST(test_node_without_coordinator)
 {
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
-    s_node_t node = {.cfg = {.endpoint = endpoint, .name = "alone", .threads = 1, .slots = 1,
-                             .coordinator_timeout_ms = 300}};
+    s_node_t node = {
+        .cfg = {.endpoint = endpoint, .name = "alone", .threads = 1, .slots = 1, .coordinator_timeout_ms = 300}};
     s_node_start(&node);
     ck_assert_int_eq(s_node_join(&node, 5000), 3);
 }

@@ -94,14 +94,13 @@ double tu_quantized(double x, int bits)
     return v / scale;
 }
 
-char *tu_write_wav(const char *dir, const char *name, int channels, int rate, int64_t frames,
-                   int bits, tu_signal_fn fn, void *ctx)
+char *tu_write_wav(const char *dir, const char *name, int channels, int rate, int64_t frames, int bits, tu_signal_fn fn,
+                   void *ctx)
 {
     char *path = tu_path(dir, name);
     s_mkdirs_for(path);
     SF_INFO info = {.samplerate = rate, .channels = channels};
-    info.format = SF_FORMAT_WAV | (bits == 16 ? SF_FORMAT_PCM_16
-                                  : bits == 24 ? SF_FORMAT_PCM_24 : SF_FORMAT_FLOAT);
+    info.format = SF_FORMAT_WAV | (bits == 16 ? SF_FORMAT_PCM_16 : bits == 24 ? SF_FORMAT_PCM_24 : SF_FORMAT_FLOAT);
     SNDFILE *sf = sf_open(path, SFM_WRITE, &info);
     ck_assert_msg(sf != NULL, "sf_open %s: %s", path, sf_strerror(NULL));
     enum { CHUNK = 4096 };
@@ -249,10 +248,7 @@ int tu_free_port(void)
     return port;
 }
 
-double tu_sine(double freq, double rate, int64_t i)
-{
-    return sin(2.0 * M_PI * freq * (double)i / rate);
-}
+double tu_sine(double freq, double rate, int64_t i) { return sin(2.0 * M_PI * freq * (double)i / rate); }
 
 double tu_noise(uint64_t seed, int64_t i)
 {

@@ -31,8 +31,8 @@ typedef double (*tu_signal_fn)(int ch, int64_t i, void *ctx);
 /* Writes a WAV at dir/name with `bits` 16 or 24 (integer PCM) or 32 (float).
  * Integer samples are round(x * 2^(bits-1)), clipped, so tu_quantized gives
  * exactly what the file holds. Returns the full path (malloc'd). */
-char *tu_write_wav(const char *dir, const char *name, int channels, int rate, int64_t frames,
-                   int bits, tu_signal_fn fn, void *ctx);
+char *tu_write_wav(const char *dir, const char *name, int channels, int rate, int64_t frames, int bits, tu_signal_fn fn,
+                   void *ctx);
 
 /* The value a sample x reads back as after tu_write_wav at `bits`. */
 double tu_quantized(double x, int bits);

@@ -57,8 +57,8 @@ const char *sf_rc_name(sf_rc code)
     }
 }
 
-void sf_diags_add(sf_diags_t *d, sf_diag_severity_t sev, const char *file, uint32_t line,
-                  uint32_t col, const char *fmt, ...)
+void sf_diags_add(sf_diags_t *d, sf_diag_severity_t sev, const char *file, uint32_t line, uint32_t col, const char *fmt,
+                  ...)
 {
     if (d->n_items == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 16;

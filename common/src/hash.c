@@ -45,10 +45,7 @@ void sf_xxh3_stream_destroy(sf_xxh3_stream_t **self_p)
     *self_p = NULL;
 }
 
-void sf_hash_sha256(const void *data, size_t n_bytes, uint8_t out[32])
-{
-    crypto_hash_sha256(out, data, n_bytes);
-}
+void sf_hash_sha256(const void *data, size_t n_bytes, uint8_t out[32]) { crypto_hash_sha256(out, data, n_bytes); }
 
 sf_rc sf_hash_sha256_file(const char *path, uint8_t out[32], sf_err_t *err)
 {

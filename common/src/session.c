@@ -47,12 +47,12 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
-#define S_MIN_RATE 8000
-#define S_MAX_RATE 384000
-#define S_NAME_MAX 255 /* longest file name most file systems take */
+#define S_MIN_RATE      8000
+#define S_MAX_RATE      384000
+#define S_NAME_MAX      255 /* longest file name most file systems take */
 /* Times are only syntax-checked at this rate while the real one is unknown. */
 #define S_FALLBACK_RATE 48000
-#define S_MAX_DEPTH 64
+#define S_MAX_DEPTH     64
 
 /* ---- the YAML tree ---------------------------------------------------- */
 
@@ -83,44 +83,41 @@ static size_t s_map_size(const s_node_t *map) { return map->n_kids / 2; }
 static const s_node_t *s_map_key(const s_node_t *map, size_t i) { return map->kids[2 * i]; }
 static const s_node_t *s_map_value(const s_node_t *map, size_t i) { return map->kids[2 * i + 1]; }
 
-static const char *s_kind_name(s_kind_t k)
-{
-    return k == S_MAP ? "a mapping" : k == S_LIST ? "a list" : "a value";
-}
+static const char *s_kind_name(s_kind_t k) { return k == S_MAP ? "a mapping" : k == S_LIST ? "a list" : "a value"; }
 
 /* ---- loader state and diagnostics -------------------------------------- */
 
 /* A source resampled in this load: made once, shared by its clips. */
 typedef struct {
-    char *src;            /* the resolved source path (owned) */
-    char *copy;           /* its resampled copy (owned); NULL when that failed (reported) */
-    int64_t n_frames;     /* frames of the copy */
+    char *src;        /* the resolved source path (owned) */
+    char *copy;       /* its resampled copy (owned); NULL when that failed (reported) */
+    int64_t n_frames; /* frames of the copy */
 } s_copy_t;
 
 /* Bus `from` feeds bus `to` (its output or a send). */
 typedef struct {
     size_t from;
     size_t to;
-    sf_mark_t mark;       /* of the `output` or `to` value: where a cycle is reported */
+    sf_mark_t mark; /* of the `output` or `to` value: where a cycle is reported */
 } s_edge_t;
 
 typedef struct {
-    const char *file;     /* the session path, as given: prefix of every message */
+    const char *file; /* the session path, as given: prefix of every message */
     sf_diags_t *diags;
     bool strict;
     bool check_sources;
-    bool resample;        /* make resampled copies (only with check_sources) */
-    sf_session_t *s;      /* the model being filled */
-    int rate;             /* session rate, or 0 while unknown or invalid */
-    bool names_complete;  /* every track got a name (else pattern misses are not reported) */
+    bool resample;            /* make resampled copies (only with check_sources) */
+    sf_session_t *s;          /* the model being filled */
+    int rate;                 /* session rate, or 0 while unknown or invalid */
+    bool names_complete;      /* every track got a name (else pattern misses are not reported) */
     bool bus_names_complete;  /* every bus got a name (else unknown buses are not reported) */
     bool stem_names_complete; /* every stem got a name and tracks (else the same for stems) */
-    size_t n_errors_before; /* diags->n_errors when the load began */
-    sf_rc rc;             /* SF_E_NOMEM once an allocation failed */
-    s_edge_t *edges;      /* owned: bus -> bus, for cycles and bus_order */
+    size_t n_errors_before;   /* diags->n_errors when the load began */
+    sf_rc rc;                 /* SF_E_NOMEM once an allocation failed */
+    s_edge_t *edges;          /* owned: bus -> bus, for cycles and bus_order */
     size_t n_edges;
     size_t cap_edges;
-    s_copy_t *copies;     /* owned: resampled sources */
+    s_copy_t *copies; /* owned: resampled sources */
     size_t n_copies;
     size_t cap_copies;
 } s_ctx_t;
@@ -138,8 +135,7 @@ static void s_vdiag(s_ctx_t *c, sf_diag_severity_t sev, sf_mark_t m, const char 
     sf_diags_add(c->diags, sev, c->file, m.line, m.col, "%s", msg);
 }
 
-__attribute__((format(printf, 3, 4))) static void s_error(s_ctx_t *c, sf_mark_t m,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void s_error(s_ctx_t *c, sf_mark_t m, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -148,8 +144,7 @@ __attribute__((format(printf, 3, 4))) static void s_error(s_ctx_t *c, sf_mark_t 
 }
 
 /* A warning, or an error in strict mode. */
-__attribute__((format(printf, 3, 4))) static void s_warning(s_ctx_t *c, sf_mark_t m,
-                                                            const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void s_warning(s_ctx_t *c, sf_mark_t m, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -176,8 +171,7 @@ static uint32_t s_line_of_offset(const char *yaml, size_t n_bytes, size_t offset
     return line;
 }
 
-static void s_report_parser_error(s_ctx_t *c, const yaml_parser_t *p, const char *yaml,
-                                  size_t n_bytes)
+static void s_report_parser_error(s_ctx_t *c, const yaml_parser_t *p, const char *yaml, size_t n_bytes)
 {
     if (p->error == YAML_MEMORY_ERROR) {
         c->rc = SF_E_NOMEM;
@@ -188,8 +182,8 @@ static void s_report_parser_error(s_ctx_t *c, const yaml_parser_t *p, const char
         sf_mark_t m = {s_line_of_offset(yaml, n_bytes, p->problem_offset), 1};
         s_error(c, m, "invalid YAML: %s", problem);
     } else if (p->context) {
-        s_error(c, s_mark_of(p->problem_mark), "invalid YAML: %s (%s at line %u)", problem,
-                p->context, (unsigned)p->context_mark.line + 1);
+        s_error(c, s_mark_of(p->problem_mark), "invalid YAML: %s (%s at line %u)", problem, p->context,
+                (unsigned)p->context_mark.line + 1);
     } else {
         s_error(c, s_mark_of(p->problem_mark), "invalid YAML: %s", problem);
     }
@@ -197,8 +191,7 @@ static void s_report_parser_error(s_ctx_t *c, const yaml_parser_t *p, const char
 
 static bool s_is_null_text(const char *t)
 {
-    return !*t || !strcmp(t, "~") || !strcmp(t, "null") || !strcmp(t, "Null") ||
-           !strcmp(t, "NULL");
+    return !*t || !strcmp(t, "~") || !strcmp(t, "null") || !strcmp(t, "Null") || !strcmp(t, "NULL");
 }
 
 /* A new node for the event; NULL with c->rc set, or with a diagnostic. */
@@ -274,31 +267,24 @@ static bool s_stack_push(s_ctx_t *c, s_stack_t *st, s_node_t *n)
 
 /* Handles one event. Returns false to stop: on a problem (reported) or when
  * c->rc is set. *root receives the document's top node. */
-static bool s_tree_event(s_ctx_t *c, const yaml_event_t *ev, s_stack_t *st, s_node_t **root,
-                         int *n_docs)
+static bool s_tree_event(s_ctx_t *c, const yaml_event_t *ev, s_stack_t *st, s_node_t **root, int *n_docs)
 {
     switch (ev->type) {
     case YAML_DOCUMENT_START_EVENT:
         if (++*n_docs > 1) {
-            s_error(c, s_mark_of(ev->start_mark),
-                    "the session file holds more than one YAML document");
+            s_error(c, s_mark_of(ev->start_mark), "the session file holds more than one YAML document");
             return false;
         }
         return true;
     case YAML_ALIAS_EVENT:
-        s_error(c, s_mark_of(ev->start_mark), "not supported: YAML alias '*%s'",
-                (const char *)ev->data.alias.anchor);
+        s_error(c, s_mark_of(ev->start_mark), "not supported: YAML alias '*%s'", (const char *)ev->data.alias.anchor);
         return false;
     case YAML_SEQUENCE_END_EVENT:
-    case YAML_MAPPING_END_EVENT:
-        st->n_items--;
-        return true;
+    case YAML_MAPPING_END_EVENT: st->n_items--; return true;
     case YAML_SCALAR_EVENT:
     case YAML_SEQUENCE_START_EVENT:
-    case YAML_MAPPING_START_EVENT:
-        break;
-    default:
-        return true;
+    case YAML_MAPPING_START_EVENT: break;
+    default: return true;
     }
     s_node_t *n = s_node_from_event(c, ev);
     if (!n)
@@ -404,8 +390,7 @@ typedef struct {
 
 /* Reports keys that are not names, duplicates, unknown and unsupported keys.
  * keys NULL: any name may be a key (stem names in a mix's gains_db). */
-static void s_check_keys(s_ctx_t *c, const s_node_t *map, const s_key_t *keys, size_t n_keys,
-                         const s_where_t *w)
+static void s_check_keys(s_ctx_t *c, const s_node_t *map, const s_key_t *keys, size_t n_keys, const s_where_t *w)
 {
     char in[400];
     s_in(w, in, sizeof in);
@@ -419,8 +404,7 @@ static void s_check_keys(s_ctx_t *c, const s_node_t *map, const s_key_t *keys, s
         for (size_t j = 0; j < i && !dup; j++) {
             const s_node_t *prev = s_map_key(map, j);
             if (prev->kind == S_SCALAR && !strcmp(prev->text, k->text)) {
-                s_error(c, k->mark, "duplicate key '%s'%s (first at line %u)", k->text, in,
-                        (unsigned)prev->mark.line);
+                s_error(c, k->mark, "duplicate key '%s'%s (first at line %u)", k->text, in, (unsigned)prev->mark.line);
                 dup = true;
             }
         }
@@ -463,15 +447,13 @@ static bool s_expect(s_ctx_t *c, const s_node_t *node, s_kind_t kind, const char
 {
     if (node->kind == kind)
         return true;
-    s_error(c, node->mark, "%s must be %s, not %s", subject, s_kind_name(kind),
-            s_kind_name(node->kind));
+    s_error(c, node->mark, "%s must be %s, not %s", subject, s_kind_name(kind), s_kind_name(node->kind));
     return false;
 }
 
 /* The value at `key` if it is a non-null scalar. NULL when absent (reported
  * if `required`), null, or of the wrong kind (both reported). */
-static const s_node_t *s_scalar(s_ctx_t *c, const s_node_t *map, const char *key,
-                                const s_where_t *w, bool required)
+static const s_node_t *s_scalar(s_ctx_t *c, const s_node_t *map, const char *key, const s_where_t *w, bool required)
 {
     char subject[400];
     const s_node_t *v = s_get(map, key);
@@ -494,9 +476,8 @@ static const s_node_t *s_scalar(s_ctx_t *c, const s_node_t *map, const char *key
 /* A container value at `key`: NULL when absent (reported if required) or of
  * the wrong kind (reported). An empty container is reported unless
  * `may_be_empty` (optional sections that a generator may write empty). */
-static const s_node_t *s_container_opt(s_ctx_t *c, const s_node_t *map, const char *key,
-                                       s_kind_t kind, const s_where_t *w, bool required,
-                                       bool may_be_empty)
+static const s_node_t *s_container_opt(s_ctx_t *c, const s_node_t *map, const char *key, s_kind_t kind,
+                                       const s_where_t *w, bool required, bool may_be_empty)
 {
     char subject[400];
     const s_node_t *v = s_get(map, key);
@@ -516,8 +497,8 @@ static const s_node_t *s_container_opt(s_ctx_t *c, const s_node_t *map, const ch
     return v;
 }
 
-static const s_node_t *s_container(s_ctx_t *c, const s_node_t *map, const char *key,
-                                   s_kind_t kind, const s_where_t *w, bool required)
+static const s_node_t *s_container(s_ctx_t *c, const s_node_t *map, const char *key, s_kind_t kind, const s_where_t *w,
+                                   bool required)
 {
     return s_container_opt(c, map, key, kind, w, required, false);
 }
@@ -580,8 +561,7 @@ static bool s_bool(s_ctx_t *c, const s_node_t *v, bool *out)
 
 /* Index of v's text in names[] (NULL-terminated), or -1 (reported with
  * "invalid WHAT 'x' (expected EXPECTED)"). */
-static int s_enum(s_ctx_t *c, const s_node_t *v, const char *const *names, const char *what,
-                  const char *expected)
+static int s_enum(s_ctx_t *c, const s_node_t *v, const char *const *names, const char *what, const char *expected)
 {
     for (int i = 0; names[i]; i++)
         if (!strcmp(v->text, names[i]))
@@ -606,8 +586,7 @@ static bool s_master_mode(s_ctx_t *c, const s_node_t *v, const char *subject)
     if (!strcmp(v->text, "apply"))
         return true;
     if (strcmp(v->text, "bypass"))
-        s_error(c, v->mark, "invalid value '%s' for %s (expected bypass or apply)", v->text,
-                subject);
+        s_error(c, v->mark, "invalid value '%s' for %s (expected bypass or apply)", v->text, subject);
     return false;
 }
 
@@ -651,8 +630,8 @@ static char *s_join(s_ctx_t *c, const char *dir, const char *rel)
 
 /* "'A', 'B', 'C'" from names(i) for i < n (NULL names skipped), cut short
  * with ", ..." where it would not fit: the choices a message offers. */
-static const char *s_name_list(const char *(*name_of)(const sf_session_t *, size_t),
-                               const sf_session_t *s, size_t n, char *buf, size_t n_bytes)
+static const char *s_name_list(const char *(*name_of)(const sf_session_t *, size_t), const sf_session_t *s, size_t n,
+                               char *buf, size_t n_bytes)
 {
     size_t len = 0;
     buf[0] = '\0';
@@ -703,8 +682,8 @@ typedef struct {
 static void s_session_section(s_ctx_t *c, const s_node_t *root, s_region_t *region)
 {
     static const s_key_t keys[] = {
-        {"name", NULL},  {"sample_rate", NULL},       {"media_root", NULL}, {"start", NULL},
-        {"end", NULL},   {"tail_threshold_db", NULL}, {"segment", NULL},
+        {"name", NULL}, {"sample_rate", NULL},       {"media_root", NULL}, {"start", NULL},
+        {"end", NULL},  {"tail_threshold_db", NULL}, {"segment", NULL},
     };
     sf_session_t *s = c->s;
     s_where_t w = s_where_section("session");
@@ -725,9 +704,8 @@ static void s_session_section(s_ctx_t *c, const s_node_t *root, s_region_t *regi
     if (v) {
         sf_err_t e = {0};
         if (sf_value_int(v->text, S_MIN_RATE, S_MAX_RATE, &rate, &e))
-            s_error(c, v->mark,
-                    "invalid sample rate '%s' (expected a whole number of Hz from %d to %d)",
-                    v->text, S_MIN_RATE, S_MAX_RATE);
+            s_error(c, v->mark, "invalid sample rate '%s' (expected a whole number of Hz from %d to %d)", v->text,
+                    S_MIN_RATE, S_MAX_RATE);
         else
             c->rate = s->sample_rate = (int)rate;
     }
@@ -754,8 +732,7 @@ static void s_session_section(s_ctx_t *c, const s_node_t *root, s_region_t *regi
         if (sf_value_number(v->text, -400.0, 0.0, &s->tail_threshold_db, &e))
             s_error(c, v->mark, "%s", e.msg);
     }
-    if ((v = s_scalar(c, sec, "segment", &w, false)) && s_time(c, v, &s->segment) &&
-        s->segment <= 0)
+    if ((v = s_scalar(c, sec, "segment", &w, false)) && s_time(c, v, &s->segment) && s->segment <= 0)
         s_error(c, v->mark, "'session.segment' must be greater than 0");
 }
 
@@ -794,8 +771,7 @@ static bool s_check_template(s_ctx_t *c, const s_node_t *v)
         }
         size_t len = (size_t)(close - p - 1);
         int i = 0;
-        while (s_placeholders[i] && !(strlen(s_placeholders[i]) == len &&
-                                      !strncmp(s_placeholders[i], p + 1, len)))
+        while (s_placeholders[i] && !(strlen(s_placeholders[i]) == len && !strncmp(s_placeholders[i], p + 1, len)))
             i++;
         if (!s_placeholders[i])
             s_error(c, v->mark,
@@ -811,23 +787,19 @@ static bool s_check_template(s_ctx_t *c, const s_node_t *v)
 
 static int s_sndfile_format(sf_format_t f, sf_sample_format_t sample)
 {
-    static const int major[] = {SF_FORMAT_WAV, SF_FORMAT_RF64, SF_FORMAT_W64, SF_FORMAT_AIFF,
-                                SF_FORMAT_FLAC};
-    static const int minor[] = {SF_FORMAT_PCM_16, SF_FORMAT_PCM_24, SF_FORMAT_PCM_32,
-                                SF_FORMAT_FLOAT};
+    static const int major[] = {SF_FORMAT_WAV, SF_FORMAT_RF64, SF_FORMAT_W64, SF_FORMAT_AIFF, SF_FORMAT_FLAC};
+    static const int minor[] = {SF_FORMAT_PCM_16, SF_FORMAT_PCM_24, SF_FORMAT_PCM_32, SF_FORMAT_FLOAT};
     return major[f] | minor[sample];
 }
 
 /* Output section. *name_node receives the template node (for messages) and
  * *distinct whether the template tells stems apart. */
-static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **name_node,
-                             bool *distinct)
+static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **name_node, bool *distinct)
 {
     static const s_key_t keys[] = {
-        {"dir", NULL},        {"format", NULL},     {"sample_format", NULL},
-        {"dither", NULL},     {"name", NULL},       {"bwf", NULL},
-        {"headroom_db", NULL}, {"headroom_policy", NULL}, {"master", NULL},
-        {"interleave", NULL}, {"null_test", NULL},
+        {"dir", NULL},    {"format", NULL},     {"sample_format", NULL}, {"dither", NULL},
+        {"name", NULL},   {"bwf", NULL},        {"headroom_db", NULL},   {"headroom_policy", NULL},
+        {"master", NULL}, {"interleave", NULL}, {"null_test", NULL},
     };
     sf_output_t *o = &c->s->output;
     s_where_t w = s_where_section("output");
@@ -855,8 +827,7 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
             format_node = v;
         }
         if ((v = s_scalar(c, sec, "sample_format", &w, false)) &&
-            (i = s_enum(c, v, s_sample_format_names, "sample format",
-                        "pcm16, pcm24, pcm32 or float32")) >= 0) {
+            (i = s_enum(c, v, s_sample_format_names, "sample format", "pcm16, pcm24, pcm32 or float32")) >= 0) {
             o->sample_format = (sf_sample_format_t)i;
             sample_node = v;
         }
@@ -871,8 +842,7 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
         if ((v = s_scalar(c, sec, "bwf", &w, false)))
             s_bool(c, v, &o->bwf);
         /* headroom_db: null means "no check", so it is read by hand. */
-        if ((v = s_get(sec, "headroom_db")) && s_expect(c, v, S_SCALAR, "'output.headroom_db'") &&
-            !v->is_null) {
+        if ((v = s_get(sec, "headroom_db")) && s_expect(c, v, S_SCALAR, "'output.headroom_db'") && !v->is_null) {
             sf_err_t e = {0};
             if (sf_value_number(v->text, -400.0, 400.0, &o->headroom_db, &e))
                 s_error(c, v->mark, "%s", e.msg);
@@ -898,8 +868,8 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
                     .format = s_sndfile_format(o->format, o->sample_format)};
     if (!sf_format_check(&info)) {
         const s_node_t *at = sample_node ? sample_node : format_node;
-        s_error(c, at ? at->mark : root->mark, "output format '%s' cannot hold '%s' samples",
-                sf_format_name(o->format), sf_sample_format_name(o->sample_format));
+        s_error(c, at ? at->mark : root->mark, "output format '%s' cannot hold '%s' samples", sf_format_name(o->format),
+                sf_sample_format_name(o->sample_format));
     }
 }
 
@@ -929,16 +899,17 @@ static bool s_bus_ref(s_ctx_t *c, const s_node_t *v, const char *owner, bool mas
         return true;
     }
     if (!strcmp(v->text, "master")) {
-        s_error(c, v->mark, "a send cannot go to 'master' in %s (sends feed buses; "
-                            "the master is fed through 'output')", owner);
+        s_error(c, v->mark,
+                "a send cannot go to 'master' in %s (sends feed buses; "
+                "the master is fed through 'output')",
+                owner);
     } else if (c->bus_names_complete) {
         char list[600];
         if (c->s->n_buses)
             s_error(c, v->mark, "unknown bus '%s' in %s (buses: %s)", v->text, owner,
                     s_name_list(s_bus_name_of, c->s, c->s->n_buses, list, sizeof list));
         else
-            s_error(c, v->mark, "unknown bus '%s' in %s (the session has no buses)", v->text,
-                    owner);
+            s_error(c, v->mark, "unknown bus '%s' in %s (the session has no buses)", v->text, owner);
     }
     return false;
 }
@@ -953,8 +924,8 @@ static void s_edge(s_ctx_t *c, size_t from, size_t to, sf_mark_t mark)
 
 /* Breakpoints `key: [[time, value], ...]` from the automation mapping `map`
  * of `owner`: times non-decreasing, values levels (or pans when `pan`). */
-static void s_automation(s_ctx_t *c, const s_node_t *map, const char *key, const char *owner,
-                         bool pan, sf_automation_t *a)
+static void s_automation(s_ctx_t *c, const s_node_t *map, const char *key, const char *owner, bool pan,
+                         sf_automation_t *a)
 {
     s_where_t w = s_where_item("automation of %s", owner);
     const s_node_t *list = s_container(c, map, key, S_LIST, &w, false);
@@ -971,28 +942,24 @@ static void s_automation(s_ctx_t *c, const s_node_t *map, const char *key, const
     a->n_points = list->n_kids;
     for (size_t i = 0; i < list->n_kids; i++) {
         const s_node_t *p = list->kids[i];
-        if (p->kind != S_LIST || p->n_kids != 2 || p->kids[0]->kind != S_SCALAR ||
-            p->kids[1]->kind != S_SCALAR || p->kids[0]->is_null || p->kids[1]->is_null) {
-            s_error(c, p->mark, "automation '%s' of %s: point %zu must be [time, value]", key,
-                    owner, i + 1);
+        if (p->kind != S_LIST || p->n_kids != 2 || p->kids[0]->kind != S_SCALAR || p->kids[1]->kind != S_SCALAR ||
+            p->kids[0]->is_null || p->kids[1]->is_null) {
+            s_error(c, p->mark, "automation '%s' of %s: point %zu must be [time, value]", key, owner, i + 1);
             continue;
         }
         bool ok = s_time(c, p->kids[0], &a->frames[i]);
-        ok = (pan ? s_pan(c, p->kids[1], &a->values[i]) : s_level(c, p->kids[1], &a->values[i])) &&
-             ok;
+        ok = (pan ? s_pan(c, p->kids[1], &a->values[i]) : s_level(c, p->kids[1], &a->values[i])) && ok;
         if (!ok)
             continue;
         if (prev != SIZE_MAX && a->frames[i] < a->frames[prev])
-            s_error(c, p->kids[0]->mark,
-                    "automation '%s' of %s: point %zu (%s) is before point %zu (%s)", key, owner,
+            s_error(c, p->kids[0]->mark, "automation '%s' of %s: point %zu (%s) is before point %zu (%s)", key, owner,
                     i + 1, p->kids[0]->text, prev + 1, list->kids[prev]->kids[0]->text);
         prev = i;
     }
 }
 
 /* A warning where a constant is replaced by its automation everywhere. */
-static void s_overridden(s_ctx_t *c, const s_node_t *map, const char *key, const char *owner,
-                         const sf_automation_t *a)
+static void s_overridden(s_ctx_t *c, const s_node_t *map, const char *key, const char *owner, const sf_automation_t *a)
 {
     const s_node_t *k = s_get_key(map, key);
     if (k && a->n_points)
@@ -1000,11 +967,10 @@ static void s_overridden(s_ctx_t *c, const s_node_t *map, const char *key, const
 }
 
 /* `sends:` of a track (self_bus -1) or of bus self_bus. */
-static void s_sends(s_ctx_t *c, const s_node_t *map, const s_where_t *w, int self_bus,
-                    sf_send_t **sends, size_t *n_sends)
+static void s_sends(s_ctx_t *c, const s_node_t *map, const s_where_t *w, int self_bus, sf_send_t **sends,
+                    size_t *n_sends)
 {
-    static const s_key_t keys[] = {
-        {"to", NULL}, {"level_db", NULL}, {"pre_fader", NULL}, {"automation", NULL}};
+    static const s_key_t keys[] = {{"to", NULL}, {"level_db", NULL}, {"pre_fader", NULL}, {"automation", NULL}};
     static const s_key_t auto_keys[] = {{"level_db", NULL}};
     const s_node_t *list = s_container_opt(c, map, "sends", S_LIST, w, false, true);
     if (!list || !list->n_kids)
@@ -1023,8 +989,7 @@ static void s_sends(s_ctx_t *c, const s_node_t *map, const s_where_t *w, int sel
         if (!s_expect(c, item, S_MAP, sw.item))
             continue;
         s_check_keys(c, item, keys, sizeof keys / sizeof keys[0], &sw);
-        if ((v = s_scalar(c, item, "to", &sw, true)) &&
-            s_bus_ref(c, v, w->item, false, &send->bus)) {
+        if ((v = s_scalar(c, item, "to", &sw, true)) && s_bus_ref(c, v, w->item, false, &send->bus)) {
             if (send->bus == self_bus)
                 s_error(c, v->mark, "%s sends to itself", w->item);
             else if (self_bus >= 0)
@@ -1047,8 +1012,7 @@ static void s_sends(s_ctx_t *c, const s_node_t *map, const s_where_t *w, int sel
 /* ---- buses --------------------------------------------------------------- */
 
 /* First pass: the names, so that outputs and sends can name any bus. */
-static void s_bus_name(s_ctx_t *c, const s_node_t *map, size_t index,
-                       const s_node_t **name_nodes)
+static void s_bus_name(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t **name_nodes)
 {
     sf_bus_t *bus = &c->s->buses[index];
     s_where_t w = s_where_item("bus %zu", index + 1);
@@ -1072,19 +1036,16 @@ static void s_bus_name(s_ctx_t *c, const s_node_t *map, size_t index,
 static void s_bus(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t *name_node)
 {
     static const s_key_t keys[] = {
-        {"name", NULL}, {"channels", NULL}, {"output", NULL},
-        {"gain_db", NULL}, {"sends", NULL}, {"fx", S_NO_EFFECTS},
+        {"name", NULL}, {"channels", NULL}, {"output", NULL}, {"gain_db", NULL}, {"sends", NULL}, {"fx", S_NO_EFFECTS},
     };
     sf_bus_t *bus = &c->s->buses[index];
-    s_where_t w = name_node ? s_where_item("bus '%.256s'", name_node->text)
-                            : s_where_item("bus %zu", index + 1);
+    s_where_t w = name_node ? s_where_item("bus '%.256s'", name_node->text) : s_where_item("bus %zu", index + 1);
     const s_node_t *v;
     int n;
     s_check_keys(c, map, keys, sizeof keys / sizeof keys[0], &w);
     if ((v = s_scalar(c, map, "channels", &w, false)) && (n = s_channels(c, v)))
         bus->n_channels = n;
-    if ((v = s_scalar(c, map, "output", &w, false)) &&
-        s_bus_ref(c, v, w.item, true, &bus->output_bus)) {
+    if ((v = s_scalar(c, map, "output", &w, false)) && s_bus_ref(c, v, w.item, true, &bus->output_bus)) {
         if (bus->output_bus == (int)index)
             s_error(c, v->mark, "%s outputs to itself", w.item);
         else if (bus->output_bus >= 0)
@@ -1169,8 +1130,8 @@ static bool s_resample(s_ctx_t *c, const s_node_t *v, sf_clip_t *clip)
             return false;
         }
         if (rc) {
-            s_error(c, clip->mark, "cannot resample source '%s' from %d Hz to %d Hz: %s",
-                    v->text, clip->source_rate, c->rate, e.msg);
+            s_error(c, clip->mark, "cannot resample source '%s' from %d Hz to %d Hz: %s", v->text, clip->source_rate,
+                    c->rate, e.msg);
             return false;
         }
         sf_media_info_t info;
@@ -1181,8 +1142,7 @@ static bool s_resample(s_ctx_t *c, const s_node_t *v, sf_clip_t *clip)
             return false;
         }
         if (rc) {
-            s_error(c, clip->mark, "cannot read the resampled copy of source '%s': %s", v->text,
-                    e.msg);
+            s_error(c, clip->mark, "cannot read the resampled copy of source '%s': %s", v->text, e.msg);
             sf_free(path);
             return false;
         }
@@ -1254,19 +1214,17 @@ static bool s_source(s_ctx_t *c, const s_node_t *v, const s_node_t *v_channel, s
         return false;
     }
     if (rc) {
-        s_error(c, v->mark, "cannot read source '%s' (not an audio file libsndfile can read)",
-                v->text);
+        s_error(c, v->mark, "cannot read source '%s' (not an audio file libsndfile can read)", v->text);
         return false;
     }
     bool ok = true;
     if (info.channels < 1 || info.channels > SF_MAX_CHANNELS) {
-        s_error(c, v->mark, "source '%s' has %d channels (at most %d are supported)", v->text,
-                info.channels, SF_MAX_CHANNELS);
+        s_error(c, v->mark, "source '%s' has %d channels (at most %d are supported)", v->text, info.channels,
+                SF_MAX_CHANNELS);
         ok = false;
     } else if (v_channel && clip->channel >= info.channels) {
-        s_error(c, v_channel->mark,
-                "channel %d of source '%s' does not exist (it has %d channel%s)",
-                clip->channel + 1, v->text, info.channels, info.channels == 1 ? "" : "s");
+        s_error(c, v_channel->mark, "channel %d of source '%s' does not exist (it has %d channel%s)", clip->channel + 1,
+                v->text, info.channels, info.channels == 1 ? "" : "s");
         ok = false;
     } else if (!v_channel && info.channels > 2) {
         s_error(c, v->mark,
@@ -1283,8 +1241,8 @@ static bool s_source(s_ctx_t *c, const s_node_t *v, const s_node_t *v_channel, s
     if (!c->rate || info.sample_rate == c->rate)
         return true;
     if (!c->resample) {
-        s_error(c, v->mark, "source '%s' is %d Hz, the session is %d Hz (and resampling is off)",
-                v->text, info.sample_rate, c->rate);
+        s_error(c, v->mark, "source '%s' is %d Hz, the session is %d Hz (and resampling is off)", v->text,
+                info.sample_rate, c->rate);
         return false;
     }
     return s_resample(c, v, clip);
@@ -1295,8 +1253,7 @@ static bool s_channel_pick(s_ctx_t *c, const s_node_t *v, sf_clip_t *clip)
 {
     int64_t n;
     if (sf_value_int(v->text, 1, INT_MAX, &n, NULL)) {
-        s_error(c, v->mark, "invalid channel '%s' (expected a channel number, counting from 1)",
-                v->text);
+        s_error(c, v->mark, "invalid channel '%s' (expected a channel number, counting from 1)", v->text);
         return false;
     }
     clip->channel = (int)n - 1;
@@ -1305,8 +1262,7 @@ static bool s_channel_pick(s_ctx_t *c, const s_node_t *v, sf_clip_t *clip)
 
 /* A fade: a time, or {length: TIME, shape: linear | equal_power}. Returns
  * its node when it was read well (for messages), else NULL. */
-static const s_node_t *s_fade(s_ctx_t *c, const s_node_t *map, const char *key,
-                              const s_where_t *w, sf_fade_t *fade)
+static const s_node_t *s_fade(s_ctx_t *c, const s_node_t *map, const char *key, const s_where_t *w, sf_fade_t *fade)
 {
     static const s_key_t keys[] = {{"length", NULL}, {"shape", NULL}};
     static const char *const shapes[] = {"linear", "equal_power", NULL};
@@ -1315,8 +1271,7 @@ static const s_node_t *s_fade(s_ctx_t *c, const s_node_t *map, const char *key,
     if (!v)
         return NULL;
     if (v->kind == S_LIST) {
-        s_error(c, v->mark, "%s must be a time or a mapping, not a list",
-                s_subject(w, key, subject, sizeof subject));
+        s_error(c, v->mark, "%s must be a time or a mapping, not a list", s_subject(w, key, subject, sizeof subject));
         return NULL;
     }
     if (v->kind == S_SCALAR) {
@@ -1338,15 +1293,14 @@ static const s_node_t *s_fade(s_ctx_t *c, const s_node_t *map, const char *key,
 }
 
 /* Fades and crossfade inside the clip, once its length is known. */
-static void s_clip_fit(s_ctx_t *c, const s_where_t *w, const sf_clip_t *clip,
-                       const s_node_t *v_in, const s_node_t *v_out, const s_node_t *v_cross)
+static void s_clip_fit(s_ctx_t *c, const s_where_t *w, const sf_clip_t *clip, const s_node_t *v_in,
+                       const s_node_t *v_out, const s_node_t *v_cross)
 {
     int64_t in = v_in ? clip->fade_in.length : 0, out = v_out ? clip->fade_out.length : 0;
     if (in > clip->length - out) {
         if (in && out) {
             const s_node_t *later = v_in->mark.line > v_out->mark.line ||
-                                            (v_in->mark.line == v_out->mark.line &&
-                                             v_in->mark.col > v_out->mark.col)
+                                            (v_in->mark.line == v_out->mark.line && v_in->mark.col > v_out->mark.col)
                                         ? v_in
                                         : v_out;
             s_error(c, later->mark,
@@ -1354,28 +1308,24 @@ static void s_clip_fit(s_ctx_t *c, const s_where_t *w, const sf_clip_t *clip,
                     "(%lld + %lld frames, the clip has %lld)",
                     w->item, (long long)in, (long long)out, (long long)clip->length);
         } else {
-            s_error(c, (in ? v_in : v_out)->mark,
-                    "'%s' in %s is longer than the clip (%lld frames, the clip has %lld)",
-                    in ? "fade_in" : "fade_out", w->item, (long long)(in ? in : out),
-                    (long long)clip->length);
+            s_error(c, (in ? v_in : v_out)->mark, "'%s' in %s is longer than the clip (%lld frames, the clip has %lld)",
+                    in ? "fade_in" : "fade_out", w->item, (long long)(in ? in : out), (long long)clip->length);
         }
     }
     if (v_cross && clip->crossfade > clip->length)
-        s_error(c, v_cross->mark,
-                "'crossfade' in %s is longer than the clip (%lld frames, the clip has %lld)",
-                w->item, (long long)clip->crossfade, (long long)clip->length);
+        s_error(c, v_cross->mark, "'crossfade' in %s is longer than the clip (%lld frames, the clip has %lld)", w->item,
+                (long long)clip->crossfade, (long long)clip->length);
 }
 
 /* Fills a clip from a `clips` entry, or from the `source:` shorthand when
  * map is NULL (v_source is then the shorthand's value and v_channel the
  * track's `channel:`). */
-static void s_clip(s_ctx_t *c, const s_node_t *map, const s_node_t *v_source,
-                   const s_node_t *v_channel, const s_where_t *w, sf_clip_t *clip)
+static void s_clip(s_ctx_t *c, const s_node_t *map, const s_node_t *v_source, const s_node_t *v_channel,
+                   const s_where_t *w, sf_clip_t *clip)
 {
     static const s_key_t keys[] = {
-        {"source", NULL},   {"at", NULL},       {"offset", NULL},   {"length", NULL},
-        {"gain_db", NULL},  {"channel", NULL},  {"fade_in", NULL},  {"fade_out", NULL},
-        {"crossfade", NULL},
+        {"source", NULL},  {"at", NULL},      {"offset", NULL},   {"length", NULL},    {"gain_db", NULL},
+        {"channel", NULL}, {"fade_in", NULL}, {"fade_out", NULL}, {"crossfade", NULL},
     };
     const s_node_t *v_at = NULL, *v_offset = NULL, *v_length = NULL, *v;
     const s_node_t *v_in = NULL, *v_out = NULL, *v_cross = NULL;
@@ -1403,8 +1353,7 @@ static void s_clip(s_ctx_t *c, const s_node_t *map, const s_node_t *v_source,
      * also reported as needing one. */
     bool channel_bad = v_channel && !s_channel_pick(c, v_channel, clip);
     if (v_length && clip->length == 0)
-        s_error(c, v_length->mark, "%s must be greater than 0",
-                s_subject(w, "length", subject, sizeof subject));
+        s_error(c, v_length->mark, "%s must be greater than 0", s_subject(w, "length", subject, sizeof subject));
     if (!v_source)
         return;
     bool usable = s_source(c, v_source, v_channel, clip);
@@ -1421,10 +1370,8 @@ static void s_clip(s_ctx_t *c, const s_node_t *map, const s_node_t *v_source,
 
     int64_t n = clip->source_frames;
     if (clip->offset >= n) {
-        s_error(c, v_offset ? v_offset->mark : clip->mark,
-                "offset '%s' is past the end of source '%s' (%lld frames)",
-                v_offset ? v_offset->text : "0", v_source->text,
-                (long long)n);
+        s_error(c, v_offset ? v_offset->mark : clip->mark, "offset '%s' is past the end of source '%s' (%lld frames)",
+                v_offset ? v_offset->text : "0", v_source->text, (long long)n);
         return;
     }
     if (!v_length)
@@ -1435,17 +1382,13 @@ static void s_clip(s_ctx_t *c, const s_node_t *map, const s_node_t *v_source,
                 "the source has %lld)",
                 v_source->text, (long long)(clip->offset + clip->length), (long long)n);
     if (v_at && clip->at > INT64_MAX - clip->length)
-        s_error(c, v_at->mark, "%s (%s) is too large", s_subject(w, "at", subject, sizeof subject),
-                v_at->text);
+        s_error(c, v_at->mark, "%s (%s) is too large", s_subject(w, "at", subject, sizeof subject), v_at->text);
     if (clip->length > 0)
         s_clip_fit(c, w, clip, v_in, v_out, v_cross);
 }
 
 /* Channels a clip delivers: 1 with a channel pick, else the file's (0: unknown). */
-static int s_clip_channels(const sf_clip_t *clip)
-{
-    return clip->channel >= 0 ? 1 : clip->source_channels;
-}
+static int s_clip_channels(const sf_clip_t *clip) { return clip->channel >= 0 ? 1 : clip->source_channels; }
 
 static void s_track_clips(s_ctx_t *c, const s_node_t *map, const s_where_t *w, sf_track_t *t)
 {
@@ -1454,8 +1397,7 @@ static void s_track_clips(s_ctx_t *c, const s_node_t *map, const s_where_t *w, s
     const s_node_t *v_clips = s_get(map, "clips");
     const s_node_t *v_channel = s_get(map, "channel");
     if (v_source && v_clips) {
-        s_error(c, s_get_key(map, "clips")->mark, "%s has both 'source' and 'clips' (use one)",
-                w->item);
+        s_error(c, s_get_key(map, "clips")->mark, "%s has both 'source' and 'clips' (use one)", w->item);
         return;
     }
     if (!v_source && !v_clips) {
@@ -1514,8 +1456,7 @@ static void s_track_clips(s_ctx_t *c, const s_node_t *map, const s_where_t *w, s
 
 /* `route: [C]`: the channels of the output bus's layout a mono track feeds.
  * output_known: the output bus was resolved. */
-static void s_route(s_ctx_t *c, const s_node_t *map, const s_where_t *w, sf_track_t *t,
-                    bool output_known)
+static void s_route(s_ctx_t *c, const s_node_t *map, const s_where_t *w, sf_track_t *t, bool output_known)
 {
     const s_node_t *list = s_container(c, map, "route", S_LIST, w, false);
     if (!list)
@@ -1530,13 +1471,11 @@ static void s_route(s_ctx_t *c, const s_node_t *map, const s_where_t *w, sf_trac
     if (!output_known)
         return;
     const sf_session_t *s = c->s;
-    int n_out = t->output_bus == SF_MASTER_BUS ? s->master_channels
-                                               : s->buses[t->output_bus].n_channels;
+    int n_out = t->output_bus == SF_MASTER_BUS ? s->master_channels : s->buses[t->output_bus].n_channels;
     const char *const *labels = sf_layout_labels(n_out);
     char layout[400], in_layout[SF_MAX_CHANNELS * 5] = "";
     for (int i = 0; i < n_out; i++)
-        snprintf(in_layout + strlen(in_layout), sizeof in_layout - strlen(in_layout), "%s%s",
-                 i ? ", " : "", labels[i]);
+        snprintf(in_layout + strlen(in_layout), sizeof in_layout - strlen(in_layout), "%s%s", i ? ", " : "", labels[i]);
     if (t->output_bus == SF_MASTER_BUS)
         snprintf(layout, sizeof layout, "the %s master has %s", sf_layout_name(n_out), in_layout);
     else
@@ -1557,8 +1496,7 @@ static void s_route(s_ctx_t *c, const s_node_t *map, const s_where_t *w, sf_trac
         while (ch < n_out && strcmp(labels[ch], v->text))
             ch++;
         if (ch == n_out) {
-            s_error(c, v->mark, "unknown channel '%s' in 'route' of %s (%s)", v->text, w->item,
-                    layout);
+            s_error(c, v->mark, "unknown channel '%s' in 'route' of %s (%s)", v->text, w->item, layout);
             ok = false;
             continue;
         }
@@ -1580,17 +1518,15 @@ static void s_route(s_ctx_t *c, const s_node_t *map, const s_where_t *w, sf_trac
     if (k)
         s_warning(c, k->mark, "'pan' of %s is overridden by its route", w->item);
     if (t->pan_auto.n_points)
-        s_warning(c, t->pan_auto.mark, "'pan' automation of %s is overridden by its route",
-                  w->item);
+        s_warning(c, t->pan_auto.mark, "'pan' automation of %s is overridden by its route", w->item);
 }
 
 static void s_track(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t **name_nodes)
 {
     static const s_key_t keys[] = {
-        {"name", NULL},       {"source", NULL},   {"clips", NULL},    {"channel", NULL},
-        {"gain_db", NULL},    {"pan", NULL},      {"polarity", NULL}, {"mute", NULL},
-        {"output", NULL},     {"route", NULL},    {"sends", NULL},    {"automation", NULL},
-        {"fx", S_NO_EFFECTS},
+        {"name", NULL},  {"source", NULL},     {"clips", NULL},      {"channel", NULL}, {"gain_db", NULL},
+        {"pan", NULL},   {"polarity", NULL},   {"mute", NULL},       {"output", NULL},  {"route", NULL},
+        {"sends", NULL}, {"automation", NULL}, {"fx", S_NO_EFFECTS},
     };
     static const s_key_t auto_keys[] = {{"gain_db", NULL}, {"pan", NULL}};
     sf_track_t *t = &c->s->tracks[index];
@@ -1687,8 +1623,7 @@ static bool s_has_wildcard(const char *pattern) { return strpbrk(pattern, "*?") 
  * typo (error); a glob may legitimately match nothing in a session made
  * from a template (warning), and a stem that matches nothing at all is
  * reported once, as a whole. */
-static void s_stem_tracks(s_ctx_t *c, const s_node_t *patterns, const s_where_t *w,
-                          sf_stem_t *stem, size_t *n_stems_of)
+static void s_stem_tracks(s_ctx_t *c, const s_node_t *patterns, const s_where_t *w, sf_stem_t *stem, size_t *n_stems_of)
 {
     sf_session_t *s = c->s;
     bool *member = sf_calloc(s->n_tracks, sizeof *member);
@@ -1726,8 +1661,8 @@ static void s_stem_tracks(s_ctx_t *c, const s_node_t *patterns, const s_where_t 
     else
         for (size_t i = 0; i < patterns->n_kids; i++)
             if (missed[i])
-                s_warning(c, patterns->kids[i]->mark, "pattern '%s' in %s matches no track",
-                          patterns->kids[i]->text, w->item);
+                s_warning(c, patterns->kids[i]->mark, "pattern '%s' in %s matches no track", patterns->kids[i]->text,
+                          w->item);
     stem->tracks = sf_calloc(stem->n_tracks, sizeof *stem->tracks);
     if (!stem->tracks) {
         c->rc = SF_E_NOMEM;
@@ -1744,11 +1679,10 @@ out_free:
 }
 
 /* One stem. *rest_node receives the node of `rest: true` when it says so. */
-static void s_stem(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t **name_nodes,
-                   size_t *n_stems_of, const s_node_t **rest_node)
+static void s_stem(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t **name_nodes, size_t *n_stems_of,
+                   const s_node_t **rest_node)
 {
-    static const s_key_t keys[] = {
-        {"name", NULL}, {"tracks", NULL}, {"channels", NULL}, {"rest", NULL}};
+    static const s_key_t keys[] = {{"name", NULL}, {"tracks", NULL}, {"channels", NULL}, {"rest", NULL}};
     sf_stem_t *stem = &c->s->stems[index];
     s_where_t w = s_where_item("stem %zu", index + 1);
     const s_node_t *v;
@@ -1845,8 +1779,7 @@ static void s_fill_rest(s_ctx_t *c, sf_stem_t *rest, size_t *n_stems_of)
             n_stems_of[t] = 1;
         }
     if (!n)
-        s_warning(c, rest->mark, "rest stem '%s' gets no track (every track is in another stem)",
-                  rest->name);
+        s_warning(c, rest->mark, "rest stem '%s' gets no track (every track is in another stem)", rest->name);
 }
 
 static void s_stems(s_ctx_t *c, const s_node_t *root)
@@ -1879,8 +1812,7 @@ static void s_stems(s_ctx_t *c, const s_node_t *root)
             char first[320], second[320];
             s_stem_label(s, rest, first, sizeof first);
             s_stem_label(s, st, second, sizeof second);
-            s_error(c, rest_node->mark,
-                    "two rest stems: %s and %s (at most one stem can have 'rest: true')", first,
+            s_error(c, rest_node->mark, "two rest stems: %s and %s (at most one stem can have 'rest: true')", first,
                     second);
             complete = false;
         } else if (st->rest) {
@@ -1919,8 +1851,7 @@ static int s_stem_ref(s_ctx_t *c, const s_node_t *v, const char *owner)
 
 static void s_mix(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t **name_nodes)
 {
-    static const s_key_t keys[] = {
-        {"name", NULL}, {"exclude", NULL}, {"gains_db", NULL}, {"master", NULL}};
+    static const s_key_t keys[] = {{"name", NULL}, {"exclude", NULL}, {"gains_db", NULL}, {"master", NULL}};
     sf_session_t *s = c->s;
     sf_mix_t *mix = &s->mixes[index];
     s_where_t w = s_where_item("mix %zu", index + 1);
@@ -1963,8 +1894,7 @@ static void s_mix(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t 
             char subject[400];
             snprintf(subject, sizeof subject, "stem %zu of 'exclude' in %s", i + 1, w.item);
             int k;
-            if (s_expect(c, list->kids[i], S_SCALAR, subject) &&
-                (k = s_stem_ref(c, list->kids[i], w.item)) >= 0) {
+            if (s_expect(c, list->kids[i], S_SCALAR, subject) && (k = s_stem_ref(c, list->kids[i], w.item)) >= 0) {
                 excluded[k] = true;
                 mix->stem_gain_db[k] = -(double)INFINITY;
             }
@@ -1977,16 +1907,14 @@ static void s_mix(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t 
             const s_node_t *k = s_map_key(list, i);
             char subject[400];
             int st;
-            if (k->kind != S_SCALAR || s_get_key(list, k->text) != k ||
-                (st = s_stem_ref(c, k, w.item)) < 0)
+            if (k->kind != S_SCALAR || s_get_key(list, k->text) != k || (st = s_stem_ref(c, k, w.item)) < 0)
                 continue;
             snprintf(subject, sizeof subject, "'%s' in 'gains_db' of %s", k->text, w.item);
             v = s_map_value(list, i);
             if (!s_expect(c, v, S_SCALAR, subject))
                 continue;
             if (excluded[st])
-                s_error(c, k->mark, "stem '%s' is both excluded and given a gain in %s", k->text,
-                        w.item);
+                s_error(c, k->mark, "stem '%s' is both excluded and given a gain in %s", k->text, w.item);
             else
                 s_level(c, v, &mix->stem_gain_db[st]);
         }
@@ -2051,8 +1979,8 @@ static void s_check_region(s_ctx_t *c, const s_node_t *root, const s_region_t *r
     if (!c->rate || s->start < s->end)
         return;
     if (!s->end_auto) {
-        s_error(c, region->end->mark, "'session.end' (%s) must be after 'session.start' (%s)",
-                region->end->text, region->start ? region->start->text : "0");
+        s_error(c, region->end->mark, "'session.end' (%s) must be after 'session.start' (%s)", region->end->text,
+                region->start ? region->start->text : "0");
     } else if (c->check_sources && c->diags->n_errors == c->n_errors_before) {
         /* Otherwise a missing source would also be reported as this. */
         const s_node_t *sec = s_get(root, "session");
@@ -2075,16 +2003,14 @@ static int s_edge_cmp(const void *a, const void *b)
 }
 
 /* Reports "routing cycle: 'A' -> 'B' -> 'A'" for the path[k..depth] closed by e. */
-static void s_report_cycle(s_ctx_t *c, const size_t *path, size_t k, size_t depth,
-                           const s_edge_t *e)
+static void s_report_cycle(s_ctx_t *c, const size_t *path, size_t k, size_t depth, const s_edge_t *e)
 {
     const sf_session_t *s = c->s;
     char text[800];
     size_t len = 0;
     for (size_t i = k; i <= depth + 1 && len < sizeof text; i++) {
         size_t b = i <= depth ? path[i] : e->to;
-        len += (size_t)snprintf(text + len, sizeof text - len, "%s'%s'", i > k ? " -> " : "",
-                                s->buses[b].name);
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s'%s'", i > k ? " -> " : "", s->buses[b].name);
     }
     s_error(c, e->mark, "routing cycle: %s", text);
 }
@@ -2267,14 +2193,10 @@ static const char *s_kind_noun(sf_target_kind_t k, bool plural)
 static sf_mark_t s_target_mark(const sf_session_t *s, sf_target_t t)
 {
     switch (t.kind) {
-    case SF_TARGET_STEM:
-        return s->stems[t.index].mark;
-    case SF_TARGET_MIX:
-        return s->mixes[t.index].mark;
-    case SF_TARGET_MULTITRACK:
-        return s->tracks[t.index].mark;
-    default:
-        return (sf_mark_t){0};
+    case SF_TARGET_STEM: return s->stems[t.index].mark;
+    case SF_TARGET_MIX: return s->mixes[t.index].mark;
+    case SF_TARGET_MULTITRACK: return s->tracks[t.index].mark;
+    default: return (sf_mark_t){0};
     }
 }
 
@@ -2347,8 +2269,7 @@ static void s_check_filenames(s_ctx_t *c, const s_node_t *name_node, bool distin
             n_ch = 1;
         for (int ch = 0; ch < n_ch; ch++) {
             char buf[4096];
-            if (sf_session_target_filename(s, t, split ? ch : -1, buf, sizeof buf, NULL) ||
-                strlen(buf) > S_NAME_MAX) {
+            if (sf_session_target_filename(s, t, split ? ch : -1, buf, sizeof buf, NULL) || strlen(buf) > S_NAME_MAX) {
                 s_error(c, s_target_mark(s, t), "file name of %s '%s' is longer than %d bytes",
                         s_kind_noun(t.kind, false), sf_session_target_name(s, t), S_NAME_MAX);
                 break;
@@ -2364,18 +2285,17 @@ static void s_check_filenames(s_ctx_t *c, const s_node_t *name_node, bool distin
         if (strcasecmp(files[g].name, files[i].name))
             g = i; /* a new group of equal names; files[g] came first */
         const s_file_t *a = &files[g], *b = &files[i];
-        if (i == g || reported[b->seq] || a->seq == b->seq ||
-            s_same_name_reported(s, a->t, b->t))
+        if (i == g || reported[b->seq] || a->seq == b->seq || s_same_name_reported(s, a->t, b->t))
             continue;
         reported[b->seq] = true;
         if (a->t.kind == b->t.kind)
             s_error(c, s_target_mark(s, b->t), "%s '%s' and '%s' would both be written to '%s'",
-                    s_kind_noun(a->t.kind, true), sf_session_target_name(s, a->t),
-                    sf_session_target_name(s, b->t), b->name);
+                    s_kind_noun(a->t.kind, true), sf_session_target_name(s, a->t), sf_session_target_name(s, b->t),
+                    b->name);
         else
             s_error(c, s_target_mark(s, b->t), "%s '%s' and %s '%s' would both be written to '%s'",
-                    s_kind_noun(a->t.kind, false), sf_session_target_name(s, a->t),
-                    s_kind_noun(b->t.kind, false), sf_session_target_name(s, b->t), b->name);
+                    s_kind_noun(a->t.kind, false), sf_session_target_name(s, a->t), s_kind_noun(b->t.kind, false),
+                    sf_session_target_name(s, b->t), b->name);
     }
 out_free:
     sf_free(files);
@@ -2385,9 +2305,8 @@ out_free:
 static void s_build(s_ctx_t *c, const s_node_t *root)
 {
     static const s_key_t keys[] = {
-        {"version", NULL}, {"session", NULL}, {"output", NULL}, {"master", NULL},
-        {"tracks", NULL},  {"buses", NULL},   {"stems", NULL},  {"mixes", NULL},
-        {"multitracks", NULL},
+        {"version", NULL}, {"session", NULL}, {"output", NULL}, {"master", NULL},      {"tracks", NULL},
+        {"buses", NULL},   {"stems", NULL},   {"mixes", NULL},  {"multitracks", NULL},
     };
     static const s_where_t top = {0};
     s_region_t region = {0};
@@ -2490,9 +2409,8 @@ static void s_ctx_free(s_ctx_t *c)
     sf_free(c->edges);
 }
 
-sf_rc sf_session_load_text(const char *path, const char *yaml, size_t n_bytes,
-                           const sf_session_load_opts_t *opts, sf_session_t **out,
-                           sf_diags_t *diags, sf_err_t *err)
+sf_rc sf_session_load_text(const char *path, const char *yaml, size_t n_bytes, const sf_session_load_opts_t *opts,
+                           sf_session_t **out, sf_diags_t *diags, sf_err_t *err)
 {
     sf_session_load_opts_t defaults = sf_session_load_opts_default();
     sf_diags_t local_diags = SF_DIAGS_INIT;
@@ -2506,9 +2424,12 @@ sf_rc sf_session_load_text(const char *path, const char *yaml, size_t n_bytes,
     size_t n_errors_before = diags->n_errors;
     int nomem_before = diags->nomem;
 
-    s_ctx_t c = {.file = path, .diags = diags, .strict = opts->strict,
+    s_ctx_t c = {.file = path,
+                 .diags = diags,
+                 .strict = opts->strict,
                  .check_sources = opts->check_sources,
-                 .resample = opts->check_sources && opts->resample, .names_complete = true,
+                 .resample = opts->check_sources && opts->resample,
+                 .names_complete = true,
                  .bus_names_complete = true,
                  .n_errors_before = n_errors_before};
     c.s = sf_calloc(1, sizeof *c.s);
@@ -2555,8 +2476,8 @@ out_free_diags:
     return rc;
 }
 
-sf_rc sf_session_load(const char *path, const sf_session_load_opts_t *opts, sf_session_t **out,
-                      sf_diags_t *diags, sf_err_t *err)
+sf_rc sf_session_load(const char *path, const sf_session_load_opts_t *opts, sf_session_t **out, sf_diags_t *diags,
+                      sf_err_t *err)
 {
     char *text = NULL;
     size_t n = 0, cap = 0;
@@ -2660,14 +2581,10 @@ int64_t sf_session_n_frames(const sf_session_t *s) { return s->end - s->start; }
 static bool s_target_valid(const sf_session_t *s, sf_target_t t)
 {
     switch (t.kind) {
-    case SF_TARGET_STEM:
-        return t.index < s->n_stems;
-    case SF_TARGET_MIX:
-        return t.index < s->n_mixes;
-    case SF_TARGET_MULTITRACK:
-        return t.index < s->n_tracks;
-    case SF_TARGET_FULL_MIX:
-        return true;
+    case SF_TARGET_STEM: return t.index < s->n_stems;
+    case SF_TARGET_MIX: return t.index < s->n_mixes;
+    case SF_TARGET_MULTITRACK: return t.index < s->n_tracks;
+    case SF_TARGET_FULL_MIX: return true;
     }
     return false;
 }
@@ -2675,14 +2592,10 @@ static bool s_target_valid(const sf_session_t *s, sf_target_t t)
 size_t sf_session_target_count(const sf_session_t *s, sf_target_kind_t kind)
 {
     switch (kind) {
-    case SF_TARGET_STEM:
-        return s->n_stems;
-    case SF_TARGET_MIX:
-        return s->n_mixes;
-    case SF_TARGET_MULTITRACK:
-        return s->n_tracks;
-    case SF_TARGET_FULL_MIX:
-        return 1;
+    case SF_TARGET_STEM: return s->n_stems;
+    case SF_TARGET_MIX: return s->n_mixes;
+    case SF_TARGET_MULTITRACK: return s->n_tracks;
+    case SF_TARGET_FULL_MIX: return 1;
     }
     return 0;
 }
@@ -2692,14 +2605,10 @@ int sf_session_target_channels(const sf_session_t *s, sf_target_t t)
     if (!s_target_valid(s, t))
         return 0;
     switch (t.kind) {
-    case SF_TARGET_STEM:
-        return s->stems[t.index].n_channels;
-    case SF_TARGET_MIX:
-        return s->mixes[t.index].n_channels;
-    case SF_TARGET_MULTITRACK:
-        return s->tracks[t.index].n_channels;
-    case SF_TARGET_FULL_MIX:
-        return s->master_channels;
+    case SF_TARGET_STEM: return s->stems[t.index].n_channels;
+    case SF_TARGET_MIX: return s->mixes[t.index].n_channels;
+    case SF_TARGET_MULTITRACK: return s->tracks[t.index].n_channels;
+    case SF_TARGET_FULL_MIX: return s->master_channels;
     }
     return 0;
 }
@@ -2709,14 +2618,10 @@ const char *sf_session_target_name(const sf_session_t *s, sf_target_t t)
     if (!s_target_valid(s, t))
         return NULL;
     switch (t.kind) {
-    case SF_TARGET_STEM:
-        return s->stems[t.index].name;
-    case SF_TARGET_MIX:
-        return s->mixes[t.index].name;
-    case SF_TARGET_MULTITRACK:
-        return s->tracks[t.index].name;
-    case SF_TARGET_FULL_MIX:
-        return "Full Mix";
+    case SF_TARGET_STEM: return s->stems[t.index].name;
+    case SF_TARGET_MIX: return s->mixes[t.index].name;
+    case SF_TARGET_MULTITRACK: return s->tracks[t.index].name;
+    case SF_TARGET_FULL_MIX: return "Full Mix";
     }
     return NULL;
 }
@@ -2743,8 +2648,8 @@ static void s_name_append(s_namebuf_t *nb, const char *text, size_t n)
     }
 }
 
-sf_rc sf_session_target_filename(const sf_session_t *s, sf_target_t t, int channel, char *buf,
-                                 size_t n_bytes, sf_err_t *err)
+sf_rc sf_session_target_filename(const sf_session_t *s, sf_target_t t, int channel, char *buf, size_t n_bytes,
+                                 sf_err_t *err)
 {
     static const char *const extensions[] = {".wav", ".wav", ".w64", ".aiff", ".flac"};
     const char *name = sf_session_target_name(s, t);
@@ -2752,8 +2657,8 @@ sf_rc sf_session_target_filename(const sf_session_t *s, sf_target_t t, int chann
     if (n_bytes)
         buf[0] = '\0';
     if (!name || channel >= n_channels || (channel >= 0 && !sf_layout_labels(n_channels)))
-        return SF_ERR(err, SF_E_INTERNAL, "no file name for target %d/%u channel %d", (int)t.kind,
-                      (unsigned)t.index, channel);
+        return SF_ERR(err, SF_E_INTERNAL, "no file name for target %d/%u channel %d", (int)t.kind, (unsigned)t.index,
+                      channel);
     s_namebuf_t nb = {.buf = buf, .cap = n_bytes};
     const char *p = s->output.name_template;
     while (*p) {
@@ -2790,22 +2695,20 @@ sf_rc sf_session_target_filename(const sf_session_t *s, sf_target_t t, int chann
     /* The label and the extension are not sanitised: they are ours. */
     char tail[32];
     snprintf(tail, sizeof tail, "%s%s%s", channel >= 0 ? "." : "",
-             channel >= 0 ? sf_layout_labels(n_channels)[channel] : "",
-             extensions[s->output.format]);
+             channel >= 0 ? sf_layout_labels(n_channels)[channel] : "", extensions[s->output.format]);
     if (nb.len + strlen(tail) + 1 > nb.cap)
         nb.overflow = true;
     if (nb.overflow) {
         if (n_bytes)
             buf[0] = '\0';
-        return SF_ERR(err, SF_E_INPUT, "file name of %s '%s' does not fit in %zu bytes",
-                      s_kind_noun(t.kind, false), name, n_bytes);
+        return SF_ERR(err, SF_E_INPUT, "file name of %s '%s' does not fit in %zu bytes", s_kind_noun(t.kind, false),
+                      name, n_bytes);
     }
     memcpy(buf + nb.len, tail, strlen(tail) + 1);
     return SF_OK;
 }
 
-sf_rc sf_session_stem_filename(const sf_session_t *s, size_t stem_index, char *buf,
-                               size_t n_bytes, sf_err_t *err)
+sf_rc sf_session_stem_filename(const sf_session_t *s, size_t stem_index, char *buf, size_t n_bytes, sf_err_t *err)
 {
     sf_target_t t = {SF_TARGET_STEM, (uint32_t)stem_index};
     return sf_session_target_filename(s, t, -1, buf, n_bytes, err);
@@ -2818,44 +2721,28 @@ const char *const *sf_layout_labels(int n_channels)
     static const char *const five_one[] = {"L", "R", "C", "LFE", "Ls", "Rs", NULL};
     static const char *const seven_one[] = {"L", "R", "C", "LFE", "Lss", "Rss", "Lsr", "Rsr", NULL};
     switch (n_channels) {
-    case 1:
-        return mono;
-    case 2:
-        return stereo;
-    case 6:
-        return five_one;
-    case 8:
-        return seven_one;
-    default:
-        return NULL;
+    case 1: return mono;
+    case 2: return stereo;
+    case 6: return five_one;
+    case 8: return seven_one;
+    default: return NULL;
     }
 }
 
 const char *sf_layout_name(int n_channels)
 {
     switch (n_channels) {
-    case 1:
-        return "mono";
-    case 2:
-        return "stereo";
-    case 6:
-        return "5.1";
-    case 8:
-        return "7.1";
-    default:
-        return NULL;
+    case 1: return "mono";
+    case 2: return "stereo";
+    case 6: return "5.1";
+    case 8: return "7.1";
+    default: return NULL;
     }
 }
 
-void sf_session_hash_hex(const sf_session_t *s, char hex[65])
-{
-    sf_hash_hex(s->hash, SF_SESSION_HASH_BYTES, hex);
-}
+void sf_session_hash_hex(const sf_session_t *s, char hex[65]) { sf_hash_hex(s->hash, SF_SESSION_HASH_BYTES, hex); }
 
-const char *sf_format_name(sf_format_t f)
-{
-    return (unsigned)f < 5 ? s_format_names[f] : "unknown";
-}
+const char *sf_format_name(sf_format_t f) { return (unsigned)f < 5 ? s_format_names[f] : "unknown"; }
 
 const char *sf_sample_format_name(sf_sample_format_t f)
 {

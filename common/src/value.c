@@ -18,7 +18,7 @@
  * 10^10 (milliseconds), so that (fraction * rate) stays below 2^63 for any
  * rate up to 384000 (and the 8-bit headroom of int64 covers the rest). */
 #define S_MAX_SCALE_DIGITS 13
-#define S_MAX_RATE 384000
+#define S_MAX_RATE         384000
 
 static bool s_is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -104,15 +104,13 @@ static bool s_decimal_to_frames(const s_decimal_t *dec, int64_t unit_div, int ra
     int64_t a = dec->whole / unit_div, b = dec->whole % unit_div;
     int64_t part = s_div_round((b * scale + dec->frac) * (int64_t)rate, den);
     int64_t frames;
-    if (__builtin_mul_overflow(a, (int64_t)rate, &frames) ||
-        __builtin_add_overflow(frames, part, &frames))
+    if (__builtin_mul_overflow(a, (int64_t)rate, &frames) || __builtin_add_overflow(frames, part, &frames))
         return false;
     *out = frames;
     return true;
 }
 
-#define S_TIME_FORMS                                                                           \
-    "expected samples, seconds like 2.5s, milliseconds like 375ms, m:ss.mmm or h:mm:ss.mmm"
+#define S_TIME_FORMS "expected samples, seconds like 2.5s, milliseconds like 375ms, m:ss.mmm or h:mm:ss.mmm"
 
 /* Timecode "m:ss[.frac]" or "h:mm:ss[.frac]" at p (after the sign). */
 static sf_rc s_timecode(const char *text, const char *p, int rate, int64_t *out, sf_err_t *err)
@@ -145,18 +143,15 @@ static sf_rc s_timecode(const char *text, const char *p, int rate, int64_t *out,
         return SF_ERR(err, SF_E_INPUT, "invalid time '%s' (minutes must be below 60)", text);
     int64_t total = 0;
     for (size_t i = 0; i < n_parts; i++)
-        if (__builtin_mul_overflow(total, (int64_t)60, &total) ||
-            __builtin_add_overflow(total, parts[i], &total))
+        if (__builtin_mul_overflow(total, (int64_t)60, &total) || __builtin_add_overflow(total, parts[i], &total))
             overflow = true;
     if (overflow || __builtin_mul_overflow(total, (int64_t)60, &total) ||
-        __builtin_add_overflow(total, sec.whole, &sec.whole) ||
-        !s_decimal_to_frames(&sec, 1, rate, out))
+        __builtin_add_overflow(total, sec.whole, &sec.whole) || !s_decimal_to_frames(&sec, 1, rate, out))
         return SF_ERR(err, SF_E_INPUT, "invalid time '%s' (too large)", text);
     return SF_OK;
 }
 
-sf_rc sf_value_time(const char *text, int sample_rate, bool allow_negative, int64_t *out_frames,
-                    sf_err_t *err)
+sf_rc sf_value_time(const char *text, int sample_rate, bool allow_negative, int64_t *out_frames, sf_err_t *err)
 {
     if (sample_rate <= 0 || sample_rate > S_MAX_RATE)
         return SF_ERR(err, SF_E_INTERNAL, "sample rate %d out of range", sample_rate);
@@ -182,7 +177,8 @@ sf_rc sf_value_time(const char *text, int sample_rate, bool allow_negative, int6
             if (memchr(p, '.', n))
                 return SF_ERR(err, SF_E_INPUT,
                               "invalid time '%s' (samples must be a whole number; "
-                              "write %ss for seconds)", text, p);
+                              "write %ss for seconds)",
+                              text, p);
             if (overflow)
                 return SF_ERR(err, SF_E_INPUT, "invalid time '%s' (too large)", text);
             frames = dec.whole;
@@ -253,8 +249,7 @@ sf_rc sf_value_level_db(const char *text, double *out_db, sf_err_t *err)
     }
     double v;
     if (!s_parse_number(text, &v))
-        return SF_ERR(err, SF_E_INPUT, "invalid level '%s' (expected a number of dB or -inf)",
-                      text);
+        return SF_ERR(err, SF_E_INPUT, "invalid level '%s' (expected a number of dB or -inf)", text);
     *out_db = v;
     return SF_OK;
 }
@@ -283,8 +278,7 @@ sf_rc sf_value_number(const char *text, double lo, double hi, double *out, sf_er
     if (!s_parse_number(text, &v))
         return SF_ERR(err, SF_E_INPUT, "invalid number '%s'", text);
     if (v < lo || v > hi)
-        return SF_ERR(err, SF_E_INPUT, "invalid number '%s' (must be between %g and %g)", text, lo,
-                      hi);
+        return SF_ERR(err, SF_E_INPUT, "invalid number '%s' (must be between %g and %g)", text, lo, hi);
     *out = v;
     return SF_OK;
 }
@@ -304,8 +298,8 @@ sf_rc sf_value_int(const char *text, int64_t lo, int64_t hi, int64_t *out, sf_er
     if (negative)
         v = -v;
     if (overflow || v < lo || v > hi)
-        return SF_ERR(err, SF_E_INPUT, "invalid integer '%s' (must be between %lld and %lld)", text,
-                      (long long)lo, (long long)hi);
+        return SF_ERR(err, SF_E_INPUT, "invalid integer '%s' (must be between %lld and %lld)", text, (long long)lo,
+                      (long long)hi);
     *out = v;
     return SF_OK;
 }

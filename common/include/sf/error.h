@@ -40,8 +40,8 @@ typedef struct sf_err {
  * `return SF_ERR(err, SF_E_IO, "cannot open '%s'", path);` reads naturally. */
 #define SF_ERR(err, code, ...) sf_err_set((err), (code), __FILE__, __LINE__, __VA_ARGS__)
 
-sf_rc sf_err_set(sf_err_t *err, sf_rc code, const char *file, int line,
-                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+sf_rc sf_err_set(sf_err_t *err, sf_rc code, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* Prefixes an existing message: "reading 'x.wav': " + old message. */
 void sf_err_prefix(sf_err_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -57,27 +57,29 @@ typedef enum { SF_DIAG_ERROR, SF_DIAG_WARNING } sf_diag_severity_t;
 
 typedef struct {
     sf_diag_severity_t severity;
-    char *file;     /* as given by the caller (owned) */
-    uint32_t line;  /* 1-based; 0 when the problem has no position */
-    uint32_t col;   /* 1-based */
-    char *msg;      /* owned; lowercase, quoted subject, no full stop */
+    char *file;    /* as given by the caller (owned) */
+    uint32_t line; /* 1-based; 0 when the problem has no position */
+    uint32_t col;  /* 1-based */
+    char *msg;     /* owned; lowercase, quoted subject, no full stop */
 } sf_diag_t;
 
 typedef struct {
-    sf_diag_t *items;   /* owned, n_items of them */
+    sf_diag_t *items; /* owned, n_items of them */
     size_t n_items;
     size_t cap;
     size_t n_errors;
     size_t n_warnings;
-    int nomem;          /* set if a diagnostic could not be recorded */
+    int nomem; /* set if a diagnostic could not be recorded */
 } sf_diags_t;
 
-#define SF_DIAGS_INIT {0}
+#define SF_DIAGS_INIT                                                                                                  \
+    {                                                                                                                  \
+        0                                                                                                              \
+    }
 
 /* Appends a diagnostic. Never fails: on allocation failure sets d->nomem. */
-void sf_diags_add(sf_diags_t *d, sf_diag_severity_t sev, const char *file,
-                  uint32_t line, uint32_t col, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+void sf_diags_add(sf_diags_t *d, sf_diag_severity_t sev, const char *file, uint32_t line, uint32_t col, const char *fmt,
+                  ...) __attribute__((format(printf, 6, 7)));
 
 /* Turns every warning into an error (--strict). */
 void sf_diags_promote_warnings(sf_diags_t *d);

@@ -13,7 +13,7 @@ uint64_t sf_hash_xxh3(const void *data, size_t n_bytes);
 
 /* Streaming xxh3-64: the digest equals sf_hash_xxh3 over the concatenation. */
 typedef struct sf_xxh3_stream sf_xxh3_stream_t;
-sf_xxh3_stream_t *sf_xxh3_stream_new(void);       /* NULL on allocation failure */
+sf_xxh3_stream_t *sf_xxh3_stream_new(void); /* NULL on allocation failure */
 void sf_xxh3_stream_update(sf_xxh3_stream_t *st, const void *data, size_t n_bytes);
 uint64_t sf_xxh3_stream_digest(const sf_xxh3_stream_t *st);
 void sf_xxh3_stream_destroy(sf_xxh3_stream_t **self_p);

@@ -14,7 +14,6 @@ typedef enum { SF_LOG_DEBUG, SF_LOG_INFO, SF_LOG_WARN, SF_LOG_ERROR } sf_log_lev
 void sf_log_set_level(sf_log_level_t level);
 
 /* component: "node[n3] transport", "coordinator dispatch", ... */
-void sf_log(sf_log_level_t level, const char *component, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void sf_log(sf_log_level_t level, const char *component, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -31,8 +31,8 @@ sf_rc sf_media_probe(const char *path, sf_media_info_t *info, sf_err_t *err);
  * Integer PCM is scaled by libsndfile's normalisation (1/2^(bits-1)), exact in
  * float for up to 24 bits. Frames past the end of the file are an error
  * (SF_E_IO "short read"), never silently zero. */
-sf_rc sf_media_read(const char *path, int64_t offset, int64_t n_frames, int n_channels,
-                    float *const *dst, sf_err_t *err);
+sf_rc sf_media_read(const char *path, int64_t offset, int64_t n_frames, int n_channels, float *const *dst,
+                    sf_err_t *err);
 
 /* A copy of the file at `path` resampled to `rate` by libsoxr (very high
  * quality), as float32 WAV, in cache_dir (created if missing) under a name
@@ -40,8 +40,7 @@ sf_rc sf_media_read(const char *path, int64_t offset, int64_t n_frames, int n_ch
  * (written to a temporary name, fsynced, renamed) and reused after: every
  * node and every segment read the same samples. *out_path is the copy's
  * path (caller frees with sf_free). */
-sf_rc sf_media_resampled(const char *path, int rate, const char *cache_dir, char **out_path,
-                         sf_err_t *err);
+sf_rc sf_media_resampled(const char *path, int rate, const char *cache_dir, char **out_path, sf_err_t *err);
 
 /* ---- writing deliverables -------------------------------------------- */
 
@@ -58,12 +57,10 @@ typedef struct sf_media_writer sf_media_writer_t;
  * frames (a pcm24 sample v is passed as v << 8, as sf_dsp_quantize makes),
  * float32 takes float frames; libsndfile does no conversion of its own.
  * SF_E_INPUT if libsndfile rejects the format combination. */
-sf_rc sf_media_writer_open(const char *path, sf_format_t format, sf_sample_format_t sample_format,
-                           int sample_rate, int channels, sf_media_writer_t **out, sf_err_t *err);
-sf_rc sf_media_writer_write_int(sf_media_writer_t *w, const int32_t *interleaved, size_t n_frames,
-                                sf_err_t *err);
-sf_rc sf_media_writer_write_float(sf_media_writer_t *w, const float *interleaved, size_t n_frames,
-                                  sf_err_t *err);
+sf_rc sf_media_writer_open(const char *path, sf_format_t format, sf_sample_format_t sample_format, int sample_rate,
+                           int channels, sf_media_writer_t **out, sf_err_t *err);
+sf_rc sf_media_writer_write_int(sf_media_writer_t *w, const int32_t *interleaved, size_t n_frames, sf_err_t *err);
+sf_rc sf_media_writer_write_float(sf_media_writer_t *w, const float *interleaved, size_t n_frames, sf_err_t *err);
 /* xxh3 over the interleaved int32 (or float) frames written so far, in the
  * form passed to write_*: what sf_media_hash_pcm must read back. */
 uint64_t sf_media_writer_pcm_hash(const sf_media_writer_t *w);
@@ -75,7 +72,7 @@ sf_rc sf_media_writer_close(sf_media_writer_t **w, sf_err_t *err);
 /* Reads a written file back through libsndfile (int32 for integer formats,
  * float for float32) and returns the xxh3 of its interleaved frames, its
  * frame count and its channel count: the read-back half of verification. */
-sf_rc sf_media_hash_pcm(const char *path, sf_sample_format_t sample_format, uint64_t *xxh3,
-                        int64_t *n_frames, int *channels, sf_err_t *err);
+sf_rc sf_media_hash_pcm(const char *path, sf_sample_format_t sample_format, uint64_t *xxh3, int64_t *n_frames,
+                        int *channels, sf_err_t *err);
 
 #endif

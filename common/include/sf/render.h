@@ -69,8 +69,8 @@ double sf_render_automation_at(const sf_automation_t *a, int64_t frame, double f
  * and discarded. Uses up to omp_get_max_threads() threads of the caller.
  * Errors: SF_E_IO with the source path when a source cannot be read,
  * SF_E_NOMEM. On error `out` holds unspecified values. */
-sf_rc sf_render_stem(const sf_session_t *s, size_t stem_index, int64_t start, int64_t n_frames,
-                     int64_t preroll, float *const *out, sf_err_t *err);
+sf_rc sf_render_stem(const sf_session_t *s, size_t stem_index, int64_t start, int64_t n_frames, int64_t preroll,
+                     float *const *out, sf_err_t *err);
 
 /* The gains a track applies to each output channel, pan law included:
  * gains[in][out] for in < track->n_channels, out < n_out_channels.
@@ -82,7 +82,6 @@ sf_rc sf_render_stem(const sf_session_t *s, size_t stem_index, int64_t start, in
  * pan law: unity into each routed channel (n_out_channels is then the layout
  * of the bus it outputs to). Track gain and polarity are included; clip gain
  * is not. Exposed for tests. */
-void sf_render_track_gains(const sf_track_t *track, int n_out_channels,
-                           double gains[2][SF_MAX_CHANNELS]);
+void sf_render_track_gains(const sf_track_t *track, int n_out_channels, double gains[2][SF_MAX_CHANNELS]);
 
 #endif

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SF_MAX_CHANNELS 8
+#define SF_MAX_CHANNELS       8
 #define SF_SESSION_HASH_BYTES 32
 
 typedef struct {
@@ -47,9 +47,9 @@ typedef struct {
  * Gains interpolate in dB; a -inf point interpolates as tail_threshold_db
  * and is exact silence only at the point itself or between two -inf points. */
 typedef struct {
-    int64_t *frames;       /* owned; absolute timeline frames, non-decreasing */
-    double *values;        /* owned; dB (may be -INFINITY) or pan -1..+1 */
-    size_t n_points;       /* 0: not automated */
+    int64_t *frames; /* owned; absolute timeline frames, non-decreasing */
+    double *values;  /* owned; dB (may be -INFINITY) or pan -1..+1 */
+    size_t n_points; /* 0: not automated */
     sf_mark_t mark;
 } sf_automation_t;
 
@@ -65,121 +65,121 @@ typedef struct {
     int64_t source_frames; /* length of the file read (at the session rate) */
     sf_fade_t fade_in;     /* fades lie inside [at, at + length) */
     sf_fade_t fade_out;
-    int64_t crossfade;     /* frames: where this clip starts over an earlier clip of the
+    int64_t crossfade;   /* frames: where this clip starts over an earlier clip of the
                               track, the two crossfade (equal power) over this many frames
                               from `at` instead of cutting; 0: the later clip wins outright */
-    int channel;           /* -1: every channel of the file; else the 0-based channel used
+    int channel;         /* -1: every channel of the file; else the 0-based channel used
                               (`channel: N` in YAML is 1-based) and the clip is mono */
-    int source_rate;       /* the original file's rate */
-    char *original_path;   /* the source as named in the session, resolved (owned), when
+    int source_rate;     /* the original file's rate */
+    char *original_path; /* the source as named in the session, resolved (owned), when
                               `path` is a resampled copy; NULL otherwise */
 } sf_clip_t;
 
 typedef struct {
-    int bus;               /* index into session->buses */
-    double level_db;       /* -INFINITY allowed */
-    bool pre_fader;        /* tap before the fader (gain, its automation); else after */
+    int bus;                    /* index into session->buses */
+    double level_db;            /* -INFINITY allowed */
+    bool pre_fader;             /* tap before the fader (gain, its automation); else after */
     sf_automation_t level_auto; /* replaces level_db where present */
     sf_mark_t mark;
 } sf_send_t;
 
 typedef struct {
-    char *name;            /* owned, unique among tracks */
+    char *name; /* owned, unique among tracks */
     sf_mark_t mark;
-    sf_clip_t *clips;      /* owned, in file order: a later clip wins where clips overlap */
+    sf_clip_t *clips; /* owned, in file order: a later clip wins where clips overlap */
     size_t n_clips;
-    int n_channels;        /* channels its clips deliver (all the same): 1 or 2 */
-    double gain_db;        /* -INFINITY allowed */
-    double pan;            /* -1..+1 */
-    bool invert;           /* polarity: invert */
-    bool mute;             /* silent everywhere, sends included */
-    int output_bus;        /* index into session->buses, or SF_MASTER_BUS */
-    sf_send_t *sends;      /* owned, in file order */
+    int n_channels;   /* channels its clips deliver (all the same): 1 or 2 */
+    double gain_db;   /* -INFINITY allowed */
+    double pan;       /* -1..+1 */
+    bool invert;      /* polarity: invert */
+    bool mute;        /* silent everywhere, sends included */
+    int output_bus;   /* index into session->buses, or SF_MASTER_BUS */
+    sf_send_t *sends; /* owned, in file order */
     size_t n_sends;
-    sf_automation_t gain_auto; /* the fader, replacing gain_db, where present */
-    sf_automation_t pan_auto;  /* replacing pan where present */
+    sf_automation_t gain_auto;  /* the fader, replacing gain_db, where present */
+    sf_automation_t pan_auto;   /* replacing pan where present */
     int route[SF_MAX_CHANNELS]; /* `route: [C]`: a mono track goes to these channels of
                                    the bus it feeds (0-based in that bus's layout) */
-    int n_route;           /* 0: panned (L/R) instead */
+    int n_route;                /* 0: panned (L/R) instead */
 } sf_track_t;
 
 typedef struct {
-    char *name;            /* owned, unique among buses (and not "master") */
+    char *name; /* owned, unique among buses (and not "master") */
     sf_mark_t mark;
-    int n_channels;        /* 1, 2, 6 (5.1) or 8 (7.1); default 2 */
-    int output_bus;        /* index into session->buses, or SF_MASTER_BUS */
-    double gain_db;        /* the bus fader (stemfarm addition, default 0) */
-    sf_send_t *sends;      /* owned: buses may feed aux buses too */
+    int n_channels;   /* 1, 2, 6 (5.1) or 8 (7.1); default 2 */
+    int output_bus;   /* index into session->buses, or SF_MASTER_BUS */
+    double gain_db;   /* the bus fader (stemfarm addition, default 0) */
+    sf_send_t *sends; /* owned: buses may feed aux buses too */
     size_t n_sends;
 } sf_bus_t;
 
 typedef struct {
-    char *name;            /* owned, unique among stems */
+    char *name; /* owned, unique among stems */
     sf_mark_t mark;
-    size_t *tracks;        /* owned: indices into session->tracks, ascending (session order) */
+    size_t *tracks; /* owned: indices into session->tracks, ascending (session order) */
     size_t n_tracks;
-    int n_channels;        /* output channels of this stem: 1, 2, 6 or 8 */
-    bool rest;             /* `rest: true`: gathers every track no other stem claims */
-    size_t *buses;         /* owned: every bus its tracks reach, in bus_order */
+    int n_channels; /* output channels of this stem: 1, 2, 6 or 8 */
+    bool rest;      /* `rest: true`: gathers every track no other stem claims */
+    size_t *buses;  /* owned: every bus its tracks reach, in bus_order */
     size_t n_buses;
 } sf_stem_t;
 
 typedef struct {
-    char *name;            /* owned, unique among stems and mixes */
+    char *name; /* owned, unique among stems and mixes */
     sf_mark_t mark;
-    double *stem_gain_db;  /* owned, n_stems entries: 0 dB, a gains_db entry, or
+    double *stem_gain_db; /* owned, n_stems entries: 0 dB, a gains_db entry, or
                               -INFINITY for an excluded stem */
-    bool master_apply;     /* `master: apply`: the master bus effects run on the sum */
-    int n_channels;        /* the master's */
+    bool master_apply;    /* `master: apply`: the master bus effects run on the sum */
+    int n_channels;       /* the master's */
 } sf_mix_t;
 
 typedef struct {
-    char *dir;             /* resolved output folder (owned) */
+    char *dir; /* resolved output folder (owned) */
     sf_format_t format;
     sf_sample_format_t sample_format;
     sf_dither_t dither;
-    char *name_template;   /* e.g. "{session}_{stem}" (owned) */
-    bool bwf;              /* WAV: write a bext chunk (default false) */
-    bool headroom_check;   /* headroom_db was given (not null) */
-    double headroom_db;    /* verification: no stem may peak above this */
-    bool headroom_fail;    /* headroom_policy: fail (true) or warn (false) */
-    bool interleave;       /* false: one mono file per channel, "{name}.L.wav" ... (default true) */
-    bool master_apply;     /* output.master: apply (stems get the master effects) */
-    bool null_test;        /* output.null_test (default true): stems must null against the mix */
+    char *name_template; /* e.g. "{session}_{stem}" (owned) */
+    bool bwf;            /* WAV: write a bext chunk (default false) */
+    bool headroom_check; /* headroom_db was given (not null) */
+    double headroom_db;  /* verification: no stem may peak above this */
+    bool headroom_fail;  /* headroom_policy: fail (true) or warn (false) */
+    bool interleave;     /* false: one mono file per channel, "{name}.L.wav" ... (default true) */
+    bool master_apply;   /* output.master: apply (stems get the master effects) */
+    bool null_test;      /* output.null_test (default true): stems must null against the mix */
 } sf_output_t;
 
 typedef struct sf_session {
-    char *path;            /* the session file as given (owned); used in messages */
-    char *base_dir;        /* folder that relative paths resolve against (owned) */
-    char *media_root;      /* folder that sources resolve under (owned) */
+    char *path;       /* the session file as given (owned); used in messages */
+    char *base_dir;   /* folder that relative paths resolve against (owned) */
+    char *media_root; /* folder that sources resolve under (owned) */
     char *name;
-    int sample_rate;       /* 8000..384000 */
-    int64_t start;         /* render region [start, end) in timeline frames */
+    int sample_rate; /* 8000..384000 */
+    int64_t start;   /* render region [start, end) in timeline frames */
     int64_t end;
-    bool end_auto;         /* end was `auto`: the last clip end */
-    int64_t segment;       /* frames; 0: the planner chooses */
+    bool end_auto;   /* end was `auto`: the last clip end */
+    int64_t segment; /* frames; 0: the planner chooses */
     double tail_threshold_db;
-    int master_channels;   /* 1, 2, 6 or 8 */
+    int master_channels; /* 1, 2, 6 or 8 */
     sf_output_t output;
-    sf_track_t *tracks;    /* owned, in session order */
+    sf_track_t *tracks; /* owned, in session order */
     size_t n_tracks;
-    sf_stem_t *stems;      /* owned, in file order */
+    sf_stem_t *stems; /* owned, in file order */
     size_t n_stems;
-    sf_bus_t *buses;       /* owned, in file order */
+    sf_bus_t *buses; /* owned, in file order */
     size_t n_buses;
-    size_t *bus_order;     /* owned, n_buses: a topological order, every bus after every bus
+    size_t *bus_order; /* owned, n_buses: a topological order, every bus after every bus
                               that feeds it (outputs and sends); ties in file order */
-    sf_mix_t *mixes;       /* owned, in file order */
+    sf_mix_t *mixes;   /* owned, in file order */
     size_t n_mixes;
-    bool multitracks;      /* also deliver every track consolidated, unprocessed */
-    char *cache_dir;       /* where resampled sources live (owned): <base_dir>/.stemfarm-cache */
+    bool multitracks;                    /* also deliver every track consolidated, unprocessed */
+    char *cache_dir;                     /* where resampled sources live (owned): <base_dir>/.stemfarm-cache */
     uint8_t hash[SF_SESSION_HASH_BYTES]; /* SHA-256 of the YAML bytes and base_dir */
 } sf_session_t;
 
 typedef struct {
-    bool strict;           /* warnings are errors */
-    bool check_sources;    /* open every source (default true via sf_session_load_opts_default) */
-    bool resample;         /* make or reuse resampled copies of sources at another rate
+    bool strict;        /* warnings are errors */
+    bool check_sources; /* open every source (default true via sf_session_load_opts_default) */
+    bool resample;      /* make or reuse resampled copies of sources at another rate
                               (sf_media_resampled); default true. Needs check_sources. */
 } sf_session_load_opts_t;
 
@@ -191,16 +191,15 @@ sf_session_load_opts_t sf_session_load_opts_default(void);
  * file:line:col where it has one; *out is NULL); SF_E_IO if the file cannot be
  * read; SF_E_NOMEM. Warnings may be present on success. The caller owns *out
  * and frees it with sf_session_destroy. */
-sf_rc sf_session_load(const char *path, const sf_session_load_opts_t *opts,
-                      sf_session_t **out, sf_diags_t *diags, sf_err_t *err);
+sf_rc sf_session_load(const char *path, const sf_session_load_opts_t *opts, sf_session_t **out, sf_diags_t *diags,
+                      sf_err_t *err);
 
 /* The same from YAML text already in memory (a node receives the session
  * over the wire): `path` is used for messages and to derive the folder that
  * relative paths resolve against, exactly as sf_session_load does, so both
  * give the same model and hash. */
-sf_rc sf_session_load_text(const char *path, const char *yaml, size_t n_bytes,
-                           const sf_session_load_opts_t *opts, sf_session_t **out,
-                           sf_diags_t *diags, sf_err_t *err);
+sf_rc sf_session_load_text(const char *path, const char *yaml, size_t n_bytes, const sf_session_load_opts_t *opts,
+                           sf_session_t **out, sf_diags_t *diags, sf_err_t *err);
 
 void sf_session_destroy(sf_session_t **self_p);
 
@@ -211,15 +210,14 @@ int64_t sf_session_n_frames(const sf_session_t *s);
  * with {session} {stem} {index} {rate} {bits} filled in, characters unsafe in
  * file names replaced by '_', plus the extension of the output format.
  * Returns SF_OK, or SF_E_INPUT if it does not fit in n_bytes. */
-sf_rc sf_session_stem_filename(const sf_session_t *s, size_t stem_index, char *buf,
-                               size_t n_bytes, sf_err_t *err);
+sf_rc sf_session_stem_filename(const sf_session_t *s, size_t stem_index, char *buf, size_t n_bytes, sf_err_t *err);
 
 /* What a deliverable holds. */
 typedef enum {
-    SF_TARGET_STEM,        /* index: stem */
-    SF_TARGET_MIX,         /* index: mix */
-    SF_TARGET_MULTITRACK,  /* index: track, consolidated and unprocessed */
-    SF_TARGET_FULL_MIX,    /* every track sounding, master bypassed: the null-test reference */
+    SF_TARGET_STEM,       /* index: stem */
+    SF_TARGET_MIX,        /* index: mix */
+    SF_TARGET_MULTITRACK, /* index: track, consolidated and unprocessed */
+    SF_TARGET_FULL_MIX,   /* every track sounding, master bypassed: the null-test reference */
 } sf_target_kind_t;
 
 typedef struct {
@@ -237,8 +235,8 @@ const char *sf_session_target_name(const sf_session_t *s, sf_target_t t);
 /* File name of a target's deliverable, as sf_session_stem_filename; with
  * channel >= 0 (output.interleave: false) the channel's label is added
  * before the extension: "Night Drive_Drums.L.wav". */
-sf_rc sf_session_target_filename(const sf_session_t *s, sf_target_t t, int channel, char *buf,
-                                 size_t n_bytes, sf_err_t *err);
+sf_rc sf_session_target_filename(const sf_session_t *s, sf_target_t t, int channel, char *buf, size_t n_bytes,
+                                 sf_err_t *err);
 
 /* Channel labels of a layout of n_channels (1, 2, 6, 8), in file order:
  * M; L R; L R C LFE Ls Rs; L R C LFE Lss Rss Lsr Rsr. NULL for other counts. */

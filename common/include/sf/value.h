@@ -17,8 +17,7 @@
  * sample_rate, rounding half away from zero; exact for decimal inputs (no
  * binary floating point on the way). Negative times are rejected unless
  * allow_negative. */
-sf_rc sf_value_time(const char *text, int sample_rate, bool allow_negative,
-                    int64_t *out_frames, sf_err_t *err);
+sf_rc sf_value_time(const char *text, int sample_rate, bool allow_negative, int64_t *out_frames, sf_err_t *err);
 
 /* A level in dB: a number ("-3", "+1.5", "0") or "-inf" (silence, returned as
  * -INFINITY). NaN, +inf and non-numbers are rejected. */

@@ -18,27 +18,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SF_WIRE_VERSION 1u
+#define SF_WIRE_VERSION            1u
 /* Largest message accepted (ZMQ_MAXMSGSIZE on every socket): a 60 s, 8-channel
  * segment at 192 kHz of float32 is 369 MB; segments are planned below this. */
-#define SF_WIRE_MAX_MESSAGE_BYTES (512ull << 20)
-#define SF_WIRE_MAX_YAML_BYTES (16u << 20)
-#define SF_WIRE_MAX_TEXT 4096          /* any string field, bytes */
-#define SF_WIRE_MAX_CHANNELS 8
-#define SF_WIRE_MAX_SLOTS 256
-#define SF_WIRE_MAX_FRAMES (SF_WIRE_MAX_MESSAGE_BYTES / 4)
-#define SF_WIRE_MAX_NAME 255           /* hello.node_name and hello.simd, bytes */
-#define SF_WIRE_MAX_THREADS 256        /* hello.threads */
-#define SF_WIRE_MAX_CORES 65536        /* hello.cores */
-#define SF_WIRE_MAX_HEARTBEAT_MS 600000u /* welcome.heartbeat_ms, from 1 */
+#define SF_WIRE_MAX_MESSAGE_BYTES  (512ull << 20)
+#define SF_WIRE_MAX_YAML_BYTES     (16u << 20)
+#define SF_WIRE_MAX_TEXT           4096 /* any string field, bytes */
+#define SF_WIRE_MAX_CHANNELS       8
+#define SF_WIRE_MAX_SLOTS          256
+#define SF_WIRE_MAX_FRAMES         (SF_WIRE_MAX_MESSAGE_BYTES / 4)
+#define SF_WIRE_MAX_NAME           255                /* hello.node_name and hello.simd, bytes */
+#define SF_WIRE_MAX_THREADS        256                /* hello.threads */
+#define SF_WIRE_MAX_CORES          65536              /* hello.cores */
+#define SF_WIRE_MAX_HEARTBEAT_MS   600000u            /* welcome.heartbeat_ms, from 1 */
 #define SF_WIRE_MAX_PREROLL_FRAMES SF_WIRE_MAX_FRAMES /* job.preroll_frames */
-#define SF_WIRE_MAX_TIMELINE_FRAME (1ll << 53) /* |job.start_frame|, so start +- frames never overflows */
+#define SF_WIRE_MAX_TIMELINE_FRAME (1ll << 53)        /* |job.start_frame|, so start +- frames never overflows */
 /* Sessions a node keeps: at least the last SF_WIRE_NODE_SESSIONS distinct
  * sessions it was sent, in the order their SessionData arrived (a Job does
  * not refresh it). So a coordinator that remembers, per node, the last
  * SF_WIRE_NODE_SESSIONS hashes it sent, and sends SessionData again before a
  * Job for any other, never meets "unknown session". */
-#define SF_WIRE_NODE_SESSIONS 8
+#define SF_WIRE_NODE_SESSIONS      8
 
 typedef enum {
     SF_WIRE_HELLO = 1,
@@ -62,22 +62,72 @@ typedef enum {
 typedef struct {
     sf_wire_kind_t kind;
     union {
-        struct { const char *node_name; uint32_t cores, threads, slots; const char *simd; } hello;
-        struct { uint32_t node_id, heartbeat_ms; uint64_t max_message_bytes; } welcome;
-        struct { uint32_t n_jobs; } credit;
-        struct { const uint8_t *session_hash; const char *path; const uint8_t *yaml; size_t n_yaml_bytes; } session;
-        struct { uint64_t job_id; const uint8_t *session_hash; uint32_t target_kind, target_index; int64_t start_frame;
-                 uint64_t n_frames, preroll_frames; uint32_t attempt; } job;
-        struct { uint64_t job_id; uint32_t attempt, n_channels; uint64_t n_frames; const float *pcm;
-                 size_t n_pcm_bytes; uint64_t xxh3, render_ns; } result;
-        struct { uint64_t job_id; uint32_t attempt; const char *message; } job_error;
-        struct { uint32_t jobs_running; } heartbeat;
-        struct { const char *reason; } bye;
-        struct { const char *session_path; const uint8_t *yaml; size_t n_yaml_bytes; const char *out_dir;
-                 uint64_t segment_frames; bool force; } submit;
-        struct { uint64_t jobs_done, jobs_total; uint32_t nodes; const char *event; } progress;
-        struct { uint32_t exit_code; const char *message; const char *manifest_path; } done;
-        struct { const char *reason; } shutdown;
+        struct {
+            const char *node_name;
+            uint32_t cores, threads, slots;
+            const char *simd;
+        } hello;
+        struct {
+            uint32_t node_id, heartbeat_ms;
+            uint64_t max_message_bytes;
+        } welcome;
+        struct {
+            uint32_t n_jobs;
+        } credit;
+        struct {
+            const uint8_t *session_hash;
+            const char *path;
+            const uint8_t *yaml;
+            size_t n_yaml_bytes;
+        } session;
+        struct {
+            uint64_t job_id;
+            const uint8_t *session_hash;
+            uint32_t target_kind, target_index;
+            int64_t start_frame;
+            uint64_t n_frames, preroll_frames;
+            uint32_t attempt;
+        } job;
+        struct {
+            uint64_t job_id;
+            uint32_t attempt, n_channels;
+            uint64_t n_frames;
+            const float *pcm;
+            size_t n_pcm_bytes;
+            uint64_t xxh3, render_ns;
+        } result;
+        struct {
+            uint64_t job_id;
+            uint32_t attempt;
+            const char *message;
+        } job_error;
+        struct {
+            uint32_t jobs_running;
+        } heartbeat;
+        struct {
+            const char *reason;
+        } bye;
+        struct {
+            const char *session_path;
+            const uint8_t *yaml;
+            size_t n_yaml_bytes;
+            const char *out_dir;
+            uint64_t segment_frames;
+            bool force;
+        } submit;
+        struct {
+            uint64_t jobs_done, jobs_total;
+            uint32_t nodes;
+            const char *event;
+        } progress;
+        struct {
+            uint32_t exit_code;
+            const char *message;
+            const char *manifest_path;
+        } done;
+        struct {
+            const char *reason;
+        } shutdown;
     } u;
     void *owned_; /* decoder state; do not touch */
 } sf_wire_msg_t;
