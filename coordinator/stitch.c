@@ -195,12 +195,16 @@ static sf_rc s_null_add_written(stitch_t *st, const plan_job_t *job, int n_chann
     const double *channels[SF_MAX_CHANNELS];
     const int32_t *ints = st->scratch;
     const float *floats = st->scratch;
+    const double int_scale = 1.0 / 2147483648.0; /* exact: left-justified int32 to [-1, 1) */
     for (int c = 0; c < n_channels; c++) {
         double *dst = planar + (size_t)c * n;
         channels[c] = dst;
-        for (size_t i = 0; i < n; i++)
-            dst[i] = st->bits ? ldexp((double)ints[i * (size_t)n_channels + (size_t)c], -31)
-                              : (double)floats[i * (size_t)n_channels + (size_t)c];
+        if (st->bits)
+            for (size_t i = 0; i < n; i++)
+                dst[i] = (double)ints[i * (size_t)n_channels + (size_t)c] * int_scale;
+        else
+            for (size_t i = 0; i < n; i++)
+                dst[i] = (double)floats[i * (size_t)n_channels + (size_t)c];
     }
     sf_rc rc = s_null_add(st, job, channels, NULL, 1.0, err);
     sf_free(planar);
