@@ -4,9 +4,11 @@
  *   stemfarm-gen bench DIR --tracks N --seconds S --stems K [--rate R]
  *
  * `example` writes "Night Drive", the session the README renders: a 36 s
- * synthwave groove (100 BPM, A minor) of 27 synthesised tracks, 48 kHz 24-bit,
- * as DIR/session.yaml and DIR/media/. `bench` writes a large flat session of
- * mono noise-and-tone tracks for throughput measurements (bench/).
+ * synthwave groove (100 BPM, A minor) of 30 synthesised tracks through a
+ * mixing graph (buses, sends, automation, fades, a crossfade), 24-bit, 48 kHz
+ * except one 44.1 kHz source that stemfarm resamples, as DIR/session.yaml and
+ * DIR/media/. `bench` writes a large flat session of mono noise-and-tone
+ * tracks for throughput measurements (bench/).
  *
  * Invariants:
  * - Same arguments, same bytes. Every random number comes from a splitmix64
@@ -16,8 +18,10 @@
  *   coefficients (pow, exp, tan).
  * - The YAML is written from the same tables that drive the synthesis, and
  *   checked against the media before it is written: every clip lies inside
- *   its source, clips of a track do not overlap, every track is in exactly
- *   one stem.
+ *   its source (counted at 48 kHz, as after resampling) with its fades,
+ *   clips of a track overlap only by exactly their crossfade, channel picks
+ *   exist, every bus, stem and automation reference is sound, every track is
+ *   in exactly one stem.
  * - An existing DIR/session.yaml with other content is never overwritten
  *   (it is the committed configs/example/session.yaml; edit this file).
  * - Files are written as NAME.partial and renamed when complete.
@@ -230,16 +234,10 @@ static uint64_t s_rng_next(rng_t *r)
 }
 
 /* Uniform in [0, 1). */
-static double s_rng_unit(rng_t *r)
-{
-    return (double)(s_rng_next(r) >> 11) * 0x1.0p-53;
-}
+static double s_rng_unit(rng_t *r) { return (double)(s_rng_next(r) >> 11) * 0x1.0p-53; }
 
 /* Uniform in [-1, 1). */
-static double s_noise(rng_t *r)
-{
-    return 2.0 * s_rng_unit(r) - 1.0;
-}
+static double s_noise(rng_t *r) { return 2.0 * s_rng_unit(r) - 1.0; }
 
 /* floor() without a libm call (baseline x86-64 has no rounding instruction);
  * exact for |x| < 2^63. */
@@ -259,34 +257,24 @@ static double s_sin2pi(double x)
     else if (x > 0.25)
         x = 0.5 - x;
     double t = x * (2.0 * PI), t2 = t * t;
-    return t * (1.0 + t2 * (-1.0 / 6 + t2 * (1.0 / 120 + t2 * (-1.0 / 5040 +
-                t2 * (1.0 / 362880 + t2 * (-1.0 / 39916800 + t2 * (1.0 / 6227020800.0)))))));
+    return t * (1.0 +
+                t2 * (-1.0 / 6 +
+                      t2 * (1.0 / 120 + t2 * (-1.0 / 5040 + t2 * (1.0 / 362880 + t2 * (-1.0 / 39916800 +
+                                                                                       t2 * (1.0 / 6227020800.0)))))));
 }
 
-static double s_cos2pi(double x)
-{
-    return s_sin2pi(x + 0.25);
-}
+static double s_cos2pi(double x) { return s_sin2pi(x + 0.25); }
 
 /* ---- synthesis building blocks ------------------------------------------ */
 
 static int s_rate = 48000; /* of the session being written */
 
-static double s_midi_hz(double midi)
-{
-    return 440.0 * pow(2.0, (midi - 69.0) / 12.0);
-}
+static double s_midi_hz(double midi) { return 440.0 * pow(2.0, (midi - 69.0) / 12.0); }
 
 /* Per-sample multiplier of an exponential decay with time constant tau_s. */
-static double s_decay(double tau_s)
-{
-    return exp(-1.0 / (tau_s * s_rate));
-}
+static double s_decay(double tau_s) { return exp(-1.0 / (tau_s * s_rate)); }
 
-static int64_t s_frames(double seconds)
-{
-    return (int64_t)floor(seconds * s_rate + 0.5);
-}
+static int64_t s_frames(double seconds) { return (int64_t)floor(seconds * s_rate + 0.5); }
 
 /* PolyBLEP residual: removes most aliasing from a naive step. */
 static double s_blep(double t, double dt)
@@ -302,10 +290,7 @@ static double s_blep(double t, double dt)
     return 0.0;
 }
 
-static double s_saw(double ph, double dt)
-{
-    return 2.0 * ph - 1.0 - s_blep(ph, dt);
-}
+static double s_saw(double ph, double dt) { return 2.0 * ph - 1.0 - s_blep(ph, dt); }
 
 /* Band-limited pulse of duty `width`, DC removed. */
 static double s_pulse(double ph, double dt, double width)
@@ -376,8 +361,7 @@ enum { LOWPASS = 0, HIGHPASS = 1 };
 
 /* Schroeder reverb: four damped combs in parallel, two allpasses in series.
  * `spread` detunes the delay lengths so two channels decorrelate. */
-static void s_reverb(const double *in, double *out, int64_t n, double rt60_s, double damp,
-                     int spread)
+static void s_reverb(const double *in, double *out, int64_t n, double rt60_s, double damp, int spread)
 {
     static const int comb_len[4] = {1687, 1601, 2053, 1867};
     static const int ap_len[2] = {605, 371};
@@ -415,25 +399,30 @@ static void s_reverb(const double *in, double *out, int64_t n, double rt60_s, do
 
 /* ---- buffers and writing media ------------------------------------------ */
 
+#define MAX_CH 4 /* the drum machine's multi-out file */
+
 typedef struct {
-    int n_channels;   /* 1 or 2 */
+    int n_channels; /* 1 .. MAX_CH */
     int64_t n_frames;
-    double *ch[2];    /* planar, owned */
+    double *ch[MAX_CH]; /* planar, owned; NULL past n_channels */
 } buf_t;
 
 static void s_buf_init(buf_t *b, int n_channels, int64_t n_frames)
 {
+    if (n_channels < 1 || n_channels > MAX_CH)
+        s_fail("internal error: %d channels", n_channels);
     b->n_channels = n_channels;
     b->n_frames = n_frames;
-    b->ch[0] = s_calloc((size_t)n_frames, sizeof(double));
-    b->ch[1] = n_channels == 2 ? s_calloc((size_t)n_frames, sizeof(double)) : NULL;
+    for (int c = 0; c < MAX_CH; c++)
+        b->ch[c] = c < n_channels ? s_calloc((size_t)n_frames, sizeof(double)) : NULL;
 }
 
 static void s_buf_free(buf_t *b)
 {
-    free(b->ch[0]);
-    free(b->ch[1]);
-    b->ch[0] = b->ch[1] = NULL;
+    for (int c = 0; c < MAX_CH; c++) {
+        free(b->ch[c]);
+        b->ch[c] = NULL;
+    }
 }
 
 /* A raised-cosine fade to exact silence over the last `n_fade` frames, so a
@@ -451,8 +440,8 @@ typedef struct {
     SNDFILE *sf;
     char path[4096];
     int n_channels;
-    int32_t *chunk;   /* interleaved, left-justified 24-bit */
-    size_t n_chunk;   /* frames the chunk holds */
+    int32_t *chunk; /* interleaved, left-justified 24-bit */
+    size_t n_chunk; /* frames the chunk holds */
 } wav_t;
 
 static void s_wav_open(wav_t *w, const char *path, int n_channels, size_t n_chunk)
@@ -460,8 +449,7 @@ static void s_wav_open(wav_t *w, const char *path, int n_channels, size_t n_chun
     snprintf(w->path, sizeof w->path, "%s", path);
     s_mkdirs_for(path);
     s_begin_partial(path);
-    SF_INFO info = {.samplerate = s_rate, .channels = n_channels,
-                    .format = SF_FORMAT_WAV | SF_FORMAT_PCM_24};
+    SF_INFO info = {.samplerate = s_rate, .channels = n_channels, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_24};
     w->sf = sf_open(s_partial, SFM_WRITE, &info);
     if (!w->sf)
         s_fail("cannot create '%s': %s", s_partial, sf_strerror(NULL));
@@ -498,20 +486,21 @@ static int32_t s_quantize24(double x)
 #define MAX_MEDIA 64
 
 typedef struct {
-    char rel[256];    /* path under media/ */
+    char rel[256]; /* path under media/ */
     int n_channels;
-    int64_t n_frames;
+    int rate;         /* of the file */
+    int64_t n_frames; /* at the session rate: after resampling, as the loader counts them */
 } media_rec_t;
 
 typedef struct {
-    const char *dir;      /* the session folder */
+    const char *dir; /* the session folder */
     media_rec_t media[MAX_MEDIA];
     size_t n_media;
-    uint64_t n_bytes;     /* of audio written */
+    uint64_t n_bytes; /* of audio written */
 } gen_t;
 
-/* Normalises `b` to a peak of `peak_db` dBFS, writes DIR/media/REL and
- * records it for validation. */
+/* Normalises `b` to a peak of `peak_db` dBFS, writes DIR/media/REL at
+ * s_rate and records it for validation. */
 static void s_media_put(gen_t *g, const char *rel, buf_t *b, double peak_db)
 {
     double peak = 0.0;
@@ -543,7 +532,9 @@ static void s_media_put(gen_t *g, const char *rel, buf_t *b, double peak_db)
     media_rec_t *m = &g->media[g->n_media++];
     snprintf(m->rel, sizeof m->rel, "%s", rel);
     m->n_channels = b->n_channels;
-    m->n_frames = b->n_frames;
+    m->rate = s_rate;
+    /* round(frames * 48000 / rate), halves up: the length of stemfarm's resampled copy */
+    m->n_frames = (2 * b->n_frames * 48000 + s_rate) / (2 * (int64_t)s_rate);
     g->n_bytes += (uint64_t)b->n_frames * (uint64_t)b->n_channels * 3u;
 }
 
@@ -555,17 +546,31 @@ static void s_media_put(gen_t *g, const char *rel, buf_t *b, double peak_db)
  *   bars 2-5 verse, bars 6-9 chorus, bars 10-13 verse 2, bar 14 final chord.
  * ========================================================================= */
 
-#define BEAT 28800 /* frames at 48 kHz, 100 BPM */
-#define STEP (BEAT / 4)
-#define BAR (4 * BEAT)
-#define N_BARS 15
-#define SONG ((int64_t)N_BARS * BAR)
-#define AT(bar, step) ((int64_t)(bar) * BAR + (int64_t)(step) * STEP)
-#define MS(ms) ((int64_t)(ms) * 48)
-#define END_FADE MS(250)
+#define BEAT          28800 /* frames at 48 kHz, 100 BPM */
+#define STEP          (BEAT / 4)
+#define BAR           (4 * BEAT)
+#define N_BARS        15
+#define SONG          ((int64_t)N_BARS * BAR)
+#define AT(bar, step) ((int64_t)(bar)*BAR + (int64_t)(step)*STEP)
+#define MS(ms)        ((int64_t)(ms)*48)
+#define END_FADE      MS(250)
 
-enum { C4 = 60, D4 = 62, E4 = 64, F4 = 65, G4 = 67, A4 = 69, B4 = 71,
-       C5 = 72, D5 = 74, E5 = 76, G5 = 79, A5 = 81, B5 = 83, C6 = 84 };
+enum {
+    C4 = 60,
+    D4 = 62,
+    E4 = 64,
+    F4 = 65,
+    G4 = 67,
+    A4 = 69,
+    B4 = 71,
+    C5 = 72,
+    D5 = 74,
+    E5 = 76,
+    G5 = 79,
+    A5 = 81,
+    B5 = 83,
+    C6 = 84
+};
 
 typedef struct {
     int bass;       /* MIDI root of the bass line */
@@ -583,31 +588,22 @@ static const chord_t k_chords[4] = {
 };
 
 static const int k_chord_of_bar[N_BARS] = {CH_AM, CH_F, CH_AM, CH_F, CH_C, CH_G, CH_AM, CH_F,
-                                           CH_C,  CH_G, CH_AM, CH_F, CH_C,  CH_G, CH_AM};
+                                           CH_C,  CH_G, CH_AM, CH_F, CH_C, CH_G, CH_AM};
 
-static const chord_t *s_chord(int bar)
-{
-    return &k_chords[k_chord_of_bar[bar]];
-}
+static const chord_t *s_chord(int bar) { return &k_chords[k_chord_of_bar[bar]]; }
 
-static bool s_verse(int bar)
-{
-    return (bar >= 2 && bar <= 5) || (bar >= 10 && bar <= 13);
-}
+static bool s_verse(int bar) { return (bar >= 2 && bar <= 5) || (bar >= 10 && bar <= 13); }
 
-static bool s_chorus(int bar)
-{
-    return bar >= 6 && bar <= 9;
-}
+static bool s_chorus(int bar) { return bar >= 6 && bar <= 9; }
 
 /* ---- drums -------------------------------------------------------------- */
 
 #define MAX_HITS 512
 
 typedef struct {
-    int64_t t[MAX_HITS];   /* frame */
-    double vel[MAX_HITS];  /* 0..1 */
-    bool open[MAX_HITS];   /* hats: open */
+    int64_t t[MAX_HITS];  /* frame */
+    double vel[MAX_HITS]; /* 0..1 */
+    bool open[MAX_HITS];  /* hats: open */
     size_t n;
 } hits_t;
 
@@ -622,10 +618,10 @@ static void s_hit(hits_t *h, int64_t t, double vel, bool open)
 }
 
 /* Tom fills: A = the last beat of bar 5, B = the last two beats of bar 13. */
-#define FILL_A AT(5, 12)
-#define FILL_B AT(13, 8)
-#define FILL_B_IN_FILE MS(1500) /* where fill B starts in tom_*.wav */
-#define CRASH_CHOKE MS(35000)   /* the drummer grabs the last crash */
+#define FILL_A         AT(5, 12)
+#define FILL_B         AT(13, 8)
+#define FILL_B_IN_FILE MS(1500)  /* where fill B starts in tom_*.wav */
+#define CRASH_CHOKE    MS(35000) /* the drummer grabs the last crash */
 
 static void s_drum_pattern(hits_t *kick, hits_t *snare, hits_t *hats, hits_t *crash)
 {
@@ -674,8 +670,7 @@ typedef struct {
 static const kick_voice_t k_kick_in = {180.0, 50.0, 0.035, 0.20, 0.55};
 static const kick_voice_t k_kick_out = {150.0, 48.0, 0.045, 0.26, 0.08};
 
-static void s_kick(double *out, int64_t n_out, int64_t t0, double vel, const kick_voice_t *kv,
-                   uint64_t seed)
+static void s_kick(double *out, int64_t n_out, int64_t t0, double vel, const kick_voice_t *kv, uint64_t seed)
 {
     rng_t r = s_rng(seed);
     int64_t len = s_frames(9.0 * kv->body_tau);
@@ -699,8 +694,8 @@ static void s_kick(double *out, int64_t n_out, int64_t t0, double vel, const kic
 }
 
 typedef struct {
-    double tone, noise;   /* levels */
-    double noise_hp;      /* Hz */
+    double tone, noise; /* levels */
+    double noise_hp;    /* Hz */
     double tone_tau, noise_tau;
 } snare_voice_t;
 
@@ -708,8 +703,7 @@ static const snare_voice_t k_snare_top = {0.8, 0.6, 1200.0, 0.07, 0.12};
 static const snare_voice_t k_snare_bottom = {0.15, 1.0, 3000.0, 0.05, 0.16};
 static const snare_voice_t k_snare_air = {0.7, 0.7, 800.0, 0.07, 0.14}; /* heard by OH, room */
 
-static void s_snare(double *out, int64_t n_out, int64_t t0, double vel, const snare_voice_t *sv,
-                    uint64_t seed)
+static void s_snare(double *out, int64_t n_out, int64_t t0, double vel, const snare_voice_t *sv, uint64_t seed)
 {
     rng_t r = s_rng(seed);
     svf_t hp = {0};
@@ -730,8 +724,7 @@ static void s_snare(double *out, int64_t n_out, int64_t t0, double vel, const sn
 }
 
 /* `choke`: frames after t0 where the next hat hit closes an open hat. */
-static void s_hat(double *out, int64_t n_out, int64_t t0, double vel, bool open, int64_t choke,
-                  uint64_t seed)
+static void s_hat(double *out, int64_t n_out, int64_t t0, double vel, bool open, int64_t choke, uint64_t seed)
 {
     rng_t r = s_rng(seed);
     svf_t hp = {0}, bp = {0};
@@ -783,8 +776,7 @@ static void s_toms(double *out, int64_t n_out, int tom, int64_t fill_a, int64_t 
             s_tom(out, n_out, fill_b + i * STEP, b_vel[i], f0, 600u + (unsigned)i);
 }
 
-static void s_crash(double *out, int64_t n_out, int64_t t0, double vel, int64_t choke,
-                    uint64_t seed)
+static void s_crash(double *out, int64_t n_out, int64_t t0, double vel, int64_t choke, uint64_t seed)
 {
     static const double metal[6] = {348.0, 517.0, 628.0, 888.0, 918.0, 1360.0};
     rng_t r = s_rng(seed);
@@ -828,8 +820,7 @@ static void s_clap(double *out, int64_t n_out, int64_t t0, double vel, uint64_t 
 
 /* Adds mono `src` into stereo `dst` at `pan` (constant power), `delay`
  * frames late, the far side a little later still (about 0.3 ms). */
-static void s_place(buf_t *dst, const double *src, int64_t n, double gain, double pan,
-                    int64_t delay)
+static void s_place(buf_t *dst, const double *src, int64_t n, double gain, double pan, int64_t delay)
 {
     double gl = gain * s_cos2pi((pan + 1.0) / 8.0), gr = gain * s_sin2pi((pan + 1.0) / 8.0);
     int64_t itd = (int64_t)floor(pan * 14.0 + 0.5);
@@ -955,8 +946,7 @@ static void s_gen_drums(gen_t *g)
     double *mono = s_calloc((size_t)n, sizeof(double));
     for (int64_t i = MS(10); i < n; i++) {
         int64_t j = i - MS(10);
-        mono[i] = 0.5 * k_air[j] + 0.6 * s_air[j] + 0.5 * (t_hi[j] + t_lo[j]) + 0.15 * h_air[j] +
-                  0.35 * c_air[j];
+        mono[i] = 0.5 * k_air[j] + 0.6 * s_air[j] + 0.5 * (t_hi[j] + t_lo[j]) + 0.15 * h_air[j] + 0.35 * c_air[j];
     }
     s_buf_init(&b, 2, n);
     for (int c = 0; c < 2; c++) {
@@ -978,6 +968,78 @@ static void s_gen_drums(gen_t *g)
     free(c_air);
 }
 
+/* ---- the drum machine: a multi-out file ---------------------------------- */
+
+static void s_rim(double *out, int64_t n_out, int64_t t0, double vel, uint64_t seed)
+{
+    rng_t r = s_rng(seed);
+    svf_t bp = {0};
+    s_svf_set(&bp, 2500.0, 3.0);
+    int64_t len = s_frames(0.12);
+    double c1 = s_decay(0.012), c2 = s_decay(0.02), cn = s_decay(0.002);
+    double e1 = 1.0, e2 = 1.0, en = 1.0, p1 = 0.0, p2 = 0.0;
+    for (int64_t i = 0; i < len && t0 + i < n_out; i++) {
+        double a = i < 12 ? (double)i / 12.0 : 1.0;
+        double v = 0.6 * s_sin2pi(p1) * e1 + 0.4 * s_sin2pi(p2) * e2 + 0.5 * bp.k * s_svf(&bp, s_noise(&r)).bp * en;
+        out[t0 + i] += vel * a * v;
+        p1 = s_advance(p1, 1750.0 / s_rate);
+        p2 = s_advance(p2, 480.0 / s_rate);
+        e1 *= c1;
+        e2 *= c2;
+        en *= cn;
+    }
+}
+
+/* A shaker grain, shorter than a 16th and ramped to exact silence, so the
+ * loop's seam is clean. */
+static void s_shaker(double *out, int64_t n_out, int64_t t0, double vel, uint64_t seed)
+{
+    rng_t r = s_rng(seed);
+    svf_t hp = {0}, bp = {0};
+    s_svf_set(&hp, 5000.0, 0.7);
+    s_svf_set(&bp, 8000.0, 1.5);
+    int64_t att = s_frames(0.006), len = s_frames(0.14), rel = s_frames(0.03);
+    double c = s_decay(0.025), e = 1.0;
+    for (int64_t i = 0; i < len && t0 + i < n_out; i++) {
+        double a = i < att ? (double)i / (double)att : e;
+        if (i >= att)
+            e *= c;
+        if (i >= len - rel)
+            a *= (double)(len - i) / (double)rel;
+        double w = s_noise(&r);
+        out[t0 + i] += vel * a * (0.6 * s_svf(&hp, w).hp + 0.4 * bp.k * s_svf(&bp, w).bp);
+    }
+}
+
+/* Two bars from a drum machine's four outputs, recorded as one poly file:
+ * 1 kick, 2 snare, 3 rim, 4 shaker. The session uses only the rim and the
+ * shaker (the kit plays the rest), each picked with `channel:`. */
+static void s_gen_machine(gen_t *g)
+{
+    static const int rim_steps[2][4] = {{3, 6, 10, 13}, {3, 6, 11, 14}};
+    static const double shake_vel[4] = {0.45, 0.7, 0.55, 1.0};
+    rng_t r = s_rng(131);
+    buf_t b;
+    s_buf_init(&b, 4, 2 * BAR);
+    for (int bar = 0; bar < 2; bar++) {
+        for (int s = 0; s < 16; s += 4)
+            s_kick(b.ch[0], b.n_frames, AT(bar, s), s == 0 ? 1.0 : 0.9, &k_kick_in, 140u + (unsigned)(4 * bar + s));
+        for (int s = 4; s < 16; s += 8)
+            s_snare(b.ch[1], b.n_frames, AT(bar, s), 0.9, &k_snare_top, 150u + (unsigned)(4 * bar + s));
+        for (int k = 0; k < 4; k++)
+            s_rim(b.ch[2], b.n_frames, AT(bar, rim_steps[bar][k]), k % 2 ? 0.5 : 0.6, 160u + (unsigned)(4 * bar + k));
+        for (int s = 0; s < 16; s++)
+            s_shaker(b.ch[3], b.n_frames, AT(bar, s), 0.45 * shake_vel[s % 4] * (0.9 + 0.1 * s_rng_unit(&r)),
+                     170u + (unsigned)(16 * bar + s));
+    }
+    /* the machine's kick and snare ring past the loop; cut them cleanly */
+    for (int c = 0; c < 2; c++)
+        for (int64_t i = 0; i < MS(5); i++)
+            b.ch[c][b.n_frames - 1 - i] *= (double)i / (double)MS(5);
+    s_media_put(g, "drums/machine.wav", &b, -4.0);
+    s_buf_free(&b);
+}
+
 /* ---- bass --------------------------------------------------------------- */
 
 static void s_bass_note(double *out, int64_t n_out, int64_t t0, int64_t gate, double hz, double vel)
@@ -997,8 +1059,8 @@ static void s_bass_note(double *out, int64_t n_out, int64_t t0, int64_t gate, do
     }
 }
 
-static void s_sine_note(double *out, int64_t n_out, int64_t t0, int64_t gate, double hz, double vel,
-                        int64_t attack, int64_t release)
+static void s_sine_note(double *out, int64_t n_out, int64_t t0, int64_t gate, double hz, double vel, int64_t attack,
+                        int64_t release)
 {
     double ph = 0.0;
     for (int64_t i = 0; i < gate + release && t0 + i < n_out; i++) {
@@ -1022,8 +1084,7 @@ static void s_gen_bass(gen_t *g)
         }
         for (int s = 0; s < 16; s += 2) {
             int m = s == 14 ? root + 12 : root;
-            s_bass_note(b.ch[0], SONG, AT(bar, s), STEP * 2 * 8 / 10, s_midi_hz(m),
-                        s % 4 == 0 ? 1.0 : 0.85);
+            s_bass_note(b.ch[0], SONG, AT(bar, s), STEP * 2 * 8 / 10, s_midi_hz(m), s % 4 == 0 ? 1.0 : 0.85);
         }
     }
     s_end_fade(&b, END_FADE);
@@ -1034,8 +1095,7 @@ static void s_gen_bass(gen_t *g)
     s_buf_init(&b, 1, SONG);
     for (int bar = 2; bar < N_BARS; bar++) {
         int64_t gate = bar == 14 ? MS(1400) : BAR - STEP;
-        s_sine_note(b.ch[0], SONG, AT(bar, 0), gate, s_midi_hz(s_chord(bar)->bass - 12), 1.0,
-                    MS(10), MS(40));
+        s_sine_note(b.ch[0], SONG, AT(bar, 0), gate, s_midi_hz(s_chord(bar)->bass - 12), 1.0, MS(10), MS(40));
     }
     s_end_fade(&b, END_FADE);
     s_media_put(g, "bass/bass_sub.wav", &b, -5.0);
@@ -1122,8 +1182,7 @@ static void s_gen_keys(gen_t *g)
                 continue;
             }
             for (int st = 0; st < 3; st++)
-                s_ep_note(mono, SONG, AT(bar, stab_step[st]) + MS(4) * k, stab_len[st] * STEP, hz,
-                          st == 0 ? 0.9 : 0.7);
+                s_ep_note(mono, SONG, AT(bar, stab_step[st]) + MS(4) * k, stab_len[st] * STEP, hz, st == 0 ? 0.9 : 0.7);
         }
     }
     /* Auto-pan tremolo. */
@@ -1192,8 +1251,8 @@ static void s_gen_keys(gen_t *g)
 
 /* Karplus-Strong string with an allpass for exact tuning: rings for `ring`
  * frames, then is damped to silence in `damp` frames. */
-static void s_pluck(double *out, int64_t n_out, int64_t t0, double hz, double vel, int64_t ring,
-                    int64_t damp, uint64_t seed)
+static void s_pluck(double *out, int64_t n_out, int64_t t0, double hz, double vel, int64_t ring, int64_t damp,
+                    uint64_t seed)
 {
     double line[4096];
     double p = s_rate / hz;
@@ -1244,8 +1303,8 @@ static void s_guitar_part(double *out, int side)
     }
     /* The last chord, strummed. */
     for (int k = 0; k < 4; k++)
-        s_pluck(out, SONG, AT(14, 0) + MS(12) * k + (side ? MS(5) : 0), s_midi_hz(s_chord(14)->gtr[k]),
-                0.9, s_frames(1.6), MS(60), 900u + (unsigned)(4 * side + k));
+        s_pluck(out, SONG, AT(14, 0) + MS(12) * k + (side ? MS(5) : 0), s_midi_hz(s_chord(14)->gtr[k]), 0.9,
+                s_frames(1.6), MS(60), 900u + (unsigned)(4 * side + k));
 }
 
 /* A small amp: drive into a soft clipper, a speaker-ish band. */
@@ -1283,8 +1342,8 @@ static void s_gen_guitars(gen_t *g)
 /* ---- monophonic voices: lead synth and vocals --------------------------- */
 
 typedef struct {
-    int step;   /* 16th from the start of the part */
-    int len;    /* 16ths */
+    int step; /* 16th from the start of the part */
+    int len;  /* 16ths */
     int midi;
     char vowel; /* a e i o u (vocals) */
 } mnote_t;
@@ -1293,10 +1352,10 @@ typedef enum { TIMBRE_VOICE, TIMBRE_LEAD } timbre_t;
 
 typedef struct {
     timbre_t timbre;
-    double cents;      /* constant detune */
-    double vib_rate;   /* Hz */
-    double vib_depth;  /* semitones */
-    double breath;     /* aspiration noise, 0..1 */
+    double cents;     /* constant detune */
+    double vib_rate;  /* Hz */
+    double vib_depth; /* semitones */
+    double breath;    /* aspiration noise, 0..1 */
     uint64_t seed;
 } mono_cfg_t;
 
@@ -1305,8 +1364,11 @@ static void s_formants(char vowel, double f[3])
     static const struct {
         char v;
         double f[3];
-    } table[] = {{'a', {730, 1090, 2440}}, {'e', {530, 1840, 2480}}, {'i', {270, 2290, 3010}},
-                 {'o', {570, 840, 2410}},  {'u', {300, 870, 2240}}};
+    } table[] = {{'a', {730, 1090, 2440}},
+                 {'e', {530, 1840, 2480}},
+                 {'i', {270, 2290, 3010}},
+                 {'o', {570, 840, 2410}},
+                 {'u', {300, 870, 2240}}};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (table[i].v == vowel) {
             memcpy(f, table[i].f, sizeof table[i].f);
@@ -1318,8 +1380,7 @@ static void s_formants(char vowel, double f[3])
 /* Sings or plays `notes` into out[0..n_out), the part starting at t0.
  * Notes that touch are legato (glide, no new attack); the release is a
  * linear 90 ms ramp to exact silence, so clips can cut in the rests. */
-static void s_mono(double *out, int64_t n_out, int64_t t0, const mnote_t *notes, size_t n_notes,
-                   const mono_cfg_t *cfg)
+static void s_mono(double *out, int64_t n_out, int64_t t0, const mnote_t *notes, size_t n_notes, const mono_cfg_t *cfg)
 {
     rng_t r = s_rng(cfg->seed);
     svf_t form[3] = {{0}}, lp = {0};
@@ -1394,22 +1455,19 @@ static void s_mono(double *out, int64_t n_out, int64_t t0, const mnote_t *notes,
 
 /* The lead vocal take: verse 1 and chorus (steps 0-127), a bar of rest, verse 2 (144-207). */
 static const mnote_t k_vox[] = {
-    {2, 2, E4, 'a'},   {4, 2, E4, 'o'},   {6, 2, G4, 'e'},   {8, 4, A4, 'a'},   {12, 2, G4, 'i'},
-    {14, 2, E4, 'o'},  {16, 4, F4, 'a'},  {20, 2, E4, 'e'},  {22, 6, C4, 'o'},  {34, 2, E4, 'a'},
-    {36, 2, E4, 'i'},  {38, 2, G4, 'e'},  {40, 4, C5, 'a'},  {44, 2, B4, 'o'},  {46, 2, G4, 'u'},
-    {48, 4, A4, 'a'},  {52, 2, G4, 'e'},  {54, 6, D4, 'o'},
-    {64, 2, A4, 'o'},  {66, 2, C5, 'a'},  {68, 6, E5, 'a'},  {74, 2, D5, 'e'},  {76, 4, C5, 'o'},
-    {80, 2, C5, 'i'},  {82, 2, A4, 'e'},  {84, 6, C5, 'a'},  {90, 2, A4, 'o'},  {92, 3, G4, 'u'},
-    {96, 2, G4, 'o'},  {98, 2, C5, 'a'},  {100, 6, E5, 'a'}, {106, 2, D5, 'e'}, {108, 4, E5, 'i'},
-    {112, 6, D5, 'a'}, {118, 2, B4, 'o'}, {120, 5, G4, 'u'},
-    {146, 2, E4, 'a'}, {148, 2, E4, 'o'}, {150, 2, G4, 'e'}, {152, 4, A4, 'a'}, {156, 2, C5, 'i'},
-    {158, 2, A4, 'o'}, {160, 4, A4, 'a'}, {164, 2, G4, 'e'}, {166, 6, F4, 'o'}, {178, 2, E4, 'a'},
-    {180, 2, G4, 'i'}, {182, 2, C5, 'e'}, {184, 4, E5, 'a'}, {188, 2, D5, 'o'}, {190, 2, C5, 'u'},
-    {192, 4, B4, 'a'}, {196, 2, A4, 'e'}, {198, 6, G4, 'o'},
+    {2, 2, E4, 'a'},   {4, 2, E4, 'o'},   {6, 2, G4, 'e'},   {8, 4, A4, 'a'},   {12, 2, G4, 'i'},  {14, 2, E4, 'o'},
+    {16, 4, F4, 'a'},  {20, 2, E4, 'e'},  {22, 6, C4, 'o'},  {34, 2, E4, 'a'},  {36, 2, E4, 'i'},  {38, 2, G4, 'e'},
+    {40, 4, C5, 'a'},  {44, 2, B4, 'o'},  {46, 2, G4, 'u'},  {48, 4, A4, 'a'},  {52, 2, G4, 'e'},  {54, 6, D4, 'o'},
+    {64, 2, A4, 'o'},  {66, 2, C5, 'a'},  {68, 6, E5, 'a'},  {74, 2, D5, 'e'},  {76, 4, C5, 'o'},  {80, 2, C5, 'i'},
+    {82, 2, A4, 'e'},  {84, 6, C5, 'a'},  {90, 2, A4, 'o'},  {92, 3, G4, 'u'},  {96, 2, G4, 'o'},  {98, 2, C5, 'a'},
+    {100, 6, E5, 'a'}, {106, 2, D5, 'e'}, {108, 4, E5, 'i'}, {112, 6, D5, 'a'}, {118, 2, B4, 'o'}, {120, 5, G4, 'u'},
+    {146, 2, E4, 'a'}, {148, 2, E4, 'o'}, {150, 2, G4, 'e'}, {152, 4, A4, 'a'}, {156, 2, C5, 'i'}, {158, 2, A4, 'o'},
+    {160, 4, A4, 'a'}, {164, 2, G4, 'e'}, {166, 6, F4, 'o'}, {178, 2, E4, 'a'}, {180, 2, G4, 'i'}, {182, 2, C5, 'e'},
+    {184, 4, E5, 'a'}, {188, 2, D5, 'o'}, {190, 2, C5, 'u'}, {192, 4, B4, 'a'}, {196, 2, A4, 'e'}, {198, 6, G4, 'o'},
 };
 #define VOX_CHORUS_FIRST 18 /* index of the chorus's first note in k_vox */
-#define VOX_CHORUS_N 18
-#define VOX_LEAD_IN MS(500) /* the take starts with a breath */
+#define VOX_CHORUS_N     18
+#define VOX_LEAD_IN      MS(500) /* the take starts with a breath */
 
 static const mnote_t k_lead[] = {
     {0, 4, E5, 0},  {4, 4, A5, 0},  {8, 2, G5, 0},  {10, 2, E5, 0}, {12, 2, D5, 0}, {16, 4, C5, 0},
@@ -1559,9 +1617,48 @@ static void s_gen_fx(gen_t *g)
     s_buf_free(&b);
 }
 
+/* Vinyl crackle and hiss, two bars: a loop from a sample pack, delivered at
+ * 44.1 kHz (stemfarm resamples it to the session's 48 kHz). The session
+ * loops it with a crossfade. */
+#define VINYL_RATE 44100
+#define VINYL_LEN  AT(2, 0) /* at 48 kHz; 4.8 s, a whole number of frames at 44.1 kHz too */
+
+static void s_gen_vinyl(gen_t *g)
+{
+    s_rate = VINYL_RATE;
+    buf_t b;
+    s_buf_init(&b, 2, s_frames(4.8));
+    for (int c = 0; c < 2; c++) {
+        rng_t common = s_rng(120), own = s_rng(121 + (uint64_t)c), pops = s_rng(123 + (uint64_t)c);
+        svf_t hp = {0}, lp = {0}, click = {0};
+        s_svf_set(&hp, 3000.0, 0.7);
+        s_svf_set(&lp, 120.0, 0.7);
+        s_svf_set(&click, 2200.0 + 600.0 * c, 1.2);
+        double pop = 0.0, pc = s_decay(0.0004);
+        for (int64_t i = 0; i < b.n_frames; i++) {
+            double w = 0.5 * s_noise(&common) + 0.5 * s_noise(&own);
+            if (s_rng_unit(&pops) < 9.0 / s_rate) { /* about nine crackles a second */
+                double size = s_rng_unit(&pops) < 0.15 ? 1.0 : 0.35;
+                pop += size * (0.5 + 0.5 * s_rng_unit(&pops)) * (s_rng_unit(&pops) < 0.5 ? -1.0 : 1.0);
+            }
+            double crack = click.k * s_svf(&click, pop).bp;
+            pop *= pc;
+            b.ch[c][i] = 0.04 * s_svf(&hp, w).hp + 0.3 * s_svf(&lp, w).lp + crack;
+        }
+    }
+    s_media_put(g, "fx/fx_vinyl.wav", &b, -6.0);
+    s_buf_free(&b);
+    s_rate = 48000;
+}
+
 /* ---- the session: tracks, clips, stems ---------------------------------- */
 
 typedef enum { TF_SECONDS, TF_MILLISECONDS, TF_TIMECODE, TF_SAMPLES } tform_t;
+
+typedef struct {
+    int64_t length;   /* frames; 0: no fade */
+    bool equal_power; /* written {length: T, shape: equal_power}; else a plain time (linear) */
+} fade_spec_t;
 
 typedef struct {
     int64_t at;       /* timeline frame */
@@ -1569,90 +1666,377 @@ typedef struct {
     int64_t length;   /* frames; 0 omits the key (to the end of the source) */
     tform_t form;     /* how the YAML spells the times */
     const char *note; /* trailing comment */
+    int channel;      /* `channel: N` (1-based) of a multichannel source; 0: every channel */
+    fade_spec_t fade_in, fade_out;
+    int64_t crossfade; /* frames; the clip starts exactly this far before the previous one ends */
 } clip_spec_t;
 
+#define CLIP(at_, offset_, length_, form_, note_)                                                                      \
+    {                                                                                                                  \
+        .at = (at_), .offset = (offset_), .length = (length_), .form = (form_), .note = (note_)                        \
+    }
+
 typedef struct {
+    int64_t t;         /* timeline frame */
+    const char *value; /* as written: dB, -inf or a pan */
+} point_t;
+
+typedef struct {
+    int n; /* 0: not automated */
+    point_t p[4];
+    const char *note; /* trailing comment */
+} auto_spec_t;
+
+typedef struct {
+    const char *to;       /* a bus */
+    const char *level_db; /* as written; NULL when automated */
+    bool pre_fader;
+    auto_spec_t level; /* send-level automation */
+    const char *note;  /* trailing comment */
+} send_spec_t;
+
+typedef struct {
+    const char *group; /* a heading comment before the track, or NULL */
     const char *name;
     const char *source;  /* under media/ */
-    int n_channels;      /* of the source */
+    int n_channels;      /* of the track: the source's, or 1 when its clips pick a channel */
     const char *what;    /* trailing comment on the name */
-    const char *gain_db; /* as written */
+    const char *gain_db; /* as written; NULL when the fader is automated */
     const char *pan;     /* NULL: centre, key omitted */
     bool invert;
     bool mute;
-    int n_clips;         /* 0: the `source:` shorthand */
+    const char *output; /* a bus; NULL: the master (key omitted) */
+    int n_sends;
+    send_spec_t sends[2];
+    auto_spec_t gain_auto, pan_auto;
+    int n_clips; /* 0: the `source:` shorthand */
     clip_spec_t clips[4];
 } track_spec_t;
 
+#define DRUM_BUS  "Drum Bus"
+#define MUSIC_BUS "Music Bus"
+#define VERB      "Verb"
+
 static const track_spec_t k_tracks[] = {
-    {"Kick In", "drums/kick_in.wav", 1, "pitch-swept sine and beater click", "-6", NULL, false, false, 0, {{0}}},
-    {"Kick Out", "drums/kick_out.wav", 1, "resonant head: rounder, 0.5 ms later", "-10", NULL, false, false, 0, {{0}}},
-    {"Snare Top", "drums/snare_top.wav", 1, "tone and noise burst, ghost notes in the verses", "-6", "-0.1", false, false, 0, {{0}}},
-    {"Snare Bottom", "drums/snare_bottom.wav", 1, "the snares, recorded upside down", "-14", "-0.1", true, false, 0, {{0}}},
-    {"Hats", "drums/hats.wav", 1, "high-passed noise, open on the off-beats in the chorus", "-14", "0.45", false, false, 0, {{0}}},
-    {"Tom Hi", "drums/tom_hi.wav", 1, "two fills in one file", "-9", "-0.25", false, false, 2,
-     {{FILL_A, 0, MS(1200), TF_SECONDS, "fill A, into the chorus"},
-      {FILL_B, FILL_B_IN_FILE, MS(1800), TF_TIMECODE, "fill B, into the last bar"}}},
-    {"Tom Lo", "drums/tom_lo.wav", 1, NULL, "-8", "0.45", false, false, 2,
-     {{FILL_A, 0, MS(1200), TF_SECONDS, "fill A"},
-      {FILL_B, FILL_B_IN_FILE, MS(1800), TF_TIMECODE, "fill B"}}},
-    {"Clap", "drums/clap.wav", 1, "a one-bar loop, placed four times in the chorus", "-13", NULL, false, false, 4,
-     {{AT(6, 0), 0, 0, TF_SECONDS, NULL},
-      {AT(7, 0), 0, 0, TF_SECONDS, NULL},
-      {AT(8, 0), 0, 0, TF_SECONDS, NULL},
-      {AT(9, 0), 0, 0, TF_SECONDS, NULL}}},
-    {"OH", "drums/overheads.wav", 2, "stereo overheads, crash on the left", "-11", NULL, false, false, 0, {{0}}},
-    {"Room", "drums/room.wav", 2, "stereo room: the kit in a small bright room", "-15", NULL, false, false, 0, {{0}}},
+    {.group = "drums",
+     .name = "Kick In",
+     .source = "drums/kick_in.wav",
+     .n_channels = 1,
+     .what = "pitch-swept sine and beater click",
+     .gain_db = "-6",
+     .output = DRUM_BUS},
+    {.name = "Kick Out",
+     .source = "drums/kick_out.wav",
+     .n_channels = 1,
+     .what = "resonant head: rounder, 0.5 ms later",
+     .gain_db = "-10",
+     .output = DRUM_BUS},
+    {.name = "Snare Top",
+     .source = "drums/snare_top.wav",
+     .n_channels = 1,
+     .what = "tone and noise burst, ghost notes in the verses",
+     .gain_db = "-6",
+     .pan = "-0.1",
+     .output = DRUM_BUS,
+     .n_sends = 1,
+     .sends = {{.to = VERB, .level_db = "-12", .note = "post-fader: follows the snare's fader"}}},
+    {.name = "Snare Bottom",
+     .source = "drums/snare_bottom.wav",
+     .n_channels = 1,
+     .what = "the snares, recorded upside down",
+     .gain_db = "-14",
+     .pan = "-0.1",
+     .invert = true,
+     .output = DRUM_BUS},
+    {.name = "Hats",
+     .source = "drums/hats.wav",
+     .n_channels = 1,
+     .what = "high-passed noise, open on the off-beats in the chorus",
+     .gain_db = "-14",
+     .pan = "0.45",
+     .output = DRUM_BUS},
+    {.name = "Tom Hi",
+     .source = "drums/tom_hi.wav",
+     .n_channels = 1,
+     .what = "two fills in one file",
+     .gain_db = "-9",
+     .pan = "-0.25",
+     .output = DRUM_BUS,
+     .n_clips = 2,
+     .clips = {CLIP(FILL_A, 0, MS(1200), TF_SECONDS, "fill A, into the chorus"),
+               CLIP(FILL_B, FILL_B_IN_FILE, MS(1800), TF_TIMECODE, "fill B, into the last bar")}},
+    {.name = "Tom Lo",
+     .source = "drums/tom_lo.wav",
+     .n_channels = 1,
+     .gain_db = "-8",
+     .pan = "0.45",
+     .output = DRUM_BUS,
+     .n_clips = 2,
+     .clips = {CLIP(FILL_A, 0, MS(1200), TF_SECONDS, "fill A"),
+               CLIP(FILL_B, FILL_B_IN_FILE, MS(1800), TF_TIMECODE, "fill B")}},
+    {.name = "Clap",
+     .source = "drums/clap.wav",
+     .n_channels = 1,
+     .what = "a one-bar loop, placed four times in the chorus",
+     .gain_db = "-13",
+     .output = DRUM_BUS,
+     .n_clips = 4,
+     .clips = {CLIP(AT(6, 0), 0, 0, TF_SECONDS, NULL), CLIP(AT(7, 0), 0, 0, TF_SECONDS, NULL),
+               CLIP(AT(8, 0), 0, 0, TF_SECONDS, NULL), CLIP(AT(9, 0), 0, 0, TF_SECONDS, NULL)}},
+    {.name = "Machine Rim",
+     .source = "drums/machine.wav",
+     .n_channels = 1,
+     .what = "output 3 of a drum machine's 4-channel file",
+     .gain_db = "-15",
+     .pan = "0.3",
+     .output = DRUM_BUS,
+     .n_clips = 2,
+     .clips = {{.at = AT(10, 0), .form = TF_SECONDS, .channel = 3, .note = "the two-bar loop in verse 2"},
+               {.at = AT(12, 0), .form = TF_SAMPLES, .channel = 3}}},
+    {.name = "Machine Shaker",
+     .source = "drums/machine.wav",
+     .n_channels = 1,
+     .what = "output 4 of the same file",
+     .gain_db = "-17",
+     .pan = "-0.35",
+     .output = DRUM_BUS,
+     .n_clips = 4,
+     .clips = {{.at = AT(6, 0), .form = TF_SECONDS, .channel = 4, .note = "chorus and verse 2"},
+               {.at = AT(8, 0), .form = TF_SECONDS, .channel = 4},
+               {.at = AT(10, 0), .form = TF_SECONDS, .channel = 4},
+               {.at = AT(12, 0), .form = TF_SECONDS, .channel = 4}}},
+    {.name = "OH",
+     .source = "drums/overheads.wav",
+     .n_channels = 2,
+     .what = "stereo overheads, crash on the left",
+     .gain_db = "-11",
+     .output = DRUM_BUS},
+    {.name = "Room",
+     .source = "drums/room.wav",
+     .n_channels = 2,
+     .what = "stereo room: the kit in a small bright room",
+     .gain_db = "-15",
+     .output = DRUM_BUS},
 
-    {"Bass DI", "bass/bass_di.wav", 1, "saw through an enveloped low-pass, eighths on the root", "-11", NULL, false, false, 0, {{0}}},
-    {"Bass Sub", "bass/bass_sub.wav", 1, "sine an octave under the root", "-16", NULL, false, false, 0, {{0}}},
+    {.group = "bass",
+     .name = "Bass DI",
+     .source = "bass/bass_di.wav",
+     .n_channels = 1,
+     .what = "saw through an enveloped low-pass, eighths on the root",
+     .gain_db = "-11",
+     .output = MUSIC_BUS},
+    {.name = "Bass Sub",
+     .source = "bass/bass_sub.wav",
+     .n_channels = 1,
+     .what = "sine an octave under the root",
+     .gain_db = "-16",
+     .output = MUSIC_BUS},
 
-    {"Pad", "keys/pad.wav", 2, "detuned saws in stereo, slow attack, drifting filter", "-14", NULL, false, false, 0, {{0}}},
-    {"Keys EP", "keys/keys_ep.wav", 2, "FM electric piano stabs with auto-pan", "-11", "-0.2", false, false, 0, {{0}}},
-    {"Keys Organ", "keys/keys_organ.wav", 1, "an alternative take, muted", "-14", "0.2", false, true, 0, {{0}}},
-    {"Arp", "keys/arp.wav", 1, "pulse arpeggio in 16ths with a dotted-eighth echo", "-18", "0.35", false, false, 0, {{0}}},
-    {"Lead Synth", "keys/lead_synth.wav", 1, "the hook: intro and chorus", "-11", "-0.15", false, false, 2,
-     {{0, 0, 2 * BAR, TF_SECONDS, "first two bars as the intro hook"},
-      {AT(6, 0), 0, 0, TF_SAMPLES, "the whole hook in the chorus"}}},
+    {.group = "keys and synths",
+     .name = "Pad",
+     .source = "keys/pad.wav",
+     .n_channels = 2,
+     .what = "detuned saws in stereo, slow attack, drifting filter",
+     .output = MUSIC_BUS,
+     .gain_auto = {2, {{0, "-32"}, {AT(2, 0), "-14"}}, "fades up over the intro"}},
+    {.name = "Keys EP",
+     .source = "keys/keys_ep.wav",
+     .n_channels = 2,
+     .what = "FM electric piano stabs with auto-pan",
+     .gain_db = "-11",
+     .pan = "-0.2",
+     .output = MUSIC_BUS},
+    {.name = "Keys Organ",
+     .source = "keys/keys_organ.wav",
+     .n_channels = 1,
+     .what = "an alternative take, muted",
+     .gain_db = "-14",
+     .pan = "0.2",
+     .mute = true,
+     .output = MUSIC_BUS},
+    {.name = "Arp",
+     .source = "keys/arp.wav",
+     .n_channels = 1,
+     .what = "pulse arpeggio in 16ths with a dotted-eighth echo",
+     .gain_db = "-18",
+     .output = MUSIC_BUS,
+     .pan_auto = {2, {{0, "-0.6"}, {AT(2, 0), "0.35"}}, "drifts to its place during the intro"}},
+    {.name = "Lead Synth",
+     .source = "keys/lead_synth.wav",
+     .n_channels = 1,
+     .what = "the hook: intro and chorus",
+     .gain_db = "-11",
+     .pan = "-0.15",
+     .output = MUSIC_BUS,
+     .n_clips = 2,
+     .clips = {CLIP(0, 0, 2 * BAR, TF_SECONDS, "first two bars as the intro hook"),
+               CLIP(AT(6, 0), 0, 0, TF_SAMPLES, "the whole hook in the chorus")}},
 
-    {"Gtr Left", "guitars/gtr_left.wav", 1, "Karplus-Strong plucks through a small amp", "-13", "-0.7", false, false, 0, {{0}}},
-    {"Gtr Right", "guitars/gtr_right.wav", 1, "a second part, from the chorus on", "-13", "0.7", false, false, 0, {{0}}},
-    {"Gtr DI", "guitars/gtr_di.wav", 1, "the left guitar before the amp, muted", "-13", "-0.7", false, true, 0, {{0}}},
+    {.group = "guitars",
+     .name = "Gtr Left",
+     .source = "guitars/gtr_left.wav",
+     .n_channels = 1,
+     .what = "Karplus-Strong plucks through a small amp",
+     .gain_db = "-13",
+     .pan = "-0.7",
+     .output = MUSIC_BUS},
+    {.name = "Gtr Right",
+     .source = "guitars/gtr_right.wav",
+     .n_channels = 1,
+     .what = "a second part, from the chorus on",
+     .gain_db = "-13",
+     .pan = "0.7",
+     .output = MUSIC_BUS},
+    {.name = "Gtr DI",
+     .source = "guitars/gtr_di.wav",
+     .n_channels = 1,
+     .what = "the left guitar before the amp, muted",
+     .gain_db = "-13",
+     .pan = "-0.7",
+     .mute = true,
+     .output = MUSIC_BUS},
 
-    {"Vox Lead", "vocals/vox_lead.wav", 1, "formant-filtered saw: verse, chorus, verse", "-6", NULL, false, false, 2,
-     {{AT(2, 0) - MS(300), MS(200), AT(8, 0) + MS(300), TF_SECONDS, "from the breath through the chorus"},
-      {AT(10, 0), VOX_LEAD_IN + AT(9, 0), AT(4, 0), TF_TIMECODE, "the second verse of the take"}}},
-    {"Vox Double", "vocals/vox_double.wav", 1, "the chorus again, 9 cents sharp, 12 ms late", "-15", "0.15", false, false, 1,
-     {{AT(6, 0), 0, 0, TF_SAMPLES, NULL}}},
-    {"BV High", "vocals/bv_high.wav", 1, "\"ooh\" above the chorus", "-17", "-0.5", false, false, 2,
-     {{AT(6, 0), 0, 0, TF_SECONDS, NULL},
-      {AT(12, 0), AT(2, 0), AT(2, 0), TF_SECONDS, "its last two bars again under verse 2"}}},
-    {"BV Low", "vocals/bv_low.wav", 1, "\"aah\" below it", "-17", "0.5", false, false, 2,
-     {{AT(6, 0), 0, 0, TF_SECONDS, NULL},
-      {AT(12, 0), AT(2, 0), AT(2, 0), TF_SECONDS, NULL}}},
+    {.group = "vocals",
+     .name = "Vox Lead",
+     .source = "vocals/vox_lead.wav",
+     .n_channels = 1,
+     .what = "formant-filtered saw: verse, chorus, verse",
+     .gain_db = "-6",
+     .n_sends = 1,
+     .sends = {{.to = VERB,
+                .pre_fader = true,
+                .level = {4,
+                          {{AT(6, 0) - BEAT, "-20"}, {AT(6, 0), "-14"}, {AT(10, 0) - BEAT, "-14"}, {AT(10, 0), "-20"}},
+                          "wetter in the chorus"},
+                .note = "pre-fader: the clip fades still apply"}},
+     .n_clips = 2,
+     .clips = {{.at = AT(2, 0) - MS(300),
+                .offset = MS(200),
+                .length = AT(8, 0) + MS(300),
+                .form = TF_SECONDS,
+                .note = "from the breath through the chorus",
+                .fade_in = {MS(40), false}},
+               {.at = AT(10, 0),
+                .offset = VOX_LEAD_IN + AT(9, 0),
+                .length = AT(4, 0),
+                .form = TF_TIMECODE,
+                .note = "the second verse of the take",
+                .fade_out = {MS(1200), true}}}},
+    {.name = "Vox Double",
+     .source = "vocals/vox_double.wav",
+     .n_channels = 1,
+     .what = "the chorus again, 9 cents sharp, 12 ms late",
+     .gain_db = "-15",
+     .pan = "0.15",
+     .n_clips = 1,
+     .clips = {CLIP(AT(6, 0), 0, 0, TF_SAMPLES, NULL)}},
+    {.name = "BV High",
+     .source = "vocals/bv_high.wav",
+     .n_channels = 1,
+     .what = "\"ooh\" above the chorus",
+     .gain_db = "-17",
+     .pan = "-0.5",
+     .n_sends = 1,
+     .sends = {{.to = VERB, .level_db = "-20", .pre_fader = true}},
+     .n_clips = 2,
+     .clips = {CLIP(AT(6, 0), 0, 0, TF_SECONDS, NULL),
+               CLIP(AT(12, 0), AT(2, 0), AT(2, 0), TF_SECONDS, "its last two bars again under verse 2")}},
+    {.name = "BV Low",
+     .source = "vocals/bv_low.wav",
+     .n_channels = 1,
+     .what = "\"aah\" below it",
+     .gain_db = "-17",
+     .pan = "0.5",
+     .n_sends = 1,
+     .sends = {{.to = VERB, .level_db = "-20", .pre_fader = true}},
+     .n_clips = 2,
+     .clips = {CLIP(AT(6, 0), 0, 0, TF_SECONDS, NULL), CLIP(AT(12, 0), AT(2, 0), AT(2, 0), TF_SECONDS, NULL)}},
 
-    {"FX Riser", "fx/fx_riser.wav", 2, "noise through a rising band-pass", "-16", NULL, false, false, 2,
-     {{0, 0, 0, TF_SECONDS, "into the verse"},
-      {AT(5, 0), AT(1, 0), AT(1, 0), TF_SECONDS, "its second half, into the chorus"}}},
-    {"FX Impact", "fx/fx_impact.wav", 2, "falling boom on the downbeats", "-12", NULL, false, false, 3,
-     {{AT(2, 0), 0, 0, TF_SECONDS, NULL},
-      {AT(6, 0), 0, 0, TF_SECONDS, NULL},
-      {AT(14, 0), 0, 0, TF_TIMECODE, NULL}}},
-    {"FX Ambience", "fx/fx_ambience.wav", 2, "night road, a car passing left to right at 0:28", "-20", NULL, false, false, 0, {{0}}},
+    {.group = "effects",
+     .name = "FX Riser",
+     .source = "fx/fx_riser.wav",
+     .n_channels = 2,
+     .what = "noise through a rising band-pass",
+     .gain_db = "-16",
+     .n_clips = 2,
+     .clips = {CLIP(0, 0, 0, TF_SECONDS, "into the verse"),
+               CLIP(AT(5, 0), AT(1, 0), AT(1, 0), TF_SECONDS, "its second half, into the chorus")}},
+    {.name = "FX Impact",
+     .source = "fx/fx_impact.wav",
+     .n_channels = 2,
+     .what = "falling boom on the downbeats",
+     .gain_db = "-12",
+     .n_clips = 3,
+     .clips = {CLIP(AT(2, 0), 0, 0, TF_SECONDS, NULL), CLIP(AT(6, 0), 0, 0, TF_SECONDS, NULL),
+               CLIP(AT(14, 0), 0, 0, TF_TIMECODE, NULL)}},
+    {.name = "FX Ambience",
+     .source = "fx/fx_ambience.wav",
+     .n_channels = 2,
+     .what = "night road, a car passing left to right at 0:28",
+     .gain_auto = {4,
+                   {{0, "-60"}, {MS(3000), "-20"}, {AT(14, 0), "-20"}, {SONG, "-inf"}},
+                   "fades in, and out to silence over the last chord"}},
+    {.name = "FX Vinyl",
+     .source = "fx/fx_vinyl.wav",
+     .n_channels = 2,
+     .what = "crackle: a 44.1 kHz loop, resampled",
+     .gain_db = "-18",
+     .n_clips = 3,
+     .clips = {{.at = 0, .form = TF_SECONDS, .note = "the intro", .fade_in = {MS(1200), true}},
+               {.at = VINYL_LEN - MS(500),
+                .offset = MS(1200),
+                .length = VINYL_LEN - MS(1200),
+                .form = TF_MILLISECONDS,
+                .note = "looped: crossfades over the first",
+                .crossfade = MS(500),
+                .fade_out = {MS(2400), false}},
+               {.at = AT(14, 0),
+                .length = BAR,
+                .form = TF_TIMECODE,
+                .note = "under the last chord",
+                .fade_in = {MS(600), false},
+                .fade_out = {MS(1200), true}}}},
 };
 
 typedef struct {
     const char *name;
-    const char *tracks[8]; /* patterns, NULL-terminated */
+    const char *channels; /* as written */
+    const char *output;   /* a bus or master */
+    const char *gain_db;  /* NULL: 0 dB, key omitted */
+    const char *what;     /* trailing comment */
+} bus_spec_t;
+
+static const bus_spec_t k_buses[] = {
+    {DRUM_BUS, "stereo", MUSIC_BUS, "-1", "every drum track; nested in the Music Bus"},
+    {MUSIC_BUS, "stereo", "master", NULL, "the Drum Bus, bass, keys and guitars"},
+    {VERB, "stereo", "master", "-6", "an aux for a reverb to come: for now it sums its sends"},
+};
+
+typedef struct {
+    const char *name;
+    const char *tracks[10]; /* patterns, NULL-terminated */
 } stem_spec_t;
 
 static const stem_spec_t k_stems[] = {
-    {"Drums", {"Kick *", "Snare *", "Hats", "Tom *", "Clap", "OH", "Room", NULL}},
+    {"Drums", {"Kick *", "Snare *", "Hats", "Tom *", "Clap", "Machine *", "OH", "Room", NULL}},
     {"Bass", {"Bass *", NULL}},
     {"Keys", {"Pad", "Keys *", "Arp", "Lead Synth", NULL}},
     {"Guitars", {"Gtr *", NULL}},
     {"Vocals", {"Vox *", "BV *", NULL}},
     {"FX", {"FX *", NULL}},
+};
+
+typedef struct {
+    const char *name;
+    const char *what;      /* trailing comment */
+    const char *exclude;   /* a stem left out, or NULL */
+    const char *gain_stem; /* a stem with a gains_db entry, or NULL */
+    const char *gain_db;   /* its gain, as written */
+} mix_spec_t;
+
+static const mix_spec_t k_mixes[] = {
+    {"Instrumental", "everything but the vocals (and their Verb sends)", "Vocals", NULL, NULL},
+    {"Vocal Up", "the vocals 1.5 dB up", NULL, "Vocals", "1.5"},
 };
 
 static void s_format_time(char *buf, size_t n_bytes, int64_t frames, tform_t form)
@@ -1681,86 +2065,173 @@ static void s_format_time(char *buf, size_t n_bytes, int64_t frames, tform_t for
     snprintf(buf, n_bytes, "%lld%ss", ms / 1000, frac);
 }
 
-static void s_example_yaml(sb_t *y)
+/* `key: [[t, v], ...]` at `indent` spaces, times in seconds. */
+static void s_yaml_points(sb_t *y, int indent, const char *key, const auto_spec_t *a)
 {
-    size_t n_tracks = N_OF(k_tracks), n_mono = 0;
-    s_sb_printf(y, "%s",
-        "# Night Drive: the example session bundled with stemfarm.\n"
-        "#\n"
-        "# Written by `build/stemfarm-gen example configs/example` (configs/generate.c),\n"
-        "# which also synthesises the sources into media/ (git-ignored). The generator\n"
-        "# writes exactly this file and refuses to overwrite a different one: change\n"
-        "# configs/generate.c, not this file.\n"
-        "#\n"
-        "# Synthwave in A minor, 100 BPM, 4/4. 15 bars, 36 s:\n"
-        "#   0:00 intro (Am F)   0:04.8 verse   0:14.4 chorus   0:24 verse 2   0:33.6 last chord\n"
-        "#   verse and chorus: Am F C G, one chord a bar.\n");
-    for (size_t i = 0; i < n_tracks; i++)
-        n_mono += k_tracks[i].n_channels == 1;
-    s_sb_printf(y,
-        "# %zu tracks (%zu mono, %zu stereo), 48 kHz 24-bit WAV, six stems that cover\n"
-        "# every track once. Times are written in every form the format accepts.\n"
-        "version: 1\n"
-        "\n"
-        "session:\n"
-        "  name: Night Drive\n"
-        "  sample_rate: 48000\n"
-        "  media_root: media\n"
-        "\n"
-        "output:\n"
-        "  format: wav\n"
-        "  sample_format: pcm24\n"
-        "  name: \"{session}_{stem}\"\n"
-        "\n"
-        "master:\n"
-        "  channels: stereo\n"
-        "\n"
-        "tracks:\n",
-        n_tracks, n_mono, n_tracks - n_mono);
-    static const struct {
-        size_t first;
-        const char *title;
-    } groups[] = {{0, "drums"}, {10, "bass"}, {12, "keys and synths"}, {17, "guitars"}, {20, "vocals"}, {24, "effects"}};
-    size_t gi = 0;
-    for (size_t i = 0; i < n_tracks; i++) {
-        const track_spec_t *t = &k_tracks[i];
-        if (gi < N_OF(groups) && groups[gi].first == i) {
-            s_sb_printf(y, "%s  # ---- %s\n", i ? "\n" : "", groups[gi].title);
-            gi++;
+    s_sb_printf(y, "%*s%s: [", indent, "", key);
+    for (int i = 0; i < a->n; i++) {
+        char t[32];
+        s_format_time(t, sizeof t, a->p[i].t, TF_SECONDS);
+        s_sb_printf(y, "%s[%s, %s]", i ? ", " : "", t, a->p[i].value);
+    }
+    s_sb_printf(y, "]");
+    if (a->note)
+        s_sb_printf(y, "  # %s", a->note);
+    s_sb_printf(y, "\n");
+}
+
+/* `key: T` or `key: {length: T, shape: equal_power}` of a clip. */
+static void s_yaml_fade(sb_t *y, const char *key, const fade_spec_t *f, tform_t form)
+{
+    char len[32];
+    if (!f->length)
+        return;
+    s_format_time(len, sizeof len, f->length, form);
+    if (f->equal_power)
+        s_sb_printf(y, "        %s: {length: %s, shape: equal_power}\n", key, len);
+    else
+        s_sb_printf(y, "        %s: %s\n", key, len);
+}
+
+static void s_yaml_track(sb_t *y, const track_spec_t *t)
+{
+    s_sb_printf(y, "  - name: %s", t->name);
+    if (t->what)
+        s_sb_printf(y, "%*s# %s", (int)(16 - strlen(t->name)) > 1 ? (int)(16 - strlen(t->name)) : 1, "", t->what);
+    s_sb_printf(y, "\n");
+    if (t->n_clips == 0) {
+        s_sb_printf(y, "    source: %s\n", t->source);
+    } else {
+        s_sb_printf(y, "    clips:\n");
+        for (int c = 0; c < t->n_clips; c++) {
+            const clip_spec_t *cl = &t->clips[c];
+            char at[32], off[32], len[32], xf[32];
+            /* a timecode for the timeline position, milliseconds within the source */
+            tform_t inner = cl->form == TF_TIMECODE ? TF_MILLISECONDS : cl->form;
+            s_format_time(at, sizeof at, cl->at, cl->form);
+            s_format_time(off, sizeof off, cl->offset, inner);
+            s_format_time(len, sizeof len, cl->length, inner);
+            /* fades and crossfades in milliseconds (or samples) */
+            tform_t fades = cl->form == TF_SAMPLES ? TF_SAMPLES : TF_MILLISECONDS;
+            s_format_time(xf, sizeof xf, cl->crossfade, fades);
+            s_sb_printf(y, "      - source: %s", t->source);
+            if (cl->note)
+                s_sb_printf(y, "%*s# %s", (int)(26 - strlen(t->source)), "", cl->note);
+            s_sb_printf(y, "\n        at: %s\n", at);
+            if (cl->offset)
+                s_sb_printf(y, "        offset: %s\n", off);
+            if (cl->length)
+                s_sb_printf(y, "        length: %s\n", len);
+            if (cl->channel)
+                s_sb_printf(y, "        channel: %d\n", cl->channel);
+            if (cl->crossfade)
+                s_sb_printf(y, "        crossfade: %s\n", xf);
+            s_yaml_fade(y, "fade_in", &cl->fade_in, fades);
+            s_yaml_fade(y, "fade_out", &cl->fade_out, fades);
         }
-        s_sb_printf(y, "  - name: %s", t->name);
-        if (t->what)
-            s_sb_printf(y, "%*s# %s", (int)(16 - strlen(t->name)), "", t->what);
-        s_sb_printf(y, "\n");
-        if (t->n_clips == 0) {
-            s_sb_printf(y, "    source: %s\n", t->source);
-        } else {
-            s_sb_printf(y, "    clips:\n");
-            for (int c = 0; c < t->n_clips; c++) {
-                const clip_spec_t *cl = &t->clips[c];
-                char at[32], off[32], len[32];
-                /* a timecode for the timeline position, milliseconds within the source */
-                tform_t inner = cl->form == TF_TIMECODE ? TF_MILLISECONDS : cl->form;
-                s_format_time(at, sizeof at, cl->at, cl->form);
-                s_format_time(off, sizeof off, cl->offset, inner);
-                s_format_time(len, sizeof len, cl->length, inner);
-                s_sb_printf(y, "      - source: %s", t->source);
-                if (cl->note)
-                    s_sb_printf(y, "%*s# %s", (int)(26 - strlen(t->source)), "", cl->note);
-                s_sb_printf(y, "\n        at: %s\n", at);
-                if (cl->offset)
-                    s_sb_printf(y, "        offset: %s\n", off);
-                if (cl->length)
-                    s_sb_printf(y, "        length: %s\n", len);
+    }
+    if (t->gain_db)
+        s_sb_printf(y, "    gain_db: %s\n", t->gain_db);
+    if (t->pan)
+        s_sb_printf(y, "    pan: %s\n", t->pan);
+    if (t->invert)
+        s_sb_printf(y, "    polarity: invert\n");
+    if (t->mute)
+        s_sb_printf(y, "    mute: true\n");
+    if (t->output)
+        s_sb_printf(y, "    output: %s\n", t->output);
+    if (t->n_sends) {
+        s_sb_printf(y, "    sends:\n");
+        for (int i = 0; i < t->n_sends; i++) {
+            const send_spec_t *sd = &t->sends[i];
+            s_sb_printf(y, "      - to: %s", sd->to);
+            if (sd->note)
+                s_sb_printf(y, "%*s# %s", (int)(20 - strlen(sd->to)), "", sd->note);
+            s_sb_printf(y, "\n");
+            if (sd->level_db)
+                s_sb_printf(y, "        level_db: %s\n", sd->level_db);
+            if (sd->pre_fader)
+                s_sb_printf(y, "        pre_fader: true\n");
+            if (sd->level.n) {
+                s_sb_printf(y, "        automation:\n");
+                s_yaml_points(y, 10, "level_db", &sd->level);
             }
         }
-        s_sb_printf(y, "    gain_db: %s\n", t->gain_db);
-        if (t->pan)
-            s_sb_printf(y, "    pan: %s\n", t->pan);
-        if (t->invert)
-            s_sb_printf(y, "    polarity: invert\n");
-        if (t->mute)
-            s_sb_printf(y, "    mute: true\n");
+    }
+    if (t->gain_auto.n || t->pan_auto.n) {
+        s_sb_printf(y, "    automation:\n");
+        if (t->gain_auto.n)
+            s_yaml_points(y, 6, "gain_db", &t->gain_auto);
+        if (t->pan_auto.n)
+            s_yaml_points(y, 6, "pan", &t->pan_auto);
+    }
+}
+
+static void s_example_yaml(sb_t *y)
+{
+    size_t n_tracks = N_OF(k_tracks), n_mono = 0, n_sources = 0;
+    for (size_t i = 0; i < n_tracks; i++) {
+        n_mono += k_tracks[i].n_channels == 1;
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(k_tracks[k].source, k_tracks[i].source) == 0;
+        n_sources += !seen;
+    }
+    s_sb_printf(y, "%s",
+                "# Night Drive: the example session bundled with stemfarm.\n"
+                "#\n"
+                "# Written by `build/stemfarm-gen example configs/example` (configs/generate.c),\n"
+                "# which also synthesises the sources into media/ (git-ignored). The generator\n"
+                "# writes exactly this file and refuses to overwrite a different one: change\n"
+                "# configs/generate.c, not this file.\n"
+                "#\n"
+                "# Synthwave in A minor, 100 BPM, 4/4. 15 bars, 36 s:\n"
+                "#   0:00 intro (Am F)   0:04.8 verse   0:14.4 chorus   0:24 verse 2   0:33.6 last chord\n"
+                "#   verse and chorus: Am F C G, one chord a bar.\n");
+    s_sb_printf(y,
+                "# %zu tracks (%zu mono, %zu stereo) from %zu sources, 24-bit WAV at 48 kHz except\n"
+                "# fx/fx_vinyl.wav, a 44.1 kHz sample (resampled into .stemfarm-cache/ when the\n"
+                "# session loads). drums/machine.wav has 4 channels: its tracks pick one each.\n"
+                "# Six stems cover every track once. Times are written in every form the\n"
+                "# format accepts.\n"
+                "#\n"
+                "# The mixing graph (no effects yet: a bus sums what feeds it, then its fader):\n"
+                "#   drum tracks -> Drum Bus -> Music Bus -> master\n"
+                "#   bass, keys, guitars -> Music Bus;  vocals, FX -> master\n"
+                "#   Verb, an aux -> master, fed by sends: the lead and backing vocals\n"
+                "#   (pre-fader) and the snare (post-fader)\n"
+                "# A stem is its tracks soloed in place, through every bus they reach, so\n"
+                "# the stems sum back to the full mix (output.null_test checks it).\n"
+                "version: 1\n"
+                "\n"
+                "session:\n"
+                "  name: Night Drive\n"
+                "  sample_rate: 48000\n"
+                "  media_root: media\n"
+                "\n"
+                "output:\n"
+                "  format: wav\n"
+                "  sample_format: pcm24\n"
+                "  name: \"{session}_{stem}\"\n"
+                "  null_test: true\n"
+                "\n"
+                "master:\n"
+                "  channels: stereo\n"
+                "\n"
+                "buses:\n",
+                n_tracks, n_mono, n_tracks - n_mono, n_sources);
+    for (size_t i = 0; i < N_OF(k_buses); i++) {
+        const bus_spec_t *b = &k_buses[i];
+        s_sb_printf(y, "  - name: %s%*s# %s\n    channels: %s\n    output: %s\n", b->name, (int)(16 - strlen(b->name)),
+                    "", b->what, b->channels, b->output);
+        if (b->gain_db)
+            s_sb_printf(y, "    gain_db: %s\n", b->gain_db);
+    }
+    s_sb_printf(y, "\ntracks:\n");
+    for (size_t i = 0; i < n_tracks; i++) {
+        if (k_tracks[i].group)
+            s_sb_printf(y, "%s  # ---- %s\n", i ? "\n" : "", k_tracks[i].group);
+        s_yaml_track(y, &k_tracks[i]);
     }
     s_sb_printf(y, "\nstems:\n");
     for (size_t i = 0; i < N_OF(k_stems); i++) {
@@ -1769,11 +2240,55 @@ static void s_example_yaml(sb_t *y)
             s_sb_printf(y, "%s\"%s\"", k ? ", " : "", k_stems[i].tracks[k]);
         s_sb_printf(y, "]\n");
     }
+    s_sb_printf(y, "\nmixes:                  # alternate mixes built from the stems\n");
+    for (size_t i = 0; i < N_OF(k_mixes); i++) {
+        const mix_spec_t *m = &k_mixes[i];
+        s_sb_printf(y, "  - name: %s%*s# %s\n", m->name, (int)(16 - strlen(m->name)), "", m->what);
+        if (m->exclude)
+            s_sb_printf(y, "    exclude: [%s]\n", m->exclude);
+        if (m->gain_stem)
+            s_sb_printf(y, "    gains_db: {%s: %s}\n", m->gain_stem, m->gain_db);
+    }
+    s_sb_printf(y, "\nmultitracks: false      # no consolidated per-track files\n");
+}
+
+/* A bus of k_buses, or "master" when master_ok. */
+static bool s_bus_known(const char *name, bool master_ok)
+{
+    if (master_ok && strcmp(name, "master") == 0)
+        return true;
+    for (size_t i = 0; i < N_OF(k_buses); i++)
+        if (strcmp(k_buses[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static bool s_stem_known(const char *name)
+{
+    for (size_t i = 0; i < N_OF(k_stems); i++)
+        if (strcmp(k_stems[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static void s_auto_check(const auto_spec_t *a, const char *what, const char *owner)
+{
+    for (int i = 0; i < a->n; i++)
+        if (a->p[i].t < 0 || a->p[i].t > SONG || (i && a->p[i].t < a->p[i - 1].t))
+            s_fail("internal error: %s automation of '%s': point %d out of order or outside the song", what, owner,
+                   i + 1);
 }
 
 /* The tables against the media actually written. */
 static void s_example_check(const gen_t *g)
 {
+    for (size_t i = 0; i < N_OF(k_buses); i++)
+        if (!s_bus_known(k_buses[i].output, true) || strcmp(k_buses[i].output, k_buses[i].name) == 0)
+            s_fail("internal error: bus '%s' outputs to '%s'", k_buses[i].name, k_buses[i].output);
+    for (size_t i = 0; i < N_OF(k_mixes); i++)
+        if ((k_mixes[i].exclude && !s_stem_known(k_mixes[i].exclude)) ||
+            (k_mixes[i].gain_stem && !s_stem_known(k_mixes[i].gain_stem)))
+            s_fail("internal error: mix '%s' names an unknown stem", k_mixes[i].name);
     for (size_t i = 0; i < N_OF(k_tracks); i++) {
         const track_spec_t *t = &k_tracks[i];
         const media_rec_t *m = NULL;
@@ -1782,19 +2297,39 @@ static void s_example_check(const gen_t *g)
                 m = &g->media[k];
         if (!m)
             s_fail("internal error: track '%s' uses '%s', which was not written", t->name, t->source);
-        if (m->n_channels != t->n_channels)
-            s_fail("internal error: '%s' has %d channels, the table says %d", t->source, m->n_channels,
-                   t->n_channels);
-        if (t->n_clips == 0 && m->n_frames != SONG)
-            s_fail("internal error: '%s' is not song length", t->source);
+        if (!t->gain_db == !t->gain_auto.n)
+            s_fail("internal error: track '%s' needs a gain or gain automation (not both)", t->name);
+        if (t->pan && t->pan_auto.n)
+            s_fail("internal error: track '%s' has a pan and pan automation", t->name);
+        s_auto_check(&t->gain_auto, "gain", t->name);
+        s_auto_check(&t->pan_auto, "pan", t->name);
+        if (t->output && !s_bus_known(t->output, true))
+            s_fail("internal error: track '%s' outputs to unknown bus '%s'", t->name, t->output);
+        for (int k = 0; k < t->n_sends; k++) {
+            if (!s_bus_known(t->sends[k].to, false))
+                s_fail("internal error: track '%s' sends to unknown bus '%s'", t->name, t->sends[k].to);
+            if (!t->sends[k].level_db == !t->sends[k].level.n)
+                s_fail("internal error: send %d of '%s' needs a level or automation (not both)", k + 1, t->name);
+            s_auto_check(&t->sends[k].level, "send level", t->name);
+        }
+        if (t->n_clips == 0 && (m->n_frames != SONG || m->n_channels != t->n_channels))
+            s_fail("internal error: '%s' is not a song-length source of %d channels", t->source, t->n_channels);
         int64_t prev_end = -1;
         for (int c = 0; c < t->n_clips; c++) {
             const clip_spec_t *cl = &t->clips[c];
+            int delivers = cl->channel ? 1 : m->n_channels;
+            if (cl->channel < 0 || cl->channel > m->n_channels || delivers != t->n_channels ||
+                (!cl->channel && m->n_channels > 2))
+                s_fail("internal error: clip %d of '%s': '%s' has %d channels", c + 1, t->name, t->source,
+                       m->n_channels);
             int64_t len = cl->length ? cl->length : m->n_frames - cl->offset;
             if (cl->offset < 0 || len <= 0 || cl->offset + len > m->n_frames)
                 s_fail("internal error: clip %d of '%s' lies outside '%s'", c + 1, t->name, t->source);
-            if (cl->at < prev_end)
-                s_fail("internal error: clips of '%s' overlap", t->name);
+            if (cl->fade_in.length + cl->fade_out.length > len || cl->crossfade > len)
+                s_fail("internal error: the fades of clip %d of '%s' do not fit", c + 1, t->name);
+            /* clips meet, or overlap by exactly their crossfade */
+            if (cl->crossfade ? c == 0 || prev_end - cl->at != cl->crossfade : cl->at < prev_end)
+                s_fail("internal error: clips of '%s' overlap other than by a crossfade", t->name);
             if (cl->at + len > SONG)
                 s_fail("internal error: clip %d of '%s' ends after the song", c + 1, t->name);
             prev_end = cl->at + len;
@@ -1824,26 +2359,31 @@ static int s_cmd_example(const char *dir, bool media_only)
             write_yaml = true;
         else if (old.n != yaml.n || memcmp(old.s, yaml.s, yaml.n) != 0)
             s_fail("'%s' differs from the session this generator writes; not overwriting it "
-                   "(remove it to regenerate, or pass --media-only)", yaml_path);
+                   "(remove it to regenerate, or pass --media-only)",
+                   yaml_path);
     }
 
     gen_t *g = s_calloc(1, sizeof *g);
     g->dir = dir;
     s_mkdirs(dir);
     s_gen_drums(g);
+    s_gen_machine(g);
     s_gen_bass(g);
     s_gen_pad(g);
     s_gen_keys(g);
     s_gen_guitars(g);
     s_gen_lead_and_vocals(g);
     s_gen_fx(g);
+    s_gen_vinyl(g);
     s_example_check(g);
     if (write_yaml)
         s_write_text(yaml_path, &yaml);
 
-    printf("stemfarm-gen: wrote %zu sources (%.1f MB) to %s/media; %s %s\n", g->n_media,
-           (double)g->n_bytes / 1e6, dir, yaml_path,
-           media_only ? "not touched" : write_yaml ? "written" : "unchanged");
+    printf("stemfarm-gen: wrote %zu sources (%.1f MB) to %s/media; %s %s\n", g->n_media, (double)g->n_bytes / 1e6, dir,
+           yaml_path,
+           media_only   ? "not touched"
+           : write_yaml ? "written"
+                        : "unchanged");
     free(g);
     free(yaml.s);
     free(old.s);
@@ -1887,14 +2427,14 @@ static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_st
     int wt = s_digits(n_tracks) < 3 ? 3 : s_digits(n_tracks), ws = s_digits(n_stems) < 2 ? 2 : s_digits(n_stems);
     sb_t y = {0};
     s_sb_printf(&y,
-        "# stemfarm bench session: %ld mono tracks of %g s, %ld stems, %ld Hz, 24-bit.\n"
-        "# Written by `stemfarm-gen bench DIR --tracks %ld --seconds %g --stems %ld --rate %ld`.\n"
-        "version: 1\n\n"
-        "session:\n  name: Bench %ldx%gs\n  sample_rate: %ld\n  media_root: media\n\n"
-        "output:\n  format: wav\n  sample_format: pcm24\n  name: \"{session}_{stem}\"\n\n"
-        "master:\n  channels: stereo\n\n"
-        "tracks:\n",
-        n_tracks, seconds, n_stems, rate, n_tracks, seconds, n_stems, rate, n_tracks, seconds, rate);
+                "# stemfarm bench session: %ld mono tracks of %g s, %ld stems, %ld Hz, 24-bit.\n"
+                "# Written by `stemfarm-gen bench DIR --tracks %ld --seconds %g --stems %ld --rate %ld`.\n"
+                "version: 1\n\n"
+                "session:\n  name: Bench %ldx%gs\n  sample_rate: %ld\n  media_root: media\n\n"
+                "output:\n  format: wav\n  sample_format: pcm24\n  name: \"{session}_{stem}\"\n\n"
+                "master:\n  channels: stereo\n\n"
+                "tracks:\n",
+                n_tracks, seconds, n_stems, rate, n_tracks, seconds, n_stems, rate, n_tracks, seconds, rate);
 
     rng_t r = s_rng(2024);
     for (long i = 0; i < n_tracks; i++) {
@@ -1905,8 +2445,8 @@ static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_st
         s_path(path, sizeof path, media, rel);
         double gain = -3.0 - 0.5 * (double)(s_rng_next(&r) % 19);
         double pan = (double)((long)(s_rng_next(&r) % 37) - 18) / 20.0;
-        s_sb_printf(&y, "  - {name: S%0*ld T%0*ld, source: %s, gain_db: %.1f, pan: %.2f}\n", ws, stem + 1,
-                    wt, i + 1, rel, gain, pan);
+        s_sb_printf(&y, "  - {name: S%0*ld T%0*ld, source: %s, gain_db: %.1f, pan: %.2f}\n", ws, stem + 1, wt, i + 1,
+                    rel, gain, pan);
 
         /* Integer synthesis: xorshift32 noise through two one-pole
          * low-passes (cut-off varying per track) plus a table sine. */
@@ -1922,16 +2462,16 @@ static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_st
             size_t n = left < (int64_t)w.n_chunk ? (size_t)left : w.n_chunk;
             /* why the switch: a constant divisor compiles to shifts, a
              * variable one to a slow idiv per sample */
-#define BENCH_LOOP(DIV)                                                                   \
-    for (size_t k = 0; k < n; k++) {                                                      \
-        x ^= x << 13;                                                                     \
-        x ^= x >> 17;                                                                     \
-        x ^= x << 5;                                                                      \
-        int32_t noise = (int32_t)(x >> 11) - (1 << 20);                                   \
-        lp1 += (noise - lp1) / (DIV);                                                     \
-        lp2 += (lp1 - lp2) / (DIV);                                                       \
-        w.chunk[k] = (lp2 + table[ph >> (32 - TABLE_BITS)]) * 256;                        \
-        ph += inc;                                                                        \
+#define BENCH_LOOP(DIV)                                                                                                \
+    for (size_t k = 0; k < n; k++) {                                                                                   \
+        x ^= x << 13;                                                                                                  \
+        x ^= x >> 17;                                                                                                  \
+        x ^= x << 5;                                                                                                   \
+        int32_t noise = (int32_t)(x >> 11) - (1 << 20);                                                                \
+        lp1 += (noise - lp1) / (DIV);                                                                                  \
+        lp2 += (lp1 - lp2) / (DIV);                                                                                    \
+        w.chunk[k] = (lp2 + table[ph >> (32 - TABLE_BITS)]) * 256;                                                     \
+        ph += inc;                                                                                                     \
     }
             switch (i % 4) {
             case 0: BENCH_LOOP(2) break;
@@ -1958,16 +2498,15 @@ static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_st
 
 /* ---- command line ------------------------------------------------------- */
 
-static const char k_usage[] =
-    "usage:\n"
-    "  stemfarm-gen example DIR [--media-only]\n"
-    "      write the example session \"Night Drive\": DIR/session.yaml and DIR/media/*.wav\n"
-    "      (an existing session.yaml is kept if identical, refused if different;\n"
-    "      --media-only writes the media and leaves session.yaml alone)\n"
-    "  stemfarm-gen bench DIR --tracks N --seconds S --stems K [--rate R]\n"
-    "      write a bench session: N mono 24-bit tracks of S seconds in K stems\n"
-    "      (1 <= K <= N <= 10000, 0 < S <= 86400, R from 8000 to 384000, default 48000)\n"
-    "exit status: 0 done, 1 failed, 2 bad arguments\n";
+static const char k_usage[] = "usage:\n"
+                              "  stemfarm-gen example DIR [--media-only]\n"
+                              "      write the example session \"Night Drive\": DIR/session.yaml and DIR/media/*.wav\n"
+                              "      (an existing session.yaml is kept if identical, refused if different;\n"
+                              "      --media-only writes the media and leaves session.yaml alone)\n"
+                              "  stemfarm-gen bench DIR --tracks N --seconds S --stems K [--rate R]\n"
+                              "      write a bench session: N mono 24-bit tracks of S seconds in K stems\n"
+                              "      (1 <= K <= N <= 10000, 0 < S <= 86400, R from 8000 to 384000, default 48000)\n"
+                              "exit status: 0 done, 1 failed, 2 bad arguments\n";
 
 static long s_parse_long(const char *opt, const char *text, long lo, long hi)
 {

@@ -154,9 +154,12 @@ static void s_print_stem_graph(const sf_session_t *s, const sf_stem_t *st, FILE 
         fprintf(out, "%s '%s'%s", t ? "," : "", s->tracks[st->tracks[t]].name,
                 s->tracks[st->tracks[t]].mute ? " (muted)" : "");
     fprintf(out, "%s\n    buses:", st->n_tracks ? "" : " none");
-    for (size_t b = 0; b < st->n_buses; b++)
-        fprintf(out, " '%s' ->", s->buses[st->buses[b]].name);
-    fprintf(out, " master\n");
+    for (size_t b = 0; b < st->n_buses; b++) {
+        const sf_bus_t *bus = &s->buses[st->buses[b]];
+        const char *to = bus->output_bus == SF_MASTER_BUS ? "master" : s->buses[bus->output_bus].name;
+        fprintf(out, "%s '%s' (to '%s')", b ? "," : "", bus->name, to);
+    }
+    fprintf(out, "%s\n", st->n_buses ? "" : " none (straight to the master)");
 }
 
 void plan_print_text(const plan_t *p, FILE *out)

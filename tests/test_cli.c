@@ -29,22 +29,22 @@ extern char **environ;
 #define RATE 48000
 
 typedef struct {
-    const char *file;  /* under media/ */
+    const char *file; /* under media/ */
     int channels;
     int64_t frames;
-    double freq;       /* tone of the source */
-    uint64_t seed;     /* noise of the source */
+    double freq;   /* tone of the source */
+    uint64_t seed; /* noise of the source */
 } source_t;
 
 typedef struct {
-    int source;        /* index into s_sources */
+    int source; /* index into s_sources */
     int64_t at, offset, length;
     double gain_db;
 } clip_t;
 
 typedef struct {
     const char *name;
-    const char *yaml;  /* the track's keys besides name and clips, as YAML */
+    const char *yaml; /* the track's keys besides name and clips, as YAML */
     int stem;
     double gain_db, pan;
     int invert, mute;
@@ -53,16 +53,15 @@ typedef struct {
 } track_t;
 
 static const source_t s_sources[] = {
-    {"kick.wav", 1, 60000, 55.0, 1},   {"snare.wav", 1, 50001, 190.0, 2}, {"oh.wav", 2, 70000, 3000.0, 3},
-    {"bass.wav", 1, 90011, 41.2, 4},   {"keys.wav", 2, 80000, 261.6, 5}, {"vox.wav", 1, 30000, 440.0, 6},
+    {"kick.wav", 1, 60000, 55.0, 1},    {"snare.wav", 1, 50001, 190.0, 2}, {"oh.wav", 2, 70000, 3000.0, 3},
+    {"bass.wav", 1, 90011, 41.2, 4},    {"keys.wav", 2, 80000, 261.6, 5},  {"vox.wav", 1, 30000, 440.0, 6},
     {"snare2.wav", 1, 20000, 210.0, 7},
 };
 
 /* The last clip ends at 95000: end: auto. */
 static const track_t s_tracks[] = {
     {"Kick In", "gain_db: -2.5\n    pan: -0.1\n", 0, -2.5, -0.1, 0, 0, {{0, 0, 0, 60000, 0}}, 1},
-    {"Snare Top", "pan: 0.3\n", 0, 0, 0.3, 0, 0,
-     {{1, 12345, 777, 40999, 0}, {6, 30001, 5, 19000, -6}}, 2},
+    {"Snare Top", "pan: 0.3\n", 0, 0, 0.3, 0, 0, {{1, 12345, 777, 40999, 0}, {6, 30001, 5, 19000, -6}}, 2},
     {"OH Pair", "gain_db: -4\n    pan: 0.4\n", 0, -4, 0.4, 0, 0, {{2, 0, 0, 70000, 0}}, 1},
     {"Bass DI", "polarity: invert\n    gain_db: -1\n", 1, -1, 0, 1, 0, {{3, 1001, 3, 90000, 0}}, 1},
     {"Keys", "gain_db: +1.5\n    pan: -0.7\n", 1, 1.5, -0.7, 0, 0, {{4, 15000, 0, 80000, -3}}, 1},
@@ -82,10 +81,7 @@ static double s_source_value(int src, int ch, int64_t i)
     return 0.35 * sin(2.0 * M_PI * s->freq * (double)i / RATE + ch) + 0.05 * tu_noise(s->seed * 2 + (uint64_t)ch, i);
 }
 
-static double s_signal(int ch, int64_t i, void *ctx)
-{
-    return s_source_value((int)(intptr_t)ctx, ch, i);
-}
+static double s_signal(int ch, int64_t i, void *ctx) { return s_source_value((int)(intptr_t)ctx, ch, i); }
 
 static int64_t s_region_end(void)
 {
@@ -277,8 +273,8 @@ START_TEST(test_float_output_matches_reference)
         double *v = tu_read_audio(path, &channels, &frames, NULL);
         for (int64_t i = 0; i < frames; i++)
             for (int c = 0; c < channels; c++)
-                ck_assert_msg(fabs(v[i * 2 + c] - s_reference(s, c, i)) <= ldexp(1.0, -23),
-                              "%s frame %lld ch %d", path, (long long)i, c);
+                ck_assert_msg(fabs(v[i * 2 + c] - s_reference(s, c, i)) <= ldexp(1.0, -23), "%s frame %lld ch %d", path,
+                              (long long)i, c);
         free(v);
         free(path);
     }
@@ -349,10 +345,10 @@ START_TEST(test_farm_over_tcp_matches_embedded)
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
     pid_t coord = s_spawn((char *const[]){(char *)tu_stemfarm_bin(), "coordinator", "--bind", endpoint, NULL});
-    pid_t n1 = s_spawn((char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "1", "--name",
-                                       "tcp-node-1", NULL});
-    pid_t n2 = s_spawn((char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "2", "--name",
-                                       "tcp-node-2", NULL});
+    pid_t n1 = s_spawn(
+        (char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "1", "--name", "tcp-node-1", NULL});
+    pid_t n2 = s_spawn(
+        (char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "2", "--name", "tcp-node-2", NULL});
     /* Both nodes join before the submission, so both get segments. */
     nanosleep(&(struct timespec){.tv_nsec = 500000000}, NULL);
     char args[4096];
@@ -470,7 +466,10 @@ END_TEST
 
 START_TEST(test_usage_errors_exit_2)
 {
-    static const struct { const char *args; const char *want; } cases[] = {
+    static const struct {
+        const char *args;
+        const char *want;
+    } cases[] = {
         {"", "needs a command"},
         {"rendr x.yaml", "unknown command 'rendr'"},
         {"render", "'render' needs a session file"},
@@ -513,8 +512,9 @@ START_TEST(test_thousand_tracks_within_1024_open_files)
         n += (size_t)snprintf(yaml + n, cap - n, "  - {name: T%04d, source: %s, pan: %.3f}\n", t, name,
                               (t % 21 - 10) / 10.0);
     }
-    snprintf(yaml + n, cap - n, "stems:\n  - {name: Low, tracks: [\"T00*\", \"T01*\", \"T02*\", \"T03*\", \"T04*\"]}\n"
-                                "  - {name: High, tracks: [\"T05*\", \"T06*\", \"T07*\", \"T08*\", \"T09*\"]}\n");
+    snprintf(yaml + n, cap - n,
+             "stems:\n  - {name: Low, tracks: [\"T00*\", \"T01*\", \"T02*\", \"T03*\", \"T04*\"]}\n"
+             "  - {name: High, tracks: [\"T05*\", \"T06*\", \"T07*\", \"T08*\", \"T09*\"]}\n");
     char *big = tu_write_text(s_dir, "big.yaml", yaml);
     free(yaml);
     char cmd[8192], *err = NULL;
@@ -535,8 +535,8 @@ START_TEST(test_example_session_renders)
     const char *gen = getenv("STEMFARM_GEN_BIN");
     ck_assert_msg(src && gen, "run through ctest");
     char cmd[8192], *err = NULL, *out = NULL;
-    snprintf(cmd, sizeof cmd, "cp '%s/configs/example/session.yaml' '%s/session.yaml' && '%s' example '%s'", src,
-             s_dir, gen, s_dir);
+    snprintf(cmd, sizeof cmd, "cp '%s/configs/example/session.yaml' '%s/session.yaml' && '%s' example '%s'", src, s_dir,
+             gen, s_dir);
     ck_assert_msg(tu_run(cmd, NULL, &err, 120) == 0, "the generator no longer writes the committed session: %s", err);
     free(err);
     char *session = tu_path(s_dir, "session.yaml");
@@ -546,9 +546,33 @@ START_TEST(test_example_session_renders)
     snprintf(cmd, sizeof cmd, "'%s' render '%s' -o '%s/out' --nodes 2 && '%s' verify '%s/out'", tu_stemfarm_bin(),
              session, s_dir, tu_stemfarm_bin(), s_dir);
     ck_assert_msg(tu_run(cmd, &out, &err, 300) == 0, "example render: %s", err);
-    ck_assert_msg(strstr(out, "6 files, 0 failed"), "%s", out);
+    /* 6 stems and the 2 mixes (Instrumental, Vocal Up); multitracks are off */
+    ck_assert_msg(strstr(out, "8 files, 0 failed"), "%s", out);
     free(out);
     free(err);
+    /* the stems null against the full mix at the pcm24 floor, nothing clips,
+     * and every file keeps 1 dB of headroom */
+    char *manifest_path = tu_path(s_dir, "out/manifest.json");
+    char *manifest = tu_slurp(manifest_path, NULL);
+    ck_assert_msg(strstr(manifest, "\"at_quantisation_floor\": true"), "null test: %s", manifest);
+    ck_assert_msg(!strstr(manifest, "\"warn\""), "a check warned: %s", manifest);
+    static const char *const files[] = {"Drums", "Bass", "Keys", "Guitars", "Vocals", "FX", "Instrumental", "Vocal Up"};
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        char name[128];
+        snprintf(name, sizeof name, "out/Night Drive_%s.wav", files[f]);
+        char *path = tu_path(s_dir, name);
+        int channels, rate;
+        int64_t frames;
+        double *x = tu_read_audio(path, &channels, &frames, &rate);
+        double peak = 0.0;
+        for (int64_t i = 0; i < frames * channels; i++)
+            peak = fabs(x[i]) > peak ? fabs(x[i]) : peak;
+        ck_assert_msg(peak < pow(10.0, -1.0 / 20.0), "'%s' peaks at %.2f dBFS", name, 20.0 * log10(peak));
+        free(x);
+        free(path);
+    }
+    free(manifest);
+    free(manifest_path);
     free(session);
 }
 END_TEST

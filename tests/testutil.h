@@ -37,8 +37,8 @@ char *tu_write_wav(const char *dir, const char *name, int channels, int rate, in
 /* The value a sample x reads back as after tu_write_wav at `bits`. */
 double tu_quantized(double x, int bits);
 
-/* Reads a whole audio file as interleaved doubles (libsndfile normalisation
- * off for integer formats: values are the integers / 2^(bits-1)). */
+/* Reads a whole audio file as interleaved doubles, normalised as libsndfile
+ * does by default: integer samples come back as the integers / 2^(bits-1). */
 double *tu_read_audio(const char *path, int *channels, int64_t *frames, int *rate);
 
 /* Raw integers of an integer-PCM file, right-justified (a pcm24 sample as
