@@ -28,42 +28,17 @@ NODES=${NODES:-}
 SEGMENT=${SEGMENT:-}
 BUILD=${BUILD:-build}
 
-die() { echo "bench: error: $*" >&2; exit 1; }
+. bench/lib.sh
 for v in RUNS TRACKS STEMS RATE; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a whole number above 0, got '${!v}'"
 done
 [[ $LENGTH =~ ^[0-9]+([.][0-9]+)?$ ]] || die "LENGTH must be a number of seconds, got '$LENGTH'"
 [[ -z $NODES || $NODES =~ ^[1-9][0-9]*$ ]] || die "NODES must be a whole number above 0, got '$NODES'"
 
-# ---- build: incremental, so a stale binary is never measured ---------------
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
-build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
-case $build_type in
-  Release | RelWithDebInfo) ;;
-  *) echo "bench: warning: $BUILD is a '${build_type:-default}' build; expect slow numbers" >&2 ;;
-esac
-cmake --build "$BUILD" -j"$(nproc)" --target stemfarm stemfarm-gen >/dev/null || die "build failed"
-stemfarm=$BUILD/stemfarm
-gen=$BUILD/stemfarm-gen
-
-# ---- the session, generated once --------------------------------------------
+bench_build
+bench_session "$TRACKS" "$LENGTH" "$STEMS" "$RATE"
 work=bench/work
-dir=$work/t$TRACKS-s$LENGTH-k$STEMS-r$RATE
-session=$dir/session.yaml
 out=$work/out
-if [ ! -f "$session" ]; then # written last by the generator: present means complete
-  need_kb=$(awk -v n="$TRACKS" -v s="$LENGTH" -v r="$RATE" -v k="$STEMS" \
-    'BEGIN { printf "%d", (n * s * r * 3 + k * s * r * 6) * 1.05 / 1024 + 1 }')
-  mkdir -p "$work"
-  free_kb=$(df -Pk "$work" | awk 'NR == 2 { print $4 }')
-  [ "$free_kb" -ge "$need_kb" ] ||
-    die "$work needs $((need_kb / 1024)) MB for sources and stems, $((free_kb / 1024)) MB free"
-  echo "bench: generating $dir (once; later runs reuse it)"
-  rm -rf "$dir"
-  "$gen" bench "$dir" --tracks "$TRACKS" --seconds "$LENGTH" --stems "$STEMS" --rate "$RATE"
-fi
 sources=("$dir"/media/*.wav)
 
 # ---- how to render ----------------------------------------------------------
@@ -76,14 +51,6 @@ else
 fi
 [ -n "$NODES" ] && render_args+=(--nodes "$NODES")
 [ -n "$SEGMENT" ] && render_args+=(--segment "$SEGMENT")
-
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-median() {
-  printf '%s\n' "$@" | sort -g |
-    awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-bytes() { stat -c %s "$@" | awk '{ s += $1 } END { printf "%.0f", s }'; }
 
 # ---- measure: render and read, interleaved ----------------------------------
 cat "${sources[@]}" >/dev/null # warm-up: both measurements read from the page cache

@@ -1,7 +1,7 @@
 /* configs/generate.c -- stemfarm-gen: the example session and bench sessions.
  *
  *   stemfarm-gen example DIR [--media-only]
- *   stemfarm-gen bench DIR --tracks N --seconds S --stems K [--rate R]
+ *   stemfarm-gen bench DIR --tracks N --seconds S --stems K [--rate R] [--fx]
  *
  * `example` writes "Night Drive", the session the README renders: a 36 s
  * synthwave groove (100 BPM, A minor) of 30 synthesised tracks through a
@@ -2404,7 +2404,13 @@ static int s_digits(long v)
     return d;
 }
 
-static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_stems, long rate)
+/* The per-track insert chain of the effects bench: high-pass, two EQ bands,
+ * compressor; every other track also sends to a reverb bus. */
+static const char k_bench_fx[] = ", fx: [{highpass: {freq: 80}}, {eq: {type: peak, freq: 2500, gain_db: 2, q: 1}}, "
+                                 "{eq: {type: highshelf, freq: 8000, gain_db: -3, q: 0.707}}, "
+                                 "{compressor: {threshold_db: -24, ratio: 3, attack_ms: 10, release_ms: 120}}]";
+
+static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_stems, long rate, bool fx)
 {
     s_rate = (int)rate;
     int64_t n_frames = (int64_t)floor(seconds * (double)rate + 0.5);
@@ -2425,16 +2431,28 @@ static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_st
         table[i] = (int32_t)floor(1048576.0 * s_sin2pi((double)i / (1 << TABLE_BITS)) + 0.5);
 
     int wt = s_digits(n_tracks) < 3 ? 3 : s_digits(n_tracks), ws = s_digits(n_stems) < 2 ? 2 : s_digits(n_stems);
-    sb_t y = {0};
+    /* y: the session; z (with --fx): the same session with the effects on,
+     * session-fx.yaml, over the same media. */
+    sb_t y = {0}, z = {0};
+    if (fx)
+        s_sb_printf(&z,
+                    "# stemfarm effects bench: session.yaml with high-pass, 2 EQ bands and a compressor on every\n"
+                    "# track and a reverb on the bus every other track sends to.\n"
+                    "version: 1\n\nsession:\n  name: Bench FX %ldx%gs\n  sample_rate: %ld\n  media_root: media\n\n"
+                    "output:\n  format: wav\n  sample_format: pcm24\n  name: \"{session}_{stem}\"\n\n"
+                    "master:\n  channels: stereo\n\nbuses:\n  - {name: Verb, fx: [{reverb: {decay_s: 2, mix: 1}}]}\n\n"
+                    "tracks:\n",
+                    n_tracks, seconds, rate);
     s_sb_printf(&y,
                 "# stemfarm bench session: %ld mono tracks of %g s, %ld stems, %ld Hz, 24-bit.\n"
                 "# Written by `stemfarm-gen bench DIR --tracks %ld --seconds %g --stems %ld --rate %ld`.\n"
                 "version: 1\n\n"
                 "session:\n  name: Bench %ldx%gs\n  sample_rate: %ld\n  media_root: media\n\n"
                 "output:\n  format: wav\n  sample_format: pcm24\n  name: \"{session}_{stem}\"\n\n"
-                "master:\n  channels: stereo\n\n"
+                "master:\n  channels: stereo\n\n%s"
                 "tracks:\n",
-                n_tracks, seconds, n_stems, rate, n_tracks, seconds, n_stems, rate, n_tracks, seconds, rate);
+                n_tracks, seconds, n_stems, rate, n_tracks, seconds, n_stems, rate, n_tracks, seconds, rate,
+                fx ? "buses:\n  - {name: Verb}\n\n" : "");
 
     rng_t r = s_rng(2024);
     for (long i = 0; i < n_tracks; i++) {
@@ -2445,8 +2463,12 @@ static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_st
         s_path(path, sizeof path, media, rel);
         double gain = -3.0 - 0.5 * (double)(s_rng_next(&r) % 19);
         double pan = (double)((long)(s_rng_next(&r) % 37) - 18) / 20.0;
-        s_sb_printf(&y, "  - {name: S%0*ld T%0*ld, source: %s, gain_db: %.1f, pan: %.2f}\n", ws, stem + 1, wt, i + 1,
-                    rel, gain, pan);
+        const char *send = fx && i % 2 ? ", sends: [{to: Verb, level_db: -12}]" : "";
+        s_sb_printf(&y, "  - {name: S%0*ld T%0*ld, source: %s, gain_db: %.1f, pan: %.2f%s}\n", ws, stem + 1, wt, i + 1,
+                    rel, gain, pan, send);
+        if (fx)
+            s_sb_printf(&z, "  - {name: S%0*ld T%0*ld, source: %s, gain_db: %.1f, pan: %.2f%s%s}\n", ws, stem + 1, wt,
+                        i + 1, rel, gain, pan, k_bench_fx, send);
 
         /* Integer synthesis: xorshift32 noise through two one-pole
          * low-passes (cut-off varying per track) plus a table sine. */
@@ -2487,6 +2509,13 @@ static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_st
     s_sb_printf(&y, "\nstems:\n");
     for (long s = 0; s < n_stems; s++)
         s_sb_printf(&y, "  - {name: Stem %0*ld, tracks: [\"S%0*ld *\"]}\n", ws, s + 1, ws, s + 1);
+    if (fx) {
+        char fx_path[4096];
+        s_path(fx_path, sizeof fx_path, dir, "session-fx.yaml");
+        s_sb_printf(&z, "%s", strstr(y.s, "\nstems:\n"));
+        s_write_text(fx_path, &z);
+        free(z.s);
+    }
 
     /* Last, so that a session.yaml means the media are complete. */
     s_write_text(yaml_path, &y);
@@ -2503,8 +2532,10 @@ static const char k_usage[] = "usage:\n"
                               "      write the example session \"Night Drive\": DIR/session.yaml and DIR/media/*.wav\n"
                               "      (an existing session.yaml is kept if identical, refused if different;\n"
                               "      --media-only writes the media and leaves session.yaml alone)\n"
-                              "  stemfarm-gen bench DIR --tracks N --seconds S --stems K [--rate R]\n"
-                              "      write a bench session: N mono 24-bit tracks of S seconds in K stems\n"
+                              "  stemfarm-gen bench DIR --tracks N --seconds S --stems K [--rate R] [--fx]\n"
+                              "      write a bench session: N mono 24-bit tracks of S seconds in K stems;\n"
+                              "      --fx: also session-fx.yaml, the same with effects on every track and a\n"
+                              "      reverb bus (session.yaml then has the same routing, effects off)\n"
                               "      (1 <= K <= N <= 10000, 0 < S <= 86400, R from 8000 to 384000, default 48000)\n"
                               "exit status: 0 done, 1 failed, 2 bad arguments\n";
 
@@ -2547,7 +2578,7 @@ int main(int argc, char **argv)
         s_usage_error("unknown command '%s' (expected example or bench)", cmd);
 
     const char *dir = NULL, *v;
-    bool media_only = false;
+    bool media_only = false, fx = false;
     long n_tracks = -1, n_stems = -1, rate = 48000;
     double seconds = -1.0;
     for (int i = 2; i < argc; i++) {
@@ -2558,6 +2589,8 @@ int main(int argc, char **argv)
         }
         if (example && strcmp(a, "--media-only") == 0) {
             media_only = true;
+        } else if (!example && strcmp(a, "--fx") == 0) {
+            fx = true;
         } else if (!example && (v = s_opt_value(argc, argv, &i, "--tracks"))) {
             n_tracks = s_parse_long("--tracks", v, 1, 10000);
         } else if (!example && (v = s_opt_value(argc, argv, &i, "--stems"))) {
@@ -2590,5 +2623,5 @@ int main(int argc, char **argv)
         s_usage_error("'bench' needs --stems K");
     if (n_stems > n_tracks)
         s_usage_error("--stems %ld needs at least %ld tracks, got --tracks %ld", n_stems, n_stems, n_tracks);
-    return s_cmd_bench(dir, n_tracks, seconds, n_stems, rate);
+    return s_cmd_bench(dir, n_tracks, seconds, n_stems, rate, fx);
 }
