@@ -1,0 +1,421 @@
+/* fx_filter.c -- the small linear effects: gain, eq (RBJ biquads), delay.
+ *
+ * Every effect here is planar float32 in and out, with its arithmetic in
+ * double and one rounding to float per output sample. State lives per
+ * channel and is advanced one frame at a time in a fixed order, so
+ * process(a); process(b) gives exactly the bytes of process(a + b) however
+ * the signal is cut. Nothing in a process function allocates, logs, fails or
+ * calls libm.
+ *
+ * gain   y = (float)(x * g), g = sf_dsp_db_to_gain(db) (exactly 1 at 0 dB, so
+ *        0 dB is bit-transparent). No memory: tail 0.
+ *
+ * eq     One biquad per channel from Robert Bristow-Johnson's Audio EQ
+ *        Cookbook, coefficients and state in double, direct form I:
+ *          y[n] = b0 x[n] + b1 x[n-1] + b2 x[n-2] - a1 y[n-1] - a2 y[n-2]
+ *        (normalised by a0). DF-I keeps the float inputs exactly and its only
+ *        recursive state is the double output history, which is what lets a
+ *        20 Hz high-pass at 48 kHz track a double reference far below
+ *        -100 dB. alpha = sin(w0) / (2 Q) for every type: `q` is the
+ *        cookbook's Q, also for the shelves (the cookbook's "Q" form of the
+ *        shelf; q = 1/sqrt(2), the default 0.707, is its shelf slope S = 1).
+ *        bandpass is the constant 0 dB peak gain variant. gain_db matters for
+ *        peak and the shelves only (A = 10^(gain_db / 40)). sin and cos come
+ *        from sf_dsp_sincos_half_pi at w0 / 2 (portable polynomials, not
+ *        libm), with 1 - cos w0 = 2 sin^2(w0/2) and 1 + cos w0 =
+ *        2 cos^2(w0/2), so a low corner keeps full relative precision and
+ *        every machine computes the same coefficients. freq must be below
+ *        half the sample rate. Output history below 1e-200 is flushed to 0,
+ *        so a decaying tail never runs into double denormals (that changes
+ *        the output by less than 1e-190).
+ *        Tail: with r the largest pole radius, ceil(ln(10^(thr/20)) / ln r) + 2
+ *        frames (r^n below the threshold, plus the filter order), extended
+ *        to the last frame of the impulse response (run in double over
+ *        twice that length) at or above the threshold where that is later:
+ *        r^n alone is up to 40 % short for a double pole (q = 0.5) or a
+ *        high-gain shelf or peak. Not simulated beyond 5e7 frames.
+ *
+ * delay  A feedback comb with a mix, D = round(time_ms * rate / 1000)
+ *        frames (half away from zero, at least 1: fractional delays are
+ *        rounded to whole frames, no interpolation). Per channel a ring of D
+ *        floats holds w, the signal that recirculates:
+ *          wet[n] = w[n - D]
+ *          w[n]   = x[n] + feedback * wet[n]          (stored as float)
+ *          y[n]   = (1 - mix) x[n] + mix wet[n]
+ *        i.e. wet = delayed(input + feedback * wet): an impulse gives
+ *        1 - mix at 0 and mix * feedback^(k-1) at k * D, k >= 1. Values of w
+ *        below 1e-30 are stored as 0 (no float denormals in the ring).
+ *        Tail: D * (ceil(ln(10^(thr/20)) / ln feedback) + 1) for feedback
+ *        > 0, D for feedback 0, INT64_MAX for feedback >= 1.
+ */
+#include "fx_impl.h"
+
+#include "sf/alloc.h"
+#include "sf/dsp.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define SF_FX_MAX_CHANNELS 8
+#define SF_EQ_FLUSH        1e-200 /* |y| below this is stored as 0 (no denormals) */
+#define SF_DELAY_FLUSH     1e-30  /* |w| below this is stored as 0 (no float denormals) */
+#define SF_EQ_MAX_SIM      5e7    /* eq tails longer than this (frames) are not simulated */
+#define SF_LN10            2.302585092994045684017991454684364208
+
+/* Checks v against the range of (effect, key) in sf_fx_param_specs, the one
+ * table the loader validates against too. */
+static sf_rc s_check(const char *effect, const char *key, double v, sf_err_t *err)
+{
+    size_t n;
+    const sf_fx_param_spec_t *s = sf_fx_param_specs(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(s[i].effect, effect) != 0 || strcmp(s[i].key, key) != 0)
+            continue;
+        bool ok = v >= s[i].lo && (s[i].hi_exclusive ? v < s[i].hi : v <= s[i].hi);
+        if (!ok)
+            return SF_ERR(err, SF_E_INPUT, "%s %s %g is out of range (%g..%g%s)", effect, key, v, s[i].lo, s[i].hi,
+                          s[i].hi_exclusive ? ", exclusive" : "");
+        return SF_OK;
+    }
+    return SF_OK;
+}
+
+/* ln(10^(db / 20)) without a pow/log round trip. */
+static double s_ln_level(double db) { return db / 20.0 * SF_LN10; }
+
+/* ---- gain ----------------------------------------------------------------- */
+
+typedef struct {
+    double gain; /* linear */
+} s_gain_t;
+
+static sf_rc s_gain_init(sf_fx_t *fx, sf_err_t *err)
+{
+    sf_rc rc = s_check("gain", "db", fx->params.u.gain.db, err);
+    if (rc)
+        return rc;
+    s_gain_t *st = sf_calloc(1, sizeof *st);
+    if (!st)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory for a gain effect");
+    st->gain = sf_dsp_db_to_gain(fx->params.u.gain.db);
+    fx->state = st;
+    return SF_OK;
+}
+
+static void s_gain_process(sf_fx_t *fx, float *const *channels, size_t n_frames)
+{
+    const double g = ((const s_gain_t *)fx->state)->gain;
+    for (int c = 0; c < fx->n_channels; c++) {
+        float *x = channels[c];
+#pragma omp simd
+        for (size_t i = 0; i < n_frames; i++)
+            x[i] = (float)((double)x[i] * g);
+    }
+}
+
+static void s_gain_reset(sf_fx_t *fx) { (void)fx; }
+
+static void s_state_free(sf_fx_t *fx) { sf_free(fx->state); }
+
+static int64_t s_gain_tail(const sf_fx_params_t *p, int sample_rate, double threshold_db)
+{
+    (void)p;
+    (void)sample_rate;
+    (void)threshold_db;
+    return 0;
+}
+
+const sf_fx_class_t sf_fx_gain_class = {
+    .init = s_gain_init,
+    .process = s_gain_process,
+    .reset = s_gain_reset,
+    .free = s_state_free,
+    .tail = s_gain_tail,
+};
+
+/* ---- eq ------------------------------------------------------------------- */
+
+typedef struct {
+    double b0, b1, b2, a1, a2; /* normalised by a0 */
+} s_biquad_t;
+
+typedef struct {
+    double x1, x2; /* the last two inputs (floats, exact) */
+    double y1, y2; /* the last two outputs, in double */
+} s_bq_state_t;
+
+typedef struct {
+    s_biquad_t k;
+    s_bq_state_t ch[SF_FX_MAX_CHANNELS];
+} s_eq_t;
+
+/* Cookbook coefficients; freq must be in (0, sample_rate / 2). */
+static s_biquad_t s_eq_coefs(const sf_fx_params_t *p, int sample_rate)
+{
+    /* w0 = 2 pi f / fs; sincos_half_pi(x) is sin/cos(x pi / 2), so
+     * x = 2 f / fs gives w0 / 2, which is in [0, pi/2) below Nyquist. */
+    double sh, ch;
+    sf_dsp_sincos_half_pi(2.0 * p->u.eq.freq / (double)sample_rate, &sh, &ch);
+    const double sn = 2.0 * sh * ch;  /* sin w0 */
+    const double omc = 2.0 * sh * sh; /* 1 - cos w0 */
+    const double opc = 2.0 * ch * ch; /* 1 + cos w0 */
+    const double cs = 1.0 - omc;      /* cos w0 */
+    const double alpha = sn / (2.0 * p->u.eq.q);
+    const double A = sf_dsp_db_to_gain(p->u.eq.gain_db / 2.0); /* 10^(gain_db / 40) */
+    const double sa = 2.0 * sqrt(A) * alpha;
+    double b0 = 1, b1 = 0, b2 = 0, a0 = 1, a1 = 0, a2 = 0;
+    switch (p->u.eq.type) {
+    case SF_EQ_LOWPASS:
+        b0 = omc / 2.0, b1 = omc, b2 = omc / 2.0;
+        a0 = 1.0 + alpha, a1 = -2.0 * cs, a2 = 1.0 - alpha;
+        break;
+    case SF_EQ_HIGHPASS:
+        b0 = opc / 2.0, b1 = -opc, b2 = opc / 2.0;
+        a0 = 1.0 + alpha, a1 = -2.0 * cs, a2 = 1.0 - alpha;
+        break;
+    case SF_EQ_BANDPASS:
+        b0 = alpha, b1 = 0.0, b2 = -alpha;
+        a0 = 1.0 + alpha, a1 = -2.0 * cs, a2 = 1.0 - alpha;
+        break;
+    case SF_EQ_NOTCH:
+        b0 = 1.0, b1 = -2.0 * cs, b2 = 1.0;
+        a0 = 1.0 + alpha, a1 = -2.0 * cs, a2 = 1.0 - alpha;
+        break;
+    case SF_EQ_PEAK:
+        b0 = 1.0 + alpha * A, b1 = -2.0 * cs, b2 = 1.0 - alpha * A;
+        a0 = 1.0 + alpha / A, a1 = -2.0 * cs, a2 = 1.0 - alpha / A;
+        break;
+    case SF_EQ_LOWSHELF:
+        b0 = A * ((A + 1.0) - (A - 1.0) * cs + sa);
+        b1 = 2.0 * A * ((A - 1.0) - (A + 1.0) * cs);
+        b2 = A * ((A + 1.0) - (A - 1.0) * cs - sa);
+        a0 = (A + 1.0) + (A - 1.0) * cs + sa;
+        a1 = -2.0 * ((A - 1.0) + (A + 1.0) * cs);
+        a2 = (A + 1.0) + (A - 1.0) * cs - sa;
+        break;
+    case SF_EQ_HIGHSHELF:
+        b0 = A * ((A + 1.0) + (A - 1.0) * cs + sa);
+        b1 = -2.0 * A * ((A - 1.0) + (A + 1.0) * cs);
+        b2 = A * ((A + 1.0) + (A - 1.0) * cs - sa);
+        a0 = (A + 1.0) - (A - 1.0) * cs + sa;
+        a1 = 2.0 * ((A - 1.0) - (A + 1.0) * cs);
+        a2 = (A + 1.0) - (A - 1.0) * cs - sa;
+        break;
+    }
+    return (s_biquad_t){b0 / a0, b1 / a0, b2 / a0, a1 / a0, a2 / a0};
+}
+
+static sf_rc s_eq_init(sf_fx_t *fx, sf_err_t *err)
+{
+    const sf_fx_params_t *p = &fx->params;
+    if ((unsigned)p->u.eq.type > (unsigned)SF_EQ_NOTCH)
+        return SF_ERR(err, SF_E_INPUT, "unknown eq type %d", (int)p->u.eq.type);
+    sf_rc rc = s_check("eq", "freq", p->u.eq.freq, err);
+    if (!rc)
+        rc = s_check("eq", "q", p->u.eq.q, err);
+    if (!rc && (p->u.eq.type == SF_EQ_PEAK || p->u.eq.type == SF_EQ_LOWSHELF || p->u.eq.type == SF_EQ_HIGHSHELF))
+        rc = s_check("eq", "gain_db", p->u.eq.gain_db, err);
+    if (rc)
+        return rc;
+    const double nyquist = fx->sample_rate / 2.0;
+    if (!(p->u.eq.freq < nyquist))
+        return SF_ERR(err, SF_E_INPUT, "eq frequency %g Hz is not below half the sample rate (%g Hz)", p->u.eq.freq,
+                      nyquist);
+    s_eq_t *st = sf_calloc(1, sizeof *st);
+    if (!st)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory for an eq");
+    st->k = s_eq_coefs(p, fx->sample_rate);
+    fx->state = st;
+    return SF_OK;
+}
+
+/* One frame of the direct form I biquad. */
+static inline double s_bq_step(const s_biquad_t *k, s_bq_state_t *s, double in)
+{
+    double y = k->b0 * in + k->b1 * s->x1 + k->b2 * s->x2 - k->a1 * s->y1 - k->a2 * s->y2;
+    if (y > -SF_EQ_FLUSH && y < SF_EQ_FLUSH)
+        y = 0.0;
+    s->x2 = s->x1;
+    s->x1 = in;
+    s->y2 = s->y1;
+    s->y1 = y;
+    return y;
+}
+
+static void s_eq_process(sf_fx_t *fx, float *const *channels, size_t n_frames)
+{
+    s_eq_t *st = fx->state;
+    const s_biquad_t k = st->k;
+    for (int c = 0; c < fx->n_channels; c++) {
+        float *x = channels[c];
+        s_bq_state_t s = st->ch[c];
+        for (size_t i = 0; i < n_frames; i++)
+            x[i] = (float)s_bq_step(&k, &s, (double)x[i]);
+        st->ch[c] = s;
+    }
+}
+
+static void s_eq_reset(sf_fx_t *fx)
+{
+    s_eq_t *st = fx->state;
+    memset(st->ch, 0, sizeof st->ch);
+}
+
+static int64_t s_eq_tail(const sf_fx_params_t *p, int sample_rate, double threshold_db)
+{
+    if (!(p->u.eq.freq > 0 && p->u.eq.freq < sample_rate / 2.0 && p->u.eq.q > 0))
+        return 2; /* init refuses these; nothing sensible to measure */
+    const s_biquad_t k = s_eq_coefs(p, sample_rate);
+    /* Poles: roots of z^2 + a1 z + a2. */
+    const double disc = k.a1 * k.a1 - 4.0 * k.a2;
+    const double r = disc < 0 ? sqrt(k.a2) : (fabs(k.a1) + sqrt(disc)) / 2.0;
+    if (!(r < 1.0))
+        return INT64_MAX;
+    double n = r > 0.0 ? ceil(s_ln_level(threshold_db) / log(r)) : 0.0;
+    if (!(n > 0))
+        n = 0;
+    if (n > SF_EQ_MAX_SIM)
+        return n > 9e18 ? INT64_MAX : (int64_t)n + 2;
+    const int64_t formula = (int64_t)n + 2;
+    /* r^n ignores the size of the decaying part: a double pole (q = 0.5)
+     * decays as n r^n, a high-gain shelf or peak starts well above 1. So
+     * run the impulse response (in double, exactly as process does) over
+     * twice the formula's length, where r^n is the threshold squared, and
+     * extend the tail to its last frame at or above the threshold. */
+    const double level = exp(s_ln_level(threshold_db));
+    s_bq_state_t s = {0};
+    int64_t last = 0;
+    for (int64_t i = 0; i < 2 * formula + 64; i++) {
+        const double y = s_bq_step(&k, &s, i == 0 ? 1.0 : 0.0);
+        if (y >= level || y <= -level)
+            last = i + 1;
+    }
+    return last > formula ? last : formula;
+}
+
+const sf_fx_class_t sf_fx_eq_class = {
+    .init = s_eq_init,
+    .process = s_eq_process,
+    .reset = s_eq_reset,
+    .free = s_state_free,
+    .tail = s_eq_tail,
+};
+
+/* ---- delay ---------------------------------------------------------------- */
+
+typedef struct {
+    size_t n_delay; /* D, frames */
+    size_t pos;     /* ring index of the oldest w, the same for every channel */
+    double feedback, dry, wet;
+    float *ring[SF_FX_MAX_CHANNELS]; /* owned, n_delay floats each */
+} s_delay_t;
+
+/* D in frames: time rounded to the nearest frame, at least 1. */
+static int64_t s_delay_frames(const sf_fx_params_t *p, int sample_rate)
+{
+    const double d = round(p->u.delay.time_ms * (double)sample_rate / 1000.0);
+    if (!(d >= 1.0))
+        return 1;
+    if (d > 1e15)
+        return (int64_t)1e15;
+    return (int64_t)d;
+}
+
+static void s_delay_free(sf_fx_t *fx)
+{
+    s_delay_t *st = fx->state;
+    for (int c = 0; c < SF_FX_MAX_CHANNELS; c++)
+        sf_free(st->ring[c]);
+    sf_free(st);
+}
+
+static sf_rc s_delay_init(sf_fx_t *fx, sf_err_t *err)
+{
+    const sf_fx_params_t *p = &fx->params;
+    sf_rc rc = s_check("delay", "time_ms", p->u.delay.time_ms, err);
+    if (!rc)
+        rc = s_check("delay", "feedback", p->u.delay.feedback, err);
+    if (!rc)
+        rc = s_check("delay", "mix", p->u.delay.mix, err);
+    if (rc)
+        return rc;
+    s_delay_t *st = sf_calloc(1, sizeof *st);
+    if (!st)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory for a delay");
+    fx->state = st;
+    st->n_delay = (size_t)s_delay_frames(p, fx->sample_rate);
+    st->feedback = p->u.delay.feedback;
+    st->dry = 1.0 - p->u.delay.mix;
+    st->wet = p->u.delay.mix;
+    for (int c = 0; c < fx->n_channels; c++) {
+        st->ring[c] = sf_aligned_alloc(st->n_delay * sizeof(float));
+        if (!st->ring[c]) {
+            const size_t n_delay = st->n_delay;
+            s_delay_free(fx);
+            fx->state = NULL;
+            return SF_ERR(err, SF_E_NOMEM, "out of memory for a delay of %zu frames", n_delay);
+        }
+        memset(st->ring[c], 0, st->n_delay * sizeof(float));
+    }
+    return SF_OK;
+}
+
+static void s_delay_process(sf_fx_t *fx, float *const *channels, size_t n_frames)
+{
+    s_delay_t *st = fx->state;
+    const size_t d = st->n_delay;
+    const double fb = st->feedback, dry = st->dry, wet = st->wet;
+    size_t end = st->pos;
+    for (int c = 0; c < fx->n_channels; c++) {
+        float *x = channels[c];
+        float *ring = st->ring[c];
+        size_t pos = st->pos;
+        for (size_t i = 0; i < n_frames; i++) {
+            const double in = (double)x[i];
+            const double w_old = (double)ring[pos];
+            double w = in + fb * w_old;
+            if (w > -SF_DELAY_FLUSH && w < SF_DELAY_FLUSH)
+                w = 0.0;
+            ring[pos] = (float)w;
+            x[i] = (float)(dry * in + wet * w_old);
+            if (++pos == d)
+                pos = 0;
+        }
+        end = pos;
+    }
+    st->pos = end;
+}
+
+static void s_delay_reset(sf_fx_t *fx)
+{
+    s_delay_t *st = fx->state;
+    for (int c = 0; c < fx->n_channels; c++)
+        memset(st->ring[c], 0, st->n_delay * sizeof(float));
+    st->pos = 0;
+}
+
+static int64_t s_delay_tail(const sf_fx_params_t *p, int sample_rate, double threshold_db)
+{
+    const double fb = p->u.delay.feedback;
+    const int64_t d = s_delay_frames(p, sample_rate);
+    if (!(fb < 1.0))
+        return INT64_MAX;
+    if (!(fb > 0.0))
+        return d;
+    double echoes = ceil(s_ln_level(threshold_db) / log(fb));
+    if (!(echoes > 0))
+        echoes = 0;
+    const double frames = (double)d * (echoes + 1.0);
+    if (frames >= 9.2e18)
+        return INT64_MAX;
+    return (int64_t)frames;
+}
+
+const sf_fx_class_t sf_fx_delay_class = {
+    .init = s_delay_init,
+    .process = s_delay_process,
+    .reset = s_delay_reset,
+    .free = s_delay_free,
+    .tail = s_delay_tail,
+};
