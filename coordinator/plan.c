@@ -2,6 +2,7 @@
 #include "plan.h"
 
 #include "sf/alloc.h"
+#include "sf/render.h"
 #include "sf/wire.h"
 
 #include <inttypes.h>
@@ -31,12 +32,16 @@ static sf_rc s_make_targets(plan_t *p, sf_err_t *err)
             continue;
         size_t count = sf_session_target_count(s, kind);
         for (size_t i = 0; i < count; i++)
-            p->targets[p->n_targets++] = (plan_target_t){{kind, (uint32_t)i}, 0, true};
+            p->targets[p->n_targets++] = (plan_target_t){{kind, (uint32_t)i}, 0, true, 0};
     }
     if (s->n_stems)
-        p->targets[p->n_targets++] = (plan_target_t){{SF_TARGET_FULL_MIX, 0}, 0, false};
-    for (uint32_t t = 0; t < p->n_targets; t++)
+        p->targets[p->n_targets++] = (plan_target_t){{SF_TARGET_FULL_MIX, 0}, 0, false, 0};
+    for (uint32_t t = 0; t < p->n_targets; t++) {
         p->targets[t].n_channels = sf_session_target_channels(s, p->targets[t].target);
+        p->targets[t].preroll_frames = sf_render_preroll(s, p->targets[t].target);
+        if (p->targets[t].preroll_frames < 0)
+            return SF_ERR(err, SF_E_NOMEM, "out of memory");
+    }
     return SF_OK;
 }
 
@@ -89,8 +94,9 @@ sf_rc plan_make(const sf_session_t *s, int64_t segment_frames, plan_t **out, sf_
             j->segment_index = k;
             j->start_frame = s->start + offset;
             j->n_frames = region - offset < segment_frames ? region - offset : segment_frames;
-            /* No effect has memory yet: nothing needs warming up. */
-            j->preroll_frames = 0;
+            /* Every segment, the first too, starts its inputs this early
+             * (DESIGN.md), so effects ring in from before the region. */
+            j->preroll_frames = p->targets[t].preroll_frames;
             p->output_frames += p->targets[t].deliver ? j->n_frames : 0;
             p->rendered_frames += j->n_frames + j->preroll_frames;
         }
@@ -179,8 +185,9 @@ void plan_print_text(const plan_t *p, FILE *out)
     char label[256];
     for (uint32_t t = 0; t < p->n_targets; t++) {
         plan_target_label(p, t, label, sizeof label);
-        fprintf(out, "  %s, %s%s\n", label, sf_layout_name(p->targets[t].n_channels),
-                p->targets[t].deliver ? "" : ", not delivered (null test)");
+        fprintf(out, "  %s, %s, pre-roll %" PRId64 " frames (%.3f s)%s\n", label,
+                sf_layout_name(p->targets[t].n_channels), p->targets[t].preroll_frames,
+                s_seconds(p, p->targets[t].preroll_frames), p->targets[t].deliver ? "" : ", not delivered (null test)");
         if (p->targets[t].target.kind == SF_TARGET_STEM)
             s_print_stem_graph(s, &s->stems[p->targets[t].target.index], out);
     }
@@ -197,9 +204,10 @@ static json_t *s_target_json(const plan_t *p, uint32_t t)
 {
     const sf_session_t *s = p->session;
     const plan_target_t *pt = &p->targets[t];
-    json_t *obj = json_pack("{s:s, s:s, s:i, s:s, s:b}", "kind", s_kind_word(pt->target.kind), "name",
+    json_t *obj = json_pack("{s:s, s:s, s:i, s:s, s:b, s:I}", "kind", s_kind_word(pt->target.kind), "name",
                             sf_session_target_name(s, pt->target), "channels", pt->n_channels, "layout",
-                            sf_layout_name(pt->n_channels), "delivered", pt->deliver);
+                            sf_layout_name(pt->n_channels), "delivered", pt->deliver, "preroll_frames",
+                            (json_int_t)pt->preroll_frames);
     if (obj && pt->target.kind == SF_TARGET_STEM) {
         const sf_stem_t *st = &s->stems[pt->target.index];
         json_t *tracks = json_array(), *buses = json_array();

@@ -23,7 +23,8 @@
 typedef struct {
     sf_target_t target;
     int n_channels;
-    bool deliver; /* false: the null-test reference, rendered but not delivered */
+    bool deliver;           /* false: the null-test reference, rendered but not delivered */
+    int64_t preroll_frames; /* sf_render_preroll: what every segment renders first and drops */
 } plan_target_t;
 
 typedef struct {

@@ -232,6 +232,126 @@ START_TEST(test_surround_per_channel_files)
 }
 END_TEST
 
+static const char s_fx_session[] =
+    "version: 1\n"
+    "session: {name: F, sample_rate: 48000}\n"
+    "output: {sample_format: float32, name: \"{stem}\", master: apply}\n"
+    "master: {fx: [{limiter: {ceiling_db: -3, lookahead_ms: 5, release_ms: 80}}]}\n"
+    "tracks:\n"
+    "  - name: Kick\n"
+    "    clips: [{source: media/long_kick.wav, length: 6s}]\n"
+    "    output: Glue\n"
+    "    fx: [{highpass: {freq: 40}}, {eq: {type: peak, freq: 100, gain_db: 4, q: 1}}]\n"
+    "  - name: Keys\n"
+    "    clips: [{source: media/long_keys.wav, length: 6s}]\n"
+    "    output: Glue\n"
+    "    fx: [{compressor: {threshold_db: -20, ratio: 4, attack_ms: 5, release_ms: 100}}]\n"
+    "    sends: [{to: Verb, level_db: -6}]\n"
+    "  - name: Vox\n"
+    "    clips: [{source: media/long_vox.wav, length: 6s}]\n"
+    "    fx: [{delay: {time_ms: 120, feedback: 0.4, mix: 0.3}}]\n"
+    "    sends: [{to: Verb, level_db: -3}]\n"
+    "buses:\n"
+    "  - {name: Glue, fx: [{compressor: {threshold_db: -18, ratio: 3, attack_ms: 10, release_ms: 150}}]}\n"
+    "  - {name: Verb, fx: [{reverb: {decay_s: 0.4, mix: 1}}]}\n"
+    "stems:\n"
+    "  - {name: Drums, tracks: [Kick]}\n"
+    "  - {name: Music, tracks: [Keys]}\n"
+    "  - {name: Vocals, tracks: [Vox]}\n"
+    "mixes:\n"
+    "  - {name: Full Mix, master: apply}\n";
+
+static double s_peak_diff(const double *a, const double *b, size_t n)
+{
+    double worst = 0;
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs(a[i] - b[i]));
+    return worst;
+}
+
+/* Material whose level moves, so that dynamics work and state matters. */
+static double s_pulsing(int ch, int64_t i, void *ctx)
+{
+    double f = (double)(intptr_t)ctx;
+    double env = 0.5 + 0.45 * tu_sine(1.3, RATE, i);
+    return env * (0.6 * tu_sine(f + 20.0 * ch, RATE, i) + 0.1 * tu_noise((uint64_t)f, i));
+}
+
+START_TEST(test_effects_stitch_null_and_tails)
+{
+    /* longer than the pre-roll (about 3 s), so segments start mid-signal */
+    free(tu_write_wav(s_dir, "media/long_kick.wav", 1, RATE, 8 * RATE, 24, s_pulsing, (void *)(intptr_t)55));
+    free(tu_write_wav(s_dir, "media/long_keys.wav", 2, RATE, 8 * RATE, 24, s_pulsing, (void *)(intptr_t)330));
+    free(tu_write_wav(s_dir, "media/long_vox.wav", 1, RATE, 8 * RATE, 24, s_pulsing, (void *)(intptr_t)440));
+    char *session = tu_write_text(s_dir, "fx.yaml", s_fx_session);
+    char *err = NULL;
+    /* one segment: the continuous render */
+    ck_assert_msg(s_render(session, "whole", "--nodes 1 --segment 100s", &err) == 0, "%s", err);
+    free(err);
+    ck_assert_msg(s_render(session, "cut1", "--nodes 2 --segment 0.5s", &err) == 0, "%s", err);
+    free(err);
+    ck_assert_msg(s_render(session, "cut2", "--nodes 3 --segment 0.5s", &err) == 0, "%s", err);
+    free(err);
+    ck_assert_msg(s_render(session, "cut3", "--nodes 2 --segment 17011", &err) == 0, "%s", err);
+    free(err);
+    static const char *files[] = {"Drums.wav", "Music.wav", "Vocals.wav", "Full Mix.wav"};
+    for (size_t f = 0; f < 4; f++) {
+        int ch;
+        int64_t n, n1, n3;
+        double *whole = s_read("whole", files[f], &ch, &n);
+        double *cut1 = s_read("cut1", files[f], &ch, &n1);
+        double *cut3 = s_read("cut3", files[f], &ch, &n3);
+        /* the reverb and the delay ring past the last clip: end: auto grew */
+        ck_assert_msg(n > 6 * RATE + 4800, "%s: %lld frames, the tails are missing", files[f], (long long)n);
+        ck_assert_int_eq(n1, n);
+        ck_assert_int_eq(n3, n);
+        double r1 = s_peak_diff(whole, cut1, (size_t)(n * ch)), r3 = s_peak_diff(whole, cut3, (size_t)(n * ch));
+        ck_assert_msg(r1 <= 1e-6 && r3 <= 1e-6, "%s: stitched renders differ from the continuous one by %g / %g",
+                      files[f], r1, r3);
+        printf("%s: stitch residual %.1f dBFS (0.5 s segments), %.1f dBFS (17011 frames)\n", files[f],
+               20 * log10(r1 + 1e-300), 20 * log10(r3 + 1e-300));
+        /* the stitch property, -120 dBFS */
+        ck_assert_msg(20 * log10(fmax(r1, r3) + 1e-300) <= -120.0, "%s: stitch residual %.1f dBFS", files[f],
+                      20 * log10(fmax(r1, r3)));
+        if (f == 3) { /* the look-ahead limiter on the master holds its ceiling */
+            double peak = 0;
+            for (int64_t i = 0; i < n * ch; i++)
+                peak = fmax(peak, fabs(whole[i]));
+            ck_assert_msg(peak <= pow(10.0, -3.0 / 20.0) + 1e-7, "Full Mix peaks at %g", peak);
+            ck_assert_msg(peak > 0.3, "Full Mix is nearly silent: %g", peak);
+        }
+        free(whole);
+        free(cut1);
+        free(cut3);
+        /* the same segments give the same bytes on any number of nodes */
+        char a[512], b[512];
+        snprintf(a, sizeof a, "%s/cut1/%s", s_dir, files[f]);
+        snprintf(b, sizeof b, "%s/cut2/%s", s_dir, files[f]);
+        ck_assert_msg(tu_files_equal(a, b), "%s differs between 2 and 3 nodes", files[f]);
+    }
+    /* shared dynamics on Glue and the master: the stems still null */
+    char *manifest_path = tu_path(s_dir, "cut1/manifest.json");
+    json_t *m = json_load_file(manifest_path, 0, NULL);
+    json_t *null_test = json_object_get(m, "null_test");
+    ck_assert_str_eq(json_string_value(json_object_get(null_test, "result")), "pass");
+    double residual = json_real_value(json_object_get(null_test, "residual_dbfs"));
+    ck_assert_msg(residual < -120.0, "stems with shared dynamics null at %.1f dBFS", residual);
+    printf("null test with shared dynamics: %.1f dBFS\n", residual);
+    json_decref(m);
+    free(manifest_path);
+    /* plan shows the pre-roll the effects need */
+    char cmd[4096], *out = NULL;
+    snprintf(cmd, sizeof cmd, "'%s' plan '%s' --json", tu_stemfarm_bin(), session);
+    ck_assert_int_eq(tu_run(cmd, &out, NULL, 60), 0);
+    json_t *plan = json_loads(out, 0, NULL);
+    json_t *targets = json_object_get(plan, "targets");
+    ck_assert_int_gt(json_integer_value(json_object_get(json_array_get(targets, 0), "preroll_frames")), 4800);
+    json_decref(plan);
+    free(out);
+    free(session);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("deliver");
@@ -241,6 +361,7 @@ int main(void)
     tcase_add_test(tc, test_mixes_multitracks_and_null_test);
     tcase_add_test(tc, test_stems_that_cannot_null_fail_unless_declared);
     tcase_add_test(tc, test_surround_per_channel_files);
+    tcase_add_test(tc, test_effects_stitch_null_and_tails);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

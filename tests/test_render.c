@@ -44,7 +44,7 @@
 
 /* ---- fixtures: sources, tracks, stems ------------------------------------ */
 
-typedef enum { SIG_NOISE, SIG_CONST } sig_kind_t;
+typedef enum { SIG_NOISE, SIG_CONST, SIG_CLICK } sig_kind_t; /* SIG_CLICK: amp at frame `seed`, else 0 */
 
 typedef struct {
     int channels;
@@ -80,6 +80,8 @@ static double s_signal(int ch, int64_t i, void *ctx)
     const src_spec_t *src = ctx;
     if (src->kind == SIG_CONST)
         return src->amp * (ch == 0 ? 1.0 : -0.5);
+    if (src->kind == SIG_CLICK)
+        return i == (int64_t)src->seed ? src->amp : 0.0;
     return src->amp * tu_noise(src->seed * 16 + (uint64_t)ch, i);
 }
 
@@ -1169,6 +1171,7 @@ static void g_free(sf_session_t *s)
             g_auto_free(&t->sends[j].level_auto);
         g_auto_free(&t->gain_auto);
         g_auto_free(&t->pan_auto);
+        sf_free(t->fx);
         sf_free(t->sends);
         sf_free(t->clips);
         sf_free(t->name);
@@ -1177,8 +1180,10 @@ static void g_free(sf_session_t *s)
         for (size_t j = 0; j < s->buses[b].n_sends; j++)
             g_auto_free(&s->buses[b].sends[j].level_auto);
         sf_free(s->buses[b].sends);
+        sf_free(s->buses[b].fx);
         sf_free(s->buses[b].name);
     }
+    sf_free(s->master_fx);
     for (size_t k = 0; k < s->n_stems; k++) {
         sf_free(s->stems[k].tracks);
         sf_free(s->stems[k].name);
@@ -2333,6 +2338,603 @@ START_TEST(test_graph_nomem)
 }
 END_TEST
 
+/* ---- insert chains: tracks, buses, the master; tails, pre-roll, latency, shared dynamics ---- */
+
+#define WINDOW 65536 /* render.c's SF_RENDER_WINDOW: tails are reset at window starts */
+
+static sf_fx_params_t fx_gain(double db) { return (sf_fx_params_t){.kind = SF_FX_GAIN, .u.gain = {db}}; }
+
+static sf_fx_params_t fx_eq(sf_eq_type_t type, double freq, double gain_db, double q)
+{
+    return (sf_fx_params_t){.kind = SF_FX_EQ, .u.eq = {type, freq, gain_db, q}};
+}
+
+static sf_fx_params_t fx_delay(double time_ms, double feedback, double mix)
+{
+    return (sf_fx_params_t){.kind = SF_FX_DELAY, .u.delay = {time_ms, feedback, mix}};
+}
+
+static sf_fx_params_t fx_reverb(double decay_s, double predelay_ms, double damping, double mix)
+{
+    return (sf_fx_params_t){.kind = SF_FX_REVERB, .u.reverb = {decay_s, predelay_ms, damping, mix}};
+}
+
+static sf_fx_params_t fx_comp(double threshold_db, double ratio, double attack_ms, double release_ms)
+{
+    return (sf_fx_params_t){.kind = SF_FX_COMPRESSOR,
+                            .u.compressor = {threshold_db, ratio, attack_ms, release_ms, 6, 2}};
+}
+
+static sf_fx_params_t fx_limiter(double ceiling_db, double release_ms, double lookahead_ms)
+{
+    return (sf_fx_params_t){.kind = SF_FX_LIMITER, .u.limiter = {ceiling_db, release_ms, lookahead_ms}};
+}
+
+/* Appends an insert to a chain (a track's, a bus's or the master's). */
+static void g_insert(sf_insert_t **fx, size_t *n, sf_fx_params_t p)
+{
+    *fx = g_grow(*fx, ++*n, sizeof **fx);
+    (*fx)[*n - 1].params = p;
+}
+
+#define T_FX(s, t) &(s)->tracks[t].fx, &(s)->tracks[t].n_fx
+#define B_FX(s, b) &(s)->buses[b].fx, &(s)->buses[b].n_fx
+
+static void w_render_pre(const sf_session_t *s, sf_target_t t, int64_t start, int64_t preroll, wide_t *w)
+{
+    sf_err_t err = {0};
+    sf_rc rc = sf_render(s, t, start, w->n_frames, preroll, w->ch, &err);
+    ck_assert_msg(rc == SF_OK, "render %d:%u: %s", (int)t.kind, t.index, err.msg);
+}
+
+/* max |a - b| over every channel and frame. */
+static double w_diff(const wide_t *a, const wide_t *b)
+{
+    double e = 0;
+    for (int c = 0; c < a->n_channels; c++)
+        for (int64_t i = 0; i < a->n_frames; i++) {
+            double d = fabs((double)a->ch[c][i] - (double)b->ch[c][i]);
+            ck_assert_msg(d == d, "ch %d frame %lld is NaN", c, (long long)i);
+            e = d > e ? d : e;
+        }
+    return e;
+}
+
+static double w_peak(const wide_t *w, int64_t *at)
+{
+    double p = 0;
+    for (int c = 0; c < w->n_channels; c++)
+        for (int64_t i = 0; i < w->n_frames; i++)
+            if (fabs((double)w->ch[c][i]) > p) {
+                p = fabs((double)w->ch[c][i]);
+                if (at)
+                    *at = i;
+            }
+    return p;
+}
+
+static double s_dbfs(double x) { return x > 0 ? 20 * log10(x) : -(double)INFINITY; }
+
+/* A gain insert is the fader moved: the same track with gain_db + db, to a
+ * float rounding (the insert rounds the pre-fader signal once more); with
+ * and without polarity inversion, mono and stereo. */
+START_TEST(test_fx_gain_insert)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[] = {{1, 24, 20000, SIG_NOISE, 51, 0.4, NULL}, {2, 24, 20000, SIG_NOISE, 52, 0.4, NULL}};
+    s_write_sources(dir, srcs, 2);
+    for (int inv = 0; inv < 2; inv++) {
+        sf_session_t *a = g_new(2), *b = g_new(2);
+        size_t a0 = g_track(a, &srcs[0], 100, -3, 0.3, SF_MASTER_BUS);
+        size_t a1 = g_track(a, &srcs[1], 500, 0, -0.2, SF_MASTER_BUS);
+        g_insert(T_FX(a, a0), fx_gain(4.5));
+        g_insert(T_FX(a, a1), fx_gain(-3));
+        g_insert(T_FX(a, a1), fx_gain(-4));
+        a->tracks[a0].invert = inv;
+        size_t b0 = g_track(b, &srcs[0], 100, 1.5, 0.3, SF_MASTER_BUS);
+        g_track(b, &srcs[1], 500, -7, -0.2, SF_MASTER_BUS);
+        b->tracks[b0].invert = inv;
+        const sf_target_t full = {SF_TARGET_FULL_MIX, 0};
+        ck_assert_int_eq(sf_render_preroll(a, full), 0);
+        ck_assert_int_eq(sf_render_latency(a, full), 0);
+        wide_t wa = w_new(2, 21000), wb = w_new(2, 21000);
+        w_render(a, full, 0, &wa);
+        w_render(b, full, 0, &wb);
+        double e = w_diff(&wa, &wb);
+        ck_assert_msg(e <= 2 * LSB24, "gain insert vs fader: %g (inv %d)", e, inv);
+        ck_assert(w_peak(&wa, NULL) > 0.1);
+        w_free(&wa);
+        w_free(&wb);
+        g_free(a);
+        g_free(b);
+    }
+    s_free_sources(srcs, 2);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* An eq chain on a track against sf_fx_process on the track's pre-fader
+ * signal computed here (clip gain, fade, polarity) in odd-sized calls,
+ * then the fader and the pan law; across two windows. */
+START_TEST(test_fx_eq_insert)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[] = {{1, 24, 60000, SIG_NOISE, 61, 0.5, NULL}};
+    s_write_sources(dir, srcs, 1);
+    sf_session_t *s = g_new(2);
+    size_t t = g_track(s, NULL, 0, -2, -0.4, SF_MASTER_BUS);
+    sf_clip_t *c = g_clip(s, t, &srcs[0], 1000, 0, 0);
+    c->gain_db = -1;
+    c->fade_in = (sf_fade_t){3000, SF_FADE_LINEAR};
+    s->tracks[t].invert = true;
+    const sf_fx_params_t chain[] = {fx_eq(SF_EQ_HIGHPASS, 200, 0, 0.707), fx_eq(SF_EQ_PEAK, 3000, 6, 2)};
+    for (int k = 0; k < 2; k++)
+        g_insert(T_FX(s, t), chain[k]);
+    g_stem(s, 2, &t, 1);
+    enum { N = 80000 };
+    wide_t w = w_new(2, N);
+    w_render(s, (sf_target_t){SF_TARGET_STEM, 0}, 0, &w);
+
+    float *pre = calloc(N, sizeof *pre);
+    for (int64_t i = 1000; i < 61000; i++) {
+        double x = i - 1000 < 3000 ? (double)(i - 1000) / 3000.0 : 1.0;
+        pre[i] = (float)(-s_src_value(&srcs[0], 0, i - 1000) * r_db(-1) * x);
+    }
+    sf_fx_t fx[2];
+    for (int k = 0; k < 2; k++) {
+        sf_err_t err = {0};
+        ck_assert_int_eq(sf_fx_init(&fx[k], &chain[k], 1, RATE, &err), SF_OK);
+    }
+    const size_t calls[] = {1, 253, 4099, 65536, 3};
+    for (size_t at = 0, j = 0; at < N; j++) {
+        size_t n = calls[j % 5] < N - at ? calls[j % 5] : N - at;
+        float *p = pre + at;
+        sf_fx_process(&fx[0], &p, n);
+        sf_fx_process(&fx[1], &p, n);
+        at += n;
+    }
+    const double th = (-0.4 + 1) * M_PI / 4, g = r_db(-2);
+    double e = 0;
+    for (int64_t i = 0; i < N; i++) {
+        e = fmax(e, fabs((double)w.ch[0][i] - (double)pre[i] * g * cos(th)));
+        e = fmax(e, fabs((double)w.ch[1][i] - (double)pre[i] * g * sin(th)));
+    }
+    fprintf(stderr, "test_render: eq chain on a track vs sf_fx_process: %.3g (%.2f LSB24)\n", e, e / LSB24);
+    ck_assert_msg(e <= 2 * LSB24, "eq insert: %g", e);
+    for (int k = 0; k < 2; k++)
+        sf_fx_free(&fx[k]);
+    free(pre);
+    w_free(&w);
+    g_free(s);
+    s_free_sources(srcs, 1);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* A bus chain runs on the bus's float sum: the render with the chain is, to
+ * the bit, the chain run here on the render without it -- until the bus has
+ * rung out, where it falls silent exactly. */
+START_TEST(test_fx_bus_insert)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[] = {{1, 24, 30000, SIG_NOISE, 71, 0.4, NULL}, {2, 24, 25000, SIG_NOISE, 72, 0.4, NULL}};
+    s_write_sources(dir, srcs, 2);
+    sf_session_t *s = g_new(2);
+    int bus = g_bus(s, 2, SF_MASTER_BUS, 0);
+    size_t t[2];
+    t[0] = g_track(s, &srcs[0], 200, -3, 0.5, bus);
+    t[1] = g_track(s, &srcs[1], 9000, -1, 0, bus);
+    g_stem(s, 2, t, 2);
+    enum { N = 34000 + 3 * WINDOW };
+    const sf_target_t st = {SF_TARGET_STEM, 0};
+    wide_t dry = w_new(2, N), wet = w_new(2, N);
+    w_render(s, st, 0, &dry);
+    const sf_fx_params_t chain[] = {fx_eq(SF_EQ_LOWSHELF, 150, 4, 0.707), fx_delay(30, 0.4, 0.5)};
+    for (int k = 0; k < 2; k++)
+        g_insert(B_FX(s, bus), chain[k]);
+    w_render(s, st, 0, &wet);
+    int64_t pad = 0;
+    for (int k = 0; k < 2; k++) {
+        sf_fx_t fx;
+        sf_err_t err = {0};
+        ck_assert_int_eq(sf_fx_init(&fx, &chain[k], 2, RATE, &err), SF_OK);
+        sf_fx_process(&fx, dry.ch, N);
+        sf_fx_free(&fx);
+        pad += sf_fx_tail_frames(&chain[k], RATE, -144);
+    }
+    ck_assert_int_eq(sf_render_preroll(s, st), pad);
+    const int64_t end = 34000 + pad; /* the last clip ends at 34000 */
+    ck_assert_msg(end + 2 * WINDOW < N, "pad %lld", (long long)pad);
+    for (int c = 0; c < 2; c++) {
+        ck_assert_msg(memcmp(dry.ch[c], wet.ch[c], sizeof(float) * (size_t)end) == 0, "channel %d differs", c);
+        for (int64_t i = end; i < N; i++)
+            ck_assert_msg(fabs((double)dry.ch[c][i]) < 1e-7 && (wet.ch[c][i] == 0.0f || i < end + 2 * WINDOW),
+                          "frame %lld: %g %g", (long long)i, (double)dry.ch[c][i], (double)wet.ch[c][i]);
+        ck_assert(wet.ch[c][N - 1] == 0.0f);
+    }
+    w_free(&dry);
+    w_free(&wet);
+    g_free(s);
+    s_free_sources(srcs, 2);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* Tails: a delay keeps ringing after its clip ends, a render that starts
+ * after the clip with sf_render_preroll's pre-roll hears the echoes that a
+ * continuous render hears, one without pre-roll does not, and past the
+ * tail the output is exact silence; a reverb rings on after its clip. */
+START_TEST(test_fx_tails)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[] = {{1, 24, 2000, SIG_CLICK, 1000, 0.8, NULL}, {1, 24, 4800, SIG_NOISE, 81, 0.5, NULL}};
+    s_write_sources(dir, srcs, 2);
+    sf_session_t *s = g_new(2);
+    size_t t0 = g_track(s, &srcs[0], 0, 0, 0, SF_MASTER_BUS);
+    g_insert(T_FX(s, t0), fx_delay(50, 0.5, 1.0)); /* 2400 frames, no dry */
+    int verb = g_bus(s, 2, SF_MASTER_BUS, 0);
+    size_t t1 = g_track(s, &srcs[1], 0, 0, 0, verb);
+    g_insert(B_FX(s, verb), fx_reverb(0.5, 10, 0.3, 1.0));
+    g_stem(s, 2, &t0, 1);
+    g_stem(s, 2, &t1, 1);
+    const sf_target_t s0 = {SF_TARGET_STEM, 0}, s1 = {SF_TARGET_STEM, 1};
+    const int64_t pre = sf_render_preroll(s, s0);
+    ck_assert_int_eq(pre, sf_fx_tail_frames(&s->tracks[t0].fx[0].params, RATE, -144));
+    const int64_t N = 2000 + pre + 3 * WINDOW;
+    wide_t w = w_new(2, N);
+    w_render(s, s0, 0, &w);
+    const double g = M_SQRT1_2 * 0.8; /* centre pan */
+    for (int k = 1; k <= 8; k++) {
+        double want = g * pow(0.5, k - 1);
+        ck_assert_msg(fabs((double)w.ch[0][1000 + 2400 * k] - want) < 1e-6, "echo %d: %g, want %g", k,
+                      (double)w.ch[0][1000 + 2400 * k], want);
+        ck_assert(w.ch[0][1000 + 2400 * k - 1] == 0.0f);
+    }
+    ck_assert(w.ch[0][1000] == 0.0f); /* mix 1: no dry click */
+    /* a segment well after the clip, with and without pre-roll */
+    wide_t seg = w_new(2, 5000);
+    w_render_pre(s, s0, 20000, pre, &seg);
+    for (int c = 0; c < 2; c++)
+        ck_assert(memcmp(seg.ch[c], w.ch[c] + 20000, sizeof(float) * 5000) == 0);
+    ck_assert(w_peak(&seg, NULL) > 1e-4);
+    w_render_pre(s, s0, 20000, 0, &seg);
+    ck_assert(w_peak(&seg, NULL) == 0.0);
+    /* exact silence once the tail is over (the chain was reset) */
+    for (int64_t i = 2000 + pre + 2 * WINDOW; i < N; i++)
+        ck_assert_msg(w.ch[0][i] == 0.0f && w.ch[1][i] == 0.0f, "frame %lld", (long long)i);
+    w_free(&w);
+
+    /* the reverb bus keeps sounding after its 0.1 s clip, then is silent */
+    const int64_t pre1 = sf_render_preroll(s, s1);
+    ck_assert_int_eq(pre1, sf_fx_tail_frames(&s->buses[verb].fx[0].params, RATE, -144));
+    wide_t r = w_new(2, 4800 + pre1 + 3 * WINDOW);
+    w_render(s, s1, 0, &r);
+    double after = 0;
+    for (int64_t i = 4800 + 12000; i < 4800 + 24000; i++)
+        after = fmax(after, fabs((double)r.ch[1][i]));
+    ck_assert_msg(after > 1e-5, "reverb 0.25..0.5 s after its clip: %g", after);
+    for (int64_t i = 4800 + pre1 + 2 * WINDOW; i < r.n_frames; i++)
+        ck_assert(r.ch[0][i] == 0.0f && r.ch[1][i] == 0.0f);
+    w_free(&r);
+    w_free(&seg);
+    g_free(s);
+    s_free_sources(srcs, 2);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* The session of the stitch tests: tracks with eq, delay and look-ahead
+ * (latency on a track), a bus with reverb and a compressor fed by both
+ * stems (shared), an aux reverb, a limiter on the master; automation. */
+#define FX_SRCS 5
+static sf_session_t *s_fx_session(const src_spec_t *srcs)
+{
+    sf_session_t *s = g_new(2);
+    int drums = g_bus(s, 2, SF_MASTER_BUS, -1);
+    int aux = g_bus(s, 2, SF_MASTER_BUS, -3);
+    size_t t[5];
+    t[0] = g_track(s, &srcs[0], 24000, -2, -0.3, drums);
+    t[1] = g_track(s, &srcs[1], 100000, -4, 0.2, drums);
+    t[2] = g_track(s, &srcs[2], 5000, -3, 0, SF_MASTER_BUS);
+    t[3] = g_track(s, &srcs[3], 300000, -6, 0.5, SF_MASTER_BUS);
+    t[4] = g_track(s, &srcs[4], 0, -1, -0.6, drums);
+    g_insert(T_FX(s, t[0]), fx_eq(SF_EQ_HIGHPASS, 40, 0, 0.707));
+    g_insert(T_FX(s, t[0]), fx_delay(180, 0.45, 0.3));
+    g_insert(T_FX(s, t[1]), fx_eq(SF_EQ_PEAK, 2500, 5, 1.5));
+    g_insert(T_FX(s, t[3]), fx_limiter(-9, 40, 3)); /* latency on a track */
+    g_insert(T_FX(s, t[3]), fx_eq(SF_EQ_LOWPASS, 6000, 0, 0.707));
+    g_insert(B_FX(s, drums), fx_reverb(1.2, 20, 0.5, 0.25));
+    g_insert(B_FX(s, drums), fx_comp(-22, 4, 5, 120));
+    g_insert(B_FX(s, aux), fx_reverb(0.8, 0, 0.2, 1.0));
+    g_insert(&s->master_fx, &s->n_master_fx, fx_limiter(-3, 60, 5));
+    g_send(&s->tracks[t[2]].sends, &s->tracks[t[2]].n_sends, aux, -6, false);
+    g_send(&s->tracks[t[1]].sends, &s->tracks[t[1]].n_sends, aux, -10, true);
+    int64_t af[] = {0, 200000, 400000};
+    double av[] = {-20, 0, -6};
+    g_auto(&s->tracks[t[2]].gain_auto, af, av, 3);
+    size_t s0[] = {t[0], t[2]}, s1[] = {t[1], t[3], t[4]};
+    g_stem(s, 2, s0, 2);
+    g_stem(s, 2, s1, 3);
+    double m0[] = {0, 0};
+    g_mix(s, m0);
+    s->mixes[0].master_apply = true;
+    return s;
+}
+
+static void s_fx_sources(const char *dir, src_spec_t *srcs)
+{
+    for (int k = 0; k < FX_SRCS; k++)
+        srcs[k] = (src_spec_t){k % 2 ? 2 : 1, 24, 60000 + 37000 * k, SIG_NOISE, (uint64_t)(700 + k), 0.5, NULL};
+    s_write_sources(dir, srcs, FX_SRCS);
+}
+
+/* Segments of `cuts` frames (cycled), each rendered with sf_render_preroll
+ * frames of pre-roll, stitched, against one continuous render: the largest
+ * difference. */
+static double s_stitch(const sf_session_t *s, sf_target_t t, int64_t start, int64_t n, const int64_t *cuts,
+                       size_t n_cuts)
+{
+    const int nc = sf_session_target_channels(s, t);
+    const int64_t pre = sf_render_preroll(s, t);
+    wide_t cont = w_new(nc, n), seg = w_new(nc, n);
+    w_render_pre(s, t, start, pre, &cont);
+    for (int64_t at = 0, k = 0; at < n; k++) {
+        int64_t len = cuts[k % (int64_t)n_cuts] < n - at ? cuts[k % (int64_t)n_cuts] : n - at;
+        float *dst[SF_MAX_CHANNELS];
+        for (int c = 0; c < nc; c++)
+            dst[c] = seg.ch[c] + at;
+        sf_err_t err = {0};
+        ck_assert_msg(sf_render(s, t, start + at, len, pre, dst, &err) == SF_OK, "%s", err.msg);
+        at += len;
+    }
+    double e = w_diff(&cont, &seg);
+    ck_assert_msg(w_peak(&cont, NULL) > 0.05, "silent render");
+    w_free(&cont);
+    w_free(&seg);
+    return e;
+}
+
+/* The stitch property: segments from 0.5 s to 10 s, each pre-rolled by
+ * sf_render_preroll, stitch to within -120 dBFS of one continuous render,
+ * for stems (master effects off and on), the full mix and a mix with the
+ * master applied. */
+START_TEST(test_fx_stitch)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[FX_SRCS];
+    s_fx_sources(dir, srcs);
+    sf_session_t *s = s_fx_session(srcs);
+    const int64_t cuts[] = {24000, 62411, 144000, 480000, 33333};
+    const sf_target_t targets[] = {
+        {SF_TARGET_STEM, 0}, {SF_TARGET_STEM, 1}, {SF_TARGET_FULL_MIX, 0}, {SF_TARGET_MIX, 0}};
+    const char *names[] = {"stem 0", "stem 1", "full mix", "mix, master applied"};
+    for (int apply = 0; apply < 2; apply++) {
+        s->output.master_apply = apply;
+        for (size_t k = 0; k < 4; k++) {
+            if (apply && k >= 2)
+                continue; /* master_apply changes stems only */
+            const int64_t pre = sf_render_preroll(s, targets[k]);
+            const int64_t lat = sf_render_latency(s, targets[k]);
+            double e = s_stitch(s, targets[k], 0, 12 * RATE, cuts, 5);
+            fprintf(stderr, "test_render: stitch %s%s: pre-roll %.2f s, latency %lld, residual %.3g (%.1f dBFS)\n",
+                    names[k], apply ? " (master applied)" : "", (double)pre / RATE, (long long)lat, e, s_dbfs(e));
+            ck_assert_msg(e <= 1e-6, "%s: %g", names[k], e);
+            ck_assert(pre > RATE);
+            ck_assert(lat > 0);
+        }
+    }
+    g_free(s);
+    s_free_sources(srcs, FX_SRCS);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* Shared dynamics: the bus compressor and the master limiter that both
+ * stems feed give each stem the full mix's gain, so the stems sum to the
+ * full mix (and the mix with the master applied to the stems with
+ * output.master: apply); a stem alone would be compressed otherwise. */
+START_TEST(test_fx_shared_dynamics)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[FX_SRCS];
+    s_fx_sources(dir, srcs);
+    sf_session_t *s = s_fx_session(srcs);
+    enum { N = 8 * RATE };
+    const sf_target_t s0 = {SF_TARGET_STEM, 0}, s1 = {SF_TARGET_STEM, 1};
+    wide_t a = w_new(2, N), b = w_new(2, N), full = w_new(2, N), mix = w_new(2, N);
+    for (int apply = 0; apply < 2; apply++) {
+        s->output.master_apply = apply;
+        w_render(s, s0, 0, &a);
+        w_render(s, s1, 0, &b);
+        w_render(s, apply ? (sf_target_t){SF_TARGET_MIX, 0} : (sf_target_t){SF_TARGET_FULL_MIX, 0}, 0, &full);
+        double e = 0;
+        for (int c = 0; c < 2; c++)
+            for (int64_t i = 0; i < N; i++)
+                e = fmax(e, fabs((double)a.ch[c][i] + (double)b.ch[c][i] - (double)full.ch[c][i]));
+        fprintf(stderr, "test_render: shared dynamics%s: stems - %s = %.3g (%.1f dBFS, peak %.3f)\n",
+                apply ? " (master applied)" : "", apply ? "mix" : "full mix", e, s_dbfs(e), w_peak(&full, NULL));
+        ck_assert_msg(e <= 1e-6, "stems vs full: %g", e);
+    }
+    /* the MIX (0 dB stems, master bypassed) is the full mix too */
+    s->output.master_apply = false;
+    s->mixes[0].master_apply = false;
+    w_render(s, (sf_target_t){SF_TARGET_MIX, 0}, 0, &mix);
+    w_render(s, (sf_target_t){SF_TARGET_FULL_MIX, 0}, 0, &full);
+    ck_assert_msg(w_diff(&mix, &full) <= 1e-6, "mix vs full %g", w_diff(&mix, &full));
+    /* alone, stem 0's tracks would get another gain */
+    w_render(s, s0, 0, &a);
+    for (size_t k = 0; k < s->stems[1].n_tracks; k++)
+        s->tracks[s->stems[1].tracks[k]].mute = true;
+    w_render(s, s0, 0, &b);
+    ck_assert_msg(w_diff(&a, &b) > 1e-3, "stem 0 alone vs shared: %g", w_diff(&a, &b));
+    w_free(&a);
+    w_free(&b);
+    w_free(&full);
+    w_free(&mix);
+    g_free(s);
+    s_free_sources(srcs, FX_SRCS);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* Latency compensation: a click through a look-ahead limiter (on a bus, or
+ * on the track itself) comes out at the click's frame, lined up to the
+ * sample with the same click on a dry bus, in stems and in the full mix;
+ * and it is limited. */
+START_TEST(test_fx_latency)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[] = {{1, 24, 3000, SIG_CLICK, 1234, 0.9, NULL}};
+    s_write_sources(dir, srcs, 1);
+    sf_session_t *s = g_new(2);
+    int lim = g_bus(s, 2, SF_MASTER_BUS, 0);
+    int dry = g_bus(s, 2, SF_MASTER_BUS, 0);
+    g_insert(B_FX(s, lim), fx_limiter(-6, 50, 5)); /* 240 frames */
+    size_t t[3];
+    t[0] = g_track(s, &srcs[0], 10000, 0, 0, lim);
+    t[1] = g_track(s, &srcs[0], 10000, 0, 0, dry);
+    t[2] = g_track(s, &srcs[0], 10000, 0, 0, SF_MASTER_BUS);
+    g_insert(T_FX(s, t[2]), fx_limiter(-12, 50, 2)); /* 96 frames, on the track */
+    for (int k = 0; k < 3; k++)
+        g_stem(s, 2, &t[k], 1);
+    const int64_t click = 10000 + 1234;
+    ck_assert_int_eq(sf_render_latency(s, (sf_target_t){SF_TARGET_STEM, 0}), 240);
+    ck_assert_int_eq(sf_render_latency(s, (sf_target_t){SF_TARGET_STEM, 1}), 0);
+    ck_assert_int_eq(sf_render_latency(s, (sf_target_t){SF_TARGET_STEM, 2}), 96);
+    ck_assert_int_eq(sf_render_latency(s, (sf_target_t){SF_TARGET_FULL_MIX, 0}), 240);
+    const double ceil[] = {r_db(-6), 0.9 * M_SQRT1_2, r_db(-12) * M_SQRT1_2};
+    for (uint32_t k = 0; k < 4; k++) {
+        const sf_target_t tg = k < 3 ? (sf_target_t){SF_TARGET_STEM, k} : (sf_target_t){SF_TARGET_FULL_MIX, 0};
+        for (int64_t start = 0; start < 12000; start += 11111) { /* long before the click, just before it */
+            wide_t w = w_new(2, 20000);
+            w_render_pre(s, tg, start, 0, &w);
+            int64_t at = -1;
+            double p = w_peak(&w, &at);
+            ck_assert_msg(at + start == click, "target %u: peak at %lld, click at %lld", k, (long long)(at + start),
+                          (long long)click);
+            for (int c = 0; c < 2; c++) /* one click, not two: everything lines up */
+                for (int64_t i = 0; i < w.n_frames; i++)
+                    ck_assert_msg(w.ch[c][i] == 0.0f || i + start == click, "target %u: %g at %lld", k,
+                                  (double)w.ch[c][i], (long long)(i + start));
+            if (k < 3)
+                ck_assert_msg(p <= ceil[k] + 1e-7 && p >= ceil[k] * 0.99, "target %u: peak %g, want %g", k, p, ceil[k]);
+            w_free(&w);
+        }
+    }
+    g_free(s);
+    s_free_sources(srcs, 1);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* With effects, bytes still never depend on the thread count: stems (their
+ * shared dynamics), the mix and the full mix, continuous and cut. */
+START_TEST(test_fx_threads)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[FX_SRCS];
+    s_fx_sources(dir, srcs);
+    sf_session_t *s = s_fx_session(srcs);
+    s->output.master_apply = true;
+    const sf_target_t targets[] = {{SF_TARGET_STEM, 0}, {SF_TARGET_MIX, 0}, {SF_TARGET_FULL_MIX, 0}};
+    enum { N = 200000 };
+    for (size_t k = 0; k < 3; k++) {
+        wide_t w[2] = {w_new(2, N), w_new(2, N)};
+        for (int r = 0; r < 2; r++) {
+            omp_set_num_threads(r ? 4 : 1);
+            for (int64_t at = 0; at < N; at += 70001) {
+                int64_t len = N - at < 70001 ? N - at : 70001;
+                float *dst[2] = {w[r].ch[0] + at, w[r].ch[1] + at};
+                ck_assert_int_eq(sf_render(s, targets[k], 90000 + at, len, 30000, dst, NULL), SF_OK);
+            }
+        }
+        for (int c = 0; c < 2; c++)
+            ck_assert_msg(memcmp(w[0].ch[c], w[1].ch[c], sizeof(float) * N) == 0, "target %zu ch %d", k, c);
+        ck_assert(w_peak(&w[0], NULL) > 0.05);
+        w_free(&w[0]);
+        w_free(&w[1]);
+    }
+    omp_set_num_threads(2);
+    g_free(s);
+    s_free_sources(srcs, FX_SRCS);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* A stem whose paths have no insert stays bit-identical however it is cut
+ * and pre-rolled, in a session where other stems have effects; a chain
+ * that cannot start names its track; out of memory anywhere is reported. */
+START_TEST(test_fx_errors_and_nomem)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[FX_SRCS];
+    s_fx_sources(dir, srcs);
+    sf_session_t *s = s_fx_session(srcs);
+    /* a third stem: a plain track straight to the master */
+    size_t plain = g_track(s, &srcs[2], 777, -1, 0.1, SF_MASTER_BUS);
+    g_stem(s, 2, &plain, 1);
+    s->mixes[0].stem_gain_db = g_grow(s->mixes[0].stem_gain_db, 3, sizeof(double)); /* 0 dB */
+    const sf_target_t s2 = {SF_TARGET_STEM, 2};
+    ck_assert_int_eq(sf_render_preroll(s, s2), 0);
+    ck_assert_int_eq(sf_render_latency(s, s2), 0);
+    wide_t a = w_new(2, 100000), b = w_new(2, 100000);
+    w_render_pre(s, s2, 0, 0, &a);
+    for (int64_t at = 0; at < 100000; at += 33000) {
+        int64_t len = 100000 - at < 33000 ? 100000 - at : 33000;
+        float *dst[2] = {b.ch[0] + at, b.ch[1] + at};
+        ck_assert_int_eq(sf_render(s, s2, at, len, 48000, dst, NULL), SF_OK);
+    }
+    ck_assert(memcmp(a.ch[0], b.ch[0], sizeof(float) * 100000) == 0);
+    ck_assert(memcmp(a.ch[1], b.ch[1], sizeof(float) * 100000) == 0);
+    w_free(&a);
+    w_free(&b);
+
+    /* an eq above Nyquist cannot start */
+    float x[2][100], *out[2] = {x[0], x[1]};
+    sf_err_t err = {0};
+    s->tracks[1].fx[0].params.u.eq.freq = 30000;
+    ck_assert_int_eq(sf_render(s, (sf_target_t){SF_TARGET_STEM, 1}, 0, 100, 0, out, &err), SF_E_INPUT);
+    ck_assert_msg(strstr(err.msg, "track 'T1', insert 1: ") == err.msg, "%s", err.msg);
+    s->tracks[1].fx[0].params.u.eq.freq = 2500;
+    s->buses[0].fx[1].params.kind = (sf_fx_kind_t)99;
+    ck_assert_int_eq(sf_render(s, (sf_target_t){SF_TARGET_STEM, 1}, 0, 100, 0, out, &err), SF_E_INTERNAL);
+    ck_assert_msg(strstr(err.msg, "bus 'B0': insert 2 is of unknown kind 99"), "%s", err.msg);
+    s->buses[0].fx[1].params.kind = SF_FX_COMPRESSOR;
+
+    /* allocation failures: every one reported, none leaked (ASan) */
+    s->output.master_apply = true;
+    const sf_target_t targets[] = {{SF_TARGET_STEM, 0}, {SF_TARGET_MIX, 0}, {SF_TARGET_FULL_MIX, 0}};
+    float big[2][3000], *bo[2] = {big[0], big[1]};
+    for (size_t ti = 0; ti < 3; ti++) {
+        int ok = 0;
+        for (long n = 1; n < 1000 && !ok; n++) {
+            sf_err_t e2 = {0};
+            sf_alloc_fail_after(n);
+            sf_rc rc = sf_render(s, targets[ti], 299000, 3000, 1000, bo, &e2);
+            sf_alloc_fail_after(0);
+            ok = rc == SF_OK;
+            if (!ok) {
+                ck_assert_msg(rc == SF_E_NOMEM, "target %zu allocation %ld: %s (%d)", ti, n, e2.msg, rc);
+                ck_assert_msg(strstr(e2.msg, "out of memory") != NULL, "%s", e2.msg);
+            }
+        }
+        ck_assert_msg(ok, "target %zu never rendered", ti);
+    }
+    g_free(s);
+    s_free_sources(srcs, FX_SRCS);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 /* ---- media: resampled copies ------------------------------------------------------------------ */
 
 static double s_sine_sig(int ch, int64_t i, void *ctx)
@@ -2651,6 +3253,19 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_graph_determinism);
     tcase_add_test(tc, test_graph_errors);
     tcase_add_test(tc, test_graph_nomem);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("fx");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_fx_gain_insert);
+    tcase_add_test(tc, test_fx_eq_insert);
+    tcase_add_test(tc, test_fx_bus_insert);
+    tcase_add_test(tc, test_fx_tails);
+    tcase_add_test(tc, test_fx_latency);
+    tcase_add_test(tc, test_fx_shared_dynamics);
+    tcase_add_test(tc, test_fx_stitch);
+    tcase_add_test(tc, test_fx_threads);
+    tcase_add_test(tc, test_fx_errors_and_nomem);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");

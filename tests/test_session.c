@@ -6,6 +6,7 @@
 #define _XOPEN_SOURCE 700
 
 #include "sf/alloc.h"
+#include "sf/media.h"
 #include "sf/session.h"
 #include "testutil.h"
 
@@ -50,6 +51,9 @@ static void s_setup(void)
     free(tu_write_wav(s_dir, "media/drums/snare.wav", 1, 48000, 48000, 16, s_ramp, NULL));
     free(tu_write_wav(s_dir, "media/drums/oh.wav", 2, 48000, 96000, 24, s_ramp, NULL));
     free(tu_write_wav(s_dir, "media/vox/take3.wav", 1, 48000, 144000, 32, s_ramp, NULL));
+    free(tu_write_wav(s_dir, "media/irs/plate.wav", 1, 48000, 4800, 24, s_ramp, NULL));
+    free(tu_write_wav(s_dir, "media/irs/hall.wav", 2, 48000, 9600, 24, s_ramp, NULL));
+    free(tu_write_wav(s_dir, "media/irs/room44.wav", 1, 44100, 4410, 16, s_ramp, NULL));
 
     free(tu_write_wav(s_dir, "kick.wav", 1, 48000, 48000, 16, s_ramp, NULL));
     free(tu_write_wav(s_dir, "oh.wav", 2, 48000, 48000, 16, s_ramp, NULL));
@@ -429,7 +433,7 @@ START_TEST(test_graph_session)
     /* every time form converts exactly: 500ms, 0:01.250, samples, and
      * 2.0000001 s = 96000.0048 frames, rounded to the nearest */
     static const int64_t gain_frames[] = {0, 24000, 60000, 96000, 96000};
-    static const double gain_values[] = {-INFINITY, 0.0, -6.0, -6.0, 1.5};
+    static const double gain_values[] = {-(double)INFINITY, 0.0, -6.0, -6.0, 1.5};
     ck_assert_int_eq(kick->gain_auto.n_points, 5);
     ck_assert_int_eq(kick->gain_auto.mark.line, 43);
     ck_assert_int_eq(kick->gain_auto.mark.col, 16);
@@ -727,6 +731,386 @@ START_TEST(test_resample_failure)
 }
 END_TEST
 
+/* ---- insert effects -------------------------------------------------------- */
+
+/* Every effect, on tracks, buses and the master: parameters as given, the
+ * table's defaults where omitted, highpass and lowpass as eq types, the mark
+ * of every entry, impulse responses resolved (and resampled) like sources.
+ * `end` is given: test_fx_tails covers `end: auto`. */
+static const char s_fx[] =
+    "version: 1\n"
+    "session:\n"
+    "  name: Effects\n"
+    "  sample_rate: 48000\n"
+    "  media_root: media\n"
+    "  end: 10s\n"
+    "output:\n"
+    "  master: apply\n"
+    "master:\n"
+    "  channels: stereo\n"
+    "  fx:\n"
+    "    - limiter: {ceiling_db: -1, release_ms: 50}\n"
+    "buses:\n"
+    "  - name: Drum Bus\n"
+    "    fx:\n"
+    "      - compressor: {threshold_db: -12, ratio: 2, attack_ms: 30, release_ms: 200}\n"
+    "  - name: Vox Verb\n"
+    "    fx: [{reverb: {decay_s: 2.4, predelay_ms: 20, damping: 0.25}}]\n"
+    "  - name: Echo\n"
+    "    channels: mono\n"
+    "    fx:\n"
+    "      - delay: {time_ms: 100, feedback: 0.5}\n"
+    "      - convolve: {ir: irs/plate.wav}\n"
+    "  - name: Dry\n"
+    "    fx: []\n"
+    "tracks:\n"
+    "  - name: Kick In\n"
+    "    source: drums/kick_in.wav\n"
+    "    output: Drum Bus\n"
+    "    fx:\n"
+    "      - highpass: {freq: 30}\n"
+    "      - lowpass: {freq: 12000, q: 0.5}\n"
+    "      - gain: {db: +1.5}\n"
+    "  - name: Lead Vox\n"
+    "    source: vox/take3.wav\n"
+    "    sends: [{to: Vox Verb, level_db: -14}, {to: Echo}]\n"
+    "    fx:\n"
+    "      - highpass: {freq: 80, q: 0.707}\n"
+    "      - eq: {type: peak, freq: 3000, gain_db: 2.5, q: 1.0}\n"
+    "      - compressor: {threshold_db: -18, ratio: 4, attack_ms: 10, release_ms: 120, knee_db: 6, makeup_db: 3}\n"
+    "      - delay: {time_ms: 375, feedback: 0.25, mix: 0.2}\n"
+    "      - limiter: {ceiling_db: -0.5, release_ms: 80, lookahead_ms: 2}\n"
+    "      - eq:\n"
+    "          type: notch\n"
+    "          freq: 23999.5\n"
+    "          q: 50\n"
+    "      - reverb:\n"
+    "      - compressor: {}\n"
+    "  - name: OH\n"
+    "    source: drums/oh.wav\n"
+    "    output: Drum Bus\n"
+    "    fx:\n"
+    "      - convolve: {ir: irs/hall.wav, mix: 0.3}\n"
+    "      - eq: {freq: 500, type: lowshelf, gain_db: -48}\n"
+    "  - name: Room\n"
+    "    source: drums/snare.wav\n"
+    "    fx:\n"
+    "      - convolve: {ir: irs/room44.wav}\n"
+    "stems:\n"
+    "  - name: Drums\n"
+    "    tracks: [Kick In, OH, Room]\n"
+    "  - name: Vocals\n"
+    "    tracks: [Lead Vox]\n";
+
+/* The table's default for an effect's key. */
+static double s_default(const char *effect, const char *key)
+{
+    size_t n;
+    const sf_fx_param_spec_t *specs = sf_fx_param_specs(&n);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(specs[i].effect, effect) && !strcmp(specs[i].key, key))
+            return specs[i].def;
+    ck_abort_msg("no parameter '%s' of '%s' in the table", key, effect);
+    return 0;
+}
+
+static void s_mark_is(const sf_insert_t *ins, uint32_t line, uint32_t col)
+{
+    ck_assert_int_eq(ins->mark.line, line);
+    ck_assert_int_eq(ins->mark.col, col);
+}
+
+static void s_eq_is(const sf_insert_t *ins, sf_eq_type_t type, double freq, double gain_db, double q)
+{
+    ck_assert_int_eq(ins->params.kind, SF_FX_EQ);
+    ck_assert_int_eq(ins->params.u.eq.type, type);
+    ck_assert_double_eq(ins->params.u.eq.freq, freq);
+    ck_assert_double_eq(ins->params.u.eq.gain_db, gain_db);
+    ck_assert_double_eq(ins->params.u.eq.q, q);
+    ck_assert_ptr_null(ins->ir_path);
+}
+
+static void s_compressor_is(const sf_insert_t *ins, double threshold_db, double ratio, double attack_ms,
+                            double release_ms, double knee_db, double makeup_db)
+{
+    ck_assert_int_eq(ins->params.kind, SF_FX_COMPRESSOR);
+    ck_assert_double_eq(ins->params.u.compressor.threshold_db, threshold_db);
+    ck_assert_double_eq(ins->params.u.compressor.ratio, ratio);
+    ck_assert_double_eq(ins->params.u.compressor.attack_ms, attack_ms);
+    ck_assert_double_eq(ins->params.u.compressor.release_ms, release_ms);
+    ck_assert_double_eq(ins->params.u.compressor.knee_db, knee_db);
+    ck_assert_double_eq(ins->params.u.compressor.makeup_db, makeup_db);
+}
+
+/* A convolve reading `path`, through ir_path (owned) and the params' pointer. */
+static void s_convolve_is(const sf_insert_t *ins, const char *path, double mix)
+{
+    ck_assert_int_eq(ins->params.kind, SF_FX_CONVOLVE);
+    ck_assert_str_eq(ins->ir_path, path);
+    ck_assert_ptr_eq(ins->params.u.convolve.ir_path, ins->ir_path);
+    ck_assert_double_eq(ins->params.u.convolve.mix, mix);
+}
+
+START_TEST(test_fx_session)
+{
+    sf_session_t *s = NULL;
+    char *printed = NULL;
+    sf_rc rc = s_load(s_fx, true, &s, &printed);
+    ck_assert_msg(rc == SF_OK, "%s", printed);
+    ck_assert_str_eq(printed, ""); /* no warning in strict mode */
+    free(printed);
+    char *media = s_join(s_real, "media");
+    char *plate = s_join(media, "irs/plate.wav"), *hall = s_join(media, "irs/hall.wav");
+    char *cache = s_join(s_real, ".stemfarm-cache");
+
+    /* the master: a limiter, look-ahead by default */
+    ck_assert_int_eq(s->n_master_fx, 1);
+    const sf_insert_t *ins = &s->master_fx[0];
+    ck_assert_int_eq(ins->params.kind, SF_FX_LIMITER);
+    ck_assert_double_eq(ins->params.u.limiter.ceiling_db, -1.0);
+    ck_assert_double_eq(ins->params.u.limiter.release_ms, 50.0);
+    ck_assert_double_eq(ins->params.u.limiter.lookahead_ms, s_default("limiter", "lookahead_ms"));
+    s_mark_is(ins, 12, 7);
+
+    /* buses */
+    ck_assert_int_eq(s->n_buses, 4);
+    const sf_bus_t *drum = &s->buses[0], *verb = &s->buses[1], *echo = &s->buses[2], *dry = &s->buses[3];
+    ck_assert_int_eq(drum->n_fx, 1);
+    s_compressor_is(&drum->fx[0], -12.0, 2.0, 30.0, 200.0, s_default("compressor", "knee_db"),
+                    s_default("compressor", "makeup_db"));
+    s_mark_is(&drum->fx[0], 16, 9);
+    ck_assert_int_eq(verb->n_fx, 1);
+    ins = &verb->fx[0];
+    ck_assert_int_eq(ins->params.kind, SF_FX_REVERB);
+    ck_assert_double_eq(ins->params.u.reverb.decay_s, 2.4);
+    ck_assert_double_eq(ins->params.u.reverb.predelay_ms, 20.0);
+    ck_assert_double_eq(ins->params.u.reverb.damping, 0.25);
+    ck_assert_double_eq(ins->params.u.reverb.mix, s_default("reverb", "mix"));
+    s_mark_is(ins, 18, 10);
+    ck_assert_int_eq(echo->n_fx, 2);
+    ins = &echo->fx[0];
+    ck_assert_int_eq(ins->params.kind, SF_FX_DELAY);
+    ck_assert_double_eq(ins->params.u.delay.time_ms, 100.0);
+    ck_assert_double_eq(ins->params.u.delay.feedback, 0.5);
+    ck_assert_double_eq(ins->params.u.delay.mix, s_default("delay", "mix"));
+    ck_assert_ptr_null(ins->ir_path);
+    s_mark_is(ins, 22, 9);
+    s_convolve_is(&echo->fx[1], plate, s_default("convolve", "mix")); /* mono IR on a mono bus */
+    s_mark_is(&echo->fx[1], 23, 9);
+    ck_assert_int_eq(dry->n_fx, 0); /* fx: [] */
+    ck_assert_ptr_null(dry->fx);
+
+    /* tracks */
+    const sf_track_t *kick = &s->tracks[0], *vox = &s->tracks[1], *oh = &s->tracks[2], *room = &s->tracks[3];
+    ck_assert_int_eq(kick->n_fx, 3);
+    s_eq_is(&kick->fx[0], SF_EQ_HIGHPASS, 30.0, 0.0, s_default("highpass", "q"));
+    s_eq_is(&kick->fx[1], SF_EQ_LOWPASS, 12000.0, 0.0, 0.5);
+    ck_assert_int_eq(kick->fx[2].params.kind, SF_FX_GAIN);
+    ck_assert_double_eq(kick->fx[2].params.u.gain.db, 1.5);
+    for (size_t i = 0; i < 3; i++)
+        s_mark_is(&kick->fx[i], (uint32_t)(31 + i), 9);
+
+    ck_assert_int_eq(vox->n_fx, 8);
+    s_eq_is(&vox->fx[0], SF_EQ_HIGHPASS, 80.0, 0.0, 0.707);
+    s_eq_is(&vox->fx[1], SF_EQ_PEAK, 3000.0, 2.5, 1.0);
+    s_compressor_is(&vox->fx[2], -18.0, 4.0, 10.0, 120.0, 6.0, 3.0);
+    ins = &vox->fx[3];
+    ck_assert_int_eq(ins->params.kind, SF_FX_DELAY);
+    ck_assert_double_eq(ins->params.u.delay.time_ms, 375.0);
+    ck_assert_double_eq(ins->params.u.delay.feedback, 0.25);
+    ck_assert_double_eq(ins->params.u.delay.mix, 0.2);
+    ins = &vox->fx[4];
+    ck_assert_int_eq(ins->params.kind, SF_FX_LIMITER);
+    ck_assert_double_eq(ins->params.u.limiter.ceiling_db, -0.5);
+    ck_assert_double_eq(ins->params.u.limiter.release_ms, 80.0);
+    ck_assert_double_eq(ins->params.u.limiter.lookahead_ms, 2.0);
+    /* just below Nyquist, in block style */
+    s_eq_is(&vox->fx[5], SF_EQ_NOTCH, 23999.5, s_default("eq", "gain_db"), 50.0);
+    s_mark_is(&vox->fx[5], 43, 9);
+    /* `- reverb:` and `- compressor: {}`: every default */
+    ins = &vox->fx[6];
+    ck_assert_int_eq(ins->params.kind, SF_FX_REVERB);
+    ck_assert_double_eq(ins->params.u.reverb.decay_s, s_default("reverb", "decay_s"));
+    ck_assert_double_eq(ins->params.u.reverb.predelay_ms, s_default("reverb", "predelay_ms"));
+    ck_assert_double_eq(ins->params.u.reverb.damping, s_default("reverb", "damping"));
+    ck_assert_double_eq(ins->params.u.reverb.mix, s_default("reverb", "mix"));
+    s_mark_is(ins, 47, 9);
+    static const char *const comp_keys[] = {"threshold_db", "ratio", "attack_ms", "release_ms", "knee_db", "makeup_db"};
+    double d[6];
+    for (size_t i = 0; i < 6; i++)
+        d[i] = s_default("compressor", comp_keys[i]);
+    s_compressor_is(&vox->fx[7], d[0], d[1], d[2], d[3], d[4], d[5]);
+    s_mark_is(&vox->fx[7], 48, 9);
+
+    /* a stereo IR on a stereo track, an IR at 44.1 kHz read from the cache */
+    ck_assert_int_eq(oh->n_fx, 2);
+    s_convolve_is(&oh->fx[0], hall, 0.3);
+    s_mark_is(&oh->fx[0], 53, 9);
+    s_eq_is(&oh->fx[1], SF_EQ_LOWSHELF, 500.0, -48.0, s_default("eq", "q"));
+    ck_assert_int_eq(room->n_fx, 1);
+    ins = &room->fx[0];
+    ck_assert_int_eq(ins->params.kind, SF_FX_CONVOLVE);
+    ck_assert_msg(!strncmp(ins->ir_path, cache, strlen(cache)) && ins->ir_path[strlen(cache)] == '/',
+                  "'%s' is not in the cache", ins->ir_path);
+    ck_assert(tu_exists(ins->ir_path));
+    ck_assert_ptr_eq(ins->params.u.convolve.ir_path, ins->ir_path);
+    sf_media_info_t info;
+    ck_assert_int_eq(sf_media_probe(ins->ir_path, &info, NULL), SF_OK);
+    ck_assert_int_eq(info.sample_rate, 48000);
+    ck_assert_int_eq(info.frames, 4800); /* 0.1 s */
+    sf_session_destroy(&s);
+
+    /* Without resampling: the rate mismatch is an error. */
+    sf_session_load_opts_t opts = sf_session_load_opts_default();
+    opts.resample = false;
+    sf_diags_t diags = SF_DIAGS_INIT;
+    ck_assert_int_eq(sf_session_load_text("session.yaml", s_fx, strlen(s_fx), &opts, &s, &diags, NULL), SF_E_INPUT);
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n);
+    sf_diags_print(&diags, f);
+    fclose(f);
+    ck_assert_str_eq(out, "session.yaml:58:24: error: impulse response 'irs/room44.wav' is 44100 Hz, the session "
+                          "is 48000 Hz (and resampling is off)\n");
+    free(out);
+    sf_diags_free(&diags);
+
+    /* Sources not checked: the IR is resolved, not opened. */
+    opts = sf_session_load_opts_default();
+    opts.check_sources = false;
+    ck_assert_int_eq(sf_session_load_text("session.yaml", s_fx, strlen(s_fx), &opts, &s, &diags, NULL), SF_OK);
+    char *room44 = s_join(media, "irs/room44.wav");
+    s_convolve_is(&s->tracks[3].fx[0], room44, 1.0);
+    sf_session_destroy(&s);
+    sf_diags_free(&diags);
+
+    free(room44);
+    free(media);
+    free(plate);
+    free(hall);
+    free(cache);
+}
+END_TEST
+
+/* ---- end: auto and effect tails ------------------------------------------ */
+
+/* A 1 s track into a bus with a 100 ms delay, feedback 0.5: the render
+ * region runs on by the delay's tail. */
+static const char s_echo[] = "version: 1\n"
+                             "session: {sample_rate: 48000}\n"
+                             "buses:\n"
+                             "  - name: Echo\n"
+                             "    fx: [{delay: {time_ms: 100, feedback: 0.5}}]\n"
+                             "tracks:\n"
+                             "  - {name: Kick, source: kick.wav, output: Echo}\n"
+                             "stems: [{name: All, tracks: ['*']}]\n";
+
+/* Paths of different lengths: Kick's own chain, then Bus A (its output) or
+ * Bus B -> Bus C (a send), Bus A also sending to Bus C; Snare straight to
+ * the master, whose chain counts only where it runs (MASTER is replaced by
+ * bypass or apply). */
+static const char s_paths[] = "version: 1\n"
+                              "session: {sample_rate: 48000, tail_threshold_db: -120}\n"
+                              "output: {master: MASTER}\n"
+                              "master:\n"
+                              "  fx: [{delay: {time_ms: 300, feedback: 0}}, {gain: {db: -6}}]\n"
+                              "buses:\n"
+                              "  - name: Bus C\n"
+                              "    fx: [{delay: {time_ms: 50, feedback: 0.1}}]\n"
+                              "  - name: Bus A\n"
+                              "    fx: [{reverb: {decay_s: 0.5}}]\n"
+                              "    sends: [{to: Bus C}]\n"
+                              "  - name: Bus B\n"
+                              "    fx: [{delay: {time_ms: 200, feedback: 0.3}}, {compressor: {release_ms: 300}}]\n"
+                              "    output: Bus C\n"
+                              "tracks:\n"
+                              "  - name: Kick\n"
+                              "    source: kick.wav\n"
+                              "    output: Bus A\n"
+                              "    sends: [{to: Bus B, level_db: -inf}]\n"
+                              "    fx: [{delay: {time_ms: 10, feedback: 0}}, {highpass: {freq: 40}}]\n"
+                              "  - name: Snare\n"
+                              "    clips: [{source: kick.wav, at: 2s}]\n"
+                              "stems: [{name: All, tracks: ['*']}]\n";
+
+static int64_t s_tail(const sf_session_t *s, const sf_insert_t *fx, size_t n_fx)
+{
+    int64_t sum = 0;
+    for (size_t i = 0; i < n_fx; i++) {
+        int64_t t = sf_fx_tail_frames(&fx[i].params, s->sample_rate, s->tail_threshold_db);
+        ck_assert_int_ge(t, 0);
+        sum += t;
+    }
+    return sum;
+}
+
+static int64_t s_max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+static sf_session_t *s_load_ok(const char *yaml)
+{
+    sf_session_t *s = NULL;
+    char *printed = NULL;
+    sf_rc rc = s_load(yaml, true, &s, &printed);
+    ck_assert_msg(rc == SF_OK, "%s", printed);
+    ck_assert_str_eq(printed, "");
+    free(printed);
+    return s;
+}
+
+START_TEST(test_fx_tails)
+{
+    sf_session_t *s = s_load_ok(s_echo);
+    ck_assert(s->end_auto);
+    int64_t tail = s_tail(s, s->buses[0].fx, 1);
+    /* 0.5^n falls below -144 dB after 24 echoes of 4800 frames */
+    ck_assert_int_ge(tail, 24 * 4800);
+    ck_assert_int_le(tail, 26 * 4800);
+    ck_assert_int_eq(s->end, 48000 + tail);
+    sf_session_destroy(&s);
+
+    /* The longest path wins; the master's chain counts where it runs. */
+    static const struct {
+        const char *mode;
+        const char *mixes;
+    } cases[] = {{"bypass", ""}, {"apply", ""}, {"bypass", "mixes: [{name: Mix, master: apply}]\n"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char yaml[2048];
+        const char *at = strstr(s_paths, "MASTER");
+        snprintf(yaml, sizeof yaml, "%.*s%s%s%s", (int)(at - s_paths), s_paths, cases[i].mode, at + 6, cases[i].mixes);
+        s = s_load_ok(yaml);
+        const sf_bus_t *c = &s->buses[0], *a = &s->buses[1], *b = &s->buses[2];
+        int64_t master = i == 0 ? 0 : s_tail(s, s->master_fx, s->n_master_fx);
+        int64_t tc = s_tail(s, c->fx, c->n_fx) + master;
+        int64_t ta = s_tail(s, a->fx, a->n_fx) + s_max64(master, tc);
+        int64_t tb = s_tail(s, b->fx, b->n_fx) + tc;
+        int64_t kick = 48000 + s_tail(s, s->tracks[0].fx, s->tracks[0].n_fx) + s_max64(ta, tb);
+        int64_t snare = 3 * 48000 + master;
+        ck_assert_int_gt(tb, ta); /* the send path is the longer: the test tells max from first */
+        ck_assert_int_gt(s_tail(s, s->tracks[0].fx, s->tracks[0].n_fx), 0);
+        if (i > 0)
+            ck_assert_int_gt(master, 0);
+        ck_assert_int_eq(s->end, s_max64(kick, snare));
+        sf_session_destroy(&s);
+    }
+
+    /* A convolve's tail is its impulse response's; a session without
+     * effects ends where its last clip does. */
+    s = s_load_ok("version: 1\nsession: {sample_rate: 48000, media_root: media}\n"
+                  "tracks: [{name: OH, source: drums/oh.wav, fx: [{convolve: {ir: irs/hall.wav}}]}]\n"
+                  "stems: [{name: All, tracks: ['*']}]\n");
+    tail = s_tail(s, s->tracks[0].fx, 1);
+    ck_assert_int_gt(tail, 9000);
+    ck_assert_int_le(tail, 9600);
+    ck_assert_int_eq(s->end, 96000 + tail);
+    sf_session_destroy(&s);
+    s = s_load_ok("version: 1\nsession: {sample_rate: 48000}\n"
+                  "tracks: [{name: Kick, source: kick.wav, fx: []}]\n"
+                  "stems: [{name: All, tracks: ['*']}]\n");
+    ck_assert_int_eq(s->end, 48000);
+    sf_session_destroy(&s);
+}
+END_TEST
+
 /* Load from memory must give the same model and hash as load from disk. */
 START_TEST(test_hash)
 {
@@ -1004,16 +1388,137 @@ static const bad_t bad[] = {
      "(expected a whole number of Hz from 8000 to 384000)\n"},
     {"no sample rate", "version: 1\nsession:\n  name: x\n" KICK DRUMS, false, SF_E_INPUT,
      "session.yaml:3:3: error: missing key 'sample_rate' in 'session'\n"},
-    {"unsupported: effects",
-     HEAD "buses:\n  - name: Verb\n    fx: [{reverb: {decay_s: 2}}]\n" KICK "    fx:\n      - gain: {db: 3}\n" DRUMS
-          "master:\n  fx: []\n",
+    /* ---- insert effects ---- */
+    {"fx: unknown effect, on a bus, a track and the master",
+     HEAD "master:\n  fx: [{maximizer: {}}]\nbuses:\n  - name: Verb\n    fx: [{Reverb: {decay_s: 2}}]\n" KICK
+          "    fx:\n      - revrb: {decay_s: 2}\n" DRUMS,
      false, SF_E_INPUT,
-     "session.yaml:6:5: error: not supported yet: 'fx' in bus 'Verb' "
-     "(this version has no effects)\n"
-     "session.yaml:10:5: error: not supported yet: 'fx' in track 'Kick' "
-     "(this version has no effects)\n"
-     "session.yaml:16:3: error: not supported yet: 'fx' in 'master' "
-     "(this version has no effects)\n"},
+     "session.yaml:5:9: error: unknown effect 'maximizer' in the master (effects: gain, eq, highpass, lowpass, "
+     "compressor, limiter, delay, reverb, convolve)\n"
+     "session.yaml:8:11: error: unknown effect 'Reverb' in bus 'Verb' (effects: gain, eq, highpass, lowpass, "
+     "compressor, limiter, delay, reverb, convolve)\n"
+     "session.yaml:13:9: error: unknown effect 'revrb' in track 'Kick' (effects: gain, eq, highpass, lowpass, "
+     "compressor, limiter, delay, reverb, convolve)\n"},
+    {"fx: unknown and duplicate keys in an effect",
+     HEAD KICK "    fx:\n      - eq: {frq: 3000, freq: 3000, q: 1, q: 2}\n      - highpass: {freq: 80, type: peak}\n"
+               "      - gain: {gain_db: 3, db: 0}\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:8:14: error: unknown key 'frq' in eq of track 'Kick' (eq takes type, freq, gain_db, q)\n"
+     "session.yaml:8:43: error: duplicate key 'q' in eq of track 'Kick' (first at line 8)\n"
+     "session.yaml:9:30: error: unknown key 'type' in highpass of track 'Kick' (highpass takes freq, q)\n"
+     "session.yaml:10:16: error: unknown key 'gain_db' in gain of track 'Kick' (gain takes db)\n"},
+    {"fx: out of range, in several effects",
+     HEAD "master:\n  fx: [{limiter: {ceiling_db: 3, lookahead_ms: 50}}]\n"
+          "buses:\n  - name: Verb\n    fx: [{reverb: {decay_s: 40, mix: 1.5, damping: 0}}]\n" KICK
+          "    output: Verb\n    fx:\n      - compressor: {ratio: 0.5, attack_ms: 0, knee_db: 48}\n"
+          "      - gain: {db: -inf}\n      - highpass: {freq: 5, q: 50.5}\n      - eq: {freq: 96001, gain_db: -48.5}\n"
+          "      - convolve: {ir: kick.wav, mix: -0.1}\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:5:31: error: limiter 'ceiling_db' 3 is out of range -60..0 in the master\n"
+     "session.yaml:8:29: error: reverb 'decay_s' 40 is out of range 0.1..30 in bus 'Verb'\n"
+     "session.yaml:8:38: error: reverb 'mix' 1.5 is out of range 0..1 in bus 'Verb'\n"
+     "session.yaml:14:29: error: compressor 'ratio' 0.5 is out of range 1..100 in track 'Kick'\n"
+     "session.yaml:14:45: error: compressor 'attack_ms' 0 is out of range 0.01..1000 in track 'Kick'\n"
+     "session.yaml:15:20: error: gain 'db' -inf is out of range -120..24 in track 'Kick'\n"
+     "session.yaml:16:26: error: highpass 'freq' 5 is out of range 10..96000 in track 'Kick'\n"
+     "session.yaml:16:32: error: highpass 'q' 50.5 is out of range 0.05..50 in track 'Kick'\n"
+     "session.yaml:17:20: error: eq 'freq' 96001 is out of range 10..96000 in track 'Kick'\n"
+     "session.yaml:17:36: error: eq 'gain_db' -48.5 is out of range -48..48 in track 'Kick'\n"
+     "session.yaml:18:39: error: convolve 'mix' -0.1 is out of range 0..1 in track 'Kick'\n"},
+    {"fx: delay feedback of 1 and below 0",
+     HEAD KICK "    fx:\n      - delay: {time_ms: 100, feedback: 1}\n      - delay: {time_ms: 0.1, feedback: -0.5}\n"
+               "      - delay: {time_ms: 0.05, feedback: 0.999}\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:8:41: error: delay 'feedback' 1 is out of range in track 'Kick': must be below 1 "
+     "(the tail would never end)\n"
+     "session.yaml:9:41: error: delay 'feedback' -0.5 is out of range in track 'Kick': must be at least 0 "
+     "and below 1\n"
+     "session.yaml:10:26: error: delay 'time_ms' 0.05 is out of range 0.1..10000 in track 'Kick'\n"},
+    {"fx: eq frequencies at and above Nyquist",
+     "version: 1\nsession:\n  sample_rate: 44100\n" KICK
+     "    fx:\n      - eq: {freq: 22050}\n      - lowpass: {freq: 30000}\n      - highpass: {freq: 22049.9}\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:8:20: error: eq 'freq' 22050 in track 'Kick' must be below half the sample rate "
+     "(22050 Hz)\n"
+     "session.yaml:9:25: error: lowpass 'freq' 30000 in track 'Kick' must be below half the sample rate "
+     "(22050 Hz)\n"},
+    {"fx: required keys missing",
+     HEAD KICK "    fx:\n      - highpass: {q: 1}\n      - delay:\n      - gain: {}\n      - convolve: {mix: 0.5}\n"
+               "      - convolve:\n      - lowpass:\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:8:19: error: missing key 'freq' in highpass of track 'Kick'\n"
+     "session.yaml:9:9: error: missing key 'time_ms' in delay of track 'Kick'\n"
+     "session.yaml:10:15: error: missing key 'db' in gain of track 'Kick'\n"
+     "session.yaml:11:19: error: missing key 'ir' in convolve of track 'Kick'\n"
+     "session.yaml:12:9: error: missing key 'ir' in convolve of track 'Kick'\n"
+     "session.yaml:13:9: error: missing key 'freq' in lowpass of track 'Kick'\n"},
+    {"fx: impulse responses missing, empty, unreadable",
+     HEAD KICK "    fx:\n      - convolve: {ir: irs/nope.wav}\n      - convolve: {ir: ''}\n"
+               "      - convolve: {ir: garbage.wav}\n      - convolve: {ir: empty.wav}\n"
+               "      - convolve: {ir: media}\n      - convolve: {ir: noframes.wav}\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:8:24: error: impulse response 'irs/nope.wav' not found at '@DIR@/irs/nope.wav'\n"
+     "session.yaml:9:24: error: 'ir' in convolve of track 'Kick' must not be empty\n"
+     "session.yaml:10:24: error: cannot read impulse response 'garbage.wav' "
+     "(not an audio file libsndfile can read)\n"
+     "session.yaml:11:24: error: impulse response 'empty.wav' is empty (0 bytes)\n"
+     "session.yaml:12:24: error: impulse response 'media' is not a file\n"
+     "session.yaml:13:24: error: impulse response 'noframes.wav' has no audio frames\n"},
+    {"fx: impulse responses with the wrong channels",
+     HEAD "master:\n  channels: 5.1\n  fx: [{convolve: {ir: oh.wav}}]\n"
+          "buses:\n  - name: Mono\n    channels: mono\n    fx: [{convolve: {ir: media/irs/hall.wav}}]\n"
+          "  - name: Wide\n    fx: [{convolve: {ir: oh.wav}}, {convolve: {ir: kick.wav}}]\n" KICK
+          "    fx:\n      - convolve: {ir: six.wav}\n      - convolve: {ir: oh.wav}\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:6:24: error: impulse response 'oh.wav' is stereo and the master is 5.1 "
+     "(expected a mono impulse response)\n"
+     "session.yaml:10:26: error: impulse response 'media/irs/hall.wav' is stereo and bus 'Mono' is mono "
+     "(expected a mono impulse response)\n"
+     "session.yaml:17:24: error: impulse response 'six.wav' has 6 channels (expected mono or stereo)\n"
+     "session.yaml:18:24: error: impulse response 'oh.wav' is stereo and track 'Kick' is mono "
+     "(expected a mono impulse response)\n"},
+    {"fx: not a list",
+     HEAD "master:\n  fx: limiter\nbuses:\n  - name: Verb\n    fx: {reverb: {}}\n" KICK "    fx: ~\n" DRUMS, false,
+     SF_E_INPUT,
+     "session.yaml:5:7: error: 'master.fx' must be a list, not a value\n"
+     "session.yaml:8:9: error: 'fx' in bus 'Verb' must be a list, not a mapping\n"
+     "session.yaml:12:9: error: 'fx' in track 'Kick' must be a list, not a value\n"},
+    {"fx: items that are not one effect",
+     HEAD KICK "    fx:\n      - gain\n      - [gain, {db: 3}]\n      - {}\n      - eq:\n        freq: 3000\n"
+               "      - [a]: 1\n      - gain: -3\n      - reverb: [2]\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:8:9: error: insert 1 of track 'Kick' must be a mapping like '- gain: {db: -3}', "
+     "not a value\n"
+     "session.yaml:9:9: error: insert 2 of track 'Kick' must be a mapping like '- gain: {db: -3}', "
+     "not a list\n"
+     "session.yaml:10:9: error: insert 3 of track 'Kick' is empty (expected one effect, "
+     "like '- gain: {db: -3}')\n"
+     "session.yaml:11:9: error: insert 4 of track 'Kick' has 2 keys (expected one, the effect, "
+     "with its parameters under it: '- eq: {freq: 3000}')\n"
+     "session.yaml:13:9: error: keys must be names, not a list\n"
+     "session.yaml:14:15: error: parameters of gain in track 'Kick' must be a mapping, not a value\n"
+     "session.yaml:15:17: error: parameters of reverb in track 'Kick' must be a mapping, not a list\n"},
+    {"fx: values that are not numbers",
+     HEAD KICK "    fx:\n      - gain: {db: loud}\n      - eq: {freq: [1], type: shelf, q: .nan}\n"
+               "      - reverb: {mix: }\n      - delay: {time_ms: 1s}\n" DRUMS,
+     false, SF_E_INPUT,
+     "session.yaml:8:20: error: invalid number 'loud' for gain 'db' in track 'Kick'\n"
+     "session.yaml:9:20: error: 'freq' in eq of track 'Kick' must be a value, not a list\n"
+     "session.yaml:9:31: error: invalid eq type 'shelf' (expected peak, lowshelf, highshelf, lowpass, "
+     "highpass, bandpass or notch)\n"
+     "session.yaml:9:41: error: invalid number '.nan' for eq 'q' in track 'Kick'\n"
+     "session.yaml:10:23: error: 'mix' in reverb of track 'Kick' has no value\n"
+     "session.yaml:11:26: error: invalid number '1s' for delay 'time_ms' in track 'Kick'\n"},
+    {"fx: eq gain on a type that ignores it",
+     HEAD "  end: 1s\n" KICK "    fx:\n      - eq: {type: highpass, freq: 100, gain_db: 3}\n"
+          "      - eq: {type: lowshelf, freq: 100, gain_db: 3}\n" DRUMS,
+     false, SF_OK,
+     "session.yaml:9:41: warning: 'gain_db' in eq of track 'Kick' does nothing for type 'highpass' "
+     "(only peak and shelves use it)\n"},
+    {"fx: eq gain on a type that ignores it, strict",
+     HEAD "  end: 1s\n" KICK "    fx:\n      - eq: {type: notch, freq: 100, gain_db: 0}\n" DRUMS, true, SF_E_INPUT,
+     "session.yaml:9:38: error: 'gain_db' in eq of track 'Kick' does nothing for type 'notch' "
+     "(only peak and shelves use it)\n"},
     /* ---- the mixing graph ---- */
     {"unknown bus in an output",
      HEAD BUSES "tracks:\n  - name: Kick In\n    source: kick.wav\n    output: Drum Buss\n"
@@ -1391,6 +1896,26 @@ START_TEST(test_nomem_bad_graph)
 }
 END_TEST
 
+/* Effects: every kind with an IR made at the session rate, tails on paths
+ * through buses, and bad effects. */
+START_TEST(test_nomem_fx)
+{
+    s_nomem_loop(s_fx, SF_OK);
+    s_nomem_loop(s_echo, SF_OK);
+    static const char *const rows[] = {
+        "fx: out of range, in several effects",
+        "fx: impulse responses with the wrong channels",
+        "fx: unknown and duplicate keys in an effect",
+    };
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        size_t i = 0;
+        while (strcmp(bad[i].what, rows[r]))
+            i++;
+        s_nomem_loop(bad[i].yaml, SF_E_INPUT);
+    }
+}
+END_TEST
+
 START_TEST(test_nomem_bad)
 {
     size_t i = 0;
@@ -1410,6 +1935,8 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_layouts);
     tcase_add_test(tc, test_resampled_source);
     tcase_add_test(tc, test_resample_failure);
+    tcase_add_test(tc, test_fx_session);
+    tcase_add_test(tc, test_fx_tails);
     tcase_add_test(tc, test_hash);
     tcase_add_test(tc, test_io_errors);
     tcase_add_test(tc, test_no_source_check);
@@ -1420,6 +1947,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_nomem_graph);
     tcase_add_test(tc, test_nomem_resampled);
     tcase_add_test(tc, test_nomem_bad_graph);
+    tcase_add_test(tc, test_nomem_fx);
     suite_add_tcase(s, tc);
     return s;
 }

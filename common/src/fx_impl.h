@@ -6,12 +6,12 @@
 #include "sf/fx.h"
 
 typedef struct {
-    sf_rc (*init)(sf_fx_t *fx, sf_err_t *err);           /* fx->params, n_channels, sample_rate are set */
+    sf_rc (*init)(sf_fx_t *fx, sf_err_t *err); /* fx->params, n_channels, sample_rate are set */
     void (*process)(sf_fx_t *fx, float *const *channels, size_t n_frames);
     void (*reset)(sf_fx_t *fx);
-    void (*free)(sf_fx_t *fx);                             /* frees fx->state's insides and fx->state */
+    void (*free)(sf_fx_t *fx); /* frees fx->state's insides and fx->state */
     int64_t (*tail)(const sf_fx_params_t *p, int sample_rate, double threshold_db);
-    int64_t (*latency)(const sf_fx_params_t *p, int sample_rate); /* NULL: 0 */
+    int64_t (*latency)(const sf_fx_params_t *p, int sample_rate);                                /* NULL: 0 */
     void (*gain_curve)(sf_fx_t *fx, const float *const *detector, size_t n_frames, float *gain); /* dynamics */
 } sf_fx_class_t;
 

@@ -20,6 +20,39 @@
  *   stems' float signals in double, rounded once); a stem of another layout
  *   is converted from the master's double sum.
  *
+ * Insert chains (sf/fx.h), one sf_fx_t per insert per graph, alive for one
+ * sf_render call (state carries across windows):
+ * - a track's chain runs on its pre-fader signal, materialised as
+ *   (float)(raw * env * polarity), inside the track's own task; the result
+ *   then feeds the fader and sends like a clip of gain 1. Tracks without
+ *   inserts keep the exact path above, bit for bit;
+ * - a bus's chain runs on its float sum, before its fader; the master's on
+ *   its float sum for a stem with output.master: apply (never for the full
+ *   mix, the null-test reference), or on the mix's sum for a mix with
+ *   master: apply;
+ * - tails: a track or bus with a chain keeps running after its input stops
+ *   for its chain's tails (and latency) -- a track while its clips overlap
+ *   [w0 - pad, w1), a node until live_until; past that its chain is reset
+ *   (sf_fx_reset), so silence after a tail is exact;
+ * - pre-roll: a render with chains starts at start - preroll and drops the
+ *   first preroll frames; without any, the pre-roll changes no sample and
+ *   is skipped. sf_render_preroll is the longest sum of tails on a path;
+ * - latency (look-ahead): every input of a node arrives with the latency of
+ *   its latest one -- an input with less is delayed by the difference in a
+ *   delay group (a double line per node and delay, its leftover carried
+ *   from window to window), and the output is read `latency` frames late.
+ *   Automation follows the delayed signal: a source lagging by L frames
+ *   takes its gains at frame - L;
+ * - shared dynamics: a stem's share of a compressor or limiter that tracks
+ *   of other stems feed too gets the gain the full mix gets there. The full
+ *   graph (the companion) renders first in each window; its shared inserts
+ *   compute their gain curves (sf_fx_dynamics_gain) and apply them to
+ *   themselves (delayed input x gain, the bytes of process()); the stem's
+ *   follow: its share delayed by the latency, times the same curve. Linear
+ *   inserts process the share. So the stems sum to the full mix.
+ * With chains, bytes may depend on where a render starts, within the
+ * session's tail threshold (resets, pre-roll); never on the thread count.
+ *
  * Curves (x in [0, 1), j frames from the start of the curve, L its length):
  * fade-in x = j / L, so its first sample is silent; fade-out x = k / L with
  * k frames to the clip's last sample, so its last sample is silent; linear
@@ -101,6 +134,8 @@ typedef struct {
     const sf_automation_t *level_auto;            /* NULL: `level` holds */
     bool pan_auto;                                /* the pan entries follow the track's pan automation */
     double mat[SF_MAX_CHANNELS][SF_MAX_CHANNELS]; /* [in][out]: pan, route, layout; no gain */
+    int64_t delay;                                /* latency compensation: frames this edge is delayed */
+    int group;                                    /* the delay group it adds into (c->groups), -1: none */
 } s_dest_t;
 
 typedef struct {
@@ -111,7 +146,12 @@ typedef struct {
     const sf_automation_t *pan_auto;   /* NULL: constant pan (or route) */
     s_dest_t *dests;                   /* [0] the output, then the sends in file order */
     size_t n_dests;
-    bool audible; /* some dest is */
+    bool audible;    /* some dest is */
+    bool fx;         /* an insert chain runs: the signal is materialised with its polarity (pre_sign)
+                       and `sign` is +1 */
+    double pre_sign; /* fx: the polarity, applied before the chain */
+    int64_t lat;     /* fx: frames of latency of the chain (automation follows the delayed signal) */
+    int64_t pad;     /* fx: frames it keeps sounding after its clips end (tails + latency) */
 } s_track_plan_t;
 
 typedef struct {
@@ -119,7 +159,58 @@ typedef struct {
     double fader;    /* gain_db as a linear gain */
     s_dest_t *dests; /* [0] the output, then the sends */
     size_t n_dests;
+    int64_t lat; /* frames of latency at its output: its inputs' and its chain's */
 } s_bus_plan_t;
+
+/* One insert of a chain as this render runs it. */
+enum {
+    S_INS_PROCESS, /* sf_fx_process */
+    S_INS_LEAD,    /* companion graph: the gain curve of a shared dynamics insert, applied to itself */
+    S_INS_FOLLOW,  /* a stem's share of a shared dynamics insert: the leader's curve */
+};
+
+typedef struct s_ins {
+    sf_fx_t fx;               /* PROCESS, LEAD: the running effect */
+    bool ready;               /* fx is initialised */
+    int mode;                 /* S_INS_* */
+    size_t lat;               /* LEAD, FOLLOW: the effect's latency, frames */
+    float *hist;              /* LEAD, FOLLOW with lat > 0: per channel 2 * lat floats, the delay
+                                 line then scratch */
+    float *gain;              /* LEAD: the window's gain curve (stride floats) */
+    int64_t gain_w0;          /* LEAD: the window the curve is for */
+    const struct s_ins *lead; /* FOLLOW: the companion graph's insert */
+} s_ins_t;
+
+/* The insert chain of a track, a bus or the master in one graph. */
+typedef struct {
+    s_ins_t *ins; /* n of them; NULL: no chain runs */
+    size_t n;
+    int n_ch;
+    bool running; /* processed since the last reset */
+} s_chain_t;
+
+/* A node's inputs that arrive `delay` frames late (latency compensation):
+ * they add into buf at [delay, delay + wn) of each channel; [0, delay) holds
+ * what the previous window left over, and [0, wn) is added into the node. */
+typedef struct {
+    int node;
+    int64_t delay;
+    size_t gstride;  /* doubles between channels */
+    double *buf;     /* n_ch * gstride, shared by the graphs of a window */
+    size_t carry_at; /* where its delay * n_ch carried doubles start in a graph's carry */
+} s_group_t;
+
+/* What persists between windows for one graph (a stem, the full mix, the
+ * companion), per render. */
+typedef struct {
+    s_chain_t *tracks;   /* per session track */
+    s_chain_t *buses;    /* per bus */
+    s_chain_t master;    /* the master's, when it runs inside the graph (STEM, master: apply) */
+    bool *reach;         /* per node: a sounding track of this graph feeds it */
+    bool *shared;        /* per node: its dynamics follow the companion graph */
+    int64_t *live_until; /* per node: it sounds in a window that starts before this frame */
+    double *carry;       /* the delay groups' leftovers (c->carry_len doubles) */
+} s_gstate_t;
 
 /* A track's pre-fader signal over a window, kept as raw samples and the
  * gain of each (clip gain x fades) so that the gain folds into the one
@@ -148,6 +239,7 @@ typedef struct {
 typedef struct {
     const size_t *tracks; /* ascending */
     size_t n;
+    bool off; /* MIX: a stem at -inf, never rendered */
 } s_set_t;
 
 typedef struct {
@@ -164,9 +256,26 @@ typedef struct {
     s_track_plan_t *tracks; /* per session track (planned ones only) */
     s_bus_plan_t *buses;    /* per session bus */
     s_dest_t *dest_pool;
-    s_set_t *sets;
-    size_t n_sets;
-    size_t *all_tracks; /* FULL_MIX: 0 .. n_tracks-1 */
+    s_set_t *sets;        /* the target's, then the companion (when has_comp) */
+    size_t n_sets;        /* the target's */
+    bool has_comp;        /* sets[n_sets]: the full graph, leading shared dynamics */
+    s_gstate_t *gs;       /* per set, companion included */
+    bool graph_master_fx; /* the master chain runs inside the graph (STEM, output.master: apply) */
+    bool mix_master_fx;   /* the master chain runs on the mix (MIX, master: apply) */
+    bool any_fx;          /* some chain runs */
+    int64_t *node_pad;    /* per node: frames its chain rings after its input stops */
+    int64_t *node_tail;   /* per node: the longest sum of tails to its output (-1: not reached) */
+    int64_t *node_lat_in; /* per node: latency of its (compensated) input */
+    int64_t latency;      /* of the target's output */
+    int64_t preroll_need; /* sf_render_preroll */
+    int64_t mix_pad;      /* MIX: frames the master chain rings */
+    s_chain_t mix_master; /* MIX: the master chain on the mix */
+    int64_t mix_live_until;
+    s_group_t *groups;
+    size_t n_groups;
+    size_t carry_len;   /* doubles of carry per graph */
+    float *out_buf;     /* n_out * stride: a window of the target's output */
+    size_t *all_tracks; /* 0 .. n_tracks-1: the full mix, the companion */
     s_clipbuf_t *bufs;  /* n_group slots (at least one) */
     size_t n_group;
     size_t n_blocks;   /* SF_RENDER_BLOCK blocks in a window */
@@ -473,6 +582,12 @@ static void s_dest_add(const s_ctx_t *c, const s_dest_t *d, int n_in, const floa
                        s_scratch_t *sc)
 {
     double *acc = c->acc[d->node];
+    size_t stride = c->stride;
+    if (d->group >= 0) { /* arrives late: into its delay group */
+        const s_group_t *gr = &c->groups[d->group];
+        acc = gr->buf + gr->delay;
+        stride = gr->gstride;
+    }
     for (int in = 0; in < n_in; in++)
         for (int out = 0; out < d->n_out; out++) {
             int which = 0;
@@ -481,7 +596,7 @@ static void s_dest_add(const s_ctx_t *c, const s_dest_t *d, int n_in, const floa
             const double *p_v = panned ? pan_v[which] : NULL;
             if (!p_v && p_c == 0.0)
                 continue; /* adds exact zeros */
-            double *dst = acc + (size_t)out * c->stride + i0;
+            double *dst = acc + (size_t)out * stride + i0;
             if (!p_v && !amp_v) {
                 float g = (float)(amp_c * p_c);
                 if (g != 0.0f)
@@ -865,12 +980,27 @@ static sf_rc s_check_sends(const sf_session_t *s, const sf_send_t *sends, size_t
     return SF_OK;
 }
 
+/* An insert chain as the loader leaves it: a list when it has inserts, every kind known. */
+static sf_rc s_check_inserts(const sf_insert_t *fx, size_t n, const char *what, const char *owner, sf_err_t *err)
+{
+    if (n > 0 && !fx)
+        return SF_ERR(err, SF_E_INTERNAL, "%s '%s' has %zu inserts but no list", what, owner, n);
+    for (size_t k = 0; k < n; k++)
+        if ((unsigned)fx[k].params.kind >= SF_FX_N_KINDS)
+            return SF_ERR(err, SF_E_INTERNAL, "%s '%s': insert %zu is of unknown kind %d", what, owner, k + 1,
+                          (int)fx[k].params.kind);
+    return SF_OK;
+}
+
 /* The buses, their order and the master: whatever the target. */
 static sf_rc s_check_graph(const sf_session_t *s, sf_err_t *err)
 {
     if (!s_layout_ok(s->master_channels))
         return SF_ERR(err, SF_E_INPUT, "the master has %d channels: only mono, stereo, 5.1 and 7.1 render",
                       s->master_channels);
+    sf_rc rc = s_check_inserts(s->master_fx, s->n_master_fx, "bus", "master", err);
+    if (rc != SF_OK)
+        return rc;
     if (s->n_buses > (size_t)INT_MAX / 2)
         return SF_ERR(err, SF_E_INTERNAL, "%zu buses", s->n_buses);
     if (s->n_buses > 0 && !s->bus_order)
@@ -883,7 +1013,9 @@ static sf_rc s_check_graph(const sf_session_t *s, sf_err_t *err)
         if (bus->output_bus != SF_MASTER_BUS && (bus->output_bus < 0 || (size_t)bus->output_bus >= s->n_buses))
             return SF_ERR(err, SF_E_INTERNAL, "bus '%s' outputs to bus %d of %zu", bus->name, bus->output_bus,
                           s->n_buses);
-        sf_rc rc = s_check_sends(s, bus->sends, bus->n_sends, bus->name, err);
+        rc = s_check_sends(s, bus->sends, bus->n_sends, bus->name, err);
+        if (rc == SF_OK)
+            rc = s_check_inserts(bus->fx, bus->n_fx, "bus", bus->name, err);
         if (rc != SF_OK)
             return rc;
     }
@@ -891,7 +1023,6 @@ static sf_rc s_check_graph(const sf_session_t *s, sf_err_t *err)
     int *pos = sf_calloc(s->n_buses, sizeof *pos);
     if (!pos)
         return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
-    sf_rc rc = SF_OK;
     for (size_t b = 0; b < s->n_buses; b++)
         pos[b] = -1;
     for (size_t k = 0; k < s->n_buses && rc == SF_OK; k++) {
@@ -948,6 +1079,8 @@ static sf_rc s_check_track(const sf_session_t *s, const sf_track_t *t, sf_err_t 
     }
     sf_rc rc = s_check_sends(s, t->sends, t->n_sends, t->name, err);
     if (rc == SF_OK)
+        rc = s_check_inserts(t->fx, t->n_fx, "track", t->name, err);
+    if (rc == SF_OK)
         rc = s_check_auto(&t->gain_auto, "gain", t->name, err);
     if (rc == SF_OK)
         rc = s_check_auto(&t->pan_auto, "pan", t->name, err);
@@ -997,6 +1130,12 @@ static void s_plan_track(s_ctx_t *c, size_t k, s_dest_t *dests)
     s_track_plan_t *tp = &c->tracks[k];
     tp->n_in = t->n_channels == 2 ? 2 : 1;
     tp->sign = t->invert ? -1.0 : 1.0;
+    /* with inserts the polarity goes in before them: the chain's output
+     * then feeds the fader and the sends like a clip of gain 1 */
+    tp->fx = t->n_fx > 0;
+    tp->pre_sign = tp->sign;
+    if (tp->fx)
+        tp->sign = 1.0;
     tp->fader = tp->sign * sf_dsp_db_to_gain(t->gain_db);
     tp->fader_auto = t->gain_auto.n_points > 0 ? &t->gain_auto : NULL;
     tp->pan_auto = t->pan_auto.n_points > 0 && t->n_route == 0 ? &t->pan_auto : NULL;
@@ -1019,6 +1158,8 @@ static void s_plan_track(s_ctx_t *c, size_t k, s_dest_t *dests)
         }
         d->audible = d->audible && (!d->post || fader_on);
         d->pan_auto = tp->pan_auto && d->n_out >= 2;
+        d->delay = 0;
+        d->group = -1;
         s_track_matrix(t, tp->n_in, t->pan, n_outbus, d->n_out, d->mat);
         tp->audible = tp->audible || d->audible;
     }
@@ -1047,14 +1188,196 @@ static void s_plan_bus(s_ctx_t *c, size_t b, s_dest_t *dests)
         }
         d->audible = d->audible && (!d->post || bp->fader != 0.0);
         d->pan_auto = false;
+        d->delay = 0;
+        d->group = -1;
         sf_render_layout_gains(bp->n_ch, d->n_out, d->mat);
     }
 }
 
+/* ---- insert chains ------------------------------------------------------------ */
+
+static int64_t s_sat_add(int64_t a, int64_t b) /* a, b >= 0 */ { return a > INT64_MAX - b ? INT64_MAX : a + b; }
+
+static int64_t s_sat_sub(int64_t a, int64_t b) /* b >= 0 */ { return a < INT64_MIN + b ? INT64_MIN : a - b; }
+
+static int64_t s_max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Sum of the tails (at the session's threshold) and of the latencies of a chain. */
+static void s_chain_metrics(const s_ctx_t *c, const sf_insert_t *fx, size_t n, int64_t *tail, int64_t *lat)
+{
+    *tail = 0;
+    *lat = 0;
+    for (size_t k = 0; k < n; k++) {
+        const int64_t t = sf_fx_tail_frames(&fx[k].params, c->s->sample_rate, c->floor_db);
+        const int64_t l = sf_fx_latency_frames(&fx[k].params, c->s->sample_rate);
+        *tail = s_sat_add(*tail, t > 0 ? t : 0);
+        *lat = s_sat_add(*lat, l > 0 ? l : 0);
+    }
+}
+
+static bool s_chain_has_dynamics(const sf_insert_t *fx, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (sf_fx_is_dynamics(fx[k].params.kind))
+            return true;
+    return false;
+}
+
+static void s_chain_free(s_chain_t *ch)
+{
+    if (!ch->ins)
+        return;
+    for (size_t k = 0; k < ch->n; k++) {
+        if (ch->ins[k].ready)
+            sf_fx_free(&ch->ins[k].fx);
+        sf_free(ch->ins[k].hist);
+        sf_free(ch->ins[k].gain);
+    }
+    sf_free(ch->ins);
+    ch->ins = NULL;
+}
+
+/* Back to silence: the state of a fresh chain. */
+static void s_chain_reset(s_chain_t *ch)
+{
+    for (size_t k = 0; k < ch->n; k++) {
+        s_ins_t *in = &ch->ins[k];
+        if (in->ready)
+            sf_fx_reset(&in->fx);
+        if (in->hist)
+            memset(in->hist, 0, sizeof(float) * 2 * in->lat * (size_t)ch->n_ch);
+    }
+    ch->running = false;
+}
+
+/* Prepares the chain `fx` of `what` 'name' for n_ch channels. Dynamics
+ * inserts run as dyn_mode (S_INS_FOLLOW: after the same insert of `lead`,
+ * the companion graph's chain of the node); the others are processed. */
+static sf_rc s_chain_init(const s_ctx_t *c, s_chain_t *ch, const sf_insert_t *fx, size_t n, int n_ch, int dyn_mode,
+                          const s_chain_t *lead, const char *what, const char *name, sf_err_t *err)
+{
+    const sf_session_t *s = c->s;
+    ch->ins = sf_calloc(n, sizeof *ch->ins);
+    if (!ch->ins)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
+    ch->n = n;
+    ch->n_ch = n_ch;
+    ch->running = false;
+    for (size_t k = 0; k < n; k++) {
+        s_ins_t *in = &ch->ins[k];
+        const sf_fx_params_t *p = &fx[k].params;
+        in->mode = sf_fx_is_dynamics(p->kind) ? dyn_mode : S_INS_PROCESS;
+        in->gain_w0 = INT64_MIN;
+        if (in->mode == S_INS_FOLLOW) {
+            in->lead = &lead->ins[k];
+        } else {
+            sf_rc rc = sf_fx_init(&in->fx, p, n_ch, s->sample_rate, err);
+            if (rc == SF_E_NOMEM)
+                return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
+            if (rc != SF_OK) {
+                sf_err_prefix(err, "%s '%s', insert %zu: ", what, name, k + 1);
+                return rc;
+            }
+            in->ready = true;
+        }
+        if (in->mode == S_INS_PROCESS)
+            continue;
+        const int64_t lat = sf_fx_latency_frames(p, s->sample_rate);
+        in->lat = lat > 0 ? (size_t)lat : 0;
+        if (in->lat > 0 && !(in->hist = sf_calloc(2 * in->lat * (size_t)n_ch, sizeof *in->hist)))
+            return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
+        if (in->mode == S_INS_LEAD && !(in->gain = sf_aligned_alloc(sizeof(float) * c->stride)))
+            return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
+    }
+    return SF_OK;
+}
+
+/* x[0..n) = the line's lat frames, then x; the line keeps the last lat. */
+static void s_delay_line(float *x, float *line, float *tmp, size_t lat, size_t n)
+{
+    if (n >= lat) {
+        memcpy(tmp, x + n - lat, sizeof(float) * lat);
+        memmove(x + lat, x, sizeof(float) * (n - lat));
+        memcpy(x, line, sizeof(float) * lat);
+        memcpy(line, tmp, sizeof(float) * lat);
+    } else {
+        memcpy(tmp, line, sizeof(float) * lat);
+        memcpy(line, tmp + n, sizeof(float) * (lat - n));
+        memcpy(line + lat - n, x, sizeof(float) * n);
+        memcpy(x, tmp, sizeof(float) * n);
+    }
+}
+
+/* A shared dynamics insert on its signal: delayed by its latency, times the
+ * gain curve -- the float product that its process() computes. */
+static void s_apply_curve(s_ins_t *in, int n_ch, float *const *sig, const float *gain, size_t wn)
+{
+    for (int ch = 0; ch < n_ch; ch++) {
+        float *restrict x = sig[ch];
+        if (in->lat > 0) {
+            float *line = in->hist + (size_t)ch * 2 * in->lat;
+            s_delay_line(x, line, line + in->lat, in->lat, wn);
+        }
+#pragma omp simd
+        for (size_t i = 0; i < wn; i++)
+            x[i] = x[i] * gain[i];
+    }
+}
+
+/* Runs the chain over the window [w0, w0 + wn) of sig, in place. False when
+ * a follower finds no curve of its leader for this window (a bug). */
+static bool s_chain_run(s_chain_t *ch, float *const *sig, size_t wn, int64_t w0)
+{
+    for (size_t k = 0; k < ch->n; k++) {
+        s_ins_t *in = &ch->ins[k];
+        if (in->mode == S_INS_PROCESS) {
+            sf_fx_process(&in->fx, sig, wn);
+        } else if (in->mode == S_INS_LEAD) {
+            const float *det[SF_MAX_CHANNELS];
+            for (int c = 0; c < ch->n_ch; c++)
+                det[c] = sig[c];
+            sf_fx_dynamics_gain(&in->fx, det, wn, in->gain);
+            in->gain_w0 = w0;
+            s_apply_curve(in, ch->n_ch, sig, in->gain, wn);
+        } else {
+            if (in->lead->gain_w0 != w0)
+                return false;
+            s_apply_curve(in, ch->n_ch, sig, in->lead->gain, wn);
+        }
+    }
+    ch->running = true;
+    return true;
+}
+
 /* ---- context ------------------------------------------------------------------ */
+
+static void s_gstate_free(s_ctx_t *c, s_gstate_t *gs)
+{
+    const sf_session_t *s = c->s;
+    if (gs->tracks)
+        for (size_t k = 0; k < s->n_tracks; k++)
+            s_chain_free(&gs->tracks[k]);
+    if (gs->buses)
+        for (size_t b = 0; b < s->n_buses; b++)
+            s_chain_free(&gs->buses[b]);
+    s_chain_free(&gs->master);
+    sf_free(gs->tracks);
+    sf_free(gs->buses);
+    sf_free(gs->reach);
+    sf_free(gs->shared);
+    sf_free(gs->live_until);
+    sf_free(gs->carry);
+}
 
 static void s_ctx_free(s_ctx_t *c)
 {
+    if (c->gs)
+        for (size_t si = 0; si <= c->n_sets; si++)
+            s_gstate_free(c, &c->gs[si]);
+    s_chain_free(&c->mix_master);
+    if (c->groups)
+        for (size_t g = 0; g < c->n_groups; g++)
+            sf_free(c->groups[g].buf);
     if (c->scratch)
         for (int i = 0; i < c->n_threads; i++) {
             s_scratch_t *sc = &c->scratch[i];
@@ -1076,6 +1399,12 @@ static void s_ctx_free(s_ctx_t *c)
     if (c->acc)
         for (int n = 0; n < c->n_nodes; n++)
             sf_free(c->acc[n]);
+    sf_free(c->gs);
+    sf_free(c->groups);
+    sf_free(c->out_buf);
+    sf_free(c->node_pad);
+    sf_free(c->node_tail);
+    sf_free(c->node_lat_in);
     sf_free(c->scratch);
     sf_free(c->errs);
     sf_free(c->rcs);
@@ -1095,29 +1424,33 @@ static void s_ctx_free(s_ctx_t *c)
     sf_free(c->node_ch);
 }
 
-/* The sets of tracks that sound for target t (MULTITRACK: none). */
+/* The sets of tracks that sound for target t (MULTITRACK: none), with room
+ * for the companion after them. */
 static sf_rc s_ctx_sets(s_ctx_t *c, sf_target_t t, sf_err_t *err)
 {
     const sf_session_t *s = c->s;
     size_t n = t.kind == SF_TARGET_MIX ? s->n_stems : t.kind == SF_TARGET_MULTITRACK ? 0 : 1;
-    c->sets = sf_calloc(n, sizeof *c->sets);
+    c->sets = sf_calloc(n + 1, sizeof *c->sets);
     if (!c->sets)
         return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
     c->n_sets = n;
-    if (t.kind == SF_TARGET_STEM) {
-        c->sets[0] = (s_set_t){s->stems[t.index].tracks, s->stems[t.index].n_tracks};
-    } else if (t.kind == SF_TARGET_FULL_MIX) {
-        c->all_tracks = sf_calloc(s->n_tracks, sizeof *c->all_tracks);
+    if (t.kind == SF_TARGET_STEM || t.kind == SF_TARGET_MIX || t.kind == SF_TARGET_FULL_MIX) {
+        c->all_tracks = sf_calloc(s->n_tracks ? s->n_tracks : 1, sizeof *c->all_tracks);
         if (!c->all_tracks)
             return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
         for (size_t k = 0; k < s->n_tracks; k++)
             c->all_tracks[k] = k;
-        c->sets[0] = (s_set_t){c->all_tracks, s->n_tracks};
+    }
+    if (t.kind == SF_TARGET_STEM) {
+        c->sets[0] = (s_set_t){s->stems[t.index].tracks, s->stems[t.index].n_tracks, false};
+    } else if (t.kind == SF_TARGET_FULL_MIX) {
+        c->sets[0] = (s_set_t){c->all_tracks, s->n_tracks, false};
     } else if (t.kind == SF_TARGET_MIX) {
         if (s->n_stems > 0 && !s->mixes[t.index].stem_gain_db)
             return SF_ERR(err, SF_E_INTERNAL, "mix '%s' has no stem gains", s->mixes[t.index].name);
         for (size_t k = 0; k < s->n_stems; k++)
-            c->sets[k] = (s_set_t){s->stems[k].tracks, s->stems[k].n_tracks};
+            c->sets[k] =
+                (s_set_t){s->stems[k].tracks, s->stems[k].n_tracks, s->mixes[t.index].stem_gain_db[k] == SF_NEG_INF};
     }
     for (size_t k = 0; k < c->n_sets; k++) {
         const char *what = t.kind == SF_TARGET_FULL_MIX ? "full mix"
@@ -1130,7 +1463,10 @@ static sf_rc s_ctx_sets(s_ctx_t *c, sf_target_t t, sf_err_t *err)
     return SF_OK;
 }
 
-/* Plans every track of the sets and every bus, and marks the nodes they reach. */
+/* Sets, companion included. */
+static size_t s_n_graphs(const s_ctx_t *c) { return c->n_sets + (c->has_comp ? 1 : 0); }
+
+/* Plans every track of the sets (the companion's too) and every bus. */
 static sf_rc s_ctx_plan(s_ctx_t *c, sf_err_t *err)
 {
     const sf_session_t *s = c->s;
@@ -1139,14 +1475,14 @@ static sf_rc s_ctx_plan(s_ctx_t *c, sf_err_t *err)
         n_dests += 1 + s->tracks[k].n_sends;
     for (size_t b = 0; b < s->n_buses; b++)
         n_dests += 1 + s->buses[b].n_sends;
-    c->tracks = sf_calloc(s->n_tracks, sizeof *c->tracks);
-    c->buses = sf_calloc(s->n_buses, sizeof *c->buses);
+    c->tracks = sf_calloc(s->n_tracks ? s->n_tracks : 1, sizeof *c->tracks);
+    c->buses = sf_calloc(s->n_buses ? s->n_buses : 1, sizeof *c->buses);
     c->dest_pool = sf_calloc(n_dests, sizeof *c->dest_pool);
     if (!c->tracks || !c->buses || !c->dest_pool)
         return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
     /* only the tracks of the sets get a plan; the others keep n_dests 0 */
     s_dest_t *next = c->dest_pool;
-    for (size_t si = 0; si < c->n_sets; si++)
+    for (size_t si = 0; si < s_n_graphs(c); si++)
         for (size_t k = 0; k < c->sets[si].n; k++) {
             size_t ti = c->sets[si].tracks[k];
             if (c->tracks[ti].dests)
@@ -1158,37 +1494,300 @@ static sf_rc s_ctx_plan(s_ctx_t *c, sf_err_t *err)
         s_plan_bus(c, b, next);
         next += c->buses[b].n_dests;
     }
-    /* reach: from the tracks that may sound, through the buses in order */
-    c->reach[0] = true;
-    for (size_t si = 0; si < c->n_sets; si++)
-        for (size_t k = 0; k < c->sets[si].n; k++) {
-            size_t ti = c->sets[si].tracks[k];
-            const s_track_plan_t *tp = &c->tracks[ti];
-            if (s->tracks[ti].mute || s->tracks[ti].n_clips == 0)
-                continue;
-            for (size_t j = 0; j < tp->n_dests; j++)
-                if (tp->dests[j].audible)
-                    c->reach[tp->dests[j].node] = true;
-        }
+    return SF_OK;
+}
+
+/* A track that can sound at all: unmuted, with clips, some dest audible. */
+static bool s_sounding(const s_ctx_t *c, size_t ti)
+{
+    const sf_track_t *t = &c->s->tracks[ti];
+    return !t->mute && t->n_clips > 0 && c->tracks[ti].audible;
+}
+
+/* reach[n]: some sounding track of `tracks` (except those in `skip`) feeds
+ * node n, directly or through buses. */
+static void s_reach(const s_ctx_t *c, const size_t *tracks, size_t n, const bool *skip, bool *reach)
+{
+    const sf_session_t *s = c->s;
+    memset(reach, 0, sizeof(bool) * (size_t)c->n_nodes);
+    for (size_t k = 0; k < n; k++) {
+        const size_t ti = tracks[k];
+        if ((skip && skip[ti]) || !s_sounding(c, ti))
+            continue;
+        const s_track_plan_t *tp = &c->tracks[ti];
+        for (size_t j = 0; j < tp->n_dests; j++)
+            if (tp->dests[j].audible)
+                reach[tp->dests[j].node] = true;
+    }
     for (size_t k = 0; k < s->n_buses; k++) {
-        size_t b = s->bus_order[k];
-        if (!c->reach[1 + b])
+        const size_t b = s->bus_order[k];
+        if (!reach[1 + b])
             continue;
         for (size_t j = 0; j < c->buses[b].n_dests; j++)
             if (c->buses[b].dests[j].audible)
-                c->reach[c->buses[b].dests[j].node] = true;
+                reach[c->buses[b].dests[j].node] = true;
+    }
+}
+
+/* Node n's chain has a compressor or limiter that runs inside the graph. */
+static bool s_node_dynamics(const s_ctx_t *c, int n)
+{
+    const sf_session_t *s = c->s;
+    if (n == 0)
+        return c->graph_master_fx && s_chain_has_dynamics(s->master_fx, s->n_master_fx);
+    return s_chain_has_dynamics(s->buses[n - 1].fx, s->buses[n - 1].n_fx);
+}
+
+/* Per graph: what it reaches; per stem: which of its dynamics are shared
+ * (fed by tracks of other stems too), and then whether the companion runs. */
+static sf_rc s_ctx_reach(s_ctx_t *c, sf_err_t *err)
+{
+    const sf_session_t *s = c->s;
+    const size_t n_nodes = (size_t)c->n_nodes;
+    for (size_t si = 0; si < s_n_graphs(c); si++) {
+        s_gstate_t *gs = &c->gs[si];
+        gs->reach = sf_calloc(n_nodes, sizeof *gs->reach);
+        gs->shared = sf_calloc(n_nodes, sizeof *gs->shared);
+        gs->live_until = sf_calloc(n_nodes, sizeof *gs->live_until);
+        if (!gs->reach || !gs->shared || !gs->live_until)
+            return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
+        for (size_t n = 0; n < n_nodes; n++)
+            gs->live_until[n] = INT64_MIN;
+        if (!c->sets[si].off)
+            s_reach(c, c->sets[si].tracks, c->sets[si].n, NULL, gs->reach);
+    }
+    if (c->has_comp) {
+        bool any = false;
+        bool *in_set = sf_calloc(s->n_tracks ? s->n_tracks : 1, sizeof *in_set);
+        bool *outside = sf_calloc(n_nodes, sizeof *outside);
+        if (!in_set || !outside) {
+            sf_free(in_set);
+            sf_free(outside);
+            return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
+        }
+        for (size_t si = 0; si < c->n_sets; si++) {
+            const s_set_t *set = &c->sets[si];
+            if (set->off)
+                continue;
+            memset(in_set, 0, sizeof(bool) * s->n_tracks);
+            for (size_t k = 0; k < set->n; k++)
+                in_set[set->tracks[k]] = true;
+            s_reach(c, c->all_tracks, s->n_tracks, in_set, outside);
+            for (size_t n = 0; n < n_nodes; n++) {
+                c->gs[si].shared[n] = c->gs[si].reach[n] && outside[n] && s_node_dynamics(c, (int)n);
+                any = any || c->gs[si].shared[n];
+            }
+        }
+        sf_free(in_set);
+        sf_free(outside);
+        if (!any) {
+            s_gstate_free(c, &c->gs[c->n_sets]);
+            memset(&c->gs[c->n_sets], 0, sizeof c->gs[c->n_sets]);
+            c->has_comp = false;
+        }
+    }
+    c->reach[0] = true; /* the master is always there (silent or not) */
+    for (size_t si = 0; si < s_n_graphs(c); si++)
+        for (size_t n = 0; n < n_nodes; n++)
+            c->reach[n] = c->reach[n] || c->gs[si].reach[n];
+    return SF_OK;
+}
+
+/* The delay group of `node` for `delay` frames, made on first use; -1 when
+ * out of memory. */
+static int s_group_of(s_ctx_t *c, int node, int64_t delay)
+{
+    for (size_t g = 0; g < c->n_groups; g++)
+        if (c->groups[g].node == node && c->groups[g].delay == delay)
+            return (int)g;
+    s_group_t *grown = sf_realloc(c->groups, (c->n_groups + 1) * sizeof *c->groups);
+    if (!grown)
+        return -1;
+    c->groups = grown;
+    c->groups[c->n_groups] = (s_group_t){node, delay, 0, NULL, c->carry_len};
+    c->carry_len += (size_t)delay * (size_t)c->node_ch[node];
+    return (int)c->n_groups++;
+}
+
+/* Gives dest d of a source whose output has latency lat_src its compensating
+ * delay: every input of a node arrives with the latency of its latest one. */
+static sf_rc s_dest_delay(s_ctx_t *c, s_dest_t *d, int64_t lat_src, sf_err_t *err)
+{
+    d->delay = c->node_lat_in[d->node] - lat_src;
+    d->group = -1;
+    if (d->delay > 0 && (d->group = s_group_of(c, d->node, d->delay)) < 0)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", c->s->name);
+    return SF_OK;
+}
+
+/* Along every path of the render (the companion's included): latencies
+ * (node_lat_in, each bus's output, the target's), the longest sums of tails
+ * (node_tail, the pre-roll a segment needs), how long each node rings after
+ * its input stops (pads), and the delay groups that align a node's inputs. */
+static sf_rc s_ctx_paths(s_ctx_t *c, sf_err_t *err)
+{
+    const sf_session_t *s = c->s;
+    const int n_nodes = c->n_nodes;
+    c->node_pad = sf_calloc((size_t)n_nodes, sizeof *c->node_pad);
+    c->node_tail = sf_calloc((size_t)n_nodes, sizeof *c->node_tail);
+    c->node_lat_in = sf_calloc((size_t)n_nodes, sizeof *c->node_lat_in);
+    if (!c->node_pad || !c->node_tail || !c->node_lat_in)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
+    for (int n = 0; n < n_nodes; n++)
+        c->node_tail[n] = -1;
+    for (size_t si = 0; si < s_n_graphs(c); si++) {
+        const s_set_t *set = &c->sets[si];
+        for (size_t k = 0; k < set->n && !set->off; k++) {
+            const size_t ti = set->tracks[k];
+            if (!s_sounding(c, ti))
+                continue;
+            s_track_plan_t *tp = &c->tracks[ti];
+            int64_t tail = 0, lat = 0;
+            if (tp->fx) {
+                s_chain_metrics(c, s->tracks[ti].fx, s->tracks[ti].n_fx, &tail, &lat);
+                tp->lat = lat;
+                tp->pad = s_sat_add(tail, lat);
+                c->any_fx = true;
+            }
+            for (size_t j = 0; j < tp->n_dests; j++) {
+                const int n = tp->dests[j].node;
+                if (!tp->dests[j].audible)
+                    continue;
+                c->node_lat_in[n] = s_max64(c->node_lat_in[n], lat);
+                c->node_tail[n] = s_max64(c->node_tail[n], tail);
+            }
+        }
+    }
+    for (size_t k = 0; k < s->n_buses; k++) {
+        const size_t b = s->bus_order[k];
+        const int n = 1 + (int)b;
+        s_bus_plan_t *bp = &c->buses[b];
+        if (!c->reach[n])
+            continue;
+        int64_t tail = 0, lat = 0;
+        if (s->buses[b].n_fx > 0) {
+            s_chain_metrics(c, s->buses[b].fx, s->buses[b].n_fx, &tail, &lat);
+            c->node_pad[n] = s_sat_add(tail, lat);
+            c->any_fx = true;
+        }
+        bp->lat = s_sat_add(c->node_lat_in[n], lat);
+        const int64_t out_tail = c->node_tail[n] < 0 ? -1 : s_sat_add(c->node_tail[n], tail);
+        for (size_t j = 0; j < bp->n_dests; j++) {
+            const int to = bp->dests[j].node;
+            if (!bp->dests[j].audible)
+                continue;
+            c->node_lat_in[to] = s_max64(c->node_lat_in[to], bp->lat);
+            c->node_tail[to] = s_max64(c->node_tail[to], out_tail);
+        }
+    }
+    int64_t m_tail = 0, m_lat = 0;
+    if (c->graph_master_fx || c->mix_master_fx) {
+        s_chain_metrics(c, s->master_fx, s->n_master_fx, &m_tail, &m_lat);
+        c->any_fx = true;
+        if (c->graph_master_fx)
+            c->node_pad[0] = s_sat_add(m_tail, m_lat);
+        else
+            c->mix_pad = s_sat_add(m_tail, m_lat);
+    }
+    c->latency = s_sat_add(c->node_lat_in[0], m_lat);
+    c->preroll_need = c->node_tail[0] < 0 ? 0 : s_sat_add(c->node_tail[0], m_tail);
+    if (c->latency == 0)
+        return SF_OK; /* every delay is 0 */
+
+    for (size_t si = 0; si < s_n_graphs(c); si++) {
+        const s_set_t *set = &c->sets[si];
+        for (size_t k = 0; k < set->n && !set->off; k++) {
+            const size_t ti = set->tracks[k];
+            if (!s_sounding(c, ti))
+                continue;
+            s_track_plan_t *tp = &c->tracks[ti];
+            for (size_t j = 0; j < tp->n_dests; j++) {
+                sf_rc rc = tp->dests[j].audible ? s_dest_delay(c, &tp->dests[j], tp->lat, err) : SF_OK;
+                if (rc != SF_OK)
+                    return rc;
+            }
+        }
+    }
+    for (size_t k = 0; k < s->n_buses; k++) {
+        const size_t b = s->bus_order[k];
+        s_bus_plan_t *bp = &c->buses[b];
+        if (!c->reach[1 + b])
+            continue;
+        for (size_t j = 0; j < bp->n_dests; j++) {
+            sf_rc rc = bp->dests[j].audible ? s_dest_delay(c, &bp->dests[j], bp->lat, err) : SF_OK;
+            if (rc != SF_OK)
+                return rc;
+        }
     }
     return SF_OK;
 }
 
-static sf_rc s_ctx_alloc(s_ctx_t *c, sf_target_t t, sf_err_t *err)
+/* Everything about target t that needs no audio buffers: its sets, the
+ * plans, what runs where, latencies and tails. */
+static sf_rc s_ctx_prepare(s_ctx_t *c, const sf_session_t *s, sf_target_t t, sf_err_t *err)
+{
+    c->s = s;
+    c->floor_db =
+        isfinite(s->tail_threshold_db) && s->tail_threshold_db < 0.0 ? s->tail_threshold_db : SF_RENDER_FLOOR_DB;
+    c->n_threads = 1;
+#ifdef _OPENMP
+    c->n_threads = omp_get_max_threads();
+#endif
+    c->n_nodes = 1 + (int)s->n_buses;
+    c->mix_live_until = INT64_MIN;
+    c->node_ch = sf_calloc((size_t)c->n_nodes, sizeof *c->node_ch);
+    c->reach = sf_calloc((size_t)c->n_nodes, sizeof *c->reach);
+    c->live = sf_calloc((size_t)c->n_nodes, sizeof *c->live);
+    if (!c->node_ch || !c->reach || !c->live)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
+    c->node_ch[0] = s->master_channels;
+    for (size_t b = 0; b < s->n_buses; b++)
+        c->node_ch[1 + b] = s->buses[b].n_channels;
+    sf_rc rc = s_ctx_sets(c, t, err);
+    if (rc != SF_OK || t.kind == SF_TARGET_MULTITRACK)
+        return rc == SF_OK ? s_check_track(s, &s->tracks[t.index], err) : rc;
+
+    /* The null-test reference has the master the stems have, so they can null. */
+    c->graph_master_fx =
+        (t.kind == SF_TARGET_STEM || t.kind == SF_TARGET_FULL_MIX) && s->output.master_apply && s->n_master_fx > 0;
+    c->mix_master_fx = t.kind == SF_TARGET_MIX && s->mixes[t.index].master_apply && s->n_master_fx > 0;
+    /* A stem's share of a compressor that other stems feed too gets the
+     * gain the full mix gets there: the full graph, the companion, renders
+     * alongside when some dynamics could be shared. */
+    if (t.kind != SF_TARGET_FULL_MIX) {
+        bool dyn = s_node_dynamics(c, 0);
+        for (size_t b = 0; b < s->n_buses && !dyn; b++)
+            dyn = s_chain_has_dynamics(s->buses[b].fx, s->buses[b].n_fx);
+        if (dyn) {
+            rc = s_check_set(s, c->all_tracks, s->n_tracks, "full mix", err);
+            if (rc != SF_OK)
+                return rc;
+            c->sets[c->n_sets] = (s_set_t){c->all_tracks, s->n_tracks, false};
+            c->has_comp = true; /* until s_ctx_reach finds nothing shared */
+        }
+    }
+    rc = s_ctx_plan(c, err);
+    if (rc != SF_OK)
+        return rc;
+    c->gs = sf_calloc(c->n_sets + 1, sizeof *c->gs);
+    if (!c->gs)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
+    rc = s_ctx_reach(c, err);
+    if (rc == SF_OK)
+        rc = s_ctx_paths(c, err);
+    return rc;
+}
+
+static sf_rc s_ctx_alloc(s_ctx_t *c, sf_target_t t, int64_t n_frames, sf_err_t *err)
 {
     const sf_session_t *s = c->s;
+    c->win_max = n_frames < SF_RENDER_WINDOW ? n_frames : SF_RENDER_WINDOW;
+    c->stride = ((size_t)c->win_max + 15) & ~(size_t)15; /* keeps channels 64-byte aligned */
     const size_t stride = c->stride;
     size_t max_set = 0;
     c->max_clips = 0;
     c->max_src_ch = 1;
-    for (size_t si = 0; si < c->n_sets; si++) {
+    for (size_t si = 0; si < s_n_graphs(c); si++) {
         max_set = c->sets[si].n > max_set ? c->sets[si].n : max_set;
         for (size_t k = 0; k < c->sets[si].n; k++) {
             const sf_track_t *tr = &s->tracks[c->sets[si].tracks[k]];
@@ -1245,10 +1844,11 @@ static sf_rc s_ctx_alloc(s_ctx_t *c, sf_target_t t, sf_err_t *err)
     c->acc = sf_calloc((size_t)c->n_nodes, sizeof *c->acc);
     c->bus_buf = sf_aligned_alloc(sizeof(float) * stride * SF_MAX_CHANNELS);
     c->master_buf = sf_aligned_alloc(sizeof(float) * stride * (size_t)s->master_channels);
-    c->active = sf_calloc(s->n_tracks, sizeof *c->active);
+    c->out_buf = sf_aligned_alloc(sizeof(float) * stride * (size_t)s_target_channels(s, t));
+    c->active = sf_calloc(s->n_tracks ? s->n_tracks : 1, sizeof *c->active);
     c->rcs = sf_calloc(c->n_group, sizeof *c->rcs);
     c->errs = sf_calloc(c->n_group, sizeof *c->errs);
-    if (!c->acc || !c->bus_buf || !c->master_buf || !c->active || !c->rcs || !c->errs)
+    if (!c->acc || !c->bus_buf || !c->master_buf || !c->out_buf || !c->active || !c->rcs || !c->errs)
         goto nomem;
     if (t.kind == SF_TARGET_MIX &&
         !(c->mix_acc = sf_aligned_alloc(sizeof(double) * stride * (size_t)s->master_channels)))
@@ -1256,39 +1856,74 @@ static sf_rc s_ctx_alloc(s_ctx_t *c, sf_target_t t, sf_err_t *err)
     for (int n = 0; n < c->n_nodes; n++)
         if (c->reach[n] && !(c->acc[n] = sf_aligned_alloc(sizeof(double) * stride * (size_t)c->node_ch[n])))
             goto nomem;
+    for (size_t g = 0; g < c->n_groups; g++) {
+        s_group_t *gr = &c->groups[g];
+        gr->gstride = ((size_t)gr->delay + stride + 15) & ~(size_t)15;
+        if (!(gr->buf = sf_aligned_alloc(sizeof(double) * gr->gstride * (size_t)c->node_ch[gr->node])))
+            goto nomem;
+    }
+    for (size_t si = 0; si < s_n_graphs(c) && c->carry_len > 0; si++)
+        if (!(c->gs[si].carry = sf_calloc(c->carry_len, sizeof(double))))
+            goto nomem;
     return SF_OK;
 nomem:
     return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
 }
 
-static sf_rc s_ctx_init(s_ctx_t *c, const sf_session_t *s, sf_target_t t, int64_t n_frames, sf_err_t *err)
+/* The chains of every graph: the companion's first (its leaders are what
+ * the stems' followers point at). */
+static sf_rc s_ctx_chains(s_ctx_t *c, sf_err_t *err)
 {
-    c->s = s;
-    c->floor_db =
-        isfinite(s->tail_threshold_db) && s->tail_threshold_db < 0.0 ? s->tail_threshold_db : SF_RENDER_FLOOR_DB;
-    c->n_threads = 1;
-#ifdef _OPENMP
-    c->n_threads = omp_get_max_threads();
-#endif
-    c->win_max = n_frames < SF_RENDER_WINDOW ? n_frames : SF_RENDER_WINDOW;
-    c->stride = ((size_t)c->win_max + 15) & ~(size_t)15; /* keeps channels 64-byte aligned */
-    c->n_nodes = 1 + (int)s->n_buses;
-    c->node_ch = sf_calloc((size_t)c->n_nodes, sizeof *c->node_ch);
-    c->reach = sf_calloc((size_t)c->n_nodes, sizeof *c->reach);
-    c->live = sf_calloc((size_t)c->n_nodes, sizeof *c->live);
-    if (!c->node_ch || !c->reach || !c->live)
-        return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
-    c->node_ch[0] = s->master_channels;
-    for (size_t b = 0; b < s->n_buses; b++)
-        c->node_ch[1 + b] = s->buses[b].n_channels;
-    sf_rc rc = s_ctx_sets(c, t, err);
-    if (rc == SF_OK && t.kind == SF_TARGET_MULTITRACK)
-        rc = s_check_track(s, &s->tracks[t.index], err);
-    if (rc == SF_OK && t.kind != SF_TARGET_MULTITRACK)
-        rc = s_ctx_plan(c, err);
-    if (rc == SF_OK)
-        rc = s_ctx_alloc(c, t, err);
-    return rc;
+    const sf_session_t *s = c->s;
+    if (!c->any_fx)
+        return SF_OK;
+    const size_t n_graphs = s_n_graphs(c);
+    for (size_t i = 0; i < n_graphs; i++) {
+        const size_t si = c->has_comp ? (i + c->n_sets) % n_graphs : i; /* the companion first */
+        const bool comp = c->has_comp && si == c->n_sets;
+        s_gstate_t *gs = &c->gs[si];
+        const s_gstate_t *lead = c->has_comp ? &c->gs[c->n_sets] : NULL;
+        const s_set_t *set = &c->sets[si];
+        if (set->off)
+            continue;
+        gs->tracks = sf_calloc(s->n_tracks ? s->n_tracks : 1, sizeof *gs->tracks);
+        gs->buses = sf_calloc(s->n_buses ? s->n_buses : 1, sizeof *gs->buses);
+        if (!gs->tracks || !gs->buses)
+            return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
+        for (size_t k = 0; k < set->n; k++) {
+            const size_t ti = set->tracks[k];
+            const sf_track_t *tr = &s->tracks[ti];
+            if (!c->tracks[ti].fx || !s_sounding(c, ti) || gs->tracks[ti].ins)
+                continue;
+            sf_rc rc = s_chain_init(c, &gs->tracks[ti], tr->fx, tr->n_fx, c->tracks[ti].n_in, S_INS_PROCESS, NULL,
+                                    "track", tr->name, err);
+            if (rc != SF_OK)
+                return rc;
+        }
+        for (int n = 0; n < c->n_nodes; n++) {
+            const sf_insert_t *fx = n == 0 ? s->master_fx : s->buses[n - 1].fx;
+            const size_t n_fx = n == 0 ? (c->graph_master_fx ? s->n_master_fx : 0) : s->buses[n - 1].n_fx;
+            if (n_fx == 0 || !gs->reach[n])
+                continue;
+            int mode = S_INS_PROCESS;
+            if (comp) {
+                for (size_t k = 0; k < c->n_sets && mode == S_INS_PROCESS; k++)
+                    mode = c->gs[k].shared[n] ? S_INS_LEAD : S_INS_PROCESS;
+            } else if (gs->shared[n]) {
+                mode = S_INS_FOLLOW;
+            }
+            s_chain_t *ch = n == 0 ? &gs->master : &gs->buses[n - 1];
+            const s_chain_t *lead_ch = !lead ? NULL : n == 0 ? &lead->master : &lead->buses[n - 1];
+            sf_rc rc = s_chain_init(c, ch, fx, n_fx, c->node_ch[n], mode, lead_ch, "bus",
+                                    n == 0 ? "master" : s->buses[n - 1].name, err);
+            if (rc != SF_OK)
+                return rc;
+        }
+    }
+    if (c->mix_master_fx)
+        return s_chain_init(c, &c->mix_master, s->master_fx, s->n_master_fx, s->master_channels, S_INS_PROCESS, NULL,
+                            "bus", "master", err);
+    return SF_OK;
 }
 
 /* ---- one window of the graph ------------------------------------------------------ */
@@ -1302,9 +1937,34 @@ static int s_thread_num(void)
 #endif
 }
 
-/* Renders a group of active tracks over the window and adds them into the
- * accumulators, in session order. */
-static sf_rc s_render_group(s_ctx_t *c, const size_t *active, size_t n_active, int64_t w0, size_t wn, sf_err_t *err)
+/* A track with inserts: its pre-fader signal raw * env * polarity
+ * materialised in raw (rounded once), then its chain. From here on it is
+ * a clip of gain 1 everywhere in the window (its tail rings where no clip
+ * plays). */
+static void s_track_fx(const s_track_plan_t *tp, s_chain_t *ch, s_clipbuf_t *cb, int64_t w0, size_t wn)
+{
+    const double *restrict env = cb->env;
+    const double sign = tp->pre_sign;
+    for (int in = 0; in < tp->n_in; in++) {
+        float *restrict r = cb->raw[in];
+#pragma omp simd
+        for (size_t i = 0; i < wn; i++)
+            r[i] = (float)((double)r[i] * (env[i] * sign));
+    }
+    const size_t n_blocks = (wn + SF_RENDER_BLOCK - 1) / SF_RENDER_BLOCK;
+    for (size_t b = 0; b < n_blocks; b++) {
+        cb->blk_set[b] = 1;
+        cb->blk_env[b] = 1.0;
+    }
+    if (ch && ch->ins)
+        s_chain_run(ch, cb->raw, wn, w0); /* a track's inserts never follow: they cannot fail */
+}
+
+/* Renders a group of active tracks of graph gs over the window (each
+ * track's chain in its own task) and adds them into the accumulators, in
+ * session order. */
+static sf_rc s_render_group(s_ctx_t *c, s_gstate_t *gs, const size_t *active, size_t n_active, int64_t w0, size_t wn,
+                            sf_err_t *err)
 {
     atomic_int first_fail = INT_MAX; /* lowest failed index in the group so far */
     const size_t n_blocks = (wn + SF_RENDER_BLOCK - 1) / SF_RENDER_BLOCK;
@@ -1324,6 +1984,8 @@ static sf_rc s_render_group(s_ctx_t *c, const size_t *active, size_t n_active, i
             }
             sf_err_clear(&c->errs[g]);
             c->rcs[g] = s_render_clips(&s->tracks[active[g]], w0, wn, &c->bufs[g], sc, &c->errs[g]);
+            if (c->rcs[g] == SF_OK && c->tracks[active[g]].fx)
+                s_track_fx(&c->tracks[active[g]], gs->tracks ? &gs->tracks[active[g]] : NULL, &c->bufs[g], w0, wn);
             if (c->rcs[g] != SF_OK) {
                 int seen = atomic_load(&first_fail);
                 while ((int)g < seen && !atomic_compare_exchange_weak(&first_fail, &seen, (int)g))
@@ -1336,8 +1998,11 @@ static sf_rc s_render_group(s_ctx_t *c, const size_t *active, size_t n_active, i
             for (size_t blk = 0; blk < n_blocks; blk++) {
                 const size_t i0 = blk * SF_RENDER_BLOCK;
                 const size_t len = wn - i0 < SF_RENDER_BLOCK ? wn - i0 : SF_RENDER_BLOCK;
-                for (size_t g = 0; g < n_active; g++) /* session order */
-                    s_track_add(c, &c->tracks[active[g]], &c->bufs[g], i0, w0 + (int64_t)i0, len, sc);
+                for (size_t g = 0; g < n_active; g++) { /* session order */
+                    const s_track_plan_t *tp = &c->tracks[active[g]];
+                    /* automation follows the signal: a chain's output lags by its latency */
+                    s_track_add(c, tp, &c->bufs[g], i0, w0 + (int64_t)i0 - tp->lat, len, sc);
+                }
             }
         }
     }
@@ -1349,21 +2014,6 @@ static sf_rc s_render_group(s_ctx_t *c, const size_t *active, size_t n_active, i
         return c->rcs[failed];
     }
     return SF_OK;
-}
-
-/* Where effects on a bus will run, on its float signal over the window.
- * None exist yet. */
-static void s_bus_fx(const s_ctx_t *c, size_t bus, float *const *sig, size_t wn)
-{
-    (void)c, (void)bus, (void)sig, (void)wn;
-}
-
-/* The master's effects (output.master: apply, or a mix's master: apply)
- * on its float signal. Returns whether any ran; none exist yet. */
-static bool s_master_fx(const s_ctx_t *c, float *const *sig, size_t wn)
-{
-    (void)c, (void)sig, (void)wn;
-    return false;
 }
 
 static void s_round_node(const s_ctx_t *c, int node, float *buf, size_t wn)
@@ -1380,39 +2030,106 @@ static void s_round_node(const s_ctx_t *c, int node, float *buf, size_t wn)
     }
 }
 
-/* The graph over one window with the tracks of `set` sounding: the master's
- * float signal into c->master_buf. */
-static sf_rc s_graph_window(s_ctx_t *c, const s_set_t *set, int64_t w0, size_t wn, sf_err_t *err)
+/* Dest d of a source sounding in [.., w1) feeds its node in this window,
+ * which then sounds until its input has arrived (the edge's delay) and its
+ * chain has rung out. */
+static void s_feed(s_ctx_t *c, s_gstate_t *gs, const s_dest_t *d, int64_t w1)
+{
+    const int n = d->node;
+    c->live[n] = true;
+    const int64_t until = s_sat_add(s_sat_add(w1, d->delay), c->node_pad[n]);
+    gs->live_until[n] = s_max64(gs->live_until[n], until);
+}
+
+/* The delay groups of graph gs at the start of a window: what the last
+ * window left for live nodes, room for this one's inputs. */
+static void s_groups_open(const s_ctx_t *c, s_gstate_t *gs, size_t wn)
+{
+    for (size_t g = 0; g < c->n_groups; g++) {
+        const s_group_t *gr = &c->groups[g];
+        const size_t d = (size_t)gr->delay;
+        double *carry = gs->carry + gr->carry_at;
+        for (int ch = 0; ch < c->node_ch[gr->node]; ch++) {
+            if (!c->live[gr->node]) {
+                memset(carry + (size_t)ch * d, 0, sizeof(double) * d); /* silent already: keeps it exact */
+                continue;
+            }
+            double *buf = gr->buf + (size_t)ch * gr->gstride;
+            memcpy(buf, carry + (size_t)ch * d, sizeof(double) * d);
+            memset(buf + d, 0, sizeof(double) * wn);
+        }
+    }
+}
+
+/* Adds node n's late inputs into its accumulator (groups in a fixed order)
+ * and keeps what spills past the window. */
+static void s_groups_close(const s_ctx_t *c, s_gstate_t *gs, int node, size_t wn)
+{
+    for (size_t g = 0; g < c->n_groups; g++) {
+        const s_group_t *gr = &c->groups[g];
+        if (gr->node != node)
+            continue;
+        const size_t d = (size_t)gr->delay;
+        for (int ch = 0; ch < c->node_ch[node]; ch++) {
+            double *restrict acc = c->acc[node] + (size_t)ch * c->stride;
+            const double *restrict buf = gr->buf + (size_t)ch * gr->gstride;
+#pragma omp simd
+            for (size_t i = 0; i < wn; i++)
+                acc[i] += buf[i];
+            memcpy(gs->carry + gr->carry_at + (size_t)ch * d, buf + wn, sizeof(double) * d);
+        }
+    }
+}
+
+/* The graph gs (set si) over one window: the master's float signal into
+ * c->master_buf. */
+static sf_rc s_graph_window(s_ctx_t *c, size_t si, int64_t w0, size_t wn, sf_err_t *err)
 {
     const sf_session_t *s = c->s;
+    const s_set_t *set = &c->sets[si];
+    s_gstate_t *gs = &c->gs[si];
     const int64_t w1 = w0 + (int64_t)wn;
     size_t n_active = 0;
+    /* a track with inserts keeps running while its tail rings; past it, its
+     * chain goes back to silence */
     for (size_t k = 0; k < set->n; k++) {
-        size_t ti = set->tracks[k];
-        if (!s->tracks[ti].mute && c->tracks[ti].audible && s_clips_overlap(&s->tracks[ti], w0, w1))
+        const size_t ti = set->tracks[k];
+        const s_track_plan_t *tp = &c->tracks[ti];
+        const int64_t from = tp->fx ? s_sat_sub(w0, tp->pad) : w0;
+        if (!s->tracks[ti].mute && tp->audible && s_clips_overlap(&s->tracks[ti], from, w1))
             c->active[n_active++] = ti;
+        else if (gs->tracks && gs->tracks[ti].running)
+            s_chain_reset(&gs->tracks[ti]);
     }
     memset(c->live, 0, sizeof(bool) * (size_t)c->n_nodes);
     for (size_t g = 0; g < n_active; g++) {
         const s_track_plan_t *tp = &c->tracks[c->active[g]];
         for (size_t j = 0; j < tp->n_dests; j++)
             if (tp->dests[j].audible)
-                c->live[tp->dests[j].node] = true;
+                s_feed(c, gs, &tp->dests[j], w1);
     }
     for (size_t k = 0; k < s->n_buses; k++) {
-        const s_bus_plan_t *bp = &c->buses[s->bus_order[k]];
-        if (c->live[1 + s->bus_order[k]])
-            for (size_t j = 0; j < bp->n_dests; j++)
-                if (bp->dests[j].audible)
-                    c->live[bp->dests[j].node] = true;
+        const size_t b = s->bus_order[k];
+        const s_bus_plan_t *bp = &c->buses[b];
+        c->live[1 + b] = c->live[1 + b] || w0 < gs->live_until[1 + b];
+        if (!c->live[1 + b]) {
+            if (gs->buses && gs->buses[b].running)
+                s_chain_reset(&gs->buses[b]);
+            continue;
+        }
+        for (size_t j = 0; j < bp->n_dests; j++)
+            if (bp->dests[j].audible)
+                s_feed(c, gs, &bp->dests[j], w1);
     }
+    c->live[0] = c->live[0] || w0 < gs->live_until[0];
     for (int n = 0; n < c->n_nodes; n++)
         if (c->live[n])
             memset(c->acc[n], 0, sizeof(double) * c->stride * (size_t)c->node_ch[n]);
+    s_groups_open(c, gs, wn);
 
     for (size_t g0 = 0; g0 < n_active; g0 += c->n_group) {
         size_t n = n_active - g0 < c->n_group ? n_active - g0 : c->n_group;
-        sf_rc rc = s_render_group(c, c->active + g0, n, w0, wn, err);
+        sf_rc rc = s_render_group(c, gs, c->active + g0, n, w0, wn, err);
         if (rc != SF_OK)
             return rc;
     }
@@ -1423,11 +2140,13 @@ static sf_rc s_graph_window(s_ctx_t *c, const s_set_t *set, int64_t w0, size_t w
         if (!c->live[1 + b])
             continue;
         const s_bus_plan_t *bp = &c->buses[b];
+        s_groups_close(c, gs, 1 + (int)b, wn);
         s_round_node(c, 1 + (int)b, c->bus_buf, wn);
         float *sig[SF_MAX_CHANNELS];
         for (int ch = 0; ch < bp->n_ch; ch++)
             sig[ch] = c->bus_buf + (size_t)ch * c->stride;
-        s_bus_fx(c, b, sig, wn);
+        if (gs->buses && gs->buses[b].ins && !s_chain_run(&gs->buses[b], sig, wn, w0))
+            return SF_ERR(err, SF_E_INTERNAL, "the shared dynamics of bus '%s' have no gain curve", s->buses[b].name);
 #pragma omp parallel for schedule(static) num_threads(c->n_threads)
         for (size_t blk = 0; blk < n_blocks; blk++) {
             const size_t i0 = blk * SF_RENDER_BLOCK;
@@ -1435,11 +2154,12 @@ static sf_rc s_graph_window(s_ctx_t *c, const s_set_t *set, int64_t w0, size_t w
             const float *at[SF_MAX_CHANNELS];
             for (int ch = 0; ch < bp->n_ch; ch++)
                 at[ch] = sig[ch] + i0;
-            s_bus_add(c, bp, at, i0, w0 + (int64_t)i0, len, &c->scratch[s_thread_num()]);
+            s_bus_add(c, bp, at, i0, w0 + (int64_t)i0 - bp->lat, len, &c->scratch[s_thread_num()]);
         }
     }
 
     if (c->live[0]) {
+        s_groups_close(c, gs, 0, wn);
         s_round_node(c, 0, c->master_buf, wn);
     } else {
         for (int ch = 0; ch < s->master_channels; ch++)
@@ -1448,22 +2168,46 @@ static sf_rc s_graph_window(s_ctx_t *c, const s_set_t *set, int64_t w0, size_t w
     return SF_OK;
 }
 
-/* out[ch] + at = the master signal in n_out channels. The same layout: the
+/* The master's chain inside graph gs, on c->master_buf, while the master
+ * sounds (its tail included). *ran: it did. */
+static sf_rc s_master_chain(s_ctx_t *c, s_gstate_t *gs, int64_t w0, size_t wn, bool *ran, sf_err_t *err)
+{
+    *ran = false;
+    if (!gs->master.ins)
+        return SF_OK;
+    if (!c->live[0]) {
+        if (gs->master.running)
+            s_chain_reset(&gs->master);
+        return SF_OK;
+    }
+    float *sig[SF_MAX_CHANNELS];
+    for (int ch = 0; ch < c->s->master_channels; ch++)
+        sig[ch] = c->master_buf + (size_t)ch * c->stride;
+    if (!s_chain_run(&gs->master, sig, wn, w0))
+        return SF_ERR(err, SF_E_INTERNAL, "the shared dynamics of the master have no gain curve");
+    *ran = true;
+    return SF_OK;
+}
+
+/* out[ch][0..wn) = the master signal in n_out channels. The same layout: the
  * float master. Another: sf_render_layout_gains applied in double to the
  * master's double sum and rounded once -- the float master would add two
  * roundings (measured 0.86 LSB24 against 0.6 on a mono fold of a stereo
- * mix). Once the master has effects, a master that ran them converts its
- * float signal instead (from_float). */
-static void s_master_to(const s_ctx_t *c, int n_out, float *const *out, size_t at, size_t wn, bool from_float)
+ * mix). A master whose effects ran converts its float signal instead
+ * (from_float). */
+static void s_master_to(const s_ctx_t *c, int n_out, float *const *out, size_t wn, bool from_float)
 {
     const int n_in = c->s->master_channels;
     if (n_in == n_out) {
         for (int ch = 0; ch < n_out; ch++)
-            memcpy(out[ch] + at, c->master_buf + (size_t)ch * c->stride, sizeof(float) * wn);
+            memcpy(out[ch], c->master_buf + (size_t)ch * c->stride, sizeof(float) * wn);
         return;
     }
-    if (!c->live[0])
-        return; /* silent: out is zeroed already */
+    if (!c->live[0] && !from_float) {
+        for (int ch = 0; ch < n_out; ch++)
+            memset(out[ch], 0, sizeof(float) * wn);
+        return;
+    }
     double lg[SF_MAX_CHANNELS][SF_MAX_CHANNELS];
     sf_render_layout_gains(n_in, n_out, lg);
     const size_t n_blocks = (wn + SF_RENDER_BLOCK - 1) / SF_RENDER_BLOCK;
@@ -1491,51 +2235,86 @@ static void s_master_to(const s_ctx_t *c, int n_out, float *const *out, size_t a
                 for (size_t i = 0; i < len; i++)
                     sum[i] += src[i] * g;
             }
-            sf_dsp_f64_to_f32(out[ch] + at + i0, sum, len);
+            sf_dsp_f64_to_f32(out[ch] + i0, sum, len);
         }
     }
 }
 
-static sf_rc s_render_graph(s_ctx_t *c, sf_target_t t, int64_t start, int64_t n_frames, float *const *out,
-                            sf_err_t *err)
+/* MIX: the stems in stem order, each at its gain, summed in double; then
+ * the master chain on the sum while it sounds. */
+static sf_rc s_mix_window(s_ctx_t *c, const sf_mix_t *mix, int64_t w0, size_t wn, sf_err_t *err)
 {
     const sf_session_t *s = c->s;
     const int n_master = s->master_channels;
-    float *master[SF_MAX_CHANNELS];
+    bool fed = false;
     for (int ch = 0; ch < n_master; ch++)
-        master[ch] = c->master_buf + (size_t)ch * c->stride;
-    for (int64_t done = 0; done < n_frames; done += c->win_max) {
-        const int64_t w0 = start + done;
-        const size_t wn = (size_t)(n_frames - done < c->win_max ? n_frames - done : c->win_max);
-        if (t.kind != SF_TARGET_MIX) {
-            sf_rc rc = s_graph_window(c, &c->sets[0], w0, wn, err);
-            if (rc != SF_OK)
-                return rc;
-            bool fx = t.kind == SF_TARGET_STEM && s->output.master_apply && s_master_fx(c, master, wn);
-            s_master_to(c, s_target_channels(s, t), out, (size_t)done, wn, fx);
+        memset(c->mix_acc + (size_t)ch * c->stride, 0, sizeof(double) * wn);
+    for (size_t k = 0; k < s->n_stems; k++) {
+        if (c->sets[k].off)
             continue;
-        }
-        /* MIX: the stems in stem order, each at its gain, summed in double */
-        const sf_mix_t *mix = &s->mixes[t.index];
+        sf_rc rc = s_graph_window(c, k, w0, wn, err);
+        if (rc != SF_OK)
+            return rc;
+        if (!c->live[0])
+            continue;
+        fed = true;
+        const float g = (float)sf_dsp_db_to_gain(mix->stem_gain_db[k]);
         for (int ch = 0; ch < n_master; ch++)
-            memset(c->mix_acc + (size_t)ch * c->stride, 0, sizeof(double) * wn);
-        for (size_t k = 0; k < s->n_stems; k++) {
-            if (mix->stem_gain_db[k] == SF_NEG_INF)
-                continue;
-            sf_rc rc = s_graph_window(c, &c->sets[k], w0, wn, err);
-            if (rc != SF_OK)
-                return rc;
-            if (!c->live[0])
-                continue;
-            const float g = (float)sf_dsp_db_to_gain(mix->stem_gain_db[k]);
-            for (int ch = 0; ch < n_master; ch++)
-                sf_dsp_mix_f64(c->mix_acc + (size_t)ch * c->stride, master[ch], wn, g);
-        }
+            sf_dsp_mix_f64(c->mix_acc + (size_t)ch * c->stride, c->master_buf + (size_t)ch * c->stride, wn, g);
+    }
+    for (int ch = 0; ch < n_master; ch++)
+        sf_dsp_f64_to_f32(c->master_buf + (size_t)ch * c->stride, c->mix_acc + (size_t)ch * c->stride, wn);
+    if (!c->mix_master.ins)
+        return SF_OK;
+    if (fed)
+        c->mix_live_until = s_max64(c->mix_live_until, s_sat_add(w0 + (int64_t)wn, c->mix_pad));
+    if (fed || w0 < c->mix_live_until) {
+        float *sig[SF_MAX_CHANNELS];
         for (int ch = 0; ch < n_master; ch++)
-            sf_dsp_f64_to_f32(master[ch], c->mix_acc + (size_t)ch * c->stride, wn);
-        if (mix->master_apply)
-            s_master_fx(c, master, wn);
-        s_master_to(c, n_master, out, (size_t)done, wn, true);
+            sig[ch] = c->master_buf + (size_t)ch * c->stride;
+        s_chain_run(&c->mix_master, sig, wn, w0);
+    } else if (c->mix_master.running) {
+        s_chain_reset(&c->mix_master);
+    }
+    return SF_OK;
+}
+
+/* Renders frames [r0, r0 + n_total) of the graph and keeps output frames
+ * [skip, n_total) in out: the pre-roll and the latency are dropped. */
+static sf_rc s_render_graph(s_ctx_t *c, sf_target_t t, int64_t r0, int64_t n_total, int64_t skip, float *const *out,
+                            sf_err_t *err)
+{
+    const sf_session_t *s = c->s;
+    const int n_out = s_target_channels(s, t);
+    float *obuf[SF_MAX_CHANNELS];
+    for (int ch = 0; ch < n_out; ch++)
+        obuf[ch] = c->out_buf + (size_t)ch * c->stride;
+    for (int64_t done = 0; done < n_total; done += c->win_max) {
+        const int64_t w0 = r0 + done;
+        const size_t wn = (size_t)(n_total - done < c->win_max ? n_total - done : c->win_max);
+        sf_rc rc = SF_OK;
+        bool fx = false;
+        if (c->has_comp) { /* first: the curves that the stems' shared dynamics follow */
+            rc = s_graph_window(c, c->n_sets, w0, wn, err);
+            if (rc == SF_OK)
+                rc = s_master_chain(c, &c->gs[c->n_sets], w0, wn, &fx, err);
+        }
+        if (rc == SF_OK && t.kind == SF_TARGET_MIX) {
+            rc = s_mix_window(c, &s->mixes[t.index], w0, wn, err);
+            fx = true; /* the float sum */
+        } else if (rc == SF_OK) {
+            rc = s_graph_window(c, 0, w0, wn, err);
+            if (rc == SF_OK)
+                rc = s_master_chain(c, &c->gs[0], w0, wn, &fx, err);
+        }
+        if (rc != SF_OK)
+            return rc;
+        s_master_to(c, n_out, obuf, wn, fx);
+        const int64_t from = done < skip ? skip - done : 0;
+        if (from >= (int64_t)wn)
+            continue;
+        for (int ch = 0; ch < n_out; ch++)
+            memcpy(out[ch] + (done + from - skip), obuf[ch] + from, sizeof(float) * (wn - (size_t)from));
     }
     return SF_OK;
 }
@@ -1593,20 +2372,51 @@ sf_rc sf_render(const sf_session_t *s, sf_target_t t, int64_t start, int64_t n_f
         return rc;
     for (int ch = 0; ch < n_out; ch++)
         memset(out[ch], 0, sizeof(float) * (size_t)n_frames);
-    /* No effect has memory yet, so the pre-roll would be rendered and
-     * discarded without changing a sample: it is skipped. Once effects keep
-     * state, rendering starts at start - preroll. */
     if (n_frames == 0)
         return SF_OK;
 
     s_ctx_t c = {0};
-    rc = s_ctx_init(&c, s, t, n_frames, err);
+    rc = s_ctx_prepare(&c, s, t, err);
+    /* Without an effect that keeps state the pre-roll would be rendered and
+     * discarded without changing a sample: it is skipped. With one, the
+     * render starts at start - preroll, and runs `latency` frames longer to
+     * read the output where the timeline's frames come out. */
+    const int64_t pre = c.any_fx ? preroll : 0;
+    const int64_t lat = c.any_fx ? c.latency : 0;
+    const int64_t n_total = s_sat_add(s_sat_add(pre, lat), n_frames);
     if (rc == SF_OK)
-        rc = t.kind == SF_TARGET_MULTITRACK ? s_render_multitrack(&c, &s->tracks[t.index], start, n_frames, out, err)
-                                            : s_render_graph(&c, t, start, n_frames, out, err);
+        rc = s_ctx_alloc(&c, t, n_total, err);
+    if (rc == SF_OK)
+        rc = s_ctx_chains(&c, err); /* reports effects that cannot run before the range below */
+    if (rc == SF_OK && c.any_fx && (n_total > INT64_MAX / 4 || start < INT64_MIN / 4 + pre || start > INT64_MAX / 4))
+        rc = SF_ERR(err, SF_E_INTERNAL, "bad render range (%lld frames, %lld pre-roll, %lld latency)",
+                    (long long)n_frames, (long long)pre, (long long)lat);
+    if (rc == SF_OK)
+        rc = t.kind == SF_TARGET_MULTITRACK
+                 ? s_render_multitrack(&c, &s->tracks[t.index], start, n_frames, out, err)
+                 : s_render_graph(&c, t, start - pre, pre + lat + n_frames, pre + lat, out, err);
     s_ctx_free(&c);
     return rc;
 }
+
+/* sf_render_preroll (want_latency false) or sf_render_latency. */
+static int64_t s_path_frames(const sf_session_t *s, sf_target_t t, bool want_latency)
+{
+    if (s_target_channels(s, t) == 0 || t.kind == SF_TARGET_MULTITRACK)
+        return 0;
+    s_ctx_t c = {0};
+    sf_err_t err = {0};
+    sf_rc rc = s_check_graph(s, &err);
+    if (rc == SF_OK)
+        rc = s_ctx_prepare(&c, s, t, &err);
+    int64_t v = rc == SF_E_NOMEM ? -1 : rc != SF_OK || !c.any_fx ? 0 : want_latency ? c.latency : c.preroll_need;
+    s_ctx_free(&c);
+    return v;
+}
+
+int64_t sf_render_preroll(const sf_session_t *s, sf_target_t t) { return s_path_frames(s, t, false); }
+
+int64_t sf_render_latency(const sf_session_t *s, sf_target_t t) { return s_path_frames(s, t, true); }
 
 sf_rc sf_render_stem(const sf_session_t *s, size_t stem_index, int64_t start, int64_t n_frames, int64_t preroll,
                      float *const *out, sf_err_t *err)

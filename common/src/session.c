@@ -13,11 +13,13 @@
  *      stems after tracks (their patterns name tracks), mixes after stems.
  *   3. Cross checks that need the whole model: track membership and the
  *      rest stem, `end: auto`, deliverable file names, routing cycles,
- *      bus_order and the buses each stem reaches.
+ *      bus_order and the buses each stem reaches; last, the effect tails
+ *      that `end: auto` adds, once the model has no error.
  *
- * Sources at another rate are resampled (sf_media_resampled) once per
- * distinct file in a load; the model then reads the copy, and every frame
- * count in it is at the session rate.
+ * Sources and impulse responses at another rate are resampled
+ * (sf_media_resampled) once per distinct file in a load; the model then
+ * reads the copy, and every frame count in it is at the session rate.
+ * Effect parameters are validated against sf_fx_param_specs.
  *
  * Invariants of a returned model: see sf/session.h. A load that found any
  * error returns SF_E_INPUT and no model; an allocation failure anywhere
@@ -87,7 +89,8 @@ static const char *s_kind_name(s_kind_t k) { return k == S_MAP ? "a mapping" : k
 
 /* ---- loader state and diagnostics -------------------------------------- */
 
-/* A source resampled in this load: made once, shared by its clips. */
+/* A source or impulse response resampled in this load: made once, shared
+ * by every clip and convolve that reads it. */
 typedef struct {
     char *src;        /* the resolved source path (owned) */
     char *copy;       /* its resampled copy (owned); NULL when that failed (reported) */
@@ -117,7 +120,7 @@ typedef struct {
     s_edge_t *edges;          /* owned: bus -> bus, for cycles and bus_order */
     size_t n_edges;
     size_t cap_edges;
-    s_copy_t *copies; /* owned: resampled sources */
+    s_copy_t *copies; /* owned: resampled sources and impulse responses */
     size_t n_copies;
     size_t cap_copies;
 } s_ctx_t;
@@ -386,11 +389,11 @@ typedef struct {
     const char *unsupported; /* NULL: supported; else why not, for the message */
 } s_key_t;
 
-#define S_NO_EFFECTS "this version has no effects"
-
 /* Reports keys that are not names, duplicates, unknown and unsupported keys.
- * keys NULL: any name may be a key (stem names in a mix's gains_db). */
-static void s_check_keys(s_ctx_t *c, const s_node_t *map, const s_key_t *keys, size_t n_keys, const s_where_t *w)
+ * keys NULL: any name may be a key (stem names in a mix's gains_db). hint
+ * (or NULL) ends the message of an unknown key: " (eq takes ...)". */
+static void s_check_keys_hint(s_ctx_t *c, const s_node_t *map, const s_key_t *keys, size_t n_keys, const s_where_t *w,
+                              const char *hint)
 {
     char in[400];
     s_in(w, in, sizeof in);
@@ -414,10 +417,15 @@ static void s_check_keys(s_ctx_t *c, const s_node_t *map, const s_key_t *keys, s
         while (n < n_keys && strcmp(keys[n].key, k->text))
             n++;
         if (n == n_keys)
-            s_error(c, k->mark, "unknown key '%s'%s", k->text, in);
+            s_error(c, k->mark, "unknown key '%s'%s%s", k->text, in, hint ? hint : "");
         else if (keys[n].unsupported)
             s_error(c, k->mark, "not supported yet: '%s'%s (%s)", k->text, in, keys[n].unsupported);
     }
+}
+
+static void s_check_keys(s_ctx_t *c, const s_node_t *map, const s_key_t *keys, size_t n_keys, const s_where_t *w)
+{
+    s_check_keys_hint(c, map, keys, n_keys, w, NULL);
 }
 
 /* The key node of the first `key` (duplicates are reported by s_check_keys). */
@@ -738,7 +746,7 @@ static void s_session_section(s_ctx_t *c, const s_node_t *root, s_region_t *regi
 
 static void s_master_section(s_ctx_t *c, const s_node_t *root)
 {
-    static const s_key_t keys[] = {{"channels", NULL}, {"fx", S_NO_EFFECTS}};
+    static const s_key_t keys[] = {{"channels", NULL}, {"fx", NULL}};
     s_where_t w = s_where_section("master");
     const s_node_t *sec = s_get(root, "master");
     c->s->master_channels = 2;
@@ -1009,6 +1017,423 @@ static void s_sends(s_ctx_t *c, const s_node_t *map, const s_where_t *w, int sel
     }
 }
 
+/* ---- media files: sources and impulse responses ------------------------- */
+
+/* The lowercase strerror text (git prints it as is; our messages are lowercase). */
+static void s_errno_text(int errnum, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", strerror(errnum));
+    buf[0] = (char)tolower((unsigned char)buf[0]);
+}
+
+/* Opens the media file at `path`, written v->text in the session and used
+ * as a `what` ("source", "impulse response"), far enough to read its header
+ * into *info. False when it cannot be used (reported at v). */
+static bool s_probe(s_ctx_t *c, const s_node_t *v, const char *path, const char *what, sf_media_info_t *info)
+{
+    struct stat st;
+    char reason[256];
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR) {
+            s_error(c, v->mark, "%s '%s' not found at '%s'", what, v->text, path);
+        } else {
+            s_errno_text(errno, reason, sizeof reason);
+            s_error(c, v->mark, "cannot open %s '%s': %s", what, v->text, reason);
+        }
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        s_error(c, v->mark, "%s '%s' is not a file", what, v->text);
+        return false;
+    }
+    if (st.st_size == 0) {
+        s_error(c, v->mark, "%s '%s' is empty (0 bytes)", what, v->text);
+        return false;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        s_errno_text(errno, reason, sizeof reason);
+        s_error(c, v->mark, "cannot open %s '%s': %s", what, v->text, reason);
+        return false;
+    }
+    fclose(f);
+
+    sf_err_t e = {0};
+    sf_rc rc = sf_media_probe(path, info, &e);
+    if (rc == SF_E_NOMEM) {
+        c->rc = rc;
+        return false;
+    }
+    if (rc == SF_E_INPUT) {
+        s_error(c, v->mark, "%s '%s' has no audio frames", what, v->text);
+        return false;
+    }
+    if (rc) {
+        s_error(c, v->mark, "cannot read %s '%s' (not an audio file libsndfile can read)", what, v->text);
+        return false;
+    }
+    return true;
+}
+
+/* The copy of the file at `path` (a `what` at `rate` Hz, written v->text in
+ * the session) resampled to the session rate, made once per distinct file
+ * in a load: its path (owned by the load) and *n_frames. NULL when it cannot
+ * be made: reported at `mark` for the first user of that file only, or out
+ * of memory (c->rc). */
+static const char *s_copy_of(s_ctx_t *c, const s_node_t *v, const char *path, const char *what, int rate,
+                             sf_mark_t mark, int64_t *n_frames)
+{
+    s_copy_t *copy = NULL;
+    for (size_t i = 0; i < c->n_copies && !copy; i++)
+        if (!strcmp(c->copies[i].src, path))
+            copy = &c->copies[i];
+    if (!copy) {
+        if (!s_grow(c, (void **)&c->copies, &c->cap_copies, c->n_copies, sizeof *c->copies))
+            return NULL;
+        copy = &c->copies[c->n_copies];
+        *copy = (s_copy_t){.src = s_dup(c, path)};
+        if (!copy->src)
+            return NULL;
+        c->n_copies++;
+        char *made = NULL;
+        sf_err_t e = {0};
+        sf_rc rc = sf_media_resampled(path, c->rate, c->s->cache_dir, &made, &e);
+        if (rc == SF_E_NOMEM) {
+            c->rc = rc;
+            return NULL;
+        }
+        if (rc) {
+            s_error(c, mark, "cannot resample %s '%s' from %d Hz to %d Hz: %s", what, v->text, rate, c->rate, e.msg);
+            return NULL;
+        }
+        sf_media_info_t info;
+        rc = sf_media_probe(made, &info, &e);
+        if (rc == SF_E_NOMEM) {
+            sf_free(made);
+            c->rc = rc;
+            return NULL;
+        }
+        if (rc) {
+            s_error(c, mark, "cannot read the resampled copy of %s '%s': %s", what, v->text, e.msg);
+            sf_free(made);
+            return NULL;
+        }
+        copy->copy = made;
+        copy->n_frames = info.frames;
+    }
+    *n_frames = copy->n_frames;
+    return copy->copy;
+}
+
+/* ---- insert effects ------------------------------------------------------ */
+
+/* The names, ranges and defaults of every numeric parameter come from
+ * sf_fx_param_specs, so the loader, the DSP and the documentation agree.
+ * The keys that are not numbers (eq `type`, convolve `ir`) are read here. */
+
+static const char *const s_eq_type_names[] = {"peak",     "lowshelf", "highshelf", "lowpass",
+                                              "highpass", "bandpass", "notch",     NULL};
+
+/* The field of p that parameter `key` of p->kind fills; NULL when there is
+ * none (the table and this loader disagree). */
+static double *s_fx_field(sf_fx_params_t *p, const char *key)
+{
+    const struct {
+        sf_fx_kind_t kind;
+        const char *key;
+        double *field;
+    } fields[] = {
+        {SF_FX_GAIN, "db", &p->u.gain.db},
+        {SF_FX_EQ, "freq", &p->u.eq.freq},
+        {SF_FX_EQ, "gain_db", &p->u.eq.gain_db},
+        {SF_FX_EQ, "q", &p->u.eq.q},
+        {SF_FX_COMPRESSOR, "threshold_db", &p->u.compressor.threshold_db},
+        {SF_FX_COMPRESSOR, "ratio", &p->u.compressor.ratio},
+        {SF_FX_COMPRESSOR, "attack_ms", &p->u.compressor.attack_ms},
+        {SF_FX_COMPRESSOR, "release_ms", &p->u.compressor.release_ms},
+        {SF_FX_COMPRESSOR, "knee_db", &p->u.compressor.knee_db},
+        {SF_FX_COMPRESSOR, "makeup_db", &p->u.compressor.makeup_db},
+        {SF_FX_LIMITER, "ceiling_db", &p->u.limiter.ceiling_db},
+        {SF_FX_LIMITER, "release_ms", &p->u.limiter.release_ms},
+        {SF_FX_LIMITER, "lookahead_ms", &p->u.limiter.lookahead_ms},
+        {SF_FX_DELAY, "time_ms", &p->u.delay.time_ms},
+        {SF_FX_DELAY, "feedback", &p->u.delay.feedback},
+        {SF_FX_DELAY, "mix", &p->u.delay.mix},
+        {SF_FX_REVERB, "decay_s", &p->u.reverb.decay_s},
+        {SF_FX_REVERB, "predelay_ms", &p->u.reverb.predelay_ms},
+        {SF_FX_REVERB, "damping", &p->u.reverb.damping},
+        {SF_FX_REVERB, "mix", &p->u.reverb.mix},
+        {SF_FX_CONVOLVE, "mix", &p->u.convolve.mix},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (fields[i].kind == p->kind && !strcmp(fields[i].key, key))
+            return fields[i].field;
+    return NULL;
+}
+
+/* The key an effect takes besides its numbers, or NULL. */
+static const char *s_fx_text_key(const char *effect)
+{
+    if (!strcmp(effect, "eq"))
+        return "type";
+    if (!strcmp(effect, "convolve"))
+        return "ir";
+    return NULL;
+}
+
+/* The table's first row for `effect`, or NULL for an unknown effect. */
+static const sf_fx_param_spec_t *s_fx_spec(const char *effect)
+{
+    size_t n;
+    const sf_fx_param_spec_t *specs = sf_fx_param_specs(&n);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(specs[i].effect, effect))
+            return &specs[i];
+    return NULL;
+}
+
+/* "gain, eq, highpass, ..., convolve": every effect name, in table order. */
+static const char *s_fx_names(char *buf, size_t n_bytes)
+{
+    size_t n, len = 0;
+    const sf_fx_param_spec_t *specs = sf_fx_param_specs(&n);
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (s_fx_spec(specs[i].effect) == &specs[i] && len < n_bytes)
+            len += (size_t)snprintf(buf + len, n_bytes - len, "%s%s", len ? ", " : "", specs[i].effect);
+    return buf;
+}
+
+/* A numeric parameter into *out: a number (dB keys also take -inf, which no
+ * range admits, so that the message is about the range), inside the range
+ * of its row. False when it is not (reported; *out keeps the default). */
+static bool s_fx_number(s_ctx_t *c, const s_node_t *v, const sf_fx_param_spec_t *row, const char *owner, double *out)
+{
+    size_t len = strlen(row->key);
+    bool db = len >= 2 && !strcmp(row->key + len - 2, "db");
+    double x;
+    if (db ? sf_value_level_db(v->text, &x, NULL) : sf_value_number(v->text, -HUGE_VAL, HUGE_VAL, &x, NULL)) {
+        s_error(c, v->mark, "invalid number '%s' for %s '%s' in %s", v->text, row->effect, row->key, owner);
+        return false;
+    }
+    if (row->hi_exclusive && x >= row->hi) {
+        /* Only a delay's feedback has an open end, and that is why. */
+        bool endless = row->kind == SF_FX_DELAY && !strcmp(row->key, "feedback");
+        s_error(c, v->mark, "%s '%s' %s is out of range in %s: must be below %g%s", row->effect, row->key, v->text,
+                owner, row->hi, endless ? " (the tail would never end)" : "");
+        return false;
+    }
+    if (row->hi_exclusive && x < row->lo) {
+        s_error(c, v->mark, "%s '%s' %s is out of range in %s: must be at least %g and below %g", row->effect, row->key,
+                v->text, owner, row->lo, row->hi);
+        return false;
+    }
+    if (x < row->lo || x > row->hi) {
+        s_error(c, v->mark, "%s '%s' %s is out of range %g..%g in %s", row->effect, row->key, v->text, row->lo, row->hi,
+                owner);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+/* convolve's `ir`: resolved like a source. When sources are checked it must
+ * be readable, mono or (where the chain runs on two channels) stereo, and
+ * it is resampled to the session rate like a source. */
+static void s_ir(s_ctx_t *c, const s_node_t *v, const char *owner, int n_channels, sf_insert_t *ins)
+{
+    if (!v->text[0]) {
+        s_error(c, v->mark, "'ir' in convolve of %s must not be empty", owner);
+        return;
+    }
+    if (!(ins->ir_path = s_join(c, c->s->media_root, v->text)) || !c->check_sources)
+        return;
+    sf_media_info_t info;
+    if (!s_probe(c, v, ins->ir_path, "impulse response", &info))
+        return;
+    if (info.channels > 2) {
+        s_error(c, v->mark, "impulse response '%s' has %d channels (expected mono or stereo)", v->text, info.channels);
+        return;
+    }
+    if (info.channels == 2 && n_channels && n_channels != 2) {
+        s_error(c, v->mark, "impulse response '%s' is stereo and %s is %s (expected a mono impulse response)", v->text,
+                owner, sf_layout_name(n_channels));
+        return;
+    }
+    if (!c->rate || info.sample_rate == c->rate)
+        return;
+    if (!c->resample) {
+        s_error(c, v->mark, "impulse response '%s' is %d Hz, the session is %d Hz (and resampling is off)", v->text,
+                info.sample_rate, c->rate);
+        return;
+    }
+    int64_t n_frames;
+    const char *copy = s_copy_of(c, v, ins->ir_path, "impulse response", info.sample_rate, v->mark, &n_frames);
+    char *path = copy ? s_dup(c, copy) : NULL;
+    if (!path)
+        return;
+    sf_free(ins->ir_path);
+    ins->ir_path = path;
+}
+
+/* The keys `effect` takes into keys[] (at most cap), and the hint that an
+ * unknown key's message ends with: " (eq takes type, freq, gain_db, q)". */
+static size_t s_fx_keys(const char *effect, s_key_t *keys, size_t cap, char *hint, size_t n_hint)
+{
+    size_t n_specs, n_keys = 0, len;
+    const sf_fx_param_spec_t *specs = sf_fx_param_specs(&n_specs);
+    const char *text_key = s_fx_text_key(effect);
+    if (text_key)
+        keys[n_keys++] = (s_key_t){text_key, NULL};
+    for (size_t i = 0; i < n_specs && n_keys < cap; i++)
+        if (!strcmp(specs[i].effect, effect))
+            keys[n_keys++] = (s_key_t){specs[i].key, NULL};
+    len = (size_t)snprintf(hint, n_hint, " (%s takes", effect);
+    for (size_t i = 0; i < n_keys && len < n_hint; i++)
+        len += (size_t)snprintf(hint + len, n_hint - len, "%s %s", i ? "," : "", keys[i].key);
+    if (len < n_hint)
+        snprintf(hint + len, n_hint - len, ")");
+    return n_keys;
+}
+
+/* An eq's `type`, its frequency against the rate (v_freq: the frequency as
+ * written, when it was read well) and a gain that its type ignores. */
+static void s_eq_checks(s_ctx_t *c, const s_node_t *params, const s_where_t *w, const char *effect, const char *owner,
+                        const s_node_t *v_freq, sf_insert_t *ins)
+{
+    const s_node_t *v;
+    int i;
+    if (params && (v = s_scalar(c, params, "type", w, false)) &&
+        (i = s_enum(c, v, s_eq_type_names, "eq type",
+                    "peak, lowshelf, highshelf, lowpass, highpass, bandpass or notch")) >= 0)
+        ins->params.u.eq.type = (sf_eq_type_t)i;
+    /* The table's range cannot know the rate; at or above Nyquist the
+     * cookbook's w0 = 2 pi f / rate wraps past pi. */
+    if (c->rate && v_freq && ins->params.u.eq.freq >= c->rate / 2.0)
+        s_error(c, v_freq->mark, "%s 'freq' %s in %s must be below half the sample rate (%g Hz)", effect, v_freq->text,
+                owner, c->rate / 2.0);
+    sf_eq_type_t type = ins->params.u.eq.type;
+    const s_node_t *k = params ? s_get_key(params, "gain_db") : NULL;
+    if (k && type != SF_EQ_PEAK && type != SF_EQ_LOWSHELF && type != SF_EQ_HIGHSHELF)
+        s_warning(c, k->mark, "'gain_db' in %s does nothing for type '%s' (only peak and shelves use it)", w->item,
+                  s_eq_type_names[type]);
+}
+
+/* The effect's parameters (`params` NULL: none given, all defaults) once
+ * ins->params.kind is set; `name` is the effect's name as written. */
+static void s_fx_params(s_ctx_t *c, const s_node_t *params, const s_node_t *name, const char *owner, int n_channels,
+                        sf_insert_t *ins)
+{
+    const char *effect = name->text;
+    s_where_t w = s_where_item("%s of %.300s", effect, owner);
+    s_key_t keys[16];
+    char hint[200];
+    size_t n_specs, n_keys = s_fx_keys(effect, keys, sizeof keys / sizeof keys[0], hint, sizeof hint);
+    const sf_fx_param_spec_t *specs = sf_fx_param_specs(&n_specs);
+    if (params)
+        s_check_keys_hint(c, params, keys, n_keys, &w, hint);
+
+    const s_node_t *v, *v_freq = NULL;
+    for (size_t i = 0; i < n_specs; i++) {
+        const sf_fx_param_spec_t *row = &specs[i];
+        double *field = strcmp(row->effect, effect) ? NULL : s_fx_field(&ins->params, row->key);
+        if (!field)
+            continue;
+        *field = row->def;
+        v = params ? s_scalar(c, params, row->key, &w, row->required) : NULL;
+        if (!params && row->required)
+            s_error(c, name->mark, "missing key '%s' in %s", row->key, w.item);
+        if (v && s_fx_number(c, v, row, owner, field) && !strcmp(row->key, "freq"))
+            v_freq = v;
+    }
+    if (ins->params.kind == SF_FX_EQ)
+        s_eq_checks(c, params, &w, effect, owner, v_freq, ins);
+    if (ins->params.kind == SF_FX_CONVOLVE) {
+        if (!params)
+            s_error(c, name->mark, "missing key 'ir' in %s", w.item);
+        else if ((v = s_scalar(c, params, "ir", &w, true)))
+            s_ir(c, v, owner, n_channels, ins);
+        ins->params.u.convolve.ir_path = ins->ir_path;
+    }
+}
+
+/* One entry of an `fx:` list, `- EFFECT: {KEY: VALUE, ...}`, at `index`.
+ * owner names where it is inserted ("track 'Kick'", "the master"),
+ * n_channels its channels (0: unknown). */
+static void s_insert(s_ctx_t *c, const s_node_t *item, size_t index, const char *owner, int n_channels,
+                     sf_insert_t *ins)
+{
+    ins->mark = item->mark;
+    if (item->kind != S_MAP) {
+        s_error(c, item->mark, "insert %zu of %s must be a mapping like '- gain: {db: -3}', not %s", index + 1, owner,
+                s_kind_name(item->kind));
+        return;
+    }
+    if (s_map_size(item) != 1) {
+        /* Mostly parameters indented like the effect's name instead of under it. */
+        if (s_map_size(item) == 0)
+            s_error(c, item->mark, "insert %zu of %s is empty (expected one effect, like '- gain: {db: -3}')",
+                    index + 1, owner);
+        else
+            s_error(c, item->mark,
+                    "insert %zu of %s has %zu keys (expected one, the effect, with its parameters "
+                    "under it: '- eq: {freq: 3000}')",
+                    index + 1, owner, s_map_size(item));
+        return;
+    }
+    const s_node_t *name = s_map_key(item, 0), *params = s_map_value(item, 0);
+    if (name->kind != S_SCALAR) {
+        s_error(c, name->mark, "keys must be names, not %s", s_kind_name(name->kind));
+        return;
+    }
+    const sf_fx_param_spec_t *spec = s_fx_spec(name->text);
+    if (!spec) {
+        char names[256];
+        s_error(c, name->mark, "unknown effect '%s' in %s (effects: %s)", name->text, owner,
+                s_fx_names(names, sizeof names));
+        return;
+    }
+    ins->params.kind = spec->kind;
+    if (!strcmp(name->text, "highpass"))
+        ins->params.u.eq.type = SF_EQ_HIGHPASS;
+    else if (!strcmp(name->text, "lowpass"))
+        ins->params.u.eq.type = SF_EQ_LOWPASS;
+    /* `- reverb:` and `- reverb: {}` both mean: every default. */
+    if (params->kind == S_SCALAR && params->is_null) {
+        params = NULL;
+    } else if (params->kind != S_MAP) {
+        s_error(c, params->mark, "parameters of %s in %s must be a mapping, not %s", name->text, owner,
+                s_kind_name(params->kind));
+        return;
+    }
+    s_fx_params(c, params, name, owner, n_channels, ins);
+}
+
+/* `fx:` of a track, a bus or the master (map), the insert chain in order. */
+static void s_fx_chain(s_ctx_t *c, const s_node_t *map, const s_where_t *w, const char *owner, int n_channels,
+                       sf_insert_t **fx, size_t *n_fx)
+{
+    const s_node_t *list = s_container_opt(c, map, "fx", S_LIST, w, false, true);
+    if (!list || !list->n_kids)
+        return;
+    if (!(*fx = sf_calloc(list->n_kids, sizeof **fx))) {
+        c->rc = SF_E_NOMEM;
+        return;
+    }
+    *n_fx = list->n_kids;
+    for (size_t i = 0; i < list->n_kids && !c->rc; i++)
+        s_insert(c, list->kids[i], i, owner, n_channels, &(*fx)[i]);
+}
+
+/* `master: {fx: [...]}`; s_master_section reported a malformed `master`. */
+static void s_master_fx(s_ctx_t *c, const s_node_t *root)
+{
+    s_where_t w = s_where_section("master");
+    const s_node_t *sec = s_get(root, "master");
+    if (sec && sec->kind == S_MAP)
+        s_fx_chain(c, sec, &w, "the master", c->s->master_channels, &c->s->master_fx, &c->s->n_master_fx);
+}
+
 /* ---- buses --------------------------------------------------------------- */
 
 /* First pass: the names, so that outputs and sends can name any bus. */
@@ -1036,7 +1461,7 @@ static void s_bus_name(s_ctx_t *c, const s_node_t *map, size_t index, const s_no
 static void s_bus(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t *name_node)
 {
     static const s_key_t keys[] = {
-        {"name", NULL}, {"channels", NULL}, {"output", NULL}, {"gain_db", NULL}, {"sends", NULL}, {"fx", S_NO_EFFECTS},
+        {"name", NULL}, {"channels", NULL}, {"output", NULL}, {"gain_db", NULL}, {"sends", NULL}, {"fx", NULL},
     };
     sf_bus_t *bus = &c->s->buses[index];
     s_where_t w = name_node ? s_where_item("bus '%.256s'", name_node->text) : s_where_item("bus %zu", index + 1);
@@ -1054,6 +1479,7 @@ static void s_bus(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t 
     if ((v = s_scalar(c, map, "gain_db", &w, false)))
         s_level(c, v, &bus->gain_db);
     s_sends(c, map, &w, (int)index, &bus->sends, &bus->n_sends);
+    s_fx_chain(c, map, &w, w.item, bus->n_channels, &bus->fx, &bus->n_fx);
 }
 
 static void s_buses(s_ctx_t *c, const s_node_t *root)
@@ -1098,65 +1524,20 @@ out_free_names:
 
 /* ---- sources and clips --------------------------------------------------- */
 
-/* The lowercase strerror text (git prints it as is; our messages are lowercase). */
-static void s_errno_text(int errnum, char *buf, size_t n)
-{
-    snprintf(buf, n, "%s", strerror(errnum));
-    buf[0] = (char)tolower((unsigned char)buf[0]);
-}
-
-/* Points the clip at the resampled copy of its source (made once per
- * distinct source file in a load). False when that failed (reported at the
- * clip, for the first clip of that source only). */
+/* Points the clip at the resampled copy of its source. False when that
+ * failed (reported at the clip, for the first clip of that source only). */
 static bool s_resample(s_ctx_t *c, const s_node_t *v, sf_clip_t *clip)
 {
-    s_copy_t *copy = NULL;
-    for (size_t i = 0; i < c->n_copies && !copy; i++)
-        if (!strcmp(c->copies[i].src, clip->path))
-            copy = &c->copies[i];
-    if (!copy) {
-        if (!s_grow(c, (void **)&c->copies, &c->cap_copies, c->n_copies, sizeof *c->copies))
-            return false;
-        copy = &c->copies[c->n_copies];
-        *copy = (s_copy_t){.src = s_dup(c, clip->path)};
-        if (!copy->src)
-            return false;
-        c->n_copies++;
-        char *path = NULL;
-        sf_err_t e = {0};
-        sf_rc rc = sf_media_resampled(clip->path, c->rate, c->s->cache_dir, &path, &e);
-        if (rc == SF_E_NOMEM) {
-            c->rc = rc;
-            return false;
-        }
-        if (rc) {
-            s_error(c, clip->mark, "cannot resample source '%s' from %d Hz to %d Hz: %s", v->text, clip->source_rate,
-                    c->rate, e.msg);
-            return false;
-        }
-        sf_media_info_t info;
-        rc = sf_media_probe(path, &info, &e);
-        if (rc == SF_E_NOMEM) {
-            sf_free(path);
-            c->rc = rc;
-            return false;
-        }
-        if (rc) {
-            s_error(c, clip->mark, "cannot read the resampled copy of source '%s': %s", v->text, e.msg);
-            sf_free(path);
-            return false;
-        }
-        copy->copy = path;
-        copy->n_frames = info.frames;
-    }
-    if (!copy->copy)
+    int64_t n_frames;
+    const char *copy = s_copy_of(c, v, clip->path, "source", clip->source_rate, clip->mark, &n_frames);
+    if (!copy)
         return false;
-    char *path = s_dup(c, copy->copy);
+    char *path = s_dup(c, copy);
     if (!path)
         return false;
     clip->original_path = clip->path;
     clip->path = path;
-    clip->source_frames = copy->n_frames;
+    clip->source_frames = n_frames;
     return true;
 }
 
@@ -1175,48 +1556,9 @@ static bool s_source(s_ctx_t *c, const s_node_t *v, const s_node_t *v_channel, s
     if (!c->check_sources)
         return true;
 
-    struct stat st;
-    char reason[256];
-    if (stat(clip->path, &st) != 0) {
-        if (errno == ENOENT || errno == ENOTDIR) {
-            s_error(c, v->mark, "source '%s' not found at '%s'", v->text, clip->path);
-        } else {
-            s_errno_text(errno, reason, sizeof reason);
-            s_error(c, v->mark, "cannot open source '%s': %s", v->text, reason);
-        }
-        return false;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        s_error(c, v->mark, "source '%s' is not a file", v->text);
-        return false;
-    }
-    if (st.st_size == 0) {
-        s_error(c, v->mark, "source '%s' is empty (0 bytes)", v->text);
-        return false;
-    }
-    FILE *f = fopen(clip->path, "rb");
-    if (!f) {
-        s_errno_text(errno, reason, sizeof reason);
-        s_error(c, v->mark, "cannot open source '%s': %s", v->text, reason);
-        return false;
-    }
-    fclose(f);
-
     sf_media_info_t info;
-    sf_err_t e = {0};
-    sf_rc rc = sf_media_probe(clip->path, &info, &e);
-    if (rc == SF_E_NOMEM) {
-        c->rc = rc;
+    if (!s_probe(c, v, clip->path, "source", &info))
         return false;
-    }
-    if (rc == SF_E_INPUT) {
-        s_error(c, v->mark, "source '%s' has no audio frames", v->text);
-        return false;
-    }
-    if (rc) {
-        s_error(c, v->mark, "cannot read source '%s' (not an audio file libsndfile can read)", v->text);
-        return false;
-    }
     bool ok = true;
     if (info.channels < 1 || info.channels > SF_MAX_CHANNELS) {
         s_error(c, v->mark, "source '%s' has %d channels (at most %d are supported)", v->text, info.channels,
@@ -1524,9 +1866,9 @@ static void s_route(s_ctx_t *c, const s_node_t *map, const s_where_t *w, sf_trac
 static void s_track(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_t **name_nodes)
 {
     static const s_key_t keys[] = {
-        {"name", NULL},  {"source", NULL},     {"clips", NULL},      {"channel", NULL}, {"gain_db", NULL},
-        {"pan", NULL},   {"polarity", NULL},   {"mute", NULL},       {"output", NULL},  {"route", NULL},
-        {"sends", NULL}, {"automation", NULL}, {"fx", S_NO_EFFECTS},
+        {"name", NULL},  {"source", NULL},     {"clips", NULL}, {"channel", NULL}, {"gain_db", NULL},
+        {"pan", NULL},   {"polarity", NULL},   {"mute", NULL},  {"output", NULL},  {"route", NULL},
+        {"sends", NULL}, {"automation", NULL}, {"fx", NULL},
     };
     static const s_key_t auto_keys[] = {{"gain_db", NULL}, {"pan", NULL}};
     sf_track_t *t = &c->s->tracks[index];
@@ -1580,6 +1922,9 @@ static void s_track(s_ctx_t *c, const s_node_t *map, size_t index, const s_node_
     if (c->rc)
         return;
     s_track_clips(c, map, &w, t);
+    /* After the clips: a convolve needs the track's channel count. */
+    if (!c->rc)
+        s_fx_chain(c, map, &w, w.item, t->n_channels, &t->fx, &t->n_fx);
     if (!c->rc)
         s_route(c, map, &w, t, output_known);
 }
@@ -2166,6 +2511,78 @@ static void s_check_routing(s_ctx_t *c)
     sf_free(first);
 }
 
+/* a + b for frame counts >= 0, saturating at INT64_MAX. */
+static int64_t s_add_frames(int64_t a, int64_t b) { return b > INT64_MAX - a ? INT64_MAX : a + b; }
+
+/* The tail of a chain: the sum of its inserts' tails. */
+static int64_t s_chain_tail(const sf_session_t *s, const sf_insert_t *fx, size_t n_fx)
+{
+    int64_t sum = 0;
+    for (size_t i = 0; i < n_fx; i++) {
+        int64_t t = sf_fx_tail_frames(&fx[i].params, s->sample_rate, s->tail_threshold_db);
+        sum = s_add_frames(sum, t > 0 ? t : 0);
+    }
+    return sum;
+}
+
+/* The longest tail after the chain of a track or bus: over its output and
+ * its sends, what follows each (bus_tail[], or the master's tail). */
+static int64_t s_tail_after(const int64_t *bus_tail, int64_t master_tail, int output_bus, const sf_send_t *sends,
+                            size_t n_sends)
+{
+    int64_t after = output_bus >= 0 ? bus_tail[output_bus] : master_tail;
+    for (size_t i = 0; i < n_sends; i++)
+        if (bus_tail[sends[i].bus] > after)
+            after = bus_tail[sends[i].bus];
+    return after;
+}
+
+/* `end: auto`: over the tracks, the track's last clip end plus the longest
+ * sum of chain tails on any path from it to the output (its own chain, the
+ * buses it reaches through outputs and sends, the master's chain where it
+ * runs). bus_order lists feeders first, so one pass backwards gives every
+ * bus the longest tail from it on. Needs a model without errors. Trimming
+ * to where every stem has fallen below the threshold is the planner's. */
+static void s_auto_end(s_ctx_t *c)
+{
+    sf_session_t *s = c->s;
+    if (!s->end_auto)
+        return;
+    /* The master runs for stems with output.master: apply and for mixes
+     * with master: apply; every deliverable has the same length. */
+    bool master_runs = s->output.master_apply;
+    for (size_t i = 0; i < s->n_mixes; i++)
+        master_runs = master_runs || s->mixes[i].master_apply;
+    int64_t master_tail = master_runs ? s_chain_tail(s, s->master_fx, s->n_master_fx) : 0;
+    int64_t *bus_tail = sf_calloc(s->n_buses + 1, sizeof *bus_tail);
+    if (!bus_tail) {
+        c->rc = SF_E_NOMEM;
+        return;
+    }
+    for (size_t k = s->n_buses; k-- > 0;) {
+        size_t b = s->bus_order[k];
+        const sf_bus_t *bus = &s->buses[b];
+        int64_t after = s_tail_after(bus_tail, master_tail, bus->output_bus, bus->sends, bus->n_sends);
+        bus_tail[b] = s_add_frames(s_chain_tail(s, bus->fx, bus->n_fx), after);
+    }
+    for (size_t t = 0; t < s->n_tracks; t++) {
+        const sf_track_t *tr = &s->tracks[t];
+        int64_t last = 0;
+        for (size_t k = 0; k < tr->n_clips; k++)
+            if (tr->clips[k].at + tr->clips[k].length > last)
+                last = tr->clips[k].at + tr->clips[k].length;
+        int64_t after = s_tail_after(bus_tail, master_tail, tr->output_bus, tr->sends, tr->n_sends);
+        int64_t end = s_add_frames(last, s_add_frames(s_chain_tail(s, tr->fx, tr->n_fx), after));
+        if (end > s->end)
+            s->end = end;
+    }
+    sf_free(bus_tail);
+}
+
+/* Not reported: a bus with dynamics fed by tracks of several stems. The
+ * renderer runs shared dynamics (the gain comes from the whole bus signal
+ * and applies to each stem's share), so those stems still null. */
+
 /* ---- deliverable file names ----------------------------------------------- */
 
 typedef struct {
@@ -2329,6 +2746,7 @@ static void s_build(s_ctx_t *c, const s_node_t *root)
         c->s->media_root = s_dup(c, c->s->base_dir);
     c->s->cache_dir = s_join(c, c->s->base_dir, ".stemfarm-cache");
     s_master_section(c, root);
+    s_master_fx(c, root);
     if (c->rc)
         return;
     s_output_section(c, root, &name_node, &distinct);
@@ -2353,6 +2771,8 @@ static void s_build(s_ctx_t *c, const s_node_t *root)
     if (c->rc)
         return;
     s_check_routing(c);
+    if (!c->rc && c->diags->n_errors == c->n_errors_before)
+        s_auto_end(c);
 }
 
 /* ---- public API ------------------------------------------------------- */
@@ -2528,6 +2948,13 @@ static void s_sends_free(sf_send_t *sends, size_t n)
     sf_free(sends);
 }
 
+static void s_fx_free(sf_insert_t *fx, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sf_free(fx[i].ir_path);
+    sf_free(fx);
+}
+
 void sf_session_destroy(sf_session_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -2544,11 +2971,13 @@ void sf_session_destroy(sf_session_t **self_p)
         s_sends_free(tr->sends, tr->n_sends);
         s_automation_free(&tr->gain_auto);
         s_automation_free(&tr->pan_auto);
+        s_fx_free(tr->fx, tr->n_fx);
     }
     sf_free(s->tracks);
     for (size_t i = 0; i < s->n_buses; i++) {
         sf_free(s->buses[i].name);
         s_sends_free(s->buses[i].sends, s->buses[i].n_sends);
+        s_fx_free(s->buses[i].fx, s->buses[i].n_fx);
     }
     sf_free(s->buses);
     sf_free(s->bus_order);
@@ -2563,6 +2992,7 @@ void sf_session_destroy(sf_session_t **self_p)
         sf_free(s->mixes[i].stem_gain_db);
     }
     sf_free(s->mixes);
+    s_fx_free(s->master_fx, s->n_master_fx);
     sf_free(s->output.dir);
     sf_free(s->output.name_template);
     sf_free(s->path);

@@ -28,7 +28,7 @@
 
 typedef enum {
     SF_FX_GAIN,
-    SF_FX_EQ,         /* also the highpass / lowpass shorthands */
+    SF_FX_EQ, /* also the highpass / lowpass shorthands */
     SF_FX_COMPRESSOR,
     SF_FX_LIMITER,
     SF_FX_DELAY,
@@ -50,30 +50,46 @@ typedef enum {
 typedef struct {
     sf_fx_kind_t kind;
     union {
-        struct { double db; } gain;
+        struct {
+            double db;
+        } gain;
         /* RBJ Audio EQ Cookbook biquads; gain_db only for peak and shelves */
-        struct { sf_eq_type_t type; double freq, gain_db, q; } eq;
+        struct {
+            sf_eq_type_t type;
+            double freq, gain_db, q;
+        } eq;
         /* feed-forward, soft knee, stereo-linked (max over channels) detection */
-        struct { double threshold_db, ratio, attack_ms, release_ms, knee_db, makeup_db; } compressor;
+        struct {
+            double threshold_db, ratio, attack_ms, release_ms, knee_db, makeup_db;
+        } compressor;
         /* look-ahead brick wall: no output sample ever exceeds the ceiling */
-        struct { double ceiling_db, release_ms, lookahead_ms; } limiter;
-        struct { double time_ms, feedback, mix; } delay;
+        struct {
+            double ceiling_db, release_ms, lookahead_ms;
+        } limiter;
+        struct {
+            double time_ms, feedback, mix;
+        } delay;
         /* algorithmic; measured RT60 within 10 % of decay_s */
-        struct { double decay_s, predelay_ms, damping, mix; } reverb;
+        struct {
+            double decay_s, predelay_ms, damping, mix;
+        } reverb;
         /* ir_path: the impulse response at the session rate (the loader
          * resamples it); not owned by the params */
-        struct { const char *ir_path; double mix; } convolve;
+        struct {
+            const char *ir_path;
+            double mix;
+        } convolve;
     } u;
 } sf_fx_params_t;
 
 /* One parameter of one effect as the session file names it. */
 typedef struct {
-    const char *effect;   /* "compressor", "eq", "highpass" ... */
+    const char *effect; /* "compressor", "eq", "highpass" ... */
     sf_fx_kind_t kind;
-    const char *key;      /* "threshold_db" ... */
-    double lo, hi;        /* inclusive range */
-    bool hi_exclusive;    /* e.g. delay feedback < 1 */
-    double def;           /* default when omitted */
+    const char *key;   /* "threshold_db" ... */
+    double lo, hi;     /* inclusive range */
+    bool hi_exclusive; /* e.g. delay feedback < 1 */
+    double def;        /* default when omitted */
     bool required;
 } sf_fx_param_spec_t;
 
@@ -96,10 +112,10 @@ bool sf_fx_is_dynamics(sf_fx_kind_t kind);
 /* A running effect. Caller-owned storage; init fills it. */
 typedef struct sf_fx {
     sf_fx_kind_t kind;
-    int n_channels;       /* 1..8 */
+    int n_channels; /* 1..8 */
     int sample_rate;
     sf_fx_params_t params;
-    void *state;          /* owned: allocated by sf_fx_init, freed by sf_fx_free */
+    void *state; /* owned: allocated by sf_fx_init, freed by sf_fx_free */
 } sf_fx_t;
 
 /* Prepares fx for n_channels at sample_rate; SF_E_INPUT for parameters out of

@@ -37,7 +37,8 @@
  *    master effects when the mix says master: apply.
  *  - MULTITRACK: the track's clips only (clip gain, fades, crossfades,
  *    channel pick): no polarity, fader, pan, sends or effects.
- *  - FULL_MIX: every unmuted track sounding, master effects bypassed.
+ *  - FULL_MIX: every unmuted track sounding, the master effects only with
+ *    output.master_apply (as the stems have them): the null-test reference.
  */
 sf_rc sf_render(const sf_session_t *s, sf_target_t t, int64_t start, int64_t n_frames, int64_t preroll,
                 float *const *out, sf_err_t *err);
@@ -62,6 +63,22 @@ void sf_render_layout_gains(int n_in, int n_out, double gains[SF_MAX_CHANNELS][S
  * exact silence only at the -inf point itself; between two -inf points the
  * value is -INFINITY. NaN when `a` has no points. */
 double sf_render_automation_at(const sf_automation_t *a, int64_t frame, double floor_db);
+
+/* Frames a render of target t must start before a segment so that every
+ * effect with memory on the way (track and bus inserts, the master's when
+ * they run) has warmed up to within session->tail_threshold_db of the
+ * continuous render: the longest sum of insert tails on any path from a
+ * sounding track to the target's output -- for a stem whose gain comes from
+ * shared dynamics, the full graph's paths count too. 0 when no insert has a
+ * tail or when sf_render would refuse the target (it then says why); -1 when
+ * out of memory. */
+int64_t sf_render_preroll(const sf_session_t *s, sf_target_t t);
+
+/* Frames by which the target's output would lag the timeline without
+ * compensation: the largest sum of insert latencies (look-ahead) on any path
+ * (shared dynamics: of the full graph too); 0 or -1 as sf_render_preroll.
+ * sf_render compensates it, so outputs stay aligned with the timeline. */
+int64_t sf_render_latency(const sf_session_t *s, sf_target_t t);
 
 /* Renders stem `stem_index` over timeline frames [start, start + n_frames)
  * into out[c][0..n_frames), c < stems[stem_index].n_channels, caller-allocated.

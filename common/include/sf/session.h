@@ -13,6 +13,7 @@
 #define SF_SESSION_H
 
 #include "sf/error.h"
+#include "sf/fx.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,6 +31,14 @@ typedef struct {
 typedef enum { SF_FILE_WAV, SF_FILE_RF64, SF_FILE_W64, SF_FILE_AIFF, SF_FILE_FLAC } sf_format_t;
 typedef enum { SF_SAMPLE_PCM16, SF_SAMPLE_PCM24, SF_SAMPLE_PCM32, SF_SAMPLE_FLOAT32 } sf_sample_format_t;
 typedef enum { SF_DITHER_AUTO, SF_DITHER_TPDF, SF_DITHER_NONE } sf_dither_t;
+
+/* An insert effect of a track, bus or the master, as the file gives it. */
+typedef struct {
+    sf_fx_params_t params; /* convolve's ir_path points at ir_path below */
+    char *ir_path;         /* owned: the impulse response file read at render time (the
+                              resampled copy when its rate differs), or NULL */
+    sf_mark_t mark;        /* of the effect's entry in `fx:` */
+} sf_insert_t;
 
 /* output_bus / send target meaning "the master bus". */
 #define SF_MASTER_BUS (-1)
@@ -96,8 +105,11 @@ typedef struct {
     int output_bus;   /* index into session->buses, or SF_MASTER_BUS */
     sf_send_t *sends; /* owned, in file order */
     size_t n_sends;
-    sf_automation_t gain_auto;  /* the fader, replacing gain_db, where present */
-    sf_automation_t pan_auto;   /* replacing pan where present */
+    sf_automation_t gain_auto; /* the fader, replacing gain_db, where present */
+    sf_automation_t pan_auto;  /* replacing pan where present */
+    sf_insert_t *fx;           /* owned: the insert chain, in order, after the clips and polarity,
+                              before the fader */
+    size_t n_fx;
     int route[SF_MAX_CHANNELS]; /* `route: [C]`: a mono track goes to these channels of
                                    the bus it feeds (0-based in that bus's layout) */
     int n_route;                /* 0: panned (L/R) instead */
@@ -106,9 +118,11 @@ typedef struct {
 typedef struct {
     char *name; /* owned, unique among buses (and not "master") */
     sf_mark_t mark;
-    int n_channels;   /* 1, 2, 6 (5.1) or 8 (7.1); default 2 */
-    int output_bus;   /* index into session->buses, or SF_MASTER_BUS */
-    double gain_db;   /* the bus fader (stemfarm addition, default 0) */
+    int n_channels;  /* 1, 2, 6 (5.1) or 8 (7.1); default 2 */
+    int output_bus;  /* index into session->buses, or SF_MASTER_BUS */
+    double gain_db;  /* the bus fader (stemfarm addition, default 0) */
+    sf_insert_t *fx; /* owned: the insert chain on the bus's sum, before its fader */
+    size_t n_fx;
     sf_send_t *sends; /* owned: buses may feed aux buses too */
     size_t n_sends;
 } sf_bus_t;
@@ -159,7 +173,10 @@ typedef struct sf_session {
     bool end_auto;   /* end was `auto`: the last clip end */
     int64_t segment; /* frames; 0: the planner chooses */
     double tail_threshold_db;
-    int master_channels; /* 1, 2, 6 or 8 */
+    int master_channels;    /* 1, 2, 6 or 8 */
+    sf_insert_t *master_fx; /* owned: the master's chain (runs for stems only with
+                               output.master_apply, for mixes with master: apply) */
+    size_t n_master_fx;
     sf_output_t output;
     sf_track_t *tracks; /* owned, in session order */
     size_t n_tracks;
@@ -217,7 +234,7 @@ typedef enum {
     SF_TARGET_STEM,       /* index: stem */
     SF_TARGET_MIX,        /* index: mix */
     SF_TARGET_MULTITRACK, /* index: track, consolidated and unprocessed */
-    SF_TARGET_FULL_MIX,   /* every track sounding, master bypassed: the null-test reference */
+    SF_TARGET_FULL_MIX,   /* every track sounding, the master as the stems have it: the null-test reference */
 } sf_target_kind_t;
 
 typedef struct {
