@@ -1711,6 +1711,7 @@ typedef struct {
     auto_spec_t gain_auto, pan_auto;
     int n_clips; /* 0: the `source:` shorthand */
     clip_spec_t clips[4];
+    const char *fx[4]; /* insert chain, in order, each `effect: {params}` as written; NULL-terminated */
 } track_spec_t;
 
 #define DRUM_BUS  "Drum Bus"
@@ -1724,13 +1725,15 @@ static const track_spec_t k_tracks[] = {
      .n_channels = 1,
      .what = "pitch-swept sine and beater click",
      .gain_db = "-6",
-     .output = DRUM_BUS},
+     .output = DRUM_BUS,
+     .fx = {"highpass: {freq: 30}", "eq: {type: peak, freq: 3500, gain_db: 2, q: 1.2}"}},
     {.name = "Kick Out",
      .source = "drums/kick_out.wav",
      .n_channels = 1,
      .what = "resonant head: rounder, 0.5 ms later",
      .gain_db = "-10",
-     .output = DRUM_BUS},
+     .output = DRUM_BUS,
+     .fx = {"highpass: {freq: 30}", "lowpass: {freq: 4000}"}},
     {.name = "Snare Top",
      .source = "drums/snare_top.wav",
      .n_channels = 1,
@@ -1738,6 +1741,7 @@ static const track_spec_t k_tracks[] = {
      .gain_db = "-6",
      .pan = "-0.1",
      .output = DRUM_BUS,
+     .fx = {"highpass: {freq: 100}", "eq: {type: peak, freq: 200, gain_db: 2, q: 1.4}"},
      .n_sends = 1,
      .sends = {{.to = VERB, .level_db = "-12", .note = "post-fader: follows the snare's fader"}}},
     {.name = "Snare Bottom",
@@ -1747,7 +1751,8 @@ static const track_spec_t k_tracks[] = {
      .gain_db = "-14",
      .pan = "-0.1",
      .invert = true,
-     .output = DRUM_BUS},
+     .output = DRUM_BUS,
+     .fx = {"highpass: {freq: 150}"}},
     {.name = "Hats",
      .source = "drums/hats.wav",
      .n_channels = 1,
@@ -1824,13 +1829,15 @@ static const track_spec_t k_tracks[] = {
      .n_channels = 1,
      .what = "saw through an enveloped low-pass, eighths on the root",
      .gain_db = "-11",
-     .output = MUSIC_BUS},
+     .output = MUSIC_BUS,
+     .fx = {"highpass: {freq: 35}", "eq: {type: peak, freq: 800, gain_db: 2, q: 1}"}},
     {.name = "Bass Sub",
      .source = "bass/bass_sub.wav",
      .n_channels = 1,
      .what = "sine an octave under the root",
      .gain_db = "-16",
-     .output = MUSIC_BUS},
+     .output = MUSIC_BUS,
+     .fx = {"highpass: {freq: 25}", "lowpass: {freq: 200}"}},
 
     {.group = "keys and synths",
      .name = "Pad",
@@ -1902,6 +1909,8 @@ static const track_spec_t k_tracks[] = {
      .n_channels = 1,
      .what = "formant-filtered saw: verse, chorus, verse",
      .gain_db = "-6",
+     .fx = {"highpass: {freq: 100}", "eq: {type: peak, freq: 3000, gain_db: 2, q: 1}",
+            "compressor: {threshold_db: -18, ratio: 3, attack_ms: 5, release_ms: 80, knee_db: 6, makeup_db: 2}"},
      .n_sends = 1,
      .sends = {{.to = VERB,
                 .pre_fader = true,
@@ -1928,6 +1937,7 @@ static const track_spec_t k_tracks[] = {
      .what = "the chorus again, 9 cents sharp, 12 ms late",
      .gain_db = "-15",
      .pan = "0.15",
+     .fx = {"highpass: {freq: 120}"},
      .n_clips = 1,
      .clips = {CLIP(AT(6, 0), 0, 0, TF_SAMPLES, NULL)}},
     {.name = "BV High",
@@ -1936,6 +1946,7 @@ static const track_spec_t k_tracks[] = {
      .what = "\"ooh\" above the chorus",
      .gain_db = "-17",
      .pan = "-0.5",
+     .fx = {"highpass: {freq: 150}"},
      .n_sends = 1,
      .sends = {{.to = VERB, .level_db = "-20", .pre_fader = true}},
      .n_clips = 2,
@@ -1947,6 +1958,7 @@ static const track_spec_t k_tracks[] = {
      .what = "\"aah\" below it",
      .gain_db = "-17",
      .pan = "0.5",
+     .fx = {"highpass: {freq: 150}"},
      .n_sends = 1,
      .sends = {{.to = VERB, .level_db = "-20", .pre_fader = true}},
      .n_clips = 2,
@@ -2004,13 +2016,33 @@ typedef struct {
     const char *output;   /* a bus or master */
     const char *gain_db;  /* NULL: 0 dB, key omitted */
     const char *what;     /* trailing comment */
+    const char *fx[2];    /* insert chain as in track_spec_t; NULL-terminated */
 } bus_spec_t;
 
 static const bus_spec_t k_buses[] = {
-    {DRUM_BUS, "stereo", MUSIC_BUS, "-1", "every drum track; nested in the Music Bus"},
-    {MUSIC_BUS, "stereo", "master", NULL, "the Drum Bus, bass, keys and guitars"},
-    {VERB, "stereo", "master", "-6", "an aux for a reverb to come: for now it sums its sends"},
+    {DRUM_BUS,
+     "stereo",
+     MUSIC_BUS,
+     "-1",
+     "every drum track; nested in the Music Bus",
+     {"limiter: {ceiling_db: -6, release_ms: 40, lookahead_ms: 5}"}},
+    {MUSIC_BUS,
+     "stereo",
+     "master",
+     NULL,
+     "the Drum Bus, bass, keys and guitars: shared dynamics",
+     {"compressor: {threshold_db: -12, ratio: 2, attack_ms: 20, release_ms: 150, knee_db: 6}"}},
+    {VERB,
+     "stereo",
+     "master",
+     "-6",
+     "an aux reverb fed by sends",
+     {"reverb: {decay_s: 1.8, predelay_ms: 20, damping: 0.5, mix: 1}"}},
 };
+
+/* The master bus chain: applied to mixes with `master: apply` only (stems and
+ * the null-test reference bypass it, output.master's default). */
+static const char *const k_master_fx[] = {"limiter: {ceiling_db: -1, lookahead_ms: 5, release_ms: 60}", NULL};
 
 typedef struct {
     const char *name;
@@ -2032,11 +2064,13 @@ typedef struct {
     const char *exclude;   /* a stem left out, or NULL */
     const char *gain_stem; /* a stem with a gains_db entry, or NULL */
     const char *gain_db;   /* its gain, as written */
+    bool master_apply;     /* `master: apply`: through the master chain */
 } mix_spec_t;
 
 static const mix_spec_t k_mixes[] = {
-    {"Instrumental", "everything but the vocals (and their Verb sends)", "Vocals", NULL, NULL},
-    {"Vocal Up", "the vocals 1.5 dB up", NULL, "Vocals", "1.5"},
+    {"Instrumental", "everything but the vocals (and their Verb sends)", "Vocals", NULL, NULL, false},
+    {"Vocal Up", "the vocals 1.5 dB up", NULL, "Vocals", "1.5", false},
+    {"Full Mix", "every stem through the master limiter", NULL, NULL, NULL, true},
 };
 
 static void s_format_time(char *buf, size_t n_bytes, int64_t frames, tform_t form)
@@ -2093,6 +2127,16 @@ static void s_yaml_fade(sb_t *y, const char *key, const fade_spec_t *f, tform_t 
         s_sb_printf(y, "        %s: %s\n", key, len);
 }
 
+/* `fx:` and its list at `indent` spaces; nothing for an empty chain. */
+static void s_yaml_fx(sb_t *y, int indent, const char *const *fx, size_t n_max)
+{
+    if (!fx[0])
+        return;
+    s_sb_printf(y, "%*sfx:\n", indent, "");
+    for (size_t i = 0; i < n_max && fx[i]; i++)
+        s_sb_printf(y, "%*s  - %s\n", indent, "", fx[i]);
+}
+
 static void s_yaml_track(sb_t *y, const track_spec_t *t)
 {
     s_sb_printf(y, "  - name: %s", t->name);
@@ -2140,6 +2184,7 @@ static void s_yaml_track(sb_t *y, const track_spec_t *t)
         s_sb_printf(y, "    mute: true\n");
     if (t->output)
         s_sb_printf(y, "    output: %s\n", t->output);
+    s_yaml_fx(y, 4, t->fx, N_OF(t->fx));
     if (t->n_sends) {
         s_sb_printf(y, "    sends:\n");
         for (int i = 0; i < t->n_sends; i++) {
@@ -2195,13 +2240,18 @@ static void s_example_yaml(sb_t *y)
                 "# Six stems cover every track once. Times are written in every form the\n"
                 "# format accepts.\n"
                 "#\n"
-                "# The mixing graph (no effects yet: a bus sums what feeds it, then its fader):\n"
-                "#   drum tracks -> Drum Bus -> Music Bus -> master\n"
-                "#   bass, keys, guitars -> Music Bus;  vocals, FX -> master\n"
-                "#   Verb, an aux -> master, fed by sends: the lead and backing vocals\n"
-                "#   (pre-fader) and the snare (post-fader)\n"
-                "# A stem is its tracks soloed in place, through every bus they reach, so\n"
-                "# the stems sum back to the full mix (output.null_test checks it).\n"
+                "# The mixing graph (a bus sums what feeds it, runs its effects, then its fader):\n"
+                "#   drum tracks -> Drum Bus (look-ahead limiter) -> Music Bus -> master\n"
+                "#   bass, keys, guitars -> Music Bus (compressor);  vocals, FX -> master\n"
+                "#   Verb, an aux with a reverb -> master, fed by sends: the lead and\n"
+                "#   backing vocals (pre-fader) and the snare (post-fader)\n"
+                "#   kick, snare, bass and vocals have high-pass/EQ inserts, the lead\n"
+                "#   vocal a compressor; the master a limiter, for the Full Mix only\n"
+                "# A stem is its tracks soloed in place, through every bus they reach. The\n"
+                "# Music Bus compressor, fed by four stems, runs as shared dynamics (each\n"
+                "# stem's share gets the gain the full mix gets there), so the stems still\n"
+                "# sum back to the full mix (output.null_test checks it). Stems bypass the\n"
+                "# master chain (the default output.master: bypass).\n"
                 "version: 1\n"
                 "\n"
                 "session:\n"
@@ -2216,16 +2266,17 @@ static void s_example_yaml(sb_t *y)
                 "  null_test: true\n"
                 "\n"
                 "master:\n"
-                "  channels: stereo\n"
-                "\n"
-                "buses:\n",
+                "  channels: stereo\n",
                 n_tracks, n_mono, n_tracks - n_mono, n_sources);
+    s_yaml_fx(y, 2, k_master_fx, N_OF(k_master_fx));
+    s_sb_printf(y, "\nbuses:\n");
     for (size_t i = 0; i < N_OF(k_buses); i++) {
         const bus_spec_t *b = &k_buses[i];
         s_sb_printf(y, "  - name: %s%*s# %s\n    channels: %s\n    output: %s\n", b->name, (int)(16 - strlen(b->name)),
                     "", b->what, b->channels, b->output);
         if (b->gain_db)
             s_sb_printf(y, "    gain_db: %s\n", b->gain_db);
+        s_yaml_fx(y, 4, b->fx, N_OF(b->fx));
     }
     s_sb_printf(y, "\ntracks:\n");
     for (size_t i = 0; i < n_tracks; i++) {
@@ -2248,6 +2299,8 @@ static void s_example_yaml(sb_t *y)
             s_sb_printf(y, "    exclude: [%s]\n", m->exclude);
         if (m->gain_stem)
             s_sb_printf(y, "    gains_db: {%s: %s}\n", m->gain_stem, m->gain_db);
+        if (m->master_apply)
+            s_sb_printf(y, "    master: apply\n");
     }
     s_sb_printf(y, "\nmultitracks: false      # no consolidated per-track files\n");
 }
@@ -2279,18 +2332,41 @@ static void s_auto_check(const auto_spec_t *a, const char *what, const char *own
                    i + 1);
 }
 
+/* Every entry of an insert chain is `effect: {...}` of a known effect
+ * (stemfarm validates the parameters). */
+static void s_fx_check(const char *const *fx, size_t n_max, const char *owner)
+{
+    static const char *const known[] = {"gain",    "eq",    "highpass", "lowpass", "compressor",
+                                        "limiter", "delay", "reverb",   "convolve"};
+    for (size_t i = 0; i < n_max && fx[i]; i++) {
+        size_t len = strlen(fx[i]);
+        const char *colon = strstr(fx[i], ": {");
+        bool ok = colon && len > 0 && fx[i][len - 1] == '}';
+        bool hit = false;
+        for (size_t k = 0; ok && k < N_OF(known); k++)
+            hit =
+                hit || ((size_t)(colon - fx[i]) == strlen(known[k]) && strncmp(fx[i], known[k], strlen(known[k])) == 0);
+        if (!hit)
+            s_fail("internal error: effect %zu of '%s' is not `effect: {params}`: '%s'", i + 1, owner, fx[i]);
+    }
+}
+
 /* The tables against the media actually written. */
 static void s_example_check(const gen_t *g)
 {
+    s_fx_check(k_master_fx, N_OF(k_master_fx), "master");
     for (size_t i = 0; i < N_OF(k_buses); i++)
         if (!s_bus_known(k_buses[i].output, true) || strcmp(k_buses[i].output, k_buses[i].name) == 0)
             s_fail("internal error: bus '%s' outputs to '%s'", k_buses[i].name, k_buses[i].output);
+    for (size_t i = 0; i < N_OF(k_buses); i++)
+        s_fx_check(k_buses[i].fx, N_OF(k_buses[i].fx), k_buses[i].name);
     for (size_t i = 0; i < N_OF(k_mixes); i++)
         if ((k_mixes[i].exclude && !s_stem_known(k_mixes[i].exclude)) ||
             (k_mixes[i].gain_stem && !s_stem_known(k_mixes[i].gain_stem)))
             s_fail("internal error: mix '%s' names an unknown stem", k_mixes[i].name);
     for (size_t i = 0; i < N_OF(k_tracks); i++) {
         const track_spec_t *t = &k_tracks[i];
+        s_fx_check(t->fx, N_OF(t->fx), t->name);
         const media_rec_t *m = NULL;
         for (size_t k = 0; k < g->n_media; k++)
             if (strcmp(g->media[k].rel, t->source) == 0)
@@ -2461,7 +2537,8 @@ static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_st
         if (snprintf(rel, sizeof rel, "t%0*ld.wav", wt, i + 1) >= (int)sizeof rel)
             s_fail("internal error: file name too long");
         s_path(path, sizeof path, media, rel);
-        double gain = -3.0 - 0.5 * (double)(s_rng_next(&r) % 19);
+        /* 200 tracks at the 96-track levels would clip their stems: the effects bench sits 9 dB lower */
+        double gain = (fx ? -12.0 : -3.0) - 0.5 * (double)(s_rng_next(&r) % 19);
         double pan = (double)((long)(s_rng_next(&r) % 37) - 18) / 20.0;
         const char *send = fx && i % 2 ? ", sends: [{to: Verb, level_db: -12}]" : "";
         s_sb_printf(&y, "  - {name: S%0*ld T%0*ld, source: %s, gain_db: %.1f, pan: %.2f%s}\n", ws, stem + 1, wt, i + 1,
