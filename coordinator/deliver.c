@@ -73,6 +73,25 @@ static const char *s_role(sf_target_kind_t kind)
     return kind == SF_TARGET_MIX ? "mix" : kind == SF_TARGET_MULTITRACK ? "multitrack" : "stem";
 }
 
+/* output.headroom_db: no file may peak above it; warn or fail per policy. */
+static sf_rc s_headroom(const sf_session_t *s, const char *name, double peak, json_t *checks, sf_err_t *err)
+{
+    double peak_db = s_dbfs(peak);
+    if (!s->output.headroom_check)
+        return SF_OK;
+    bool over = peak_db > s->output.headroom_db;
+    json_array_append_new(checks, json_pack("{s:s, s:s, s:f, s:f}", "check", "headroom", "result",
+                                            !over                     ? "pass"
+                                            : s->output.headroom_fail ? "fail"
+                                                                      : "warn",
+                                            "peak_dbfs", isinf(peak_db) ? -999.0 : peak_db, "limit_dbfs",
+                                            s->output.headroom_db));
+    if (over && s->output.headroom_fail)
+        return SF_ERR(err, SF_E_VERIFY, "'%s': check 'headroom' failed: peak %.2f dBFS is above %.2f dBFS", name,
+                      peak_db, s->output.headroom_db);
+    return SF_OK;
+}
+
 /* Reads every partial back and compares it with what was written; fills
  * checks[t][f] with what passed. */
 static sf_rc s_verify(const plan_t *plan, stitch_t *st, json_t *checks, sf_err_t *err)
@@ -103,6 +122,9 @@ static sf_rc s_verify(const plan_t *plan, stitch_t *st, json_t *checks, sf_err_t
                               "'%s': check 'read_back' failed: the file does not read back as the samples written",
                               name);
             json_array_append_new(list, json_pack("{s:s, s:s}", "check", "read_back", "result", "pass"));
+            rc = s_headroom(s, name, stitch_peak(st, t, f), list, err);
+            if (rc)
+                return rc;
             if (s->output.sample_format != SF_SAMPLE_FLOAT32) {
                 uint64_t clipped = stitch_clipped(st, t);
                 json_array_append_new(list,
@@ -164,13 +186,14 @@ static json_t *s_file_entry(const plan_t *plan, stitch_t *st, uint32_t t, int f,
     for (int c = 0; labels && all && c < pt->n_channels; c++)
         if (s->output.interleave || c == f)
             json_array_append_new(labels, json_string(all[c]));
-    return json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:s, s:o, s:s, s:s, s:s, s:o, s:O}", "file",
+    double peak_db = s_dbfs(stitch_peak(st, t, f));
+    return json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:s, s:o, s:s, s:s, s:s, s:f, s:o, s:O}", "file",
                      s_basename(stitch_final_path(st, t, f)), "role", s_role(pt->target.kind), "name",
                      sf_session_target_name(s, pt->target), "frames", (json_int_t)stitch_frames_written(st, t),
                      "sample_rate", s->sample_rate, "channels", channels, "layout", sf_layout_name(pt->n_channels),
                      "channel_labels", labels, "format", sf_format_name(s->output.format), "sample_format",
-                     sf_sample_format_name(s->output.sample_format), "sha256", sha_hex, "segments", segs, "checks",
-                     checks);
+                     sf_sample_format_name(s->output.sample_format), "sha256", sha_hex, "peak_dbfs",
+                     isinf(peak_db) ? -999.0 : peak_db, "segments", segs, "checks", checks);
 }
 
 static sf_rc s_write_manifest(json_t *manifest, const char *out_dir, char **manifest_path, sf_err_t *err)

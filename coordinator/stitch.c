@@ -27,6 +27,7 @@ typedef struct {
     uint64_t key;          /* dither key */
     int64_t frames_written;
     uint64_t clipped;
+    double peak[SF_MAX_CHANNELS]; /* sample peak per channel, as written */
     bool is_stem;
 } stitch_target_t;
 
@@ -211,6 +212,22 @@ static sf_rc s_null_add_written(stitch_t *st, const plan_job_t *job, int n_chann
     return rc;
 }
 
+/* Sample peaks of the interleaved frames in scratch, exactly as written. */
+static void s_track_peaks(stitch_t *st, stitch_target_t *tt, int n_channels, size_t n)
+{
+    const int32_t *ints = st->scratch;
+    const float *floats = st->scratch;
+    for (int c = 0; c < n_channels; c++) {
+        double peak = tt->peak[c];
+        for (size_t i = 0; i < n; i++) {
+            size_t k = i * (size_t)n_channels + (size_t)c;
+            double v = st->bits ? fabs((double)ints[k]) / 2147483648.0 : fabs((double)floats[k]);
+            peak = v > peak ? v : peak;
+        }
+        tt->peak[c] = peak;
+    }
+}
+
 static sf_rc s_write_segment(stitch_t *st, uint32_t t, const plan_job_t *job, const float *planar, sf_err_t *err)
 {
     stitch_target_t *tt = &st->targets[t];
@@ -232,6 +249,7 @@ static sf_rc s_write_segment(stitch_t *st, uint32_t t, const plan_job_t *job, co
         else
             tt->clipped +=
                 sf_dsp_quantize(st->scratch, channels, n_channels, n, st->bits, st->dither, tt->key, job->start_frame);
+        s_track_peaks(st, tt, n_channels, n);
         for (int f = 0; rc == SF_OK && f < tt->n_files; f++) {
             stitch_file_t *sf = &tt->files[f];
             if (st->interleave) {
@@ -317,6 +335,17 @@ const char *stitch_final_path(const stitch_t *st, uint32_t t, int f) { return st
 uint64_t stitch_pcm_hash(const stitch_t *st, uint32_t t, int f) { return st->targets[t].files[f].pcm_hash; }
 int64_t stitch_frames_written(const stitch_t *st, uint32_t t) { return st->targets[t].frames_written; }
 uint64_t stitch_clipped(const stitch_t *st, uint32_t t) { return st->targets[t].clipped; }
+
+double stitch_peak(const stitch_t *st, uint32_t t, int file)
+{
+    const stitch_target_t *tt = &st->targets[t];
+    int n_channels = st->plan->targets[t].n_channels;
+    double peak = 0;
+    for (int c = 0; c < n_channels; c++)
+        if (st->interleave || c == file)
+            peak = tt->peak[c] > peak ? tt->peak[c] : peak;
+    return peak;
+}
 stitch_null_t stitch_null_result(const stitch_t *st) { return st->null; }
 
 void stitch_destroy(stitch_t **self_p, bool remove_partials)

@@ -44,6 +44,8 @@ const char *stitch_final_path(const stitch_t *st, uint32_t target_index, int fil
 /* xxh3 of the PCM written (as sf_media_hash_pcm reads it back). Valid after close. */
 uint64_t stitch_pcm_hash(const stitch_t *st, uint32_t target_index, int file);
 int64_t stitch_frames_written(const stitch_t *st, uint32_t target_index);
+/* Sample peak of a file as written (linear, full scale 1). */
+double stitch_peak(const stitch_t *st, uint32_t target_index, int file);
 /* Samples that clipped at quantisation (integer formats), all files of the target. */
 uint64_t stitch_clipped(const stitch_t *st, uint32_t target_index);
 

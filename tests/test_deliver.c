@@ -352,6 +352,42 @@ START_TEST(test_effects_stitch_null_and_tails)
 }
 END_TEST
 
+START_TEST(test_headroom_warns_or_fails)
+{
+    char *session = s_graph_session("head.yaml", ", headroom_db: -40, headroom_policy: fail", "Vox");
+    char *err = NULL;
+    ck_assert_int_eq(s_render(session, "hfail", "--nodes 1", &err), 1);
+    ck_assert_msg(strstr(err, "check 'headroom' failed: peak") && strstr(err, "is above -40.00 dBFS"), "%s", err);
+    free(err);
+    char *none = tu_path(s_dir, "hfail/Drums.wav");
+    ck_assert_msg(!tu_exists(none), "a render that failed its headroom check delivered files");
+    free(none);
+    free(session);
+    session = s_graph_session("headwarn.yaml", ", headroom_db: -40, headroom_policy: warn", "Vox");
+    ck_assert_msg(s_render(session, "hwarn", "--nodes 1", &err) == 0, "%s", err);
+    free(err);
+    char *manifest_path = tu_path(s_dir, "hwarn/manifest.json");
+    char *text = tu_slurp(manifest_path, NULL);
+    ck_assert_msg(strstr(text, "\"check\": \"headroom\",\n") || strstr(text, "\"check\": \"headroom\""), "%s", text);
+    json_t *m = json_loads(text, 0, NULL);
+    json_t *file = json_array_get(json_object_get(m, "files"), 0);
+    double peak = json_real_value(json_object_get(file, "peak_dbfs"));
+    ck_assert_msg(peak > -40.0 && peak < 0.0, "peak_dbfs %g", peak);
+    json_t *checks = json_object_get(file, "checks");
+    int warned = 0;
+    for (size_t i = 0; i < json_array_size(checks); i++) {
+        json_t *c = json_array_get(checks, i);
+        if (strcmp(json_string_value(json_object_get(c, "check")), "headroom") == 0)
+            warned = strcmp(json_string_value(json_object_get(c, "result")), "warn") == 0;
+    }
+    ck_assert_msg(warned, "no headroom warning in %s", text);
+    json_decref(m);
+    free(text);
+    free(manifest_path);
+    free(session);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("deliver");
@@ -361,6 +397,7 @@ int main(void)
     tcase_add_test(tc, test_mixes_multitracks_and_null_test);
     tcase_add_test(tc, test_stems_that_cannot_null_fail_unless_declared);
     tcase_add_test(tc, test_surround_per_channel_files);
+    tcase_add_test(tc, test_headroom_warns_or_fails);
     tcase_add_test(tc, test_effects_stitch_null_and_tails);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

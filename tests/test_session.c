@@ -111,7 +111,7 @@ static const char s_good[] = "version: 1\n"
                              "  sample_format: pcm24\n"
                              "  dither: tpdf\n"
                              "  name: \"{session}_{index}_{stem}\"\n"
-                             "  bwf: true\n"
+                             "  bwf: false\n"
                              "  headroom_db: -8\n"
                              "  headroom_policy: fail\n"
                              "  master: bypass\n"
@@ -191,7 +191,7 @@ START_TEST(test_good_session)
     ck_assert_int_eq(s->output.sample_format, SF_SAMPLE_PCM24);
     ck_assert_int_eq(s->output.dither, SF_DITHER_TPDF);
     ck_assert_str_eq(s->output.name_template, "{session}_{index}_{stem}");
-    ck_assert(s->output.bwf);
+    ck_assert(!s->output.bwf);
     ck_assert(s->output.headroom_check);
     ck_assert_double_eq(s->output.headroom_db, -8.0);
     ck_assert(s->output.headroom_fail);
@@ -1651,6 +1651,8 @@ static const bad_t bad[] = {
      "session.yaml:11:9: error: send 1 of track 'Kick' must be a mapping, not a value\n"
      "session.yaml:12:9: error: missing key 'to' in send 2 of track 'Kick'\n"
      "session.yaml:12:24: error: unknown key 'pre' in send 2 of track 'Kick'\n"},
+    {"bwf is not written yet", HEAD "output:\n  bwf: true\n" KICK DRUMS, false, SF_OK,
+     "session.yaml:5:8: warning: 'output.bwf' is not written yet: the files carry no bext chunk\n"},
     {"invalid channels", HEAD "master:\n  channels: quad\n" KICK DRUMS, false, SF_E_INPUT,
      "session.yaml:5:13: error: invalid channels 'quad' (expected mono, stereo, 5.1 or 7.1)\n"},
     {"mixes: unknown stems, excluded and given a gain, names taken",

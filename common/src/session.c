@@ -847,8 +847,8 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
             *name_node = v;
             *distinct = s_check_template(c, v);
         }
-        if ((v = s_scalar(c, sec, "bwf", &w, false)))
-            s_bool(c, v, &o->bwf);
+        if ((v = s_scalar(c, sec, "bwf", &w, false)) && s_bool(c, v, &o->bwf) && o->bwf)
+            s_warning(c, v->mark, "'output.bwf' is not written yet: the files carry no bext chunk");
         /* headroom_db: null means "no check", so it is read by hand. */
         if ((v = s_get(sec, "headroom_db")) && s_expect(c, v, S_SCALAR, "'output.headroom_db'") && !v->is_null) {
             sf_err_t e = {0};
