@@ -450,22 +450,30 @@ fail_free:
     return rc;
 }
 
-sf_rc sf_media_writer_write_int(sf_media_writer_t *w, const int32_t *interleaved, size_t n_frames, sf_err_t *err)
+/* One write of int32 or float frames: the caller checked the kind matches. */
+static sf_rc s_writer_write(sf_media_writer_t *w, const void *interleaved, bool floats, size_t n_frames, sf_err_t *err)
 {
-    if (w->sample_format == SF_SAMPLE_FLOAT32)
-        return SF_ERR(err, SF_E_INTERNAL, "'%s' is float32: write floats, not integers", w->path);
     if (w->own_w64) {
         sf_rc rc = s_w64_write(w, interleaved, n_frames, err);
         if (rc != SF_OK)
             return rc;
-    } else if (sf_writef_int(w->snd, interleaved, (sf_count_t)n_frames) != (sf_count_t)n_frames) {
+    } else if ((floats ? sf_writef_float(w->snd, interleaved, (sf_count_t)n_frames)
+                       : sf_writef_int(w->snd, interleaved, (sf_count_t)n_frames)) != (sf_count_t)n_frames) {
         char reason[256];
         return SF_ERR(err, SF_E_IO, "cannot write '%s': %s", w->path,
                       s_trim_reason(sf_strerror(w->snd), reason, sizeof reason));
     }
-    sf_xxh3_stream_update(w->hash, interleaved, n_frames * (size_t)w->channels * sizeof(int32_t));
+    /* int32 and float are both 4 bytes: the hash covers exactly what was passed */
+    sf_xxh3_stream_update(w->hash, interleaved, n_frames * (size_t)w->channels * 4);
     w->n_frames += (int64_t)n_frames;
     return SF_OK;
+}
+
+sf_rc sf_media_writer_write_int(sf_media_writer_t *w, const int32_t *interleaved, size_t n_frames, sf_err_t *err)
+{
+    if (w->sample_format == SF_SAMPLE_FLOAT32)
+        return SF_ERR(err, SF_E_INTERNAL, "'%s' is float32: write floats, not integers", w->path);
+    return s_writer_write(w, interleaved, false, n_frames, err);
 }
 
 sf_rc sf_media_writer_write_float(sf_media_writer_t *w, const float *interleaved, size_t n_frames, sf_err_t *err)
@@ -473,18 +481,7 @@ sf_rc sf_media_writer_write_float(sf_media_writer_t *w, const float *interleaved
     if (w->sample_format != SF_SAMPLE_FLOAT32)
         return SF_ERR(err, SF_E_INTERNAL, "'%s' is %s: write quantised integers, not floats", w->path,
                       sf_sample_format_name(w->sample_format));
-    if (w->own_w64) {
-        sf_rc rc = s_w64_write(w, interleaved, n_frames, err);
-        if (rc != SF_OK)
-            return rc;
-    } else if (sf_writef_float(w->snd, interleaved, (sf_count_t)n_frames) != (sf_count_t)n_frames) {
-        char reason[256];
-        return SF_ERR(err, SF_E_IO, "cannot write '%s': %s", w->path,
-                      s_trim_reason(sf_strerror(w->snd), reason, sizeof reason));
-    }
-    sf_xxh3_stream_update(w->hash, interleaved, n_frames * (size_t)w->channels * sizeof(float));
-    w->n_frames += (int64_t)n_frames;
-    return SF_OK;
+    return s_writer_write(w, interleaved, true, n_frames, err);
 }
 
 uint64_t sf_media_writer_pcm_hash(const sf_media_writer_t *w) { return sf_xxh3_stream_digest(w->hash); }
