@@ -97,7 +97,7 @@ static sf_rc s_headroom(const sf_session_t *s, const char *name, double peak, js
 static sf_rc s_verify(const plan_t *plan, stitch_t *st, json_t *checks, sf_err_t *err)
 {
     const sf_session_t *s = plan->session;
-    int64_t expected = sf_session_n_frames(s);
+    int64_t expected = stitch_length(st);
     for (uint32_t t = 0; t < plan->n_targets; t++) {
         for (int f = 0; f < s_n_files(plan, t); f++) {
             const char *partial = stitch_partial_path(st, t, f);
@@ -176,9 +176,14 @@ static json_t *s_file_entry(const plan_t *plan, stitch_t *st, uint32_t t, int f,
         size_t j = plan_job_index(plan, t, k);
         char xxh[17];
         snprintf(xxh, sizeof xxh, "%016" PRIx64, segments[j].xxh3);
-        json_array_append_new(segs, json_pack("{s:i, s:I, s:s, s:s}", "index", (int)k, "frames",
-                                              (json_int_t)plan->jobs[j].n_frames, "xxh3", xxh, "node",
-                                              segments[j].node_name));
+        /* frames of the segment in the file: a trimmed tail shortens the last ones */
+        const int64_t offset = plan->jobs[j].start_frame - s->start;
+        int64_t in_file = stitch_length(st) - offset;
+        in_file = in_file < 0 ? 0 : in_file > plan->jobs[j].n_frames ? plan->jobs[j].n_frames : in_file;
+        json_array_append_new(segs,
+                              json_pack("{s:i, s:I, s:I, s:s, s:s}", "index", (int)k, "frames", (json_int_t)in_file,
+                                        "rendered_frames", (json_int_t)plan->jobs[j].n_frames, "xxh3", xxh, "node",
+                                        segments[j].node_name));
     }
     int channels = s->output.interleave ? pt->n_channels : 1;
     json_t *labels = json_array();
@@ -223,7 +228,8 @@ static sf_rc s_write_manifest(json_t *manifest, const char *out_dir, char **mani
     return *manifest_path ? SF_OK : SF_ERR(err, SF_E_NOMEM, "out of memory");
 }
 
-static json_t *s_manifest(const plan_t *plan, const deliver_info_t *info, json_t *files, json_t *null_test)
+static json_t *s_manifest(const plan_t *plan, const stitch_t *st, const deliver_info_t *info, json_t *files,
+                          json_t *null_test)
 {
     const sf_session_t *s = plan->session;
     char hex[65];
@@ -237,7 +243,7 @@ static json_t *s_manifest(const plan_t *plan, const deliver_info_t *info, json_t
                      " s:O, s:O}",
                      "manifest_version", DELIVER_MANIFEST_VERSION, "stemfarm_version", STEMFARM_VERSION, "created",
                      when, "session", "name", s->name, "path", s->path, "hash", hex, "render", "start",
-                     (json_int_t)s->start, "frames", (json_int_t)sf_session_n_frames(s), "sample_rate", s->sample_rate,
+                     (json_int_t)s->start, "frames", (json_int_t)stitch_length(st), "sample_rate", s->sample_rate,
                      "segment_frames", (json_int_t)plan->segment_frames, "segments", (int)plan->n_segments, "format",
                      sf_format_name(s->output.format), "sample_format", sf_sample_format_name(s->output.sample_format),
                      "dither",
@@ -277,7 +283,12 @@ sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *
     if (rc == SF_OK)
         rc = s_fsync_dir(info->out_dir, err);
     if (rc == SF_OK) {
-        manifest = s_manifest(plan, info, files, null_test);
+        manifest = s_manifest(plan, st, info, files, null_test);
+        /* end: auto -- how much of the planned tail was below the threshold everywhere */
+        json_t *render = manifest ? json_object_get(manifest, "render") : NULL;
+        if (render)
+            json_object_set_new(render, "tail_trimmed_frames",
+                                json_integer((json_int_t)(sf_session_n_frames(plan->session) - stitch_length(st))));
         rc = manifest ? s_write_manifest(manifest, info->out_dir, manifest_path, err)
                       : SF_ERR(err, SF_E_NOMEM, "out of memory");
     }

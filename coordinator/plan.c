@@ -7,10 +7,16 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 
-int64_t plan_default_segment(const sf_session_t *s)
+int64_t plan_default_segment(const sf_session_t *s, int64_t preroll)
 {
-    int64_t frames = (int64_t)s->sample_rate * 10;
+    const int64_t second = s->sample_rate;
+    int64_t frames = 10 * second;
+    if (preroll > frames / 4) {
+        const int64_t four = preroll <= 120 * second / 4 ? 4 * preroll : 120 * second;
+        frames = (four + second - 1) / second * second;
+    }
     int max_channels = SF_MAX_CHANNELS; /* any target may be this wide */
     /* Leave a megabyte for the envelope around the frames. */
     int64_t limit = (int64_t)((SF_WIRE_MAX_MESSAGE_BYTES - (1u << 20)) / (4u * (unsigned)max_channels));
@@ -32,15 +38,36 @@ static sf_rc s_make_targets(plan_t *p, sf_err_t *err)
             continue;
         size_t count = sf_session_target_count(s, kind);
         for (size_t i = 0; i < count; i++)
-            p->targets[p->n_targets++] = (plan_target_t){{kind, (uint32_t)i}, 0, true, 0};
+            p->targets[p->n_targets++] = (plan_target_t){.target = {kind, (uint32_t)i}, .deliver = true};
     }
     if (s->n_stems)
-        p->targets[p->n_targets++] = (plan_target_t){{SF_TARGET_FULL_MIX, 0}, 0, false, 0};
+        p->targets[p->n_targets++] = (plan_target_t){.target = {SF_TARGET_FULL_MIX, 0}, .deliver = false};
     for (uint32_t t = 0; t < p->n_targets; t++) {
-        p->targets[t].n_channels = sf_session_target_channels(s, p->targets[t].target);
-        p->targets[t].preroll_frames = sf_render_preroll(s, p->targets[t].target);
-        if (p->targets[t].preroll_frames < 0)
+        plan_target_t *pt = &p->targets[t];
+        pt->n_channels = sf_session_target_channels(s, pt->target);
+        pt->preroll_frames = sf_render_preroll(s, pt->target);
+        if (pt->preroll_frames < 0)
             return SF_ERR(err, SF_E_NOMEM, "out of memory");
+        pt->track_prerolls = sf_calloc(s->n_tracks ? s->n_tracks : 1, sizeof *pt->track_prerolls);
+        if (!pt->track_prerolls)
+            return SF_ERR(err, SF_E_NOMEM, "out of memory");
+        sf_rc rc = sf_render_track_prerolls(s, pt->target, pt->track_prerolls, err);
+        if (rc != SF_OK)
+            return rc;
+        size_t n_sounding = 0;
+        double sum = 0;
+        pt->track_preroll_min = INT64_MAX;
+        for (size_t k = 0; k < s->n_tracks; k++) {
+            const int64_t v = pt->track_prerolls[k];
+            if (v < 0)
+                continue;
+            n_sounding++;
+            sum += (double)v;
+            pt->track_preroll_min = v < pt->track_preroll_min ? v : pt->track_preroll_min;
+        }
+        if (!n_sounding)
+            pt->track_preroll_min = 0;
+        pt->track_preroll_mean = n_sounding ? sum / (double)n_sounding : 0.0;
     }
     return SF_OK;
 }
@@ -48,15 +75,11 @@ static sf_rc s_make_targets(plan_t *p, sf_err_t *err)
 sf_rc plan_make(const sf_session_t *s, int64_t segment_frames, plan_t **out, sf_err_t *err)
 {
     *out = NULL;
-    if (segment_frames == 0)
-        segment_frames = s->segment ? s->segment : plan_default_segment(s);
-    if (segment_frames <= 0)
+    if (segment_frames < 0)
         return SF_ERR(err, SF_E_INPUT, "segment length must be positive, got %" PRId64 " frames", segment_frames);
     int64_t region = sf_session_n_frames(s);
     if (region <= 0)
         return SF_ERR(err, SF_E_INPUT, "the render region is empty");
-    if (segment_frames > region)
-        segment_frames = region;
     plan_t *p = sf_calloc(1, sizeof *p);
     if (!p)
         return SF_ERR(err, SF_E_NOMEM, "out of memory");
@@ -66,6 +89,16 @@ sf_rc plan_make(const sf_session_t *s, int64_t segment_frames, plan_t **out, sf_
         plan_destroy(&p);
         return rc;
     }
+    if (segment_frames == 0 && s->segment)
+        segment_frames = s->segment;
+    if (segment_frames == 0) {
+        int64_t longest = 0;
+        for (uint32_t t = 0; t < p->n_targets; t++)
+            longest = p->targets[t].preroll_frames > longest ? p->targets[t].preroll_frames : longest;
+        segment_frames = plan_default_segment(s, longest);
+    }
+    if (segment_frames > region)
+        segment_frames = region;
     char label[256];
     for (uint32_t t = 0; t < p->n_targets; t++) {
         uint64_t n_bytes = (uint64_t)segment_frames * 4u * (uint64_t)p->targets[t].n_channels;
@@ -79,6 +112,9 @@ sf_rc plan_make(const sf_session_t *s, int64_t segment_frames, plan_t **out, sf_
         }
     }
     p->segment_frames = segment_frames;
+    p->trim_from = region;
+    if (s->end_auto && s->clips_end < s->end)
+        p->trim_from = s->clips_end > s->start ? s->clips_end - s->start : 0;
     p->n_segments = (uint32_t)((region + segment_frames - 1) / segment_frames);
     p->n_jobs = (size_t)p->n_targets * p->n_segments;
     p->jobs = sf_calloc(p->n_jobs ? p->n_jobs : 1, sizeof *p->jobs);
@@ -98,7 +134,7 @@ sf_rc plan_make(const sf_session_t *s, int64_t segment_frames, plan_t **out, sf_
              * (DESIGN.md), so effects ring in from before the region. */
             j->preroll_frames = p->targets[t].preroll_frames;
             p->output_frames += p->targets[t].deliver ? j->n_frames : 0;
-            p->rendered_frames += j->n_frames + j->preroll_frames;
+            p->rendered_frames += j->n_frames + (int64_t)llround(p->targets[t].track_preroll_mean);
         }
     }
     *out = p;
@@ -110,6 +146,8 @@ void plan_destroy(plan_t **self_p)
     if (!self_p || !*self_p)
         return;
     sf_free((*self_p)->jobs);
+    for (uint32_t t = 0; (*self_p)->targets && t < (*self_p)->n_targets; t++)
+        sf_free((*self_p)->targets[t].track_prerolls);
     sf_free((*self_p)->targets);
     sf_free(*self_p);
     *self_p = NULL;
@@ -180,14 +218,20 @@ void plan_print_text(const plan_t *p, FILE *out)
             p->segment_frames, s_seconds(p, p->segment_frames));
     double overhead =
         p->output_frames ? 100.0 * (double)(p->rendered_frames - p->output_frames) / (double)p->output_frames : 0.0;
-    fprintf(out, "work: %.3f audio-seconds delivered, %.3f rendered (pre-roll and null-test reference: +%.1f%%)\n",
+    fprintf(out,
+            "work: %.3f audio-seconds delivered, %.3f rendered (tracks' mean pre-roll and null-test reference: "
+            "+%.1f%%)\n",
             s_seconds(p, p->output_frames), s_seconds(p, p->rendered_frames), overhead);
     char label[256];
     for (uint32_t t = 0; t < p->n_targets; t++) {
         plan_target_label(p, t, label, sizeof label);
-        fprintf(out, "  %s, %s, pre-roll %" PRId64 " frames (%.3f s)%s\n", label,
-                sf_layout_name(p->targets[t].n_channels), p->targets[t].preroll_frames,
-                s_seconds(p, p->targets[t].preroll_frames), p->targets[t].deliver ? "" : ", not delivered (null test)");
+        const plan_target_t *pt = &p->targets[t];
+        fprintf(out, "  %s, %s, pre-roll %" PRId64 " frames (%.3f s", label, sf_layout_name(pt->n_channels),
+                pt->preroll_frames, s_seconds(p, pt->preroll_frames));
+        if (pt->track_preroll_min != pt->preroll_frames)
+            fprintf(out, "; per track %.3f to %.3f s, mean %.3f s", s_seconds(p, pt->track_preroll_min),
+                    s_seconds(p, pt->preroll_frames), pt->track_preroll_mean / (double)s->sample_rate);
+        fprintf(out, ")%s\n", pt->deliver ? "" : ", not delivered (null test)");
         if (p->targets[t].target.kind == SF_TARGET_STEM)
             s_print_stem_graph(s, &s->stems[p->targets[t].target.index], out);
     }
@@ -211,8 +255,12 @@ static json_t *s_target_json(const plan_t *p, uint32_t t)
     if (obj && pt->target.kind == SF_TARGET_STEM) {
         const sf_stem_t *st = &s->stems[pt->target.index];
         json_t *tracks = json_array(), *buses = json_array();
+        json_t *prerolls = json_array();
         for (size_t i = 0; tracks && i < st->n_tracks; i++)
             json_array_append_new(tracks, json_string(s->tracks[st->tracks[i]].name));
+        for (size_t i = 0; prerolls && i < st->n_tracks; i++)
+            json_array_append_new(prerolls, json_integer((json_int_t)pt->track_prerolls[st->tracks[i]]));
+        json_object_set_new(obj, "track_preroll_frames", prerolls);
         for (size_t i = 0; buses && i < st->n_buses; i++)
             json_array_append_new(buses, json_string(s->buses[st->buses[i]].name));
         json_object_set_new(obj, "tracks", tracks);

@@ -23,8 +23,11 @@
 typedef struct {
     sf_target_t target;
     int n_channels;
-    bool deliver;           /* false: the null-test reference, rendered but not delivered */
-    int64_t preroll_frames; /* sf_render_preroll: what every segment renders first and drops */
+    bool deliver;              /* false: the null-test reference, rendered but not delivered */
+    int64_t preroll_frames;    /* sf_render_preroll: what every segment renders first and drops */
+    int64_t *track_prerolls;   /* per session track (sf_render_track_prerolls), -1: not sounding */
+    int64_t track_preroll_min; /* over the sounding tracks; 0 when none */
+    double track_preroll_mean; /* the pre-roll a track's work costs on average */
 } plan_target_t;
 
 typedef struct {
@@ -43,13 +46,19 @@ typedef struct {
     uint32_t n_targets;
     plan_job_t *jobs; /* n_jobs = n_targets * n_segments, target-major */
     size_t n_jobs;
-    int64_t output_frames;   /* frames delivered, all stems */
-    int64_t rendered_frames; /* frames rendered including pre-roll, all stems */
+    int64_t trim_from;       /* frames from the region's start: `end: auto` lets the delivered files
+                                end anywhere from here to the region's end (where every one has
+                                fallen below the tail threshold); the region's length otherwise */
+    int64_t output_frames;   /* frames delivered, all stems (before trimming) */
+    int64_t rendered_frames; /* frames rendered including pre-roll (a track's mean), all targets */
 } plan_t;
 
-/* The planner's default segment length for a session: 10 s, shortened so
- * that a result message stays under the wire limit. */
-int64_t plan_default_segment(const sf_session_t *s);
+/* The planner's default segment length for a session whose longest
+ * pre-roll is `preroll` frames: 10 s, or four pre-rolls (rounded up to whole
+ * seconds) when that is longer, so the pre-roll costs at most a quarter
+ * more work; at most 120 s, and shortened so that a result message stays
+ * under the wire limit. */
+int64_t plan_default_segment(const sf_session_t *s, int64_t preroll);
 
 /* Plans every target of `s` with segments of `segment_frames` (0: the
  * session's `segment`, else the default). SF_E_INPUT when the segment is not

@@ -29,6 +29,7 @@ typedef struct {
     uint64_t clipped;
     double peak[SF_MAX_CHANNELS]; /* sample peak per channel, as written */
     bool is_stem;
+    float *tail; /* planar, tail_frames per channel: what arrived past trim_from; NULL while silent */
 } stitch_target_t;
 
 /* The null test of one segment: sum of written stems minus the reference. */
@@ -46,10 +47,15 @@ struct stitch {
     bool interleave;
     void *scratch;                        /* interleaved frames of one segment */
     float *mono;                          /* one channel of one segment (split files) */
-    stitch_null_segment_t *null_segments; /* n_segments, when the null test applies */
+    stitch_null_segment_t *null_segments; /* 2 per segment, when the null test applies: the part
+                                             before trim_from, and the part after it */
     uint32_t null_parts;                  /* contributions that complete a segment */
     int master_channels;
     stitch_null_t null;
+    int64_t tail_frames; /* region - trim_from: held back until the length is known */
+    int64_t length;      /* of every delivered file: known once the tail is written */
+    bool tail_done;
+    float *silence; /* segment_frames zeros: a silent tail */
 };
 
 static bool s_dither(const sf_output_t *o)
@@ -134,15 +140,20 @@ sf_rc stitch_open(const plan_t *plan, const char *out_dir, stitch_t **out, sf_er
     st->targets = sf_calloc(plan->n_targets ? plan->n_targets : 1, sizeof *st->targets);
     st->scratch = sf_aligned_alloc((size_t)plan->segment_frames * SF_MAX_CHANNELS * 4);
     st->mono = sf_aligned_alloc((size_t)plan->segment_frames * 4);
+    st->tail_frames = sf_session_n_frames(s) - plan->trim_from;
+    st->length = sf_session_n_frames(s);
     st->null.applicable = s_null_applicable(plan);
     if (st->null.applicable) {
-        st->null_segments = sf_calloc(plan->n_segments, sizeof *st->null_segments);
+        st->null_segments = sf_calloc(2 * (size_t)plan->n_segments, sizeof *st->null_segments);
         st->null_parts = (uint32_t)s->n_stems + 1;
         double lsb = st->bits ? ldexp(1.0, 1 - st->bits) : ldexp(1.0, -24);
         st->null.floor_peak = (double)s->n_stems * lsb * (st->dither ? 1.5 : 0.5);
     }
     sf_rc rc = SF_OK;
-    if (!st->targets || !st->scratch || !st->mono || (st->null.applicable && !st->null_segments))
+    if (st->tail_frames > 0)
+        st->silence = sf_calloc((size_t)plan->segment_frames, sizeof *st->silence);
+    if (!st->targets || !st->scratch || !st->mono || (st->null.applicable && !st->null_segments) ||
+        (st->tail_frames > 0 && !st->silence))
         rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
     for (uint32_t t = 0; rc == SF_OK && t < plan->n_targets; t++)
         rc = s_open_target(st, t, out_dir, err);
@@ -154,13 +165,13 @@ sf_rc stitch_open(const plan_t *plan, const char *out_dir, stitch_t **out, sf_er
     return SF_OK;
 }
 
-/* Adds sign * a segment (planar, as delivered) into the segment's null sum;
- * when every stem and the reference are in, keeps the peak and frees it. */
-static sf_rc s_null_add(stitch_t *st, const plan_job_t *job, const double *const *planar_or_null,
+/* Adds sign * n frames (planar, as delivered) into the null sum of `slot`
+ * (a segment's part before or after trim_from); when every stem and the
+ * reference are in, keeps the peak and frees it. */
+static sf_rc s_null_add(stitch_t *st, size_t slot, size_t n, const double *const *planar_or_null,
                         const float *const *planar_f, double sign, sf_err_t *err)
 {
-    stitch_null_segment_t *ns = &st->null_segments[job->segment_index];
-    size_t n = (size_t)job->n_frames;
+    stitch_null_segment_t *ns = &st->null_segments[slot];
     int n_ch = st->master_channels;
     if (!ns->acc) {
         ns->acc = sf_calloc(n * (size_t)n_ch, sizeof *ns->acc);
@@ -186,10 +197,9 @@ static sf_rc s_null_add(stitch_t *st, const plan_job_t *job, const double *const
     return SF_OK;
 }
 
-/* The written (quantised) values of an interleaved int32 segment, planar. */
-static sf_rc s_null_add_written(stitch_t *st, const plan_job_t *job, int n_channels, sf_err_t *err)
+/* The written (quantised) values of n interleaved frames in scratch, planar. */
+static sf_rc s_null_add_written(stitch_t *st, size_t slot, size_t n, int n_channels, sf_err_t *err)
 {
-    size_t n = (size_t)job->n_frames;
     double *planar = sf_malloc(n * (size_t)n_channels * sizeof *planar);
     if (!planar)
         return SF_ERR(err, SF_E_NOMEM, "out of memory for the null test");
@@ -207,7 +217,7 @@ static sf_rc s_null_add_written(stitch_t *st, const plan_job_t *job, int n_chann
             for (size_t i = 0; i < n; i++)
                 dst[i] = (double)floats[i * (size_t)n_channels + (size_t)c];
     }
-    sf_rc rc = s_null_add(st, job, channels, NULL, 1.0, err);
+    sf_rc rc = s_null_add(st, slot, n, channels, NULL, 1.0, err);
     sf_free(planar);
     return rc;
 }
@@ -228,27 +238,25 @@ static void s_track_peaks(stitch_t *st, stitch_target_t *tt, int n_channels, siz
     }
 }
 
-static sf_rc s_write_segment(stitch_t *st, uint32_t t, const plan_job_t *job, const float *planar, sf_err_t *err)
+/* Writes n frames of target t that start at timeline frame `start` (the
+ * null test's `slot`) to its files: quantised, dithered by absolute frame. */
+static sf_rc s_write_frames(stitch_t *st, uint32_t t, size_t slot, int64_t start, size_t n,
+                            const float *const *channels, sf_err_t *err)
 {
     stitch_target_t *tt = &st->targets[t];
     const plan_target_t *pt = &st->plan->targets[t];
     int n_channels = pt->n_channels;
-    size_t n = (size_t)job->n_frames;
-    const float *channels[SF_MAX_CHANNELS];
-    for (int c = 0; c < n_channels; c++)
-        channels[c] = planar + (size_t)c * n;
     sf_rc rc = SF_OK;
     if (!pt->deliver) {
         if (st->null.applicable)
-            rc = s_null_add(st, job, NULL, channels, -1.0, err);
+            rc = s_null_add(st, slot, n, NULL, channels, -1.0, err);
     } else {
         /* Quantise all channels at once: the dither of a sample depends on
          * its channel index in the target, however the files are split. */
         if (st->bits == 0)
             sf_dsp_interleave(st->scratch, channels, n_channels, n);
         else
-            tt->clipped +=
-                sf_dsp_quantize(st->scratch, channels, n_channels, n, st->bits, st->dither, tt->key, job->start_frame);
+            tt->clipped += sf_dsp_quantize(st->scratch, channels, n_channels, n, st->bits, st->dither, tt->key, start);
         s_track_peaks(st, tt, n_channels, n);
         for (int f = 0; rc == SF_OK && f < tt->n_files; f++) {
             stitch_file_t *sf = &tt->files[f];
@@ -265,14 +273,116 @@ static sf_rc s_write_segment(stitch_t *st, uint32_t t, const plan_job_t *job, co
                           : sf_media_writer_write_float(sf->writer, (const float *)mono, n, err);
         }
         if (rc == SF_OK && tt->is_stem && st->null.applicable)
-            rc = s_null_add_written(st, job, n_channels, err);
+            rc = s_null_add_written(st, slot, n, n_channels, err);
+    }
+    if (rc == SF_OK)
+        tt->frames_written += (int64_t)n;
+    return rc;
+}
+
+/* Keeps frames [at, at + n) of target t's tail (past trim_from). A tail
+ * that is all zeros so far takes no memory: multitracks and dry stems end
+ * in exact silence. */
+static sf_rc s_keep_tail(stitch_t *st, uint32_t t, int64_t at, size_t n, const float *const *channels, sf_err_t *err)
+{
+    stitch_target_t *tt = &st->targets[t];
+    const int n_channels = st->plan->targets[t].n_channels;
+    if (!tt->tail) {
+        bool silent = true;
+        for (int c = 0; c < n_channels && silent; c++)
+            for (size_t i = 0; i < n && silent; i++)
+                silent = channels[c][i] == 0.0f;
+        if (silent)
+            return SF_OK;
+        tt->tail = sf_calloc((size_t)st->tail_frames * (size_t)n_channels, sizeof *tt->tail);
+        if (!tt->tail)
+            return SF_ERR(err, SF_E_NOMEM, "out of memory holding the tail of a render");
+    }
+    for (int c = 0; c < n_channels; c++)
+        memcpy(tt->tail + (size_t)c * (size_t)st->tail_frames + (size_t)at, channels[c], n * sizeof(float));
+    return SF_OK;
+}
+
+/* A segment in order: what lies before trim_from is written now, the rest
+ * is kept until every target's tail is in and the length is known. */
+static sf_rc s_write_segment(stitch_t *st, uint32_t t, const plan_job_t *job, const float *planar, sf_err_t *err)
+{
+    const plan_t *p = st->plan;
+    const int64_t offset = job->start_frame - p->session->start;
+    const size_t n = (size_t)job->n_frames;
+    const int64_t head_end = p->trim_from - offset;
+    const size_t head = head_end <= 0 ? 0 : head_end >= (int64_t)n ? n : (size_t)head_end;
+    const float *channels[SF_MAX_CHANNELS];
+    for (int c = 0; c < p->targets[t].n_channels; c++)
+        channels[c] = planar + (size_t)c * n;
+    sf_rc rc = SF_OK;
+    if (head > 0)
+        rc = s_write_frames(st, t, 2 * (size_t)job->segment_index, job->start_frame, head, channels, err);
+    if (rc == SF_OK && head < n) {
+        const float *rest[SF_MAX_CHANNELS];
+        for (int c = 0; c < p->targets[t].n_channels; c++)
+            rest[c] = channels[c] + head;
+        rc = s_keep_tail(st, t, offset + (int64_t)head - p->trim_from, n - head, rest, err);
     }
     if (rc == SF_OK) {
-        tt->frames_written += job->n_frames;
-        tt->next_segment++;
+        st->targets[t].next_segment++;
         st->n_jobs_taken++;
     }
     return rc;
+}
+
+/* DESIGN.md: the region ends where every delivered file has fallen below
+ * the tail threshold. The last kept sample at or above it, over every
+ * delivered target and channel, fixes the length; the null-test reference
+ * does not count (it is not delivered). */
+static int64_t s_tail_length(const stitch_t *st)
+{
+    const plan_t *p = st->plan;
+    const float level = (float)pow(10.0, p->session->tail_threshold_db / 20.0);
+    int64_t keep = 0;
+    for (uint32_t t = 0; t < p->n_targets; t++) {
+        const stitch_target_t *tt = &st->targets[t];
+        if (!tt->tail || !p->targets[t].deliver)
+            continue;
+        for (int c = 0; c < p->targets[t].n_channels; c++) {
+            const float *x = tt->tail + (size_t)c * (size_t)st->tail_frames;
+            for (int64_t i = st->tail_frames; i-- > keep;)
+                if (fabsf(x[i]) >= level) {
+                    keep = i + 1;
+                    break;
+                }
+        }
+    }
+    return keep;
+}
+
+/* Writes every target's tail up to the common length, segment by segment
+ * (each piece is at most a segment, the size of the scratch buffers). */
+static sf_rc s_write_tails(stitch_t *st, sf_err_t *err)
+{
+    const plan_t *p = st->plan;
+    const int64_t keep = s_tail_length(st);
+    st->length = p->trim_from + keep;
+    for (uint32_t t = 0; t < p->n_targets; t++) {
+        stitch_target_t *tt = &st->targets[t];
+        for (uint32_t k = 0; k < p->n_segments; k++) {
+            const int64_t seg0 = (int64_t)k * p->segment_frames;
+            const int64_t a = seg0 > p->trim_from ? seg0 : p->trim_from;
+            const int64_t b = seg0 + p->segment_frames < st->length ? seg0 + p->segment_frames : st->length;
+            if (a >= b)
+                continue;
+            const float *channels[SF_MAX_CHANNELS];
+            for (int c = 0; c < p->targets[t].n_channels; c++)
+                channels[c] = tt->tail ? tt->tail + (size_t)c * (size_t)st->tail_frames + (size_t)(a - p->trim_from)
+                                       : st->silence;
+            sf_rc rc = s_write_frames(st, t, 2 * (size_t)k + 1, p->session->start + a, (size_t)(b - a), channels, err);
+            if (rc != SF_OK)
+                return rc;
+        }
+        sf_free(tt->tail);
+        tt->tail = NULL;
+    }
+    return SF_OK;
 }
 
 sf_rc stitch_accept(stitch_t *st, size_t job_index, const float *planar, sf_err_t *err)
@@ -310,6 +420,10 @@ bool stitch_complete(const stitch_t *st) { return st->n_jobs_taken == st->plan->
 sf_rc stitch_close(stitch_t *st, sf_err_t *err)
 {
     sf_rc first = SF_OK;
+    if (stitch_complete(st) && !st->tail_done && st->tail_frames > 0) {
+        st->tail_done = true;
+        first = s_write_tails(st, err);
+    }
     for (uint32_t t = 0; t < st->plan->n_targets; t++) {
         stitch_target_t *tt = &st->targets[t];
         for (int f = 0; f < tt->n_files; f++) {
@@ -319,6 +433,8 @@ sf_rc stitch_close(stitch_t *st, sf_err_t *err)
             sf->pcm_hash = sf_media_writer_pcm_hash(sf->writer);
             sf_err_t e = {0};
             sf_rc rc = sf_media_writer_close(&sf->writer, &e);
+            if (first != SF_OK)
+                continue;
             if (rc && first == SF_OK) {
                 first = rc;
                 if (err)
@@ -334,6 +450,7 @@ const char *stitch_partial_path(const stitch_t *st, uint32_t t, int f) { return 
 const char *stitch_final_path(const stitch_t *st, uint32_t t, int f) { return st->targets[t].files[f].final_path; }
 uint64_t stitch_pcm_hash(const stitch_t *st, uint32_t t, int f) { return st->targets[t].files[f].pcm_hash; }
 int64_t stitch_frames_written(const stitch_t *st, uint32_t t) { return st->targets[t].frames_written; }
+int64_t stitch_length(const stitch_t *st) { return st->length; }
 uint64_t stitch_clipped(const stitch_t *st, uint32_t t) { return st->targets[t].clipped; }
 
 double stitch_peak(const stitch_t *st, uint32_t t, int file)
@@ -368,8 +485,10 @@ void stitch_destroy(stitch_t **self_p, bool remove_partials)
         for (uint32_t k = 0; tt->held && k < st->plan->n_segments; k++)
             sf_free(tt->held[k]);
         sf_free(tt->held);
+        sf_free(tt->tail);
     }
-    for (uint32_t k = 0; st->null_segments && k < st->plan->n_segments; k++)
+    sf_free(st->silence);
+    for (size_t k = 0; st->null_segments && k < 2 * (size_t)st->plan->n_segments; k++)
         sf_free(st->null_segments[k].acc);
     sf_free(st->null_segments);
     sf_free(st->targets);

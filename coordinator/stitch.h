@@ -2,7 +2,10 @@
  *
  * Results arrive in any order; each target's files are written front to
  * back, so a segment that arrives early is held (copied) until every segment
- * before it has been written. Quantisation and dither happen here, keyed by
+ * before it has been written. With `end: auto` the frames past the last
+ * clip (plan->trim_from) are held until every target is in: the files end
+ * where the last of them falls below the session's tail threshold
+ * (DESIGN.md), all at one length. Quantisation and dither happen here, keyed by
  * the absolute timeline frame, so the bytes never depend on arrival order or
  * on where segments were cut. FLAC cannot seek while writing, which is why
  * segments are appended in order rather than written at random offsets.
@@ -33,7 +36,8 @@ sf_rc stitch_accept(stitch_t *st, size_t job_index, const float *planar, sf_err_
 /* True once every job of the plan has been taken. */
 bool stitch_complete(const stitch_t *st);
 
-/* Finishes, fsyncs and closes every file. */
+/* Once every job is in: writes the held tails up to the common length
+ * (plan->trim_from), then finishes, fsyncs and closes every file. */
 sf_rc stitch_close(stitch_t *st, sf_err_t *err);
 
 /* Files of a target: 1, or its channel count when not interleaved; 0 for
@@ -44,6 +48,9 @@ const char *stitch_final_path(const stitch_t *st, uint32_t target_index, int fil
 /* xxh3 of the PCM written (as sf_media_hash_pcm reads it back). Valid after close. */
 uint64_t stitch_pcm_hash(const stitch_t *st, uint32_t target_index, int file);
 int64_t stitch_frames_written(const stitch_t *st, uint32_t target_index);
+/* Frames of every delivered file: the region, or with `end: auto` where the
+ * last delivered sample at or above the tail threshold is. Valid after close. */
+int64_t stitch_length(const stitch_t *st);
 /* Sample peak of a file as written (linear, full scale 1). */
 double stitch_peak(const stitch_t *st, uint32_t target_index, int file);
 /* Samples that clipped at quantisation (integer formats), all files of the target. */

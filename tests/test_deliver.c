@@ -295,10 +295,15 @@ START_TEST(test_effects_stitch_null_and_tails)
     ck_assert_msg(s_render(session, "cut3", "--nodes 2 --segment 17011", &err) == 0, "%s", err);
     free(err);
     static const char *files[] = {"Drums.wav", "Music.wav", "Vocals.wav", "Full Mix.wav"};
+    int64_t delivered = 0;
+    double last_peak = 0; /* the last frame, over every file: at or above the tail threshold */
     for (size_t f = 0; f < 4; f++) {
         int ch;
         int64_t n, n1, n3;
         double *whole = s_read("whole", files[f], &ch, &n);
+        delivered = n;
+        for (int c = 0; c < ch; c++)
+            last_peak = fmax(last_peak, fabs(whole[(n - 1) * ch + c]));
         double *cut1 = s_read("cut1", files[f], &ch, &n1);
         double *cut3 = s_read("cut3", files[f], &ch, &n3);
         /* the reverb and the delay ring past the last clip: end: auto grew */
@@ -344,8 +349,36 @@ START_TEST(test_effects_stitch_null_and_tails)
     snprintf(cmd, sizeof cmd, "'%s' plan '%s' --json", tu_stemfarm_bin(), session);
     ck_assert_int_eq(tu_run(cmd, &out, NULL, 60), 0);
     json_t *plan = json_loads(out, 0, NULL);
+    /* end: auto planned the last clip plus the longest tail; the files end
+     * where the last of them falls below -144 dBFS, well before that */
+    const json_int_t planned = json_integer_value(json_object_get(plan, "frames"));
+    ck_assert_msg(delivered < planned - RATE / 10, "delivered %lld of %lld planned frames", (long long)delivered,
+                  (long long)planned);
+    ck_assert_msg(last_peak >= pow(10.0, -144.0 / 20.0), "the last frame is %g", last_peak);
+    printf("end: auto: %lld frames planned, %lld delivered (last frame %.1f dBFS)\n", (long long)planned,
+           (long long)delivered, 20 * log10(last_peak));
+    manifest_path = tu_path(s_dir, "whole/manifest.json");
+    m = json_load_file(manifest_path, 0, NULL);
+    json_t *render = json_object_get(m, "render");
+    ck_assert_int_eq(json_integer_value(json_object_get(render, "frames")), delivered);
+    ck_assert_int_eq(json_integer_value(json_object_get(render, "tail_trimmed_frames")), planned - delivered);
+    json_decref(m);
+    free(manifest_path);
     json_t *targets = json_object_get(plan, "targets");
-    ck_assert_int_gt(json_integer_value(json_object_get(json_array_get(targets, 0), "preroll_frames")), 4800);
+    json_t *stem0 = json_array_get(targets, 0);
+    const json_int_t stem_preroll = json_integer_value(json_object_get(stem0, "preroll_frames"));
+    ck_assert_int_gt(stem_preroll, 4800);
+    /* per track: none longer than the stem's (which the full mix's tracks
+     * feeding its shared compressor can set), each its own */
+    json_t *track_prerolls = json_object_get(stem0, "track_preroll_frames");
+    ck_assert_uint_eq(json_array_size(track_prerolls), json_array_size(json_object_get(stem0, "tracks")));
+    json_int_t longest = 0;
+    for (size_t i = 0; i < json_array_size(track_prerolls); i++)
+        longest = json_integer_value(json_array_get(track_prerolls, i)) > longest
+                      ? json_integer_value(json_array_get(track_prerolls, i))
+                      : longest;
+    ck_assert_int_gt(longest, 0);
+    ck_assert_int_le(longest, stem_preroll);
     json_decref(plan);
     free(out);
     free(session);

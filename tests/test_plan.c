@@ -127,6 +127,28 @@ START_TEST(test_bad_segments_are_refused)
 }
 END_TEST
 
+/* The default segment: 10 s, or four pre-rolls in whole seconds when the
+ * effects' tails are long (so the pre-roll costs at most a quarter more
+ * work), at most 120 s, and never more than a result message can carry. */
+START_TEST(test_default_segment_grows_with_preroll)
+{
+    sf_session_t s = s_session(0, 1000, 0);
+    static const struct {
+        int64_t preroll, want;
+    } cases[] = {
+        {0, 480000},           {120000, 480000},      {120001, 528000},     {338381, 1392000},
+        {48000 * 30, 5760000}, {48000 * 31, 5760000}, {INT64_MAX, 5760000},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        ck_assert_msg(plan_default_segment(&s, cases[c].preroll) == cases[c].want, "pre-roll %lld: %lld",
+                      (long long)cases[c].preroll, (long long)plan_default_segment(&s, cases[c].preroll));
+    s.sample_rate = 384000;
+    const int64_t limit = (int64_t)((SF_WIRE_MAX_MESSAGE_BYTES - (1u << 20)) / (4u * SF_MAX_CHANNELS));
+    ck_assert_int_eq(plan_default_segment(&s, 0), 3840000);
+    ck_assert_int_eq(plan_default_segment(&s, 384000 * 30), limit);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("plan");
@@ -135,6 +157,7 @@ int main(void)
     tcase_add_test(tc, test_dispatch_order_is_segment_major_and_complete);
     tcase_add_test(tc, test_targets_in_order_with_reference_last);
     tcase_add_test(tc, test_bad_segments_are_refused);
+    tcase_add_test(tc, test_default_segment_grows_with_preroll);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -2734,6 +2734,64 @@ START_TEST(test_fx_stitch)
 }
 END_TEST
 
+/* Sum of the tails of a chain at -144 dB: what each insert reports. */
+static int64_t s_chain_tail(const sf_insert_t *fx, size_t n)
+{
+    int64_t sum = 0;
+    for (size_t k = 0; k < n; k++)
+        sum += sf_fx_tail_frames(&fx[k].params, RATE, -144);
+    return sum;
+}
+
+/* Pre-roll per track (DESIGN.md: per graph node): each track of the stitch
+ * session starts its own chain's tails plus the longest tail sum from its
+ * destinations to the output before a segment -- a dry track straight to
+ * the master not at all -- and the target's pre-roll is the largest. */
+START_TEST(test_fx_track_prerolls)
+{
+    char *dir = tu_tmpdir();
+    src_spec_t srcs[FX_SRCS];
+    s_fx_sources(dir, srcs);
+    sf_session_t *s = s_fx_session(srcs);
+    const int drums = 0, aux = 1;
+    const int64_t drums_down = s_chain_tail(s->buses[drums].fx, s->buses[drums].n_fx);
+    const int64_t aux_down = s_chain_tail(s->buses[aux].fx, s->buses[aux].n_fx);
+    const int64_t master = s_chain_tail(s->master_fx, s->n_master_fx);
+    int64_t own[FX_SRCS];
+    for (int k = 0; k < FX_SRCS; k++)
+        own[k] = s_chain_tail(s->tracks[k].fx, s->tracks[k].n_fx);
+    ck_assert(own[2] == 0 && own[4] == 0 && own[0] > 0 && drums_down > aux_down && aux_down > 0);
+    for (int apply = 0; apply < 2; apply++) {
+        s->output.master_apply = apply;
+        const int64_t m = apply ? master : 0;
+        /* tracks 0, 1, 4 feed the drums bus; 1 and 2 send to the aux; 3 goes straight to the master */
+        const int64_t want[FX_SRCS] = {own[0] + drums_down + m, own[1] + drums_down + m, aux_down + m, own[3] + m,
+                                       drums_down + m};
+        const sf_target_t full = {SF_TARGET_FULL_MIX, 0};
+        int64_t got[FX_SRCS];
+        sf_err_t err = {0};
+        ck_assert_int_eq(sf_render_track_prerolls(s, full, got, &err), SF_OK);
+        int64_t longest = 0;
+        for (int k = 0; k < FX_SRCS; k++) {
+            ck_assert_msg(got[k] == want[k], "track %d (master %d): %lld, want %lld", k, apply, (long long)got[k],
+                          (long long)want[k]);
+            longest = got[k] > longest ? got[k] : longest;
+        }
+        ck_assert_int_eq(sf_render_preroll(s, full), longest);
+        /* stem 0 is tracks 0 and 2, but its share of the drums compressor
+         * follows the full mix, so every track renders; a muted one does not */
+        s->tracks[3].mute = true;
+        ck_assert_int_eq(sf_render_track_prerolls(s, (sf_target_t){SF_TARGET_STEM, 0}, got, &err), SF_OK);
+        s->tracks[3].mute = false;
+        ck_assert(got[0] == want[0] && got[1] == want[1] && got[2] == want[2] && got[3] == -1 && got[4] == want[4]);
+    }
+    g_free(s);
+    s_free_sources(srcs, FX_SRCS);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 /* Shared dynamics: the bus compressor and the master limiter that both
  * stems feed give each stem the full mix's gain, so the stems sum to the
  * full mix (and the mix with the master applied to the stems with
@@ -3264,6 +3322,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_fx_latency);
     tcase_add_test(tc, test_fx_shared_dynamics);
     tcase_add_test(tc, test_fx_stitch);
+    tcase_add_test(tc, test_fx_track_prerolls);
     tcase_add_test(tc, test_fx_threads);
     tcase_add_test(tc, test_fx_errors_and_nomem);
     suite_add_tcase(s, tc);

@@ -36,7 +36,11 @@
  *   (sf_fx_reset), so silence after a tail is exact;
  * - pre-roll: a render with chains starts at start - preroll and drops the
  *   first preroll frames; without any, the pre-roll changes no sample and
- *   is skipped. sf_render_preroll is the longest sum of tails on a path;
+ *   is skipped. sf_render_preroll is the longest sum of tails on a path.
+ *   Each track's clips sound only from start - its own pre-roll (its chain's
+ *   tails plus the longest sum from where it feeds to the output), so a dry
+ *   track is not rendered before the segment at all; the nodes downstream
+ *   start silent at start - preroll and hear each track as its clips begin;
  * - latency (look-ahead): every input of a node arrives with the latency of
  *   its latest one -- an input with less is delayed by the difference in a
  *   delay group (a double line per node and delay, its leftover carried
@@ -152,6 +156,9 @@ typedef struct {
     double pre_sign; /* fx: the polarity, applied before the chain */
     int64_t lat;     /* fx: frames of latency of the chain (automation follows the delayed signal) */
     int64_t pad;     /* fx: frames it keeps sounding after its clips end (tails + latency) */
+    int64_t preroll; /* the longest sum of tails from its input to the target's output, its chain's
+                        included: how early its clips must start sounding before a segment */
+    int64_t from;    /* this render: its clips sound from this frame on (start - preroll) */
 } s_track_plan_t;
 
 typedef struct {
@@ -881,14 +888,16 @@ static sf_rc s_render_piece(const sf_track_t *t, const sf_clip_t *clip, int64_t 
  * clip no later clip covers outright (a crossfade-in does not cover), then
  * those pieces are rendered forwards, so that a crossfade mixes over what
  * is already there. */
-static sf_rc s_render_clips(const sf_track_t *t, int64_t w0, size_t wn, s_clipbuf_t *cb, s_scratch_t *sc, sf_err_t *err)
+static sf_rc s_render_clips(const sf_track_t *t, int64_t from, int64_t w0, size_t wn, s_clipbuf_t *cb, s_scratch_t *sc,
+                            sf_err_t *err)
 {
     const int64_t w1 = w0 + (int64_t)wn;
+    const int64_t lo = from > w0 ? from : w0;
     size_t n_cov = 0, n_pieces = 0;
     for (size_t j = t->n_clips; j-- > 0;) {
         const sf_clip_t *clip = &t->clips[j];
         const int64_t end = clip->at + clip->length;
-        const int64_t a = clip->at > w0 ? clip->at : w0;
+        const int64_t a = clip->at > lo ? clip->at : lo;
         const int64_t b = end < w1 ? end : w1;
         if (a >= b)
             continue;
@@ -1134,6 +1143,7 @@ static void s_plan_track(s_ctx_t *c, size_t k, s_dest_t *dests)
      * then feeds the fader and the sends like a clip of gain 1 */
     tp->fx = t->n_fx > 0;
     tp->pre_sign = tp->sign;
+    tp->from = INT64_MIN;
     if (tp->fx)
         tp->sign = 1.0;
     tp->fader = tp->sign * sf_dsp_db_to_gain(t->gain_db);
@@ -1624,6 +1634,49 @@ static sf_rc s_dest_delay(s_ctx_t *c, s_dest_t *d, int64_t lat_src, sf_err_t *er
  * (node_lat_in, each bus's output, the target's), the longest sums of tails
  * (node_tail, the pre-roll a segment needs), how long each node rings after
  * its input stops (pads), and the delay groups that align a node's inputs. */
+/* Pre-roll per track (DESIGN.md: per graph node): its chain's tails plus
+ * the longest sum of tails from where it feeds to the output. Buses are
+ * taken in reverse bus_order, so every bus's destinations are known before
+ * it. A track that starts this early has warmed up every chain on its
+ * paths by the segment's start; starting every track at the target's
+ * longest pre-roll would only render more. */
+static sf_rc s_ctx_track_prerolls(s_ctx_t *c, int64_t master_tail, sf_err_t *err)
+{
+    const sf_session_t *s = c->s;
+    int64_t *down = sf_calloc((size_t)c->n_nodes, sizeof *down); /* per node: tails from its input on */
+    if (!down)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory rendering '%s'", s->name);
+    down[0] = master_tail;
+    for (size_t k = s->n_buses; k-- > 0;) {
+        const size_t b = s->bus_order[k];
+        const s_bus_plan_t *bp = &c->buses[b];
+        if (!c->reach[1 + b])
+            continue;
+        int64_t after = 0, tail = 0, lat = 0;
+        for (size_t j = 0; j < bp->n_dests; j++)
+            if (bp->dests[j].audible)
+                after = s_max64(after, down[bp->dests[j].node]);
+        s_chain_metrics(c, s->buses[b].fx, s->buses[b].n_fx, &tail, &lat);
+        down[1 + b] = s_sat_add(tail, after);
+    }
+    for (size_t si = 0; si < s_n_graphs(c); si++) {
+        const s_set_t *set = &c->sets[si];
+        for (size_t k = 0; k < set->n && !set->off; k++) {
+            const size_t ti = set->tracks[k];
+            s_track_plan_t *tp = &c->tracks[ti];
+            int64_t after = 0, tail = 0, lat = 0;
+            for (size_t j = 0; j < tp->n_dests; j++)
+                if (tp->dests[j].audible)
+                    after = s_max64(after, down[tp->dests[j].node]);
+            if (tp->fx)
+                s_chain_metrics(c, s->tracks[ti].fx, s->tracks[ti].n_fx, &tail, &lat);
+            tp->preroll = s_sat_add(tail, after);
+        }
+    }
+    sf_free(down);
+    return SF_OK;
+}
+
 static sf_rc s_ctx_paths(s_ctx_t *c, sf_err_t *err)
 {
     const sf_session_t *s = c->s;
@@ -1691,8 +1744,9 @@ static sf_rc s_ctx_paths(s_ctx_t *c, sf_err_t *err)
     }
     c->latency = s_sat_add(c->node_lat_in[0], m_lat);
     c->preroll_need = c->node_tail[0] < 0 ? 0 : s_sat_add(c->node_tail[0], m_tail);
-    if (c->latency == 0)
-        return SF_OK; /* every delay is 0 */
+    sf_rc rc = s_ctx_track_prerolls(c, m_tail, err);
+    if (rc != SF_OK || c->latency == 0)
+        return rc; /* every delay is 0 */
 
     for (size_t si = 0; si < s_n_graphs(c); si++) {
         const s_set_t *set = &c->sets[si];
@@ -1702,7 +1756,7 @@ static sf_rc s_ctx_paths(s_ctx_t *c, sf_err_t *err)
                 continue;
             s_track_plan_t *tp = &c->tracks[ti];
             for (size_t j = 0; j < tp->n_dests; j++) {
-                sf_rc rc = tp->dests[j].audible ? s_dest_delay(c, &tp->dests[j], tp->lat, err) : SF_OK;
+                rc = tp->dests[j].audible ? s_dest_delay(c, &tp->dests[j], tp->lat, err) : SF_OK;
                 if (rc != SF_OK)
                     return rc;
             }
@@ -1714,7 +1768,7 @@ static sf_rc s_ctx_paths(s_ctx_t *c, sf_err_t *err)
         if (!c->reach[1 + b])
             continue;
         for (size_t j = 0; j < bp->n_dests; j++) {
-            sf_rc rc = bp->dests[j].audible ? s_dest_delay(c, &bp->dests[j], bp->lat, err) : SF_OK;
+            rc = bp->dests[j].audible ? s_dest_delay(c, &bp->dests[j], bp->lat, err) : SF_OK;
             if (rc != SF_OK)
                 return rc;
         }
@@ -1983,7 +2037,8 @@ static sf_rc s_render_group(s_ctx_t *c, s_gstate_t *gs, const size_t *active, si
                 continue;
             }
             sf_err_clear(&c->errs[g]);
-            c->rcs[g] = s_render_clips(&s->tracks[active[g]], w0, wn, &c->bufs[g], sc, &c->errs[g]);
+            c->rcs[g] =
+                s_render_clips(&s->tracks[active[g]], c->tracks[active[g]].from, w0, wn, &c->bufs[g], sc, &c->errs[g]);
             if (c->rcs[g] == SF_OK && c->tracks[active[g]].fx)
                 s_track_fx(&c->tracks[active[g]], gs->tracks ? &gs->tracks[active[g]] : NULL, &c->bufs[g], w0, wn);
             if (c->rcs[g] != SF_OK) {
@@ -2095,7 +2150,8 @@ static sf_rc s_graph_window(s_ctx_t *c, size_t si, int64_t w0, size_t wn, sf_err
     for (size_t k = 0; k < set->n; k++) {
         const size_t ti = set->tracks[k];
         const s_track_plan_t *tp = &c->tracks[ti];
-        const int64_t from = tp->fx ? s_sat_sub(w0, tp->pad) : w0;
+        int64_t from = tp->fx ? s_sat_sub(w0, tp->pad) : w0;
+        from = from > tp->from ? from : tp->from;
         if (!s->tracks[ti].mute && tp->audible && s_clips_overlap(&s->tracks[ti], from, w1))
             c->active[n_active++] = ti;
         else if (gs->tracks && gs->tracks[ti].running)
@@ -2328,7 +2384,7 @@ static sf_rc s_render_multitrack(s_ctx_t *c, const sf_track_t *t, int64_t start,
         if (!s_clips_overlap(t, w0, w0 + (int64_t)wn))
             continue; /* out is already silent */
         const s_clipbuf_t *cb = &c->bufs[0];
-        sf_rc rc = s_render_clips(t, w0, wn, &c->bufs[0], &c->scratch[0], err);
+        sf_rc rc = s_render_clips(t, INT64_MIN, w0, wn, &c->bufs[0], &c->scratch[0], err);
         if (rc != SF_OK)
             return rc;
         /* out = raw * (float)env: the clip gain and fades applied once in float */
@@ -2391,6 +2447,10 @@ sf_rc sf_render(const sf_session_t *s, sf_target_t t, int64_t start, int64_t n_f
     if (rc == SF_OK && c.any_fx && (n_total > INT64_MAX / 4 || start < INT64_MIN / 4 + pre || start > INT64_MAX / 4))
         rc = SF_ERR(err, SF_E_INTERNAL, "bad render range (%lld frames, %lld pre-roll, %lld latency)",
                     (long long)n_frames, (long long)pre, (long long)lat);
+    /* Each track sounds from its own pre-roll on (no earlier than the
+     * render's): the tracks of a dry path start at the segment. */
+    for (size_t k = 0; rc == SF_OK && c.any_fx && t.kind != SF_TARGET_MULTITRACK && k < s->n_tracks; k++)
+        c.tracks[k].from = start - (c.tracks[k].preroll < pre ? c.tracks[k].preroll : pre);
     if (rc == SF_OK)
         rc = t.kind == SF_TARGET_MULTITRACK
                  ? s_render_multitrack(&c, &s->tracks[t.index], start, n_frames, out, err)
@@ -2415,6 +2475,30 @@ static int64_t s_path_frames(const sf_session_t *s, sf_target_t t, bool want_lat
 }
 
 int64_t sf_render_preroll(const sf_session_t *s, sf_target_t t) { return s_path_frames(s, t, false); }
+
+sf_rc sf_render_track_prerolls(const sf_session_t *s, sf_target_t t, int64_t *prerolls, sf_err_t *err)
+{
+    for (size_t k = 0; k < s->n_tracks; k++)
+        prerolls[k] = -1;
+    if (s_target_channels(s, t) == 0)
+        return SF_ERR(err, SF_E_INTERNAL, "no render target %d:%u", (int)t.kind, t.index);
+    if (t.kind == SF_TARGET_MULTITRACK) {
+        prerolls[t.index] = 0;
+        return SF_OK;
+    }
+    s_ctx_t c = {0};
+    sf_rc rc = s_check_graph(s, err);
+    if (rc == SF_OK)
+        rc = s_ctx_prepare(&c, s, t, err);
+    for (size_t si = 0; rc == SF_OK && si < s_n_graphs(&c); si++)
+        for (size_t k = 0; k < c.sets[si].n && !c.sets[si].off; k++) {
+            const size_t ti = c.sets[si].tracks[k];
+            if (s_sounding(&c, ti))
+                prerolls[ti] = c.any_fx ? c.tracks[ti].preroll : 0;
+        }
+    s_ctx_free(&c);
+    return rc;
+}
 
 int64_t sf_render_latency(const sf_session_t *s, sf_target_t t) { return s_path_frames(s, t, true); }
 

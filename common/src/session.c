@@ -2319,7 +2319,7 @@ static void s_check_region(s_ctx_t *c, const s_node_t *root, const s_region_t *r
                 if (clip->at <= INT64_MAX - clip->length && clip->at + clip->length > end)
                     end = clip->at + clip->length;
             }
-        s->end = end;
+        s->end = s->clips_end = end;
     }
     if (!c->rate || s->start < s->end)
         return;
@@ -2542,7 +2542,7 @@ static int64_t s_tail_after(const int64_t *bus_tail, int64_t master_tail, int ou
  * buses it reaches through outputs and sends, the master's chain where it
  * runs). bus_order lists feeders first, so one pass backwards gives every
  * bus the longest tail from it on. Needs a model without errors. Trimming
- * to where every stem has fallen below the threshold is the planner's. */
+ * to where every stem has fallen below the threshold happens at delivery. */
 static void s_auto_end(s_ctx_t *c)
 {
     sf_session_t *s = c->s;

@@ -74,6 +74,16 @@ double sf_render_automation_at(const sf_automation_t *a, int64_t frame, double f
  * out of memory. */
 int64_t sf_render_preroll(const sf_session_t *s, sf_target_t t);
 
+/* Pre-roll per track (DESIGN.md: pre-roll is per graph node): prerolls[k]
+ * for every session track k is how many frames before a segment track k's
+ * clips start sounding in a render of target t -- the tails of its own
+ * chain plus the longest sum of tails from where it feeds (its output bus,
+ * its sends) to the target's output. sf_render starts each track at
+ * start - min(preroll, prerolls[k]); sf_render_preroll is the largest. -1
+ * for tracks that do not sound in the target. SF_E_INPUT/SF_E_NOMEM as
+ * sf_render would refuse the target. */
+sf_rc sf_render_track_prerolls(const sf_session_t *s, sf_target_t t, int64_t *prerolls, sf_err_t *err);
+
 /* Frames by which the target's output would lag the timeline without
  * compensation: the largest sum of insert latencies (look-ahead) on any path
  * (shared dynamics: of the full graph too); 0 or -1 as sf_render_preroll.
@@ -83,7 +93,8 @@ int64_t sf_render_latency(const sf_session_t *s, sf_target_t t);
 /* Renders stem `stem_index` over timeline frames [start, start + n_frames)
  * into out[c][0..n_frames), c < stems[stem_index].n_channels, caller-allocated.
  * `preroll` frames before `start` are rendered to warm up effects with memory
- * and discarded. Uses up to omp_get_max_threads() threads of the caller.
+ * and discarded (each track from its own pre-roll, sf_render_track_prerolls).
+ * Uses up to omp_get_max_threads() threads of the caller.
  * Errors: SF_E_IO with the source path when a source cannot be read,
  * SF_E_NOMEM. On error `out` holds unspecified values. */
 sf_rc sf_render_stem(const sf_session_t *s, size_t stem_index, int64_t start, int64_t n_frames, int64_t preroll,

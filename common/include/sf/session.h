@@ -170,8 +170,10 @@ typedef struct sf_session {
     int sample_rate; /* 8000..384000 */
     int64_t start;   /* render region [start, end) in timeline frames */
     int64_t end;
-    bool end_auto;   /* end was `auto`: the last clip end */
-    int64_t segment; /* frames; 0: the planner chooses */
+    bool end_auto;     /* end was `auto`: the last clip end plus the longest tail */
+    int64_t clips_end; /* end_auto: where the last clip ends; the delivered files end between
+                          it and `end`, where every one has fallen below tail_threshold_db */
+    int64_t segment;   /* frames; 0: the planner chooses */
     double tail_threshold_db;
     int master_channels;    /* 1, 2, 6 or 8 */
     sf_insert_t *master_fx; /* owned: the master's chain (runs for stems only with
