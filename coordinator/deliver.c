@@ -31,7 +31,7 @@ sf_rc deliver_check_targets(const plan_t *plan, const char *out_dir, bool force,
     const sf_session_t *s = plan->session;
     char path[PATH_MAX], name[PATH_MAX];
     for (uint32_t t = 0; t <= plan->n_targets; t++) {
-        int n_files = t < plan->n_targets ? s_n_files(plan, t) : 1;
+        int n_files = t < plan->n_targets ? s_n_files(plan, t) : 2;
         for (int f = 0; f < n_files; f++) {
             if (t < plan->n_targets) {
                 sf_rc rc = sf_session_target_filename(s, plan->targets[t].target, s->output.interleave ? -1 : f, name,
@@ -39,7 +39,7 @@ sf_rc deliver_check_targets(const plan_t *plan, const char *out_dir, bool force,
                 if (rc)
                     return rc;
             } else {
-                snprintf(name, sizeof name, "manifest.json");
+                snprintf(name, sizeof name, "%s", f == 0 ? "manifest.json" : DELIVER_SUMS_NAME);
             }
             if (snprintf(path, sizeof path, "%s/%s", out_dir, name) >= (int)sizeof path)
                 return SF_ERR(err, SF_E_INPUT, "output path '%s/%s' is too long", out_dir, name);
@@ -92,45 +92,90 @@ static sf_rc s_headroom(const sf_session_t *s, const char *name, double peak, js
     return SF_OK;
 }
 
-/* Reads every partial back and compares it with what was written; fills
- * checks[t][f] with what passed. */
-static sf_rc s_verify(const plan_t *plan, stitch_t *st, json_t *checks, sf_err_t *err)
+/* What reading a delivered file back found. */
+typedef struct {
+    uint32_t target;
+    int file;
+    sf_rc rc;
+    sf_err_t err;
+    uint64_t hash;
+    int64_t frames;
+    int channels;
+    sf_meter_result_t meter;
+} s_readback_t;
+
+static size_t s_count_files(const plan_t *plan)
+{
+    size_t n = 0;
+    for (uint32_t t = 0; t < plan->n_targets; t++)
+        n += (size_t)s_n_files(plan, t);
+    return n;
+}
+
+/* Reads every partial back through the meters, files in parallel (each is
+ * independent; the results land in their own slots). */
+static void s_read_back(const plan_t *plan, stitch_t *st, s_readback_t *rb, size_t n_files)
+{
+    const sf_session_t *s = plan->session;
+    size_t k = 0;
+    for (uint32_t t = 0; t < plan->n_targets; t++)
+        for (int f = 0; f < s_n_files(plan, t); f++, k++)
+            rb[k] = (s_readback_t){.target = t, .file = f};
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t i = 0; i < n_files; i++) {
+        s_readback_t *r = &rb[i];
+        const int n_ch = plan->targets[r->target].n_channels;
+        const char *const *labels = sf_layout_labels(n_ch);
+        const char *one[1] = {labels ? labels[r->file] : NULL};
+        sf_meter_t *meter = NULL;
+        r->rc = sf_meter_new(s->output.interleave ? n_ch : 1, s->output.interleave ? labels : one, s->sample_rate,
+                             stitch_length(st), &meter, &r->err);
+        if (r->rc == SF_OK)
+            r->rc = sf_media_hash_pcm(stitch_partial_path(st, r->target, r->file), s->output.sample_format, meter,
+                                      &r->hash, &r->frames, &r->channels, &r->err);
+        if (r->rc == SF_OK)
+            r->rc = sf_meter_result(meter, &r->meter, &r->err);
+        sf_meter_destroy(&meter);
+    }
+}
+
+/* Compares every file read back with what was written; fills checks[k]
+ * with what passed. */
+static sf_rc s_verify(const plan_t *plan, stitch_t *st, const s_readback_t *rb, size_t n_files, json_t *checks,
+                      sf_err_t *err)
 {
     const sf_session_t *s = plan->session;
     int64_t expected = stitch_length(st);
-    for (uint32_t t = 0; t < plan->n_targets; t++) {
-        for (int f = 0; f < s_n_files(plan, t); f++) {
-            const char *partial = stitch_partial_path(st, t, f);
-            const char *name = s_basename(stitch_final_path(st, t, f));
-            uint64_t hash;
-            int64_t frames;
-            int channels;
-            sf_rc rc = sf_media_hash_pcm(partial, s->output.sample_format, &hash, &frames, &channels, err);
-            if (rc)
-                return rc;
-            json_t *list = json_array();
-            json_array_append_new(checks, list);
-            if (frames != expected || stitch_frames_written(st, t) != expected)
-                return SF_ERR(err, SF_E_VERIFY,
-                              "'%s': check 'same_length' failed: %" PRId64 " frames, every file must have %" PRId64,
-                              name, frames, expected);
-            json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "check", "same_length", "result", "pass", "frames",
-                                                  (json_int_t)frames));
-            int want_channels = s->output.interleave ? plan->targets[t].n_channels : 1;
-            if (channels != want_channels || hash != stitch_pcm_hash(st, t, f))
-                return SF_ERR(err, SF_E_VERIFY,
-                              "'%s': check 'read_back' failed: the file does not read back as the samples written",
-                              name);
-            json_array_append_new(list, json_pack("{s:s, s:s}", "check", "read_back", "result", "pass"));
-            rc = s_headroom(s, name, stitch_peak(st, t, f), list, err);
-            if (rc)
-                return rc;
-            if (s->output.sample_format != SF_SAMPLE_FLOAT32) {
-                uint64_t clipped = stitch_clipped(st, t);
-                json_array_append_new(list,
-                                      json_pack("{s:s, s:s, s:I}", "check", "clipping", "result",
-                                                clipped ? "warn" : "pass", "clipped_samples", (json_int_t)clipped));
-            }
+    for (size_t k = 0; k < n_files; k++) {
+        const s_readback_t *r = &rb[k];
+        const uint32_t t = r->target;
+        const int f = r->file;
+        const char *name = s_basename(stitch_final_path(st, t, f));
+        if (r->rc != SF_OK) {
+            if (err)
+                *err = r->err;
+            return r->rc;
+        }
+        json_t *list = json_array();
+        json_array_append_new(checks, list);
+        if (r->frames != expected || stitch_frames_written(st, t) != expected)
+            return SF_ERR(err, SF_E_VERIFY,
+                          "'%s': check 'same_length' failed: %" PRId64 " frames, every file must have %" PRId64, name,
+                          r->frames, expected);
+        json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "check", "same_length", "result", "pass", "frames",
+                                              (json_int_t)r->frames));
+        int want_channels = s->output.interleave ? plan->targets[t].n_channels : 1;
+        if (r->channels != want_channels || r->hash != stitch_pcm_hash(st, t, f))
+            return SF_ERR(err, SF_E_VERIFY,
+                          "'%s': check 'read_back' failed: the file does not read back as the samples written", name);
+        json_array_append_new(list, json_pack("{s:s, s:s}", "check", "read_back", "result", "pass"));
+        sf_rc rc = s_headroom(s, name, stitch_peak(st, t, f), list, err);
+        if (rc)
+            return rc;
+        if (s->output.sample_format != SF_SAMPLE_FLOAT32) {
+            uint64_t clipped = stitch_clipped(st, t);
+            json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "check", "clipping", "result",
+                                                  clipped ? "warn" : "pass", "clipped_samples", (json_int_t)clipped));
         }
     }
     return SF_OK;
@@ -164,9 +209,14 @@ static sf_rc s_null_test(const plan_t *plan, stitch_t *st, json_t **out, sf_err_
     return SF_OK;
 }
 
-static json_t *s_file_entry(const plan_t *plan, stitch_t *st, uint32_t t, int f, const deliver_segment_t *segments,
+/* A level in dB for JSON: null where it is -inf (silence). */
+static json_t *s_db_json(double db) { return isfinite(db) ? json_real(round(db * 100.0) / 100.0) : json_null(); }
+
+static json_t *s_file_entry(const plan_t *plan, stitch_t *st, const s_readback_t *r, const deliver_segment_t *segments,
                             const uint8_t sha[32], json_t *checks)
 {
+    const uint32_t t = r->target;
+    const int f = r->file;
     const sf_session_t *s = plan->session;
     const plan_target_t *pt = &plan->targets[t];
     char sha_hex[65];
@@ -192,40 +242,75 @@ static json_t *s_file_entry(const plan_t *plan, stitch_t *st, uint32_t t, int f,
         if (s->output.interleave || c == f)
             json_array_append_new(labels, json_string(all[c]));
     double peak_db = s_dbfs(stitch_peak(st, t, f));
-    return json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:s, s:o, s:s, s:s, s:s, s:f, s:o, s:O}", "file",
+    return json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:s, s:o, s:s, s:s, s:s, s:f, s:o, s:o, s:o, s:o, s:O}", "file",
                      s_basename(stitch_final_path(st, t, f)), "role", s_role(pt->target.kind), "name",
                      sf_session_target_name(s, pt->target), "frames", (json_int_t)stitch_frames_written(st, t),
                      "sample_rate", s->sample_rate, "channels", channels, "layout", sf_layout_name(pt->n_channels),
                      "channel_labels", labels, "format", sf_format_name(s->output.format), "sample_format",
                      sf_sample_format_name(s->output.sample_format), "sha256", sha_hex, "peak_dbfs",
-                     isinf(peak_db) ? -999.0 : peak_db, "segments", segs, "checks", checks);
+                     isinf(peak_db) ? -999.0 : peak_db, "true_peak_dbtp", s_db_json(sf_meter_db(r->meter.true_peak)),
+                     "integrated_lufs", s_db_json(r->meter.integrated_lufs), "loudness_range_lu",
+                     s_db_json(r->meter.lra_lu), "segments", segs, "checks", checks);
 }
 
-static sf_rc s_write_manifest(json_t *manifest, const char *out_dir, char **manifest_path, sf_err_t *err)
+/* out_dir/name holds `text` (NULL: out of memory) or nothing: written as
+ * name.partial, fsynced, renamed. *final_path (optional) gets its path. */
+static sf_rc s_write_atomic(const char *out_dir, const char *name, const char *text, char **final_path, sf_err_t *err)
 {
+    if (!text)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory");
     char final[PATH_MAX], partial[PATH_MAX];
-    snprintf(final, sizeof final, "%s/manifest.json", out_dir);
-    snprintf(partial, sizeof partial, "%s/manifest.json.partial", out_dir);
+    snprintf(final, sizeof final, "%s/%s", out_dir, name);
+    snprintf(partial, sizeof partial, "%s/%s.partial", out_dir, name);
     int fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
         return SF_ERR(err, SF_E_IO, "cannot create '%s': %s", partial, strerror(errno));
-    char *text = json_dumps(manifest, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    size_t n = text ? strlen(text) : 0;
-    ssize_t w = text ? write(fd, text, n) : -1;
-    ssize_t nl = write(fd, "\n", 1);
-    free(text);
-    if (w != (ssize_t)n || nl != 1 || fsync(fd) != 0) {
+    size_t n = strlen(text);
+    ssize_t w = write(fd, text, n);
+    if (w != (ssize_t)n || fsync(fd) != 0) {
+        int e = w < 0 ? errno : ENOSPC;
         close(fd);
         unlink(partial);
-        return SF_ERR(err, SF_E_IO, "cannot write '%s'", partial);
+        return SF_ERR(err, SF_E_IO, "cannot write '%s': %s", partial, strerror(e));
     }
     close(fd);
     if (rename(partial, final) != 0) {
         unlink(partial);
         return SF_ERR(err, SF_E_IO, "cannot rename '%s': %s", partial, strerror(errno));
     }
-    *manifest_path = sf_strdup(final);
-    return *manifest_path ? SF_OK : SF_ERR(err, SF_E_NOMEM, "out of memory");
+    if (final_path && !(*final_path = sf_strdup(final)))
+        return SF_ERR(err, SF_E_NOMEM, "out of memory");
+    return SF_OK;
+}
+
+static sf_rc s_write_manifest(json_t *manifest, const char *out_dir, char **manifest_path, sf_err_t *err)
+{
+    char *json = json_dumps(manifest, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = json ? sf_malloc(strlen(json) + 2) : NULL;
+    if (text)
+        snprintf(text, strlen(json) + 2, "%s\n", json);
+    free(json);
+    sf_rc rc = s_write_atomic(out_dir, "manifest.json", text, manifest_path, err);
+    sf_free(text);
+    return rc;
+}
+
+/* One `sha256sum -c` line per delivered file, then the manifest's. */
+static sf_rc s_write_sums(const char *out_dir, const char *sums, const char *manifest_path, sf_err_t *err)
+{
+    uint8_t sha[32];
+    char hex[65];
+    sf_rc rc = sf_hash_sha256_file(manifest_path, sha, err);
+    if (rc != SF_OK)
+        return rc;
+    sf_hash_hex(sha, 32, hex);
+    size_t n = strlen(sums) + sizeof hex + sizeof "  manifest.json\n";
+    char *text = sf_malloc(n);
+    if (text)
+        snprintf(text, n, "%s%s  manifest.json\n", sums, hex);
+    rc = s_write_atomic(out_dir, DELIVER_SUMS_NAME, text, NULL, err);
+    sf_free(text);
+    return rc;
 }
 
 static json_t *s_manifest(const plan_t *plan, const stitch_t *st, const deliver_info_t *info, json_t *files,
@@ -260,21 +345,40 @@ sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *
     *manifest_path = NULL;
     sf_rc rc = SF_OK;
     json_t *checks = json_array(), *files = json_array(), *null_test = NULL, *manifest = NULL;
+    s_readback_t *rb = NULL;
+    size_t n_files = 0;
+    char *sums = NULL; /* SHA256SUMS lines */
     if (!checks || !files) {
         rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
         goto done;
     }
-    rc = s_verify(plan, st, checks, err);
+    n_files = s_count_files(plan);
+    rb = sf_calloc(n_files ? n_files : 1, sizeof *rb);
+    if (!rb) {
+        rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
+        goto done;
+    }
+    s_read_back(plan, st, rb, n_files);
+    rc = s_verify(plan, st, rb, n_files, checks, err);
     if (rc == SF_OK)
         rc = s_null_test(plan, st, &null_test, err);
-    size_t k = 0;
-    for (uint32_t t = 0; rc == SF_OK && t < plan->n_targets; t++) {
-        for (int f = 0; rc == SF_OK && f < s_n_files(plan, t); f++, k++) {
-            uint8_t sha[32];
-            rc = sf_hash_sha256_file(stitch_partial_path(st, t, f), sha, err);
-            if (rc == SF_OK)
-                json_array_append_new(files, s_file_entry(plan, st, t, f, segments, sha, json_array_get(checks, k)));
-        }
+    sums = sf_calloc(n_files ? n_files : 1, 64 + 2 + PATH_MAX + 1);
+    if (rc == SF_OK && !sums)
+        rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
+    for (size_t k = 0; rc == SF_OK && k < n_files; k++) {
+        uint8_t sha[32];
+        char hex[65];
+        rc = sf_hash_sha256_file(stitch_partial_path(st, rb[k].target, rb[k].file), sha, err);
+        if (rc != SF_OK)
+            break;
+        json_array_append_new(files, s_file_entry(plan, st, &rb[k], segments, sha, json_array_get(checks, k)));
+        sf_hash_hex(sha, 32, hex);
+        const char *base = s_basename(stitch_final_path(st, rb[k].target, rb[k].file));
+        if (strchr(base, '\n') || strchr(base, '\\'))
+            rc = SF_ERR(err, SF_E_INPUT, "'%s': a file name with a newline or backslash cannot go into %s", base,
+                        DELIVER_SUMS_NAME);
+        else
+            snprintf(sums + strlen(sums), 64 + 2 + PATH_MAX + 1, "%s  %s\n", hex, base);
     }
     for (uint32_t t = 0; rc == SF_OK && t < plan->n_targets; t++)
         for (int f = 0; rc == SF_OK && f < s_n_files(plan, t); f++)
@@ -291,10 +395,16 @@ sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *
                                 json_integer((json_int_t)(sf_session_n_frames(plan->session) - stitch_length(st))));
         rc = manifest ? s_write_manifest(manifest, info->out_dir, manifest_path, err)
                       : SF_ERR(err, SF_E_NOMEM, "out of memory");
+        if (rc == SF_OK)
+            rc = s_write_sums(info->out_dir, sums, *manifest_path, err);
     }
     if (rc == SF_OK)
         rc = s_fsync_dir(info->out_dir, err);
 done:
+    for (size_t k = 0; rb && k < n_files; k++)
+        sf_meter_result_free(&rb[k].meter);
+    sf_free(rb);
+    sf_free(sums);
     json_decref(manifest);
     json_decref(null_test);
     json_decref(files);

@@ -6,7 +6,8 @@
  * of the stems as written against the full mix (master bypassed), with a
  * residual at most DELIVER_NULL_LIMIT_DBFS unless output.null_test is false. Then each file gets its SHA-256, is
  * renamed over NAME, and manifest.json is written the same way
- * (manifest.json.partial, fsync, rename). An existing deliverable is only
+ * (manifest.json.partial, fsync, rename), then SHA256SUMS (every file and
+ * the manifest, in the format `sha256sum -c` reads). An existing deliverable is only
  * replaced when the caller asked (--force), which deliver_check_targets
  * checks before any rendering starts.
  */
@@ -20,6 +21,7 @@
 
 #define DELIVER_MANIFEST_VERSION 1
 #define DELIVER_NULL_LIMIT_DBFS  (-90.0)
+#define DELIVER_SUMS_NAME        "SHA256SUMS" /* `sha256sum -c SHA256SUMS` in the folder checks every file */
 
 typedef struct {
     char node_name[64]; /* the node whose result was accepted */

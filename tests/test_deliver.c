@@ -362,8 +362,27 @@ START_TEST(test_effects_stitch_null_and_tails)
     json_t *render = json_object_get(m, "render");
     ck_assert_int_eq(json_integer_value(json_object_get(render, "frames")), delivered);
     ck_assert_int_eq(json_integer_value(json_object_get(render, "tail_trimmed_frames")), planned - delivered);
+    /* the meters of every file: a true peak at or above the sample peak, a loudness */
+    json_t *mfiles = json_object_get(m, "files");
+    ck_assert_uint_eq(json_array_size(mfiles), 4);
+    for (size_t i = 0; i < json_array_size(mfiles); i++) {
+        json_t *e = json_array_get(mfiles, i);
+        const double sample_peak = json_real_value(json_object_get(e, "peak_dbfs"));
+        const double true_peak = json_real_value(json_object_get(e, "true_peak_dbtp"));
+        const double lufs = json_real_value(json_object_get(e, "integrated_lufs"));
+        ck_assert_msg(json_is_real(json_object_get(e, "integrated_lufs")) && lufs > -40 && lufs < 0, "%g LUFS", lufs);
+        ck_assert_msg(true_peak >= sample_peak - 0.006 && true_peak < sample_peak + 3, "%g dBTP, %g dBFS", true_peak,
+                      sample_peak);
+        ck_assert(json_is_real(json_object_get(e, "loudness_range_lu")));
+    }
     json_decref(m);
     free(manifest_path);
+    /* SHA256SUMS covers every file and the manifest, as sha256sum -c reads it */
+    char *sums = NULL;
+    snprintf(cmd, sizeof cmd, "cd '%s/whole' && sha256sum -c SHA256SUMS", s_dir);
+    ck_assert_int_eq(tu_run(cmd, &sums, NULL, 60), 0);
+    ck_assert_msg(strstr(sums, "Drums.wav: OK") && strstr(sums, "manifest.json: OK"), "%s", sums);
+    free(sums);
     json_t *targets = json_object_get(plan, "targets");
     json_t *stem0 = json_array_get(targets, 0);
     const json_int_t stem_preroll = json_integer_value(json_object_get(stem0, "preroll_frames"));

@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifndef M_PI /* C11 leaves it out of math.h */
+#define M_PI 3.14159265358979323846
+#endif
+
 /* Runs a suite (Check forks each test unless CK_FORK=no) and returns the
  * process exit status: EXIT_SUCCESS when every test passed. */
 typedef struct Suite Suite;

@@ -557,8 +557,8 @@ static int s_file_sample_format(int format, sf_sample_format_t *out)
     }
 }
 
-sf_rc sf_media_hash_pcm(const char *path, sf_sample_format_t sample_format, uint64_t *xxh3, int64_t *n_frames,
-                        int *channels, sf_err_t *err)
+sf_rc sf_media_hash_pcm(const char *path, sf_sample_format_t sample_format, sf_meter_t *meter, uint64_t *xxh3,
+                        int64_t *n_frames, int *channels, sf_err_t *err)
 {
     SF_INFO si;
     int fd;
@@ -598,6 +598,12 @@ sf_rc sf_media_hash_pcm(const char *path, sf_sample_format_t sample_format, uint
             break;
         sf_xxh3_stream_update(st, buf, (size_t)got * (size_t)si.channels * sizeof(int32_t));
         total += (int64_t)got;
+        if (meter) {
+            rc = sample_format == SF_SAMPLE_FLOAT32 ? sf_meter_add_float(meter, buf, (size_t)got, err)
+                                                    : sf_meter_add_int32(meter, buf, (size_t)got, err);
+            if (rc != SF_OK)
+                goto out_free;
+        }
     }
     if (total != (int64_t)si.frames) {
         rc = SF_ERR(err, SF_E_VERIFY, "'%s': read %lld frames, the header says %lld", path, (long long)total,

@@ -10,6 +10,7 @@
 #define SF_MEDIA_H
 
 #include "sf/error.h"
+#include "sf/meter.h"
 #include "sf/session.h"
 
 #include <stddef.h>
@@ -71,8 +72,10 @@ sf_rc sf_media_writer_close(sf_media_writer_t **w, sf_err_t *err);
 
 /* Reads a written file back through libsndfile (int32 for integer formats,
  * float for float32) and returns the xxh3 of its interleaved frames, its
- * frame count and its channel count: the read-back half of verification. */
-sf_rc sf_media_hash_pcm(const char *path, sf_sample_format_t sample_format, uint64_t *xxh3, int64_t *n_frames,
-                        int *channels, sf_err_t *err);
+ * frame count and its channel count: the read-back half of verification.
+ * With a meter (made for the file's channels; NULL: none), every frame read
+ * also goes through it, so the meters describe the file as it reads back. */
+sf_rc sf_media_hash_pcm(const char *path, sf_sample_format_t sample_format, sf_meter_t *meter, uint64_t *xxh3,
+                        int64_t *n_frames, int *channels, sf_err_t *err);
 
 #endif
