@@ -16,6 +16,7 @@
 #include "dispatch.h"
 #include "events.h"
 #include "plan.h"
+#include "verify.h"
 #include "worker.h"
 
 #include "sf/alloc.h"
@@ -530,68 +531,13 @@ static int s_cmd_verify(int argc, char **argv)
         return rc;
     if (!target)
         return s_usage_error("'verify' needs a delivery folder or a manifest.json");
-    char manifest_path[PATH_MAX], dir[PATH_MAX];
-    struct stat st;
-    if (stat(target, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(dir, sizeof dir, "%s", target);
-        snprintf(manifest_path, sizeof manifest_path, "%s/manifest.json", target);
-    } else {
-        snprintf(manifest_path, sizeof manifest_path, "%s", target);
-        snprintf(dir, sizeof dir, "%s", target);
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *slash = '\0';
-        else
-            snprintf(dir, sizeof dir, ".");
-    }
-    json_error_t jerr;
-    json_t *root = json_load_file(manifest_path, 0, &jerr);
-    if (!root) {
-        fprintf(stderr, "%s:%d:%d: error: %s\n", manifest_path, jerr.line, jerr.column, jerr.text);
+    size_t n_failed = 0;
+    sf_err_t err = {0};
+    if (verify_delivery(target, stdout, &n_failed, &err) != SF_OK) {
+        fprintf(stderr, "error: %s\n", err.msg);
         return EXIT_USAGE;
     }
-    json_t *files = json_object_get(root, "files");
-    if (!json_is_array(files) || json_integer_value(json_object_get(root, "manifest_version")) != 1) {
-        fprintf(stderr, "%s: error: not a stemfarm manifest (version 1 with a 'files' list)\n", manifest_path);
-        json_decref(root);
-        return EXIT_USAGE;
-    }
-    size_t i, n_bad = 0;
-    json_t *f;
-    json_array_foreach(files, i, f)
-    {
-        const char *name = json_string_value(json_object_get(f, "file"));
-        const char *want = json_string_value(json_object_get(f, "sha256"));
-        if (!name || !want || strchr(name, '/')) {
-            fprintf(stderr, "%s: error: entry %zu has no valid 'file' and 'sha256'\n", manifest_path, i);
-            json_decref(root);
-            return EXIT_USAGE;
-        }
-        char path[PATH_MAX], hex[65];
-        if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
-            printf("FAILED %s: path too long\n", name);
-            n_bad++;
-            continue;
-        }
-        uint8_t sha[32];
-        sf_err_t err = {0};
-        if (sf_hash_sha256_file(path, sha, &err)) {
-            printf("FAILED %s: %s\n", name, err.msg);
-            n_bad++;
-            continue;
-        }
-        sf_hash_hex(sha, 32, hex);
-        if (strcmp(hex, want) != 0) {
-            printf("FAILED %s: sha256 %s, manifest says %s\n", name, hex, want);
-            n_bad++;
-        } else {
-            printf("ok %s\n", name);
-        }
-    }
-    size_t n_files = json_array_size(files);
-    json_decref(root);
-    printf("%zu files, %zu failed\n", n_files, n_bad);
-    return n_bad ? EXIT_FAILED : EXIT_OK;
+    return n_failed ? EXIT_FAILED : EXIT_OK;
 }
 
 /* ---- coordinator ------------------------------------------------------- */

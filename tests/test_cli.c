@@ -10,6 +10,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <jansson.h>
 #include <math.h>
 #include <signal.h>
 #include <spawn.h>
@@ -441,8 +442,53 @@ START_TEST(test_verify_detects_a_changed_byte)
     fclose(f);
     ck_assert_int_eq(s_stemfarm(args, &out, NULL), 1);
     ck_assert_ptr_nonnull(strstr(out, "FAILED Test Mix_Music.wav"));
+    ck_assert_msg(strstr(out, "3 files, 1 failed"), "%s", out);
     free(out);
     free(stem);
+    free(out_dir);
+}
+END_TEST
+
+/* verify re-reads and re-meters every file: a missing file, a manifest
+ * whose loudness was edited, and a file of another length are each named;
+ * a manifest path works as well as its folder; what is not a manifest is
+ * bad input. */
+START_TEST(test_verify_rereads_and_remeters)
+{
+    s_render_ok("out2", "--nodes 1");
+    char *out_dir = tu_path(s_dir, "out2");
+    char *manifest = tu_path(out_dir, "manifest.json");
+    char args[4096], *out = NULL, *err = NULL;
+    snprintf(args, sizeof args, "verify '%s'", manifest);
+    ck_assert_int_eq(s_stemfarm(args, &out, NULL), 0);
+    ck_assert_msg(strstr(out, "ok Test Mix_Drums.wav") && strstr(out, "3 files, 0 failed"), "%s", out);
+    free(out);
+    /* the manifest says Drums is 3 LU louder than it is */
+    json_t *m = json_load_file(manifest, 0, NULL);
+    json_t *drums = json_array_get(json_object_get(m, "files"), 0);
+    const double lufs = json_real_value(json_object_get(drums, "integrated_lufs"));
+    json_object_set_new(drums, "integrated_lufs", json_real(lufs + 3.0));
+    ck_assert_int_eq(json_dump_file(m, manifest, JSON_INDENT(2)), 0);
+    json_decref(m);
+    /* Vocals goes missing */
+    char *vocals = s_stem_path(out_dir, 2);
+    ck_assert_int_eq(unlink(vocals), 0);
+    ck_assert_int_eq(s_stemfarm(args, &out, NULL), 1);
+    ck_assert_msg(strstr(out, "FAILED Test Mix_Drums.wav: integrated_lufs measures"), "%s", out);
+    ck_assert_msg(strstr(out, "FAILED Test Mix_Vocals.wav: ") && strstr(out, "No such file"), "%s", out);
+    ck_assert_msg(strstr(out, "ok Test Mix_Music.wav"), "%s", out);
+    ck_assert_msg(strstr(out, "3 files, 2 failed"), "%s", out);
+    free(out);
+    /* not a manifest at all */
+    char *text = tu_write_text(out_dir, "not-a-manifest.json", "{\"hello\": 1}\n");
+    snprintf(args, sizeof args, "verify '%s'", text);
+    ck_assert_int_eq(s_stemfarm(args, &out, &err), 2);
+    ck_assert_msg(strstr(err, "not a stemfarm manifest"), "%s", err);
+    free(out);
+    free(err);
+    free(text);
+    free(vocals);
+    free(manifest);
     free(out_dir);
 }
 END_TEST
@@ -593,6 +639,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_bad_session_exit_2_nothing_written);
     tcase_add_test(tc, test_existing_deliverable_needs_force);
     tcase_add_test(tc, test_verify_detects_a_changed_byte);
+    tcase_add_test(tc, test_verify_rereads_and_remeters);
     tcase_add_test(tc, test_plan_json_lists_every_job);
     tcase_add_test(tc, test_usage_errors_exit_2);
     tcase_add_test(tc, test_thousand_tracks_within_1024_open_files);
