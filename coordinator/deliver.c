@@ -173,9 +173,18 @@ static sf_rc s_verify(const plan_t *plan, stitch_t *st, const s_readback_t *rb, 
         if (rc)
             return rc;
         if (s->output.sample_format != SF_SAMPLE_FLOAT32) {
-            uint64_t clipped = stitch_clipped(st, t);
-            json_array_append_new(list, json_pack("{s:s, s:s, s:I}", "check", "clipping", "result",
-                                                  clipped ? "warn" : "pass", "clipped_samples", (json_int_t)clipped));
+            const uint64_t at_full = stitch_full_scale(st, t, f);
+            const bool fail = at_full > 0 && s->output.clipping_fail;
+            json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:i}", "check", "clipping", "result",
+                                                  !at_full ? "pass"
+                                                  : fail   ? "fail"
+                                                           : "warn",
+                                                  "full_scale_samples", (json_int_t)at_full, "limit_samples", 0));
+            if (fail)
+                return SF_ERR(err, SF_E_VERIFY,
+                              "'%s': check 'clipping' failed: %" PRIu64 " samples at full scale (limit 0); "
+                              "set 'output.clipping_policy: warn' to deliver them",
+                              name, at_full);
         }
     }
     return SF_OK;

@@ -26,8 +26,8 @@ typedef struct {
     float **held;          /* n_segments slots: early arrivals, planar copies */
     uint64_t key;          /* dither key */
     int64_t frames_written;
-    uint64_t clipped;
-    double peak[SF_MAX_CHANNELS]; /* sample peak per channel, as written */
+    uint64_t full_scale[SF_MAX_CHANNELS]; /* per channel: samples written at full scale (integer formats) */
+    double peak[SF_MAX_CHANNELS];         /* sample peak per channel, as written */
     bool is_stem;
     float *tail; /* planar, tail_frames per channel: what arrived past trim_from; NULL while silent */
 } stitch_target_t;
@@ -222,17 +222,22 @@ static sf_rc s_null_add_written(stitch_t *st, size_t slot, size_t n, int n_chann
     return rc;
 }
 
-/* Sample peaks of the interleaved frames in scratch, exactly as written. */
+/* Sample peaks of the interleaved frames in scratch, exactly as written,
+ * and (integer formats) the samples at full scale: the largest or the
+ * smallest value the format holds, where a clipped sample ends up. */
 static void s_track_peaks(stitch_t *st, stitch_target_t *tt, int n_channels, size_t n)
 {
     const int32_t *ints = st->scratch;
     const float *floats = st->scratch;
+    const int32_t top = st->bits ? (int32_t)(((1u << (st->bits - 1)) - 1u) << (32 - st->bits)) : 0;
     for (int c = 0; c < n_channels; c++) {
         double peak = tt->peak[c];
         for (size_t i = 0; i < n; i++) {
             size_t k = i * (size_t)n_channels + (size_t)c;
             double v = st->bits ? fabs((double)ints[k]) / 2147483648.0 : fabs((double)floats[k]);
             peak = v > peak ? v : peak;
+            if (st->bits && (ints[k] >= top || ints[k] == INT32_MIN))
+                tt->full_scale[c]++;
         }
         tt->peak[c] = peak;
     }
@@ -256,7 +261,7 @@ static sf_rc s_write_frames(stitch_t *st, uint32_t t, size_t slot, int64_t start
         if (st->bits == 0)
             sf_dsp_interleave(st->scratch, channels, n_channels, n);
         else
-            tt->clipped += sf_dsp_quantize(st->scratch, channels, n_channels, n, st->bits, st->dither, tt->key, start);
+            sf_dsp_quantize(st->scratch, channels, n_channels, n, st->bits, st->dither, tt->key, start);
         s_track_peaks(st, tt, n_channels, n);
         for (int f = 0; rc == SF_OK && f < tt->n_files; f++) {
             stitch_file_t *sf = &tt->files[f];
@@ -451,7 +456,14 @@ const char *stitch_final_path(const stitch_t *st, uint32_t t, int f) { return st
 uint64_t stitch_pcm_hash(const stitch_t *st, uint32_t t, int f) { return st->targets[t].files[f].pcm_hash; }
 int64_t stitch_frames_written(const stitch_t *st, uint32_t t) { return st->targets[t].frames_written; }
 int64_t stitch_length(const stitch_t *st) { return st->length; }
-uint64_t stitch_clipped(const stitch_t *st, uint32_t t) { return st->targets[t].clipped; }
+uint64_t stitch_full_scale(const stitch_t *st, uint32_t t, int file)
+{
+    uint64_t n = 0;
+    for (int c = 0; c < st->plan->targets[t].n_channels; c++)
+        if (st->interleave || c == file)
+            n += st->targets[t].full_scale[c];
+    return n;
+}
 
 double stitch_peak(const stitch_t *st, uint32_t t, int file)
 {

@@ -53,8 +53,9 @@ int64_t stitch_frames_written(const stitch_t *st, uint32_t target_index);
 int64_t stitch_length(const stitch_t *st);
 /* Sample peak of a file as written (linear, full scale 1). */
 double stitch_peak(const stitch_t *st, uint32_t target_index, int file);
-/* Samples that clipped at quantisation (integer formats), all files of the target. */
-uint64_t stitch_clipped(const stitch_t *st, uint32_t target_index);
+/* Samples of a file written at full scale (integer formats: the largest or
+ * smallest value, where clipping puts a sample). */
+uint64_t stitch_full_scale(const stitch_t *st, uint32_t target_index, int file);
 
 typedef struct {
     bool applicable;      /* false: a stem's channels differ from the master's, or no stems */

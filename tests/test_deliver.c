@@ -440,6 +440,54 @@ START_TEST(test_headroom_warns_or_fails)
 }
 END_TEST
 
+/* A stem that reaches full scale in an integer format fails the render,
+ * naming the file, the check, the count and the limit, and delivers
+ * nothing; output.clipping_policy: warn delivers it with a warning. */
+START_TEST(test_clipping_fails_or_warns)
+{
+    static const char yaml[] = "version: 1\n"
+                               "session: {name: C, sample_rate: 48000}\n"
+                               "output: {sample_format: pcm24, name: \"{stem}\"%s}\n"
+                               "tracks:\n"
+                               "  - {name: Keys, source: media/keys.wav, gain_db: 18}\n"
+                               "stems:\n"
+                               "  - {name: Loud, tracks: [Keys]}\n";
+    char text[1024];
+    snprintf(text, sizeof text, yaml, "");
+    char *session = tu_write_text(s_dir, "clip.yaml", text);
+    char *err = NULL;
+    ck_assert_int_eq(s_render(session, "cfail", "--nodes 1", &err), 1);
+    ck_assert_msg(strstr(err, "'Loud.wav': check 'clipping' failed: ") &&
+                      strstr(err, "samples at full scale (limit 0)"),
+                  "%s", err);
+    free(err);
+    char *none = tu_path(s_dir, "cfail/Loud.wav");
+    ck_assert_msg(!tu_exists(none), "a render that clipped delivered its file");
+    free(none);
+    free(session);
+    /* (the clipped stem cannot null against the unclipped full mix) */
+    snprintf(text, sizeof text, yaml, ", clipping_policy: warn, null_test: false");
+    session = tu_write_text(s_dir, "clipwarn.yaml", text);
+    ck_assert_msg(s_render(session, "cwarn", "--nodes 1", &err) == 0, "%s", err);
+    free(err);
+    char *manifest_path = tu_path(s_dir, "cwarn/manifest.json");
+    json_t *m = json_load_file(manifest_path, 0, NULL);
+    json_t *checks = json_object_get(json_array_get(json_object_get(m, "files"), 0), "checks");
+    json_int_t at_full = -1;
+    for (size_t i = 0; i < json_array_size(checks); i++) {
+        json_t *c = json_array_get(checks, i);
+        if (!strcmp(json_string_value(json_object_get(c, "check")), "clipping")) {
+            ck_assert_str_eq(json_string_value(json_object_get(c, "result")), "warn");
+            at_full = json_integer_value(json_object_get(c, "full_scale_samples"));
+        }
+    }
+    ck_assert_msg(at_full > 100, "%lld samples at full scale", (long long)at_full);
+    json_decref(m);
+    free(manifest_path);
+    free(session);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("deliver");
@@ -450,6 +498,7 @@ int main(void)
     tcase_add_test(tc, test_stems_that_cannot_null_fail_unless_declared);
     tcase_add_test(tc, test_surround_per_channel_files);
     tcase_add_test(tc, test_headroom_warns_or_fails);
+    tcase_add_test(tc, test_clipping_fails_or_warns);
     tcase_add_test(tc, test_effects_stitch_null_and_tails);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

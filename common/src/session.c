@@ -807,7 +807,7 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
     static const s_key_t keys[] = {
         {"dir", NULL},    {"format", NULL},     {"sample_format", NULL}, {"dither", NULL},
         {"name", NULL},   {"bwf", NULL},        {"headroom_db", NULL},   {"headroom_policy", NULL},
-        {"master", NULL}, {"interleave", NULL}, {"null_test", NULL},
+        {"master", NULL}, {"interleave", NULL}, {"null_test", NULL},     {"clipping_policy", NULL},
     };
     sf_output_t *o = &c->s->output;
     s_where_t w = s_where_section("output");
@@ -820,6 +820,7 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
     o->dither = SF_DITHER_AUTO;
     o->interleave = true;
     o->null_test = true;
+    o->clipping_fail = true;
     *distinct = true;
     if (sec && s_expect(c, sec, S_MAP, "'output'")) {
         s_check_keys(c, sec, keys, sizeof keys / sizeof keys[0], &w);
@@ -857,10 +858,11 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
             else
                 o->headroom_check = true;
         }
-        if ((v = s_scalar(c, sec, "headroom_policy", &w, false))) {
-            static const char *const policies[] = {"warn", "fail", NULL};
+        static const char *const policies[] = {"warn", "fail", NULL};
+        if ((v = s_scalar(c, sec, "headroom_policy", &w, false)))
             o->headroom_fail = s_enum(c, v, policies, "headroom policy", "warn or fail") == 1;
-        }
+        if ((v = s_scalar(c, sec, "clipping_policy", &w, false)))
+            o->clipping_fail = s_enum(c, v, policies, "clipping policy", "warn or fail") != 0;
         if ((v = s_scalar(c, sec, "master", &w, false)))
             o->master_apply = s_master_mode(c, v, "'output.master'");
         if ((v = s_scalar(c, sec, "interleave", &w, false)))

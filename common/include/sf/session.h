@@ -157,6 +157,8 @@ typedef struct {
     bool headroom_check; /* headroom_db was given (not null) */
     double headroom_db;  /* verification: no stem may peak above this */
     bool headroom_fail;  /* headroom_policy: fail (true) or warn (false) */
+    bool clipping_fail;  /* clipping_policy (a stemfarm addition): a sample at full scale in an
+                            integer format fails the render (default) or warns */
     bool interleave;     /* false: one mono file per channel, "{name}.L.wav" ... (default true) */
     bool master_apply;   /* output.master: apply (stems get the master effects) */
     bool null_test;      /* output.null_test (default true): stems must null against the mix */
