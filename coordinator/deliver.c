@@ -255,7 +255,7 @@ static json_t *s_file_entry(const plan_t *plan, stitch_t *st, const s_readback_t
                      s_basename(stitch_final_path(st, t, f)), "role", s_role(pt->target.kind), "name",
                      sf_session_target_name(s, pt->target), "frames", (json_int_t)stitch_frames_written(st, t),
                      "sample_rate", s->sample_rate, "channels", channels, "layout", sf_layout_name(pt->n_channels),
-                     "channel_labels", labels, "format", sf_format_name(s->output.format), "sample_format",
+                     "channel_labels", labels, "format", sf_format_name(stitch_format(st, t)), "sample_format",
                      sf_sample_format_name(s->output.sample_format), "sha256", sha_hex, "peak_dbfs",
                      isinf(peak_db) ? -999.0 : peak_db, "true_peak_dbtp", s_db_json(sf_meter_db(r->meter.true_peak)),
                      "integrated_lufs", s_db_json(r->meter.integrated_lufs), "loudness_range_lu",
@@ -377,6 +377,10 @@ sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *
     for (size_t k = 0; rc == SF_OK && k < n_files; k++) {
         uint8_t sha[32];
         char hex[65];
+        /* the bext loudness fields hold what the meters found; the samples are untouched */
+        if (plan->session->output.bwf &&
+            (rc = sf_media_bwf_set_loudness(stitch_partial_path(st, rb[k].target, rb[k].file), &rb[k].meter, err)))
+            break;
         rc = sf_hash_sha256_file(stitch_partial_path(st, rb[k].target, rb[k].file), sha, err);
         if (rc != SF_OK)
             break;

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -29,7 +30,8 @@ typedef struct {
     uint64_t full_scale[SF_MAX_CHANNELS]; /* per channel: samples written at full scale (integer formats) */
     double peak[SF_MAX_CHANNELS];         /* sample peak per channel, as written */
     bool is_stem;
-    float *tail; /* planar, tail_frames per channel: what arrived past trim_from; NULL while silent */
+    float *tail;        /* planar, tail_frames per channel: what arrived past trim_from; NULL while silent */
+    sf_format_t format; /* of its files: the session's, or RF64 for a WAV over 4 GiB */
 } stitch_target_t;
 
 /* The null test of one segment: sum of written stems minus the reference. */
@@ -56,6 +58,7 @@ struct stitch {
     int64_t length;      /* of every delivered file: known once the tail is written */
     bool tail_done;
     float *silence; /* segment_frames zeros: a silent tail */
+    time_t created; /* the render's date and time in every file's bext */
 };
 
 static bool s_dither(const sf_output_t *o)
@@ -74,6 +77,112 @@ static char *s_join(const char *dir, const char *name, const char *suffix)
     if (p)
         snprintf(p, n, "%s/%s%s", dir, name, suffix);
     return p;
+}
+
+/* Appends text to an XML document, escaped. */
+static void s_xml_text(char *doc, size_t cap, const char *text)
+{
+    size_t n = strlen(doc);
+    for (; *text && n + 8 < cap; text++) {
+        const char *esc = *text == '<'    ? "&lt;"
+                          : *text == '>'  ? "&gt;"
+                          : *text == '&'  ? "&amp;"
+                          : *text == '"'  ? "&quot;"
+                          : *text == '\'' ? "&apos;"
+                                          : NULL;
+        if (esc) {
+            memcpy(doc + n, esc, strlen(esc));
+            n += strlen(esc);
+        } else {
+            doc[n++] = *text;
+        }
+    }
+    doc[n] = '\0';
+}
+
+/* The iXML document of one file: the project, what the file is, and a
+ * name per channel ("Drums L"), so a DAW that imports it labels the tracks. */
+static char *s_ixml(const stitch_t *st, uint32_t t, int file)
+{
+    const plan_t *p = st->plan;
+    const sf_session_t *s = p->session;
+    const plan_target_t *pt = &p->targets[t];
+    const char *name = sf_session_target_name(s, pt->target);
+    const char *const *labels = sf_layout_labels(pt->n_channels);
+    const int n_tracks = st->interleave ? pt->n_channels : 1;
+    const size_t cap = 4096 + (size_t)n_tracks * 1024;
+    char *doc = sf_malloc(cap);
+    if (!doc)
+        return NULL;
+    snprintf(doc, cap,
+             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<BWFXML>\n<IXML_VERSION>2.10</IXML_VERSION>\n<PROJECT>");
+    s_xml_text(doc, cap, s->name);
+    snprintf(doc + strlen(doc), cap - strlen(doc), "</PROJECT>\n<NOTE>");
+    s_xml_text(doc, cap, name);
+    snprintf(doc + strlen(doc), cap - strlen(doc), "</NOTE>\n<TRACK_LIST>\n<TRACK_COUNT>%d</TRACK_COUNT>\n", n_tracks);
+    for (int k = 0; k < n_tracks; k++) {
+        const int c = st->interleave ? k : file;
+        snprintf(doc + strlen(doc), cap - strlen(doc),
+                 "<TRACK><CHANNEL_INDEX>%d</CHANNEL_INDEX><INTERLEAVE_INDEX>%d</INTERLEAVE_INDEX><NAME>", k + 1, k + 1);
+        s_xml_text(doc, cap, name);
+        if (pt->n_channels > 1 && labels) {
+            s_xml_text(doc, cap, " ");
+            s_xml_text(doc, cap, labels[c]);
+        }
+        snprintf(doc + strlen(doc), cap - strlen(doc), "</NAME><FUNCTION>%s</FUNCTION></TRACK>\n",
+                 labels ? labels[c] : "M");
+    }
+    snprintf(doc + strlen(doc), cap - strlen(doc), "</TRACK_LIST>\n</BWFXML>\n");
+    return doc;
+}
+
+/* Opens one file of target t, with its Broadcast WAV metadata when the
+ * session asks for it; a WAV that would pass 4 GiB becomes RF64. */
+static sf_rc s_open_file(stitch_t *st, uint32_t t, int f, sf_err_t *err)
+{
+    const plan_t *p = st->plan;
+    const sf_session_t *s = p->session;
+    const plan_target_t *pt = &p->targets[t];
+    stitch_file_t *sf = &st->targets[t].files[f];
+    const int channels = st->interleave ? pt->n_channels : 1;
+    const sf_format_t format =
+        sf_media_container(s->output.format, sf_session_n_frames(s), channels, s->output.sample_format);
+    st->targets[t].format = format;
+    if (!s->output.bwf)
+        return sf_media_writer_open(sf->partial_path, format, s->output.sample_format, s->sample_rate, channels, NULL,
+                                    &sf->writer, err);
+    char description[256], reference[33], history[256], hex[65], date[11], clock[9];
+    const char *kind = pt->target.kind == SF_TARGET_MIX          ? "mix"
+                       : pt->target.kind == SF_TARGET_MULTITRACK ? "multitrack"
+                                                                 : "stem";
+    snprintf(description, sizeof description, "%s: %s '%s'", s->name, kind, sf_session_target_name(s, pt->target));
+    sf_session_hash_hex(s, hex);
+    snprintf(reference, sizeof reference, "stemfarm-%.23s", hex); /* the session it came from */
+    snprintf(history, sizeof history, "A=PCM,F=%d,W=%d,%sT=stemfarm %s\r\n", s->sample_rate,
+             sf_sample_format_bits(s->output.sample_format),
+             channels == 1   ? "M=mono,"
+             : channels == 2 ? "M=stereo,"
+                             : "",
+             STEMFARM_VERSION);
+    struct tm tm;
+    gmtime_r(&st->created, &tm);
+    strftime(date, sizeof date, "%Y-%m-%d", &tm);
+    strftime(clock, sizeof clock, "%H:%M:%S", &tm);
+    char *ixml = s_ixml(st, t, f);
+    if (!ixml)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory");
+    const sf_media_bwf_t bwf = {.description = description,
+                                .originator = "stemfarm",
+                                .originator_reference = reference,
+                                .date = date,
+                                .time = clock,
+                                .time_reference = s->start > 0 ? (uint64_t)s->start : 0,
+                                .coding_history = history,
+                                .ixml = ixml};
+    sf_rc rc = sf_media_writer_open(sf->partial_path, format, s->output.sample_format, s->sample_rate, channels, &bwf,
+                                    &sf->writer, err);
+    sf_free(ixml);
+    return rc;
 }
 
 static sf_rc s_open_target(stitch_t *st, uint32_t t, const char *out_dir, sf_err_t *err)
@@ -104,8 +213,7 @@ static sf_rc s_open_target(stitch_t *st, uint32_t t, const char *out_dir, sf_err
         sf->partial_path = s_join(out_dir, file_name, ".partial");
         if (!sf->final_path || !sf->partial_path)
             return SF_ERR(err, SF_E_NOMEM, "out of memory");
-        rc = sf_media_writer_open(sf->partial_path, s->output.format, s->output.sample_format, s->sample_rate,
-                                  st->interleave ? pt->n_channels : 1, &sf->writer, err);
+        rc = s_open_file(st, t, f, err);
         if (rc)
             return rc;
     }
@@ -133,6 +241,7 @@ sf_rc stitch_open(const plan_t *plan, const char *out_dir, stitch_t **out, sf_er
     if (!st)
         return SF_ERR(err, SF_E_NOMEM, "out of memory");
     st->plan = plan;
+    st->created = time(NULL);
     st->bits = s->output.sample_format == SF_SAMPLE_FLOAT32 ? 0 : sf_sample_format_bits(s->output.sample_format);
     st->dither = s_dither(&s->output);
     st->interleave = s->output.interleave;
@@ -456,6 +565,7 @@ const char *stitch_final_path(const stitch_t *st, uint32_t t, int f) { return st
 uint64_t stitch_pcm_hash(const stitch_t *st, uint32_t t, int f) { return st->targets[t].files[f].pcm_hash; }
 int64_t stitch_frames_written(const stitch_t *st, uint32_t t) { return st->targets[t].frames_written; }
 int64_t stitch_length(const stitch_t *st) { return st->length; }
+sf_format_t stitch_format(const stitch_t *st, uint32_t t) { return st->targets[t].format; }
 uint64_t stitch_full_scale(const stitch_t *st, uint32_t t, int file)
 {
     uint64_t n = 0;

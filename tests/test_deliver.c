@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <sndfile.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -488,6 +489,95 @@ START_TEST(test_clipping_fails_or_warns)
 }
 END_TEST
 
+/* A check's entry in a file's manifest entry. */
+static json_t *s_file_check(json_t *file, const char *name)
+{
+    json_t *checks = json_object_get(file, "checks");
+    for (size_t i = 0; i < json_array_size(checks); i++)
+        if (!strcmp(json_string_value(json_object_get(json_array_get(checks, i), "check")), name))
+            return json_array_get(checks, i);
+    return NULL;
+}
+
+/* output.bwf: every file carries a bext chunk (description, originator,
+ * date, time reference = the render start, coding history, and the v2
+ * loudness fields = the manifest's meters) and an iXML chunk naming its
+ * channels; read back with libsndfile and with ffprobe. */
+START_TEST(test_broadcast_wav)
+{
+    static const char yaml[] = "version: 1\n"
+                               "session: {name: \"B & W\", sample_rate: 48000, start: 0.25s}\n"
+                               "output: {bwf: true, name: \"{stem}\"}\n"
+                               "tracks:\n"
+                               "  - {name: Keys, source: media/keys.wav}\n"
+                               "  - {name: Vox, source: media/vox.wav}\n"
+                               "stems:\n"
+                               "  - {name: <Keys>, tracks: [Keys]}\n"
+                               "  - {name: Vox, tracks: [Vox]}\n";
+    char *session = tu_write_text(s_dir, "bwf.yaml", yaml);
+    char *err = NULL;
+    ck_assert_msg(s_render(session, "bwf", "--nodes 1", &err) == 0, "%s", err);
+    free(err);
+    char *manifest_path = tu_path(s_dir, "bwf/manifest.json");
+    json_t *m = json_load_file(manifest_path, 0, NULL);
+    json_t *entry = json_array_get(json_object_get(m, "files"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(entry, "file")),
+                     "_Keys_.wav"); /* names are made safe for file systems */
+    char *path = tu_path(s_dir, "bwf/_Keys_.wav");
+    SF_INFO info = {0};
+    SNDFILE *snd = sf_open(path, SFM_READ, &info);
+    ck_assert_ptr_nonnull(snd);
+    SF_BROADCAST_INFO bext;
+    memset(&bext, 0, sizeof bext);
+    ck_assert(sf_command(snd, SFC_GET_BROADCAST_INFO, &bext, sizeof bext));
+    ck_assert_msg(!strncmp(bext.description, "B & W: stem '<Keys>'", sizeof bext.description), "%.256s",
+                  bext.description);
+    ck_assert(!strncmp(bext.originator, "stemfarm", sizeof bext.originator));
+    ck_assert_int_eq(bext.time_reference_low, 12000); /* start: 0.25 s */
+    ck_assert_int_eq(bext.time_reference_high, 0);
+    ck_assert_int_eq(bext.version, 2);
+    ck_assert_msg(strstr(bext.coding_history, "A=PCM,F=48000,W=24,M=stereo,T=stemfarm"), "%s", bext.coding_history);
+    ck_assert_int_eq(bext.loudness_value,
+                     (int)lround(json_real_value(json_object_get(entry, "integrated_lufs")) * 100));
+    ck_assert_int_eq(bext.max_true_peak_level,
+                     (int)lround(json_real_value(json_object_get(entry, "true_peak_dbtp")) * 100));
+    ck_assert_int_eq(bext.loudness_range,
+                     (int)lround(json_real_value(json_object_get(entry, "loudness_range_lu")) * 100));
+    ck_assert(bext.max_shortterm_loudness != 0x7FFF && bext.max_momentary_loudness >= bext.max_shortterm_loudness);
+    /* iXML: the project and a name per channel, escaped */
+    SF_CHUNK_INFO want = {.id = "iXML", .id_size = 4};
+    SF_CHUNK_ITERATOR *it = sf_get_chunk_iterator(snd, &want);
+    ck_assert_ptr_nonnull(it);
+    SF_CHUNK_INFO chunk = {0};
+    ck_assert_int_eq(sf_get_chunk_size(it, &chunk), SF_ERR_NO_ERROR);
+    char *xml = calloc(1, chunk.datalen + 1);
+    chunk.data = xml;
+    ck_assert_int_eq(sf_get_chunk_data(it, &chunk), SF_ERR_NO_ERROR);
+    ck_assert_msg(strstr(xml, "<PROJECT>B &amp; W</PROJECT>") && strstr(xml, "<NAME>&lt;Keys&gt; L</NAME>") &&
+                      strstr(xml, "<NAME>&lt;Keys&gt; R</NAME>") && strstr(xml, "<TRACK_COUNT>2</TRACK_COUNT>"),
+                  "%s", xml);
+    free(xml);
+    sf_close(snd);
+    /* an external reader sees the same bext */
+    char cmd[4096], *out = NULL;
+    snprintf(cmd, sizeof cmd, "ffprobe -hide_banner -show_format '%s' 2>&1", path);
+    ck_assert_int_eq(tu_run(cmd, &out, NULL, 60), 0);
+    ck_assert_msg(strstr(out, "TAG:comment=B & W: stem '<Keys>'") && strstr(out, "TAG:encoded_by=stemfarm") &&
+                      strstr(out, "TAG:time_reference=12000"),
+                  "%s", out);
+    free(out);
+    /* the loudness fields went in before the SHA-256: verify agrees */
+    snprintf(cmd, sizeof cmd, "'%s' verify '%s/bwf'", tu_stemfarm_bin(), s_dir);
+    ck_assert_int_eq(tu_run(cmd, &out, NULL, 60), 0);
+    free(out);
+    ck_assert_str_eq(json_string_value(json_object_get(s_file_check(entry, "read_back"), "result")), "pass");
+    json_decref(m);
+    free(path);
+    free(manifest_path);
+    free(session);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("deliver");
@@ -499,6 +589,7 @@ int main(void)
     tcase_add_test(tc, test_surround_per_channel_files);
     tcase_add_test(tc, test_headroom_warns_or_fails);
     tcase_add_test(tc, test_clipping_fails_or_warns);
+    tcase_add_test(tc, test_broadcast_wav);
     tcase_add_test(tc, test_effects_stitch_null_and_tails);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

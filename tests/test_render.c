@@ -893,7 +893,7 @@ static char *s_write_file(const char *dir, const char *tag, const fmt_case_t *fc
     s_writer_data(fc->sample, ints, floats);
     sf_media_writer_t *w = NULL;
     sf_err_t err = {0};
-    ck_assert_msg(sf_media_writer_open(path, fc->format, fc->sample, RATE, WR_CHANNELS, &w, &err) == SF_OK, "%s",
+    ck_assert_msg(sf_media_writer_open(path, fc->format, fc->sample, RATE, WR_CHANNELS, NULL, &w, &err) == SF_OK, "%s",
                   err.msg);
     size_t at = 0;
     for (size_t c = 0; c < sizeof k_chunks / sizeof k_chunks[0]; c++) {
@@ -924,7 +924,7 @@ START_TEST(test_writer_roundtrip)
     if (!fc->supported) {
         char *path = tu_path(dir, "bad.flac");
         sf_media_writer_t *w = NULL;
-        ck_assert_int_eq(sf_media_writer_open(path, fc->format, fc->sample, RATE, 2, &w, &err), SF_E_INPUT);
+        ck_assert_int_eq(sf_media_writer_open(path, fc->format, fc->sample, RATE, 2, NULL, &w, &err), SF_E_INPUT);
         ck_assert_ptr_null(w);
         ck_assert_msg(strstr(err.msg, path) && strstr(err.msg, "not supported"), "%s", err.msg);
         ck_assert_msg(!tu_exists(path), "a rejected format still created the file");
@@ -1001,19 +1001,89 @@ START_TEST(test_writer_bytes_reproducible)
 }
 END_TEST
 
+/* A WAV that would pass 4 GiB is written as RF64 (its sizes are 64-bit);
+ * an RF64 carries bext and iXML like a WAV, and its loudness fields are
+ * written after the samples without touching them. */
+START_TEST(test_writer_rf64_and_bwf)
+{
+    const int64_t limit = (int64_t)((0xFFFFFFFFull - (1u << 20)) / 8); /* stereo pcm32: 8 bytes a frame */
+    ck_assert_int_eq(sf_media_container(SF_FILE_WAV, limit, 2, SF_SAMPLE_PCM32), SF_FILE_WAV);
+    ck_assert_int_eq(sf_media_container(SF_FILE_WAV, limit + 1, 2, SF_SAMPLE_PCM32), SF_FILE_RF64);
+    ck_assert_int_eq(sf_media_container(SF_FILE_WAV, 3LL * 3600 * 48000, 8, SF_SAMPLE_PCM24), SF_FILE_RF64);
+    ck_assert_int_eq(sf_media_container(SF_FILE_WAV, 3600LL * 48000, 2, SF_SAMPLE_PCM24), SF_FILE_WAV);
+    ck_assert_int_eq(sf_media_container(SF_FILE_FLAC, limit * 4, 2, SF_SAMPLE_PCM24), SF_FILE_FLAC);
+
+    char *dir = tu_tmpdir();
+    char *path = tu_path(dir, "b.rf64");
+    const sf_media_bwf_t bwf = {.description = "d",
+                                .originator = "stemfarm",
+                                .time_reference = 5000000000ull,
+                                .coding_history = "A=PCM\r\n",
+                                .ixml = "<BWFXML/>"};
+    sf_media_writer_t *w = NULL;
+    sf_err_t err = {0};
+    ck_assert_msg(sf_media_writer_open(path, SF_FILE_RF64, SF_SAMPLE_PCM24, RATE, 2, &bwf, &w, &err) == SF_OK, "%s",
+                  err.msg);
+    int32_t frames[2 * 1000];
+    for (int i = 0; i < 2000; i++)
+        frames[i] = (i * 7919 % 65536 - 32768) * 256;
+    ck_assert_int_eq(sf_media_writer_write_int(w, frames, 1000, &err), SF_OK);
+    const uint64_t written = sf_media_writer_pcm_hash(w);
+    ck_assert_int_eq(sf_media_writer_close(&w, &err), SF_OK);
+    sf_meter_result_t m = {.integrated_lufs = -23.456,
+                           .lra_lu = 4.2,
+                           .true_peak = 0.5,
+                           .max_momentary_lufs = -18,
+                           .max_shortterm_lufs = -INFINITY};
+    ck_assert_msg(sf_media_bwf_set_loudness(path, &m, &err) == SF_OK, "%s", err.msg);
+    uint64_t back;
+    int64_t n;
+    int ch;
+    ck_assert_int_eq(sf_media_hash_pcm(path, SF_SAMPLE_PCM24, NULL, &back, &n, &ch, &err), SF_OK);
+    ck_assert(back == written && n == 1000 && ch == 2);
+    SF_INFO info = {0};
+    SNDFILE *snd = sf_open(path, SFM_READ, &info);
+    ck_assert_int_eq(info.format & SF_FORMAT_TYPEMASK, SF_FORMAT_RF64);
+    SF_BROADCAST_INFO bext;
+    memset(&bext, 0, sizeof bext);
+    ck_assert(sf_command(snd, SFC_GET_BROADCAST_INFO, &bext, sizeof bext));
+    ck_assert_int_eq(((uint64_t)bext.time_reference_high << 32) | bext.time_reference_low, 5000000000ull);
+    ck_assert_int_eq(bext.loudness_value, -2346);
+    ck_assert_int_eq(bext.loudness_range, 420);
+    ck_assert_int_eq(bext.max_true_peak_level, -602);
+    ck_assert_int_eq(bext.max_momentary_loudness, -1800);
+    ck_assert_int_eq(bext.max_shortterm_loudness, 0x7FFF); /* silence: no value */
+    sf_close(snd);
+    /* Broadcast WAV metadata is for WAV and RF64 only; a plain WAV has no bext to fill */
+    char *flac = tu_path(dir, "b.flac");
+    ck_assert_int_eq(sf_media_writer_open(flac, SF_FILE_FLAC, SF_SAMPLE_PCM24, RATE, 2, &bwf, &w, &err), SF_E_INPUT);
+    ck_assert_msg(strstr(err.msg, "Broadcast WAV metadata needs wav or rf64, not flac"), "%s", err.msg);
+    char *plain = tu_path(dir, "p.wav");
+    ck_assert_int_eq(sf_media_writer_open(plain, SF_FILE_WAV, SF_SAMPLE_PCM24, RATE, 2, NULL, &w, &err), SF_OK);
+    ck_assert_int_eq(sf_media_writer_write_int(w, frames, 1000, &err), SF_OK);
+    ck_assert_int_eq(sf_media_writer_close(&w, &err), SF_OK);
+    ck_assert_int_eq(sf_media_bwf_set_loudness(plain, &m, &err), SF_E_VERIFY);
+    free(plain);
+    free(flac);
+    free(path);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_writer_errors)
 {
     char *dir = tu_tmpdir();
     char *path = tu_path(dir, "no/such/folder/x.wav");
     sf_media_writer_t *w = NULL;
     sf_err_t err = {0};
-    ck_assert_int_eq(sf_media_writer_open(path, SF_FILE_WAV, SF_SAMPLE_PCM24, RATE, 2, &w, &err), SF_E_IO);
+    ck_assert_int_eq(sf_media_writer_open(path, SF_FILE_WAV, SF_SAMPLE_PCM24, RATE, 2, NULL, &w, &err), SF_E_IO);
     ck_assert_msg(strstr(err.msg, path) && strstr(err.msg, "No such file"), "%s", err.msg);
     ck_assert_ptr_null(w);
     free(path);
     /* writing the wrong kind of sample is refused */
     path = tu_path(dir, "x.wav");
-    ck_assert_int_eq(sf_media_writer_open(path, SF_FILE_WAV, SF_SAMPLE_PCM24, RATE, 1, &w, &err), SF_OK);
+    ck_assert_int_eq(sf_media_writer_open(path, SF_FILE_WAV, SF_SAMPLE_PCM24, RATE, 1, NULL, &w, &err), SF_OK);
     float f = 0.5f;
     ck_assert_int_eq(sf_media_writer_write_float(w, &f, 1, &err), SF_E_INTERNAL);
     ck_assert_int_eq(sf_media_writer_frames(w), 0);
@@ -3204,7 +3274,7 @@ START_TEST(test_channel_masks)
     }
     sf_media_writer_t *w = NULL;
     sf_err_t err = {0};
-    ck_assert_msg(sf_media_writer_open(path, fmt, sample, RATE, channels, &w, &err) == SF_OK, "%s", err.msg);
+    ck_assert_msg(sf_media_writer_open(path, fmt, sample, RATE, channels, NULL, &w, &err) == SF_OK, "%s", err.msg);
     for (int at = 0; at < N; at += 4000) {
         size_t n = N - at < 4000 ? (size_t)(N - at) : 4000;
         sf_rc rc = sample == SF_SAMPLE_FLOAT32 ? sf_media_writer_write_float(w, floats + at * channels, n, &err)
@@ -3255,7 +3325,7 @@ START_TEST(test_channel_masks)
     free(raw);
     /* the same samples write the same bytes */
     char *path2 = tu_path(dir, "again.wav");
-    ck_assert_int_eq(sf_media_writer_open(path2, fmt, sample, RATE, channels, &w, &err), SF_OK);
+    ck_assert_int_eq(sf_media_writer_open(path2, fmt, sample, RATE, channels, NULL, &w, &err), SF_OK);
     ck_assert_int_eq(sample == SF_SAMPLE_FLOAT32 ? sf_media_writer_write_float(w, floats, N, &err)
                                                  : sf_media_writer_write_int(w, ints, N, &err),
                      SF_OK);
@@ -3340,6 +3410,7 @@ static Suite *s_suite(void)
     tcase_add_loop_test(tc, test_writer_roundtrip, 0, (int)N_FORMATS);
     tcase_add_test(tc, test_writer_bytes_reproducible);
     tcase_add_test(tc, test_writer_errors);
+    tcase_add_test(tc, test_writer_rf64_and_bwf);
     tcase_add_loop_test(tc, test_channel_masks, 0, 18);
     tcase_add_loop_test(tc, test_resample_matches_soxr, 0, 2);
     tcase_add_test(tc, test_resample_cache);

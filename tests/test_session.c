@@ -1651,8 +1651,8 @@ static const bad_t bad[] = {
      "session.yaml:11:9: error: send 1 of track 'Kick' must be a mapping, not a value\n"
      "session.yaml:12:9: error: missing key 'to' in send 2 of track 'Kick'\n"
      "session.yaml:12:24: error: unknown key 'pre' in send 2 of track 'Kick'\n"},
-    {"bwf is not written yet", HEAD "output:\n  bwf: true\n" KICK DRUMS, false, SF_OK,
-     "session.yaml:5:8: warning: 'output.bwf' is not written yet: the files carry no bext chunk\n"},
+    {"bwf needs wav or rf64", HEAD "output:\n  format: flac\n  bwf: true\n" KICK DRUMS, false, SF_E_INPUT,
+     "session.yaml:6:8: error: 'output.bwf' needs format wav or rf64, not flac\n"},
     {"invalid channels", HEAD "master:\n  channels: quad\n" KICK DRUMS, false, SF_E_INPUT,
      "session.yaml:5:13: error: invalid channels 'quad' (expected mono, stereo, 5.1 or 7.1)\n"},
     {"mixes: unknown stems, excluded and given a gain, names taken",

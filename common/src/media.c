@@ -51,6 +51,7 @@
 #include <stdbool.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,10 @@
 #include <unistd.h>
 
 #define SF_MEDIA_CHUNK 8192 /* frames per libsndfile call when (de)interleaving */
+
+#define SF_BEXT_UNKNOWN  0x7FFF     /* a v2 loudness field that holds no value */
+#define SF_BEXT_LOUDNESS 412        /* offset of LoudnessValue in the bext chunk's data */
+#define SF_RIFF_HEADROOM (1u << 20) /* bytes a WAV's header and metadata may take */
 
 struct sf_media_writer {
     char *path;          /* for messages (owned) */
@@ -72,6 +77,7 @@ struct sf_media_writer {
     int rate;
     int64_t n_frames;       /* frames written so far */
     sf_xxh3_stream_t *hash; /* over exactly the buffers passed to write_* */
+    char *ixml;             /* BWF: the iXML chunk, alive until sf_close (libsndfile keeps the pointer) */
 };
 
 /* Copies a message into buf without the trailing full stop and blanks that
@@ -371,8 +377,59 @@ static int s_w64_finish(sf_media_writer_t *w)
     return pwrite(w->fd, h, n, 0) == (ssize_t)n ? 0 : -1;
 }
 
+/* bext (EBU Tech 3285 v2) and iXML, before any sample is written: libsndfile
+ * puts both chunks ahead of the data. The loudness fields say "not known"
+ * until sf_media_bwf_set_loudness writes what the meters found. */
+static sf_rc s_writer_bwf(sf_media_writer_t *w, const sf_media_bwf_t *bwf, sf_err_t *err)
+{
+    SF_BROADCAST_INFO bext;
+    memset(&bext, 0, sizeof bext);
+    /* the text fields are fixed-size and need no terminating zero */
+    const char *text[] = {bwf->description, bwf->originator, bwf->originator_reference, bwf->date, bwf->time};
+    char *field[] = {bext.description, bext.originator, bext.originator_reference, bext.origination_date,
+                     bext.origination_time};
+    const size_t size[] = {sizeof bext.description, sizeof bext.originator, sizeof bext.originator_reference,
+                           sizeof bext.origination_date, sizeof bext.origination_time};
+    for (size_t k = 0; k < sizeof field / sizeof *field; k++)
+        if (text[k])
+            memcpy(field[k], text[k], strnlen(text[k], size[k]));
+    bext.time_reference_low = (uint32_t)(bwf->time_reference & 0xFFFFFFFFu);
+    bext.time_reference_high = (uint32_t)(bwf->time_reference >> 32);
+    bext.version = 2;
+    bext.loudness_value = bext.loudness_range = bext.max_true_peak_level = SF_BEXT_UNKNOWN;
+    bext.max_momentary_loudness = bext.max_shortterm_loudness = SF_BEXT_UNKNOWN;
+    const char *history = bwf->coding_history ? bwf->coding_history : "";
+    bext.coding_history_size = (uint32_t)strnlen(history, sizeof bext.coding_history);
+    memcpy(bext.coding_history, history, bext.coding_history_size);
+    if (!sf_command(w->snd, SFC_SET_BROADCAST_INFO, &bext, (int)sizeof bext))
+        return SF_ERR(err, SF_E_INTERNAL, "cannot write '%s': libsndfile refused the bext chunk", w->path);
+    if (!bwf->ixml)
+        return SF_OK;
+    /* an even length, so the chunk needs no pad byte */
+    size_t n = strlen(bwf->ixml);
+    w->ixml = sf_malloc(n + 2);
+    if (!w->ixml)
+        return SF_ERR(err, SF_E_NOMEM, "out of memory writing '%s'", w->path);
+    memcpy(w->ixml, bwf->ixml, n);
+    if (n % 2)
+        w->ixml[n++] = '\n';
+    w->ixml[n] = '\0';
+    SF_CHUNK_INFO chunk = {.id = "iXML", .id_size = 4, .datalen = (unsigned)n, .data = w->ixml};
+    if (sf_set_chunk(w->snd, &chunk) != SF_ERR_NO_ERROR)
+        return SF_ERR(err, SF_E_INTERNAL, "cannot write '%s': libsndfile refused the iXML chunk", w->path);
+    return SF_OK;
+}
+
+sf_format_t sf_media_container(sf_format_t format, int64_t n_frames, int channels, sf_sample_format_t sample_format)
+{
+    const uint64_t data = (uint64_t)(n_frames > 0 ? n_frames : 0) * (uint64_t)channels *
+                          (uint64_t)(sf_sample_format_bits(sample_format) / 8);
+    /* RIFF sizes are 32 bits; leave room for the header, bext and iXML */
+    return format == SF_FILE_WAV && data > 0xFFFFFFFFull - SF_RIFF_HEADROOM ? SF_FILE_RF64 : format;
+}
+
 sf_rc sf_media_writer_open(const char *path, sf_format_t format, sf_sample_format_t sample_format, int sample_rate,
-                           int channels, sf_media_writer_t **out, sf_err_t *err)
+                           int channels, const sf_media_bwf_t *bwf, sf_media_writer_t **out, sf_err_t *err)
 {
     *out = NULL;
     char reason[256];
@@ -387,6 +444,9 @@ sf_rc sf_media_writer_open(const char *path, sf_format_t format, sf_sample_forma
     if (channels < 1 || channels > SF_MAX_CHANNELS || sample_rate <= 0 || !sf_format_check(&si))
         return SF_ERR(err, SF_E_INPUT, "cannot write '%s': %s with %s samples, %d channels at %d Hz is not supported",
                       path, sf_format_name(format), sf_sample_format_name(sample_format), channels, sample_rate);
+    if (bwf && format != SF_FILE_WAV && format != SF_FILE_RF64)
+        return SF_ERR(err, SF_E_INPUT, "cannot write '%s': Broadcast WAV metadata needs wav or rf64, not %s", path,
+                      sf_format_name(format));
 
     sf_media_writer_t *w = sf_calloc(1, sizeof *w);
     if (!w)
@@ -436,6 +496,10 @@ sf_rc sf_media_writer_open(const char *path, sf_format_t format, sf_sample_forma
         sf_close(w->snd);
         goto fail_close;
     }
+    if (bwf && (rc = s_writer_bwf(w, bwf, err)) != SF_OK) {
+        sf_close(w->snd);
+        goto fail_close;
+    }
     *out = w;
     return SF_OK;
 
@@ -444,6 +508,7 @@ fail_close:
     unlink(path); /* a half-made file is worth nothing */
 fail_free:
     sf_xxh3_stream_destroy(&w->hash);
+    sf_free(w->ixml);
     sf_free(w->pack);
     sf_free(w->path);
     sf_free(w);
@@ -539,12 +604,60 @@ sf_rc sf_media_writer_close(sf_media_writer_t **self_p, sf_err_t *err)
         rc = SF_ERR(err, SF_E_IO, "cannot close '%s': %s", w->path, s_errno_reason(errno, reason, sizeof reason));
     sf_xxh3_stream_destroy(&w->hash);
     sf_free(w->pack);
+    sf_free(w->ixml);
     sf_free(w->path);
     sf_free(w);
     return rc;
 }
 
 /* ---- verification ----------------------------------------------------- */
+
+/* A bext v2 loudness field: hundredths, "not known" outside int16. */
+static void s_put_centi(unsigned char *at, double v)
+{
+    const double c = round(v * 100.0);
+    const int16_t x = isfinite(c) && c > -32768.0 && c < 32767.0 ? (int16_t)c : (int16_t)SF_BEXT_UNKNOWN;
+    at[0] = (unsigned char)((uint16_t)x & 0xFF);
+    at[1] = (unsigned char)((uint16_t)x >> 8);
+}
+
+sf_rc sf_media_bwf_set_loudness(const char *path, const sf_meter_result_t *m, sf_err_t *err)
+{
+    char reason[256];
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return SF_ERR(err, SF_E_IO, "cannot open '%s': %s", path, s_errno_reason(errno, reason, sizeof reason));
+    unsigned char h[12];
+    sf_rc rc = SF_ERR(err, SF_E_VERIFY, "'%s' has no bext chunk to hold its loudness", path);
+    if (pread(fd, h, 12, 0) == 12 && (!memcmp(h, "RIFF", 4) || !memcmp(h, "RF64", 4)) && !memcmp(h + 8, "WAVE", 4)) {
+        /* the chunks libsndfile writes ahead of the samples; bext is among them */
+        for (off_t at = 12;;) {
+            unsigned char c[8];
+            if (pread(fd, c, 8, at) != 8 || !memcmp(c, "data", 4))
+                break;
+            const uint32_t size = (uint32_t)c[4] | (uint32_t)c[5] << 8 | (uint32_t)c[6] << 16 | (uint32_t)c[7] << 24;
+            if (!memcmp(c, "bext", 4)) {
+                if (size < SF_BEXT_LOUDNESS + 10)
+                    break;
+                unsigned char v[10];
+                s_put_centi(v, m->integrated_lufs);
+                s_put_centi(v + 2, m->lra_lu);
+                s_put_centi(v + 4, m->true_peak > 0 ? 20.0 * log10(m->true_peak) : -(double)INFINITY);
+                s_put_centi(v + 6, m->max_momentary_lufs);
+                s_put_centi(v + 8, m->max_shortterm_lufs);
+                if (pwrite(fd, v, sizeof v, at + 8 + SF_BEXT_LOUDNESS) != (ssize_t)sizeof v || fsync(fd) != 0)
+                    rc = SF_ERR(err, SF_E_IO, "cannot write '%s': %s", path,
+                                s_errno_reason(errno, reason, sizeof reason));
+                else
+                    rc = SF_OK;
+                break;
+            }
+            at += 8 + (off_t)size + (off_t)(size & 1);
+        }
+    }
+    close(fd);
+    return rc;
+}
 
 static int s_file_sample_format(int format, sf_sample_format_t *out)
 {

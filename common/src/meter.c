@@ -41,6 +41,7 @@ struct sf_meter {
     float *wave_min, *wave_max;
     size_t cap_buckets;
     double sample_peak;
+    double max_momentary, max_shortterm;
     float *scratch; /* one hop, float, for int32 input */
     soxr_t tp;      /* the oversampler; NULL at 192 kHz and above */
     float *tp_out;  /* tp_cap oversampled frames */
@@ -79,6 +80,7 @@ sf_rc sf_meter_new(int n_channels, const char *const *labels, int sample_rate, i
     if (!m)
         return SF_ERR(err, SF_E_NOMEM, "out of memory for a meter");
     m->n_channels = n_channels;
+    m->max_momentary = m->max_shortterm = -(double)INFINITY;
     m->hop_frames = sample_rate / SF_METER_HOP_PER_S;
     m->bucket_frames =
         expected_frames > SF_METER_BUCKETS ? (expected_frames + SF_METER_BUCKETS - 1) / SF_METER_BUCKETS : 1;
@@ -200,8 +202,13 @@ static sf_rc s_feed(sf_meter_t *m, const float *x, size_t n, sf_err_t *err)
     if (m->in_hop == m->hop_frames) {
         m->in_hop = 0;
         double lufs;
+        double momentary;
+        if (ebur128_loudness_momentary(m->ebu, &momentary) == EBUR128_SUCCESS && momentary > m->max_momentary)
+            m->max_momentary = momentary;
         if (ebur128_loudness_shortterm(m->ebu, &lufs) != EBUR128_SUCCESS)
             lufs = -(double)INFINITY;
+        if (lufs > m->max_shortterm)
+            m->max_shortterm = lufs;
         if (s_push(&m->shortterm, &m->n_shortterm, &m->cap_shortterm, isfinite(lufs) ? lufs : -(double)INFINITY))
             return SF_ERR(err, SF_E_NOMEM, "out of memory metering");
     }
@@ -261,6 +268,8 @@ sf_rc sf_meter_result(sf_meter_t *m, sf_meter_result_t *out, sf_err_t *err)
     out->integrated_lufs =
         ebur128_loudness_global(m->ebu, &v) == EBUR128_SUCCESS && isfinite(v) ? v : -(double)INFINITY;
     out->lra_lu = ebur128_loudness_range(m->ebu, &v) == EBUR128_SUCCESS && isfinite(v) ? v : 0.0;
+    out->max_momentary_lufs = isfinite(m->max_momentary) ? m->max_momentary : -(double)INFINITY;
+    out->max_shortterm_lufs = isfinite(m->max_shortterm) ? m->max_shortterm : -(double)INFINITY;
     out->n_shortterm = m->n_shortterm;
     out->n_buckets = m->n_frames > 0 ? (size_t)((m->n_frames + m->bucket_frames - 1) / m->bucket_frames) : 0;
     out->shortterm_lufs = sf_malloc((out->n_shortterm ? out->n_shortterm : 1) * sizeof *out->shortterm_lufs);

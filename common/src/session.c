@@ -848,8 +848,9 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
             *name_node = v;
             *distinct = s_check_template(c, v);
         }
-        if ((v = s_scalar(c, sec, "bwf", &w, false)) && s_bool(c, v, &o->bwf) && o->bwf)
-            s_warning(c, v->mark, "'output.bwf' is not written yet: the files carry no bext chunk");
+        if ((v = s_scalar(c, sec, "bwf", &w, false)) && s_bool(c, v, &o->bwf) && o->bwf && o->format != SF_FILE_WAV &&
+            o->format != SF_FILE_RF64)
+            s_error(c, v->mark, "'output.bwf' needs format wav or rf64, not %s", sf_format_name(o->format));
         /* headroom_db: null means "no check", so it is read by hand. */
         if ((v = s_get(sec, "headroom_db")) && s_expect(c, v, S_SCALAR, "'output.headroom_db'") && !v->is_null) {
             sf_err_t e = {0};

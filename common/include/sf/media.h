@@ -51,15 +51,40 @@ sf_rc sf_media_mkdirs(const char *dir, sf_err_t *err);
 
 typedef struct sf_media_writer sf_media_writer_t;
 
+/* Broadcast WAV metadata (EBU Tech 3285 v2 bext, and iXML) for a WAV or
+ * RF64 deliverable; strings longer than their bext field are cut. */
+typedef struct {
+    const char *description;          /* up to 256 bytes */
+    const char *originator;           /* up to 32 */
+    const char *originator_reference; /* up to 32 */
+    const char *date;                 /* "yyyy-mm-dd" */
+    const char *time;                 /* "hh:mm:ss" */
+    uint64_t time_reference;          /* the first sample's position, in samples */
+    const char *coding_history;       /* up to 256 bytes, lines ending in CR LF */
+    const char *ixml;                 /* an iXML document, or NULL */
+} sf_media_bwf_t;
+
+/* The container a file of n_frames should have: RF64 where a WAV's 32-bit
+ * sizes could not hold it (over 4 GiB), else `format`. */
+sf_format_t sf_media_container(sf_format_t format, int64_t n_frames, int channels, sf_sample_format_t sample_format);
+
 /* Creates (truncates) `path`. WAV, RF64 and integer W64 files of 6 or 8
  * channels carry the WAVE_FORMAT_EXTENSIBLE channel mask of 5.1 (0x3F) or
  * 7.1 (0x63F), bytes in sf_layout_labels order; float32 W64 carries none,
+ * With bwf (WAV and RF64 only; SF_E_INPUT otherwise) the file gets a bext
+ * chunk and, when given, an iXML chunk ahead of its samples.
  * because libsndfile would read a masked float W64 back as integers. Integer formats take left-justified int32
  * frames (a pcm24 sample v is passed as v << 8, as sf_dsp_quantize makes),
  * float32 takes float frames; libsndfile does no conversion of its own.
  * SF_E_INPUT if libsndfile rejects the format combination. */
 sf_rc sf_media_writer_open(const char *path, sf_format_t format, sf_sample_format_t sample_format, int sample_rate,
-                           int channels, sf_media_writer_t **out, sf_err_t *err);
+                           int channels, const sf_media_bwf_t *bwf, sf_media_writer_t **out, sf_err_t *err);
+
+/* Writes the meters into the bext v2 loudness fields of a closed BWF file
+ * (integrated loudness, loudness range, max true peak, max momentary and
+ * max short-term loudness, in hundredths; 0x7FFF where silent): the samples
+ * are untouched. SF_E_VERIFY when the file has no bext chunk, SF_E_IO. */
+sf_rc sf_media_bwf_set_loudness(const char *path, const sf_meter_result_t *m, sf_err_t *err);
 sf_rc sf_media_writer_write_int(sf_media_writer_t *w, const int32_t *interleaved, size_t n_frames, sf_err_t *err);
 sf_rc sf_media_writer_write_float(sf_media_writer_t *w, const float *interleaved, size_t n_frames, sf_err_t *err);
 /* xxh3 over the interleaved int32 (or float) frames written so far, in the

@@ -24,10 +24,12 @@ typedef struct sf_meter sf_meter_t;
 
 typedef struct {
     int64_t n_frames;
-    double sample_peak;     /* linear: the largest |x| of any channel */
-    double true_peak;       /* linear: inter-sample peak, oversampled to at least 192 kHz (libsoxr) */
-    double integrated_lufs; /* gated programme loudness; -INFINITY when all of it is below the gate */
-    double lra_lu;          /* loudness range; 0 when there is too little above the gate */
+    double sample_peak;        /* linear: the largest |x| of any channel */
+    double true_peak;          /* linear: inter-sample peak, oversampled to at least 192 kHz (libsoxr) */
+    double integrated_lufs;    /* gated programme loudness; -INFINITY when all of it is below the gate */
+    double lra_lu;             /* loudness range; 0 when there is too little above the gate */
+    double max_momentary_lufs; /* the loudest 400 ms, sampled every hop; -INFINITY in silence */
+    double max_shortterm_lufs; /* the loudest 3 s, sampled every hop */
     /* short-term (3 s) loudness at the end of every hop_frames frames, LUFS
      * (-INFINITY in silence) */
     double *shortterm_lufs;
