@@ -3,7 +3,9 @@
 
 #include "sf/alloc.h"
 #include "sf/hash.h"
+#include "sf/log.h"
 #include "sf/media.h"
+#include "sf/profile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -92,6 +94,9 @@ static sf_rc s_headroom(const sf_session_t *s, const char *name, double peak, js
     return SF_OK;
 }
 
+/* A level in dB for JSON: null where it is -inf (silence). */
+static json_t *s_db_json(double db) { return isfinite(db) ? json_real(round(db * 100.0) / 100.0) : json_null(); }
+
 /* What reading a delivered file back found. */
 typedef struct {
     uint32_t target;
@@ -139,13 +144,65 @@ static void s_read_back(const plan_t *plan, stitch_t *st, s_readback_t *rb, size
     }
 }
 
+/* The delivery profile's judgement of one file (sf/profile.h): its checks
+ * go into `list`; a violation is appended to `failed` (one line each). */
+static void s_profile_checks(const plan_t *plan, const s_readback_t *r, const char *name, json_t *list, char *failed,
+                             size_t cap, size_t *n_failed)
+{
+    const sf_profile_t p = plan->session->output.profile;
+    const sf_profile_spec_t *spec = sf_profile_spec(p);
+    const sf_target_kind_t kind = plan->targets[r->target].target.kind;
+    const char *profile = sf_profile_name(p);
+    char line[512];
+    if (spec->stems_peak && kind == SF_TARGET_STEM) {
+        const double peak = s_dbfs(r->meter.sample_peak);
+        const bool ok = peak <= spec->peak_max_dbfs;
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o, s:f}", "check", "peak", "profile", profile,
+                                              "result", ok ? "pass" : "fail", "peak_dbfs", s_db_json(peak),
+                                              "limit_dbfs", spec->peak_max_dbfs));
+        if (!ok) {
+            snprintf(line, sizeof line, "'%s': peak %.2f dBFS is above %.2f dBFS", name, peak, spec->peak_max_dbfs);
+            snprintf(failed + strlen(failed), cap - strlen(failed), "%s%s", *n_failed ? "; " : "", line);
+            sf_log(SF_LOG_ERROR, "coordinator deliver", "profile '%s': %s", profile, line);
+            (*n_failed)++;
+        }
+    }
+    if (spec->mixes_loudness && kind == SF_TARGET_MIX) {
+        const double lufs = r->meter.integrated_lufs, tp = s_dbfs(r->meter.true_peak);
+        const bool loud_ok = isfinite(lufs) && fabs(lufs - spec->target_lufs) <= spec->tolerance_lu;
+        const bool tp_ok = tp <= spec->true_peak_max_dbtp;
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o, s:f, s:f}", "check", "loudness", "profile", profile,
+                                              "result", loud_ok ? "pass" : "fail", "integrated_lufs", s_db_json(lufs),
+                                              "target_lufs", spec->target_lufs, "tolerance_lu", spec->tolerance_lu));
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o, s:f}", "check", "true_peak", "profile", profile,
+                                              "result", tp_ok ? "pass" : "fail", "true_peak_dbtp", s_db_json(tp),
+                                              "limit_dbtp", spec->true_peak_max_dbtp));
+        if (!loud_ok) {
+            snprintf(line, sizeof line, "'%s': loudness %.2f LUFS is outside %.1f +-%.1f LUFS", name, lufs,
+                     spec->target_lufs, spec->tolerance_lu);
+            snprintf(failed + strlen(failed), cap - strlen(failed), "%s%s", *n_failed ? "; " : "", line);
+            sf_log(SF_LOG_ERROR, "coordinator deliver", "profile '%s': %s", profile, line);
+            (*n_failed)++;
+        }
+        if (!tp_ok) {
+            snprintf(line, sizeof line, "'%s': true peak %.2f dBTP is above %.1f dBTP", name, tp,
+                     spec->true_peak_max_dbtp);
+            snprintf(failed + strlen(failed), cap - strlen(failed), "%s%s", *n_failed ? "; " : "", line);
+            sf_log(SF_LOG_ERROR, "coordinator deliver", "profile '%s': %s", profile, line);
+            (*n_failed)++;
+        }
+    }
+}
+
 /* Compares every file read back with what was written; fills checks[k]
- * with what passed. */
+ * with what passed. Profile violations are all gathered before failing. */
 static sf_rc s_verify(const plan_t *plan, stitch_t *st, const s_readback_t *rb, size_t n_files, json_t *checks,
                       sf_err_t *err)
 {
     const sf_session_t *s = plan->session;
     int64_t expected = stitch_length(st);
+    char failed[2048] = "";
+    size_t n_failed = 0;
     for (size_t k = 0; k < n_files; k++) {
         const s_readback_t *r = &rb[k];
         const uint32_t t = r->target;
@@ -186,7 +243,11 @@ static sf_rc s_verify(const plan_t *plan, stitch_t *st, const s_readback_t *rb, 
                               "set 'output.clipping_policy: warn' to deliver them",
                               name, at_full);
         }
+        s_profile_checks(plan, r, name, list, failed, sizeof failed, &n_failed);
     }
+    if (n_failed)
+        return SF_ERR(err, SF_E_VERIFY, "profile '%s': %zu check%s failed: %s", sf_profile_name(s->output.profile),
+                      n_failed, n_failed == 1 ? "" : "s", failed);
     return SF_OK;
 }
 
@@ -217,9 +278,6 @@ static sf_rc s_null_test(const plan_t *plan, stitch_t *st, json_t **out, sf_err_
                       residual, DELIVER_NULL_LIMIT_DBFS);
     return SF_OK;
 }
-
-/* A level in dB for JSON: null where it is -inf (silence). */
-static json_t *s_db_json(double db) { return isfinite(db) ? json_real(round(db * 100.0) / 100.0) : json_null(); }
 
 static json_t *s_file_entry(const plan_t *plan, stitch_t *st, const s_readback_t *r, const deliver_segment_t *segments,
                             const uint8_t sha[32], json_t *checks)
@@ -403,6 +461,8 @@ sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *
         manifest = s_manifest(plan, st, info, files, null_test);
         /* end: auto -- how much of the planned tail was below the threshold everywhere */
         json_t *render = manifest ? json_object_get(manifest, "render") : NULL;
+        if (render)
+            json_object_set_new(render, "profile", json_string(sf_profile_name(plan->session->output.profile)));
         if (render)
             json_object_set_new(render, "tail_trimmed_frames",
                                 json_integer((json_int_t)(sf_session_n_frames(plan->session) - stitch_length(st))));

@@ -19,6 +19,7 @@
 #include "sf/hash.h"
 #include "sf/log.h"
 #include "sf/media.h"
+#include "sf/profile.h"
 #include "sf/wire.h"
 
 #include <errno.h>
@@ -213,8 +214,8 @@ static sf_rc s_render_alloc(render_t *r)
 }
 
 sf_rc dispatch_submit(dispatch_t *d, const char *session_path, const uint8_t *yaml, size_t n_yaml_bytes,
-                      const char *out_dir, int64_t segment_frames, bool force, dispatch_event_fn fn, void *ctx,
-                      sf_err_t *err)
+                      const char *out_dir, int64_t segment_frames, bool force, const char *profile,
+                      dispatch_event_fn fn, void *ctx, sf_err_t *err)
 {
     render_t *r = sf_calloc(1, sizeof *r);
     if (!r)
@@ -248,6 +249,19 @@ sf_rc dispatch_submit(dispatch_t *d, const char *session_path, const uint8_t *ya
         return SF_OK;
     }
     sf_diags_free(&diags);
+    if (profile && *profile) {
+        char lines[2048];
+        if (!sf_profile_parse(profile, &r->session->output.profile)) {
+            snprintf(lines, sizeof lines, "unknown profile '%s' (expected %s)", profile, sf_profile_names());
+            s_finish(d, r, 2, lines, NULL);
+            return SF_OK;
+        }
+        if (sf_profile_violations(r->session, r->session->output.profile, lines, sizeof lines) > 0) {
+            lines[strcspn(lines, "\n")] = '\0'; /* the first; the client checked them all before submitting */
+            s_finish(d, r, 2, lines, NULL);
+            return SF_OK;
+        }
+    }
     r->out_dir = sf_strdup(out_dir && *out_dir ? out_dir : r->session->output.dir);
     if (!r->out_dir)
         return SF_ERR(err, SF_E_NOMEM, "out of memory");
@@ -559,7 +573,8 @@ static void s_on_submit(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_
     sf_log(SF_LOG_INFO, "coordinator dispatch", "submission of '%s'", m->u.submit.session_path);
     sf_err_t e = {0};
     if (dispatch_submit(d, m->u.submit.session_path, m->u.submit.yaml, m->u.submit.n_yaml_bytes, m->u.submit.out_dir,
-                        (int64_t)m->u.submit.segment_frames, m->u.submit.force, s_forward_to_client, c, &e)) {
+                        (int64_t)m->u.submit.segment_frames, m->u.submit.force, m->u.submit.profile,
+                        s_forward_to_client, c, &e)) {
         sf_wire_msg_t done = {.kind = SF_WIRE_DONE};
         done.u.done.exit_code = 1;
         done.u.done.message = e.msg;

@@ -63,12 +63,14 @@ void dispatch_destroy(dispatch_t **self_p);
 
 /* Queues a render of the session whose file bytes are `yaml` (loaded by the
  * caller from `session_path`) into out_dir (created if missing).
- * segment_frames 0: the plan's default. Events go to fn(ctx, ...).
+ * segment_frames 0: the plan's default. profile (NULL or "": the session's
+ * output.profile) names a delivery profile (sf/profile.h) that replaces the
+ * session's. Events go to fn(ctx, ...).
  * Bad input (session, plan, existing outputs without force) is reported
  * through a DONE event with exit code 2 and nothing is written. */
 sf_rc dispatch_submit(dispatch_t *d, const char *session_path, const uint8_t *yaml, size_t n_yaml_bytes,
-                      const char *out_dir, int64_t segment_frames, bool force, dispatch_event_fn fn, void *ctx,
-                      sf_err_t *err);
+                      const char *out_dir, int64_t segment_frames, bool force, const char *profile,
+                      dispatch_event_fn fn, void *ctx, sf_err_t *err);
 
 /* Runs the loop until *stop, or (exit_when_idle) until every render has
  * finished; then tells the nodes to shut down. Returns SF_OK or SF_E_FARM

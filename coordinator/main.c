@@ -22,6 +22,7 @@
 #include "sf/alloc.h"
 #include "sf/hash.h"
 #include "sf/log.h"
+#include "sf/profile.h"
 #include "sf/session.h"
 #include "sf/value.h"
 #include "sf/wire.h"
@@ -74,10 +75,12 @@ static int s_usage_error(const char *fmt, ...)
 
 static const char s_help[] =
     "usage:\n"
-    "  stemfarm render SESSION.yaml [-o DIR] [--nodes N] [--threads N] [--segment TIME] [--force] [--json]\n"
-    "  stemfarm render SESSION.yaml --farm tcp://HOST:PORT [-o DIR] [--segment TIME] [--force] [--json]\n"
+    "  stemfarm render SESSION.yaml [-o DIR] [--nodes N] [--threads N] [--segment TIME] [--profile NAME]\n"
+    "                  [--force] [--json]\n"
+    "  stemfarm render SESSION.yaml --farm tcp://HOST:PORT [-o DIR] [--segment TIME] [--profile NAME]\n"
+    "                  [--force] [--json]\n"
     "  stemfarm plan SESSION.yaml [--segment TIME] [--json]\n"
-    "  stemfarm validate SESSION.yaml [--strict]\n"
+    "  stemfarm validate SESSION.yaml [--strict] [--profile NAME]\n"
     "  stemfarm verify DIR|MANIFEST\n"
     "  stemfarm coordinator --bind ENDPOINT [--node-timeout SECONDS]\n"
     "\n"
@@ -87,6 +90,9 @@ static const char s_help[] =
     "validate    parse and validate the session and open every source\n"
     "verify      re-check delivered files against their manifest.json\n"
     "coordinator run a farm coordinator that stemfarm-node processes join\n"
+    "\n"
+    "--profile   stem-mastering, ebu-r128, atsc-a85 or archive: settings the session must\n"
+    "            have and measurements the files must meet (replaces output.profile)\n"
     "\n"
     "exit status: 0 done and verified, 1 render or verification failed,\n"
     "             2 bad input or usage, 3 farm failure\n";
@@ -99,6 +105,7 @@ typedef struct {
     const char *segment;
     const char *farm;
     const char *bind;
+    const char *profile;
     int nodes;
     int threads;
     int node_timeout_s;
@@ -228,6 +235,24 @@ static int s_load(const char *path, bool strict, uint8_t **yaml, size_t *n_yaml,
     return EXIT_OK;
 }
 
+/* --profile replaces the session's output.profile; every setting the
+ * profile needs and the session lacks is bad input, each on its line. */
+static int s_apply_profile(const options_t *o, sf_session_t *s)
+{
+    if (!o->profile)
+        return EXIT_OK;
+    if (!sf_profile_parse(o->profile, &s->output.profile))
+        return s_usage_error("--profile: unknown profile '%s' (expected %s)", o->profile, sf_profile_names());
+    char lines[2048];
+    if (sf_profile_violations(s, s->output.profile, lines, sizeof lines) == 0)
+        return EXIT_OK;
+    for (char *line = lines, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = '\0';
+        fprintf(stderr, "%s: error: %s\n", s->path, line);
+    }
+    return EXIT_USAGE;
+}
+
 static int s_segment_frames(const options_t *o, const sf_session_t *s, int64_t *frames)
 {
     *frames = 0;
@@ -288,7 +313,8 @@ static int s_render_embedded(const options_t *o, const char *path, const uint8_t
     }
     events_t ev;
     events_init(&ev, o->json);
-    if (dispatch_submit(d, path, yaml, n_yaml, o->out_dir, segment, o->force, events_on_dispatch, &ev, &err)) {
+    if (dispatch_submit(d, path, yaml, n_yaml, o->out_dir, segment, o->force, o->profile, events_on_dispatch, &ev,
+                        &err)) {
         fprintf(stderr, "stemfarm: error: %s\n", err.msg);
         dispatch_destroy(&d);
         zmq_ctx_term(ctx);
@@ -358,6 +384,7 @@ static int s_render_farm(const options_t *o, const char *path, const uint8_t *ya
     sub.u.submit.out_dir = abs_out ? abs_out : "";
     sub.u.submit.segment_frames = (uint64_t)segment;
     sub.u.submit.force = o->force;
+    sub.u.submit.profile = o->profile ? o->profile : "";
     uint8_t *buf;
     size_t n;
     sf_err_t err = {0};
@@ -431,6 +458,7 @@ static int s_cmd_render(int argc, char **argv)
         OPT("--threads", NULL, OPT_COUNT, threads, 1, 256), OPT("--segment", NULL, OPT_TEXT, segment, 0, 0),
         OPT("--farm", NULL, OPT_TEXT, farm, 0, 0),          OPT("--force", NULL, OPT_FLAG, force, 0, 0),
         OPT("--json", NULL, OPT_FLAG, json, 0, 0),          OPT("--resume", NULL, OPT_FLAG, resume, 0, 0),
+        OPT("--profile", NULL, OPT_TEXT, profile, 0, 0),
     };
     options_t o = {0};
     int rc = s_parse("render", argc, argv, specs, sizeof specs / sizeof *specs, &o.session, &o);
@@ -450,6 +478,8 @@ static int s_cmd_render(int argc, char **argv)
         return rc;
     int64_t segment;
     rc = s_segment_frames(&o, s, &segment);
+    if (rc == EXIT_OK)
+        rc = s_apply_profile(&o, s);
     sf_session_destroy(&s);
     if (rc == EXIT_OK)
         rc = o.farm ? s_render_farm(&o, o.session, yaml, n_yaml, segment)
@@ -500,9 +530,10 @@ static int s_cmd_plan(int argc, char **argv)
 
 static int s_cmd_validate(int argc, char **argv)
 {
-    static const opt_spec_t specs[] = {OPT("--strict", NULL, OPT_FLAG, strict, 0, 0)};
+    static const opt_spec_t specs[] = {OPT("--strict", NULL, OPT_FLAG, strict, 0, 0),
+                                       OPT("--profile", NULL, OPT_TEXT, profile, 0, 0)};
     options_t o = {0};
-    int rc = s_parse("validate", argc, argv, specs, 1, &o.session, &o);
+    int rc = s_parse("validate", argc, argv, specs, 2, &o.session, &o);
     if (rc)
         return rc;
     if (!o.session)
@@ -513,11 +544,14 @@ static int s_cmd_validate(int argc, char **argv)
     rc = s_load(o.session, o.strict, &yaml, &n_yaml, &s);
     if (rc)
         return rc;
-    printf("%s: ok: %zu tracks, %zu stems, %lld frames at %d Hz\n", o.session, s->n_tracks, s->n_stems,
-           (long long)sf_session_n_frames(s), s->sample_rate);
+    rc = s_apply_profile(&o, s);
+    if (rc == EXIT_OK)
+        printf("%s: ok: %zu tracks, %zu stems, %lld frames at %d Hz%s%s\n", o.session, s->n_tracks, s->n_stems,
+               (long long)sf_session_n_frames(s), s->sample_rate, s->output.profile ? ", profile " : "",
+               s->output.profile ? sf_profile_name(s->output.profile) : "");
     sf_free(yaml);
     sf_session_destroy(&s);
-    return EXIT_OK;
+    return rc;
 }
 
 /* ---- verify ------------------------------------------------------------ */

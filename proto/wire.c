@@ -309,6 +309,7 @@ static sf_rc s_check(sf_rc code, const sf_wire_msg_t *m, sf_err_t *err)
         S_TRY(s_check_yaml(code, k, m->u.submit.yaml, m->u.submit.n_yaml_bytes, err));
         S_TRY(s_check_path(code, k, "out_dir", m->u.submit.out_dir, 0, 1, err));
         S_RANGE("segment_frames", m->u.submit.segment_frames, 0, SF_WIRE_MAX_FRAMES);
+        S_TEXT("profile", m->u.submit.profile, 0, SF_WIRE_MAX_NAME, S_TEXT_NAME);
         return SF_OK;
     case SF_WIRE_PROGRESS:
         if (m->u.progress.jobs_done > m->u.progress.jobs_total)
@@ -472,6 +473,7 @@ static void s_fill_envelope(const sf_wire_msg_t *m, Stemfarm__Envelope *env, s_b
         b->submit.out_dir = s_str(m->u.submit.out_dir);
         b->submit.segment_frames = m->u.submit.segment_frames;
         b->submit.force = m->u.submit.force;
+        b->submit.profile = s_str(m->u.submit.profile);
         env->body_case = STEMFARM__ENVELOPE__BODY_SUBMIT;
         env->submit = &b->submit;
         break;
@@ -763,6 +765,7 @@ static void s_from_envelope(const Stemfarm__Envelope *env, sf_wire_kind_t kind, 
         m->u.submit.out_dir = s_cstr(b->out_dir);
         m->u.submit.segment_frames = b->segment_frames;
         m->u.submit.force = b->force != 0;
+        m->u.submit.profile = s_cstr(b->profile);
         break;
     }
     case SF_WIRE_PROGRESS:

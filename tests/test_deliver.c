@@ -578,6 +578,132 @@ START_TEST(test_broadcast_wav)
 }
 END_TEST
 
+static const char s_profile_session[] = "version: 1\n"
+                                        "session: {name: P, sample_rate: 48000}\n"
+                                        "output: {name: \"{stem}\"%s}\n"
+                                        "tracks:\n"
+                                        "  - {name: Keys, source: media/keys.wav, gain_db: %.3f}\n"
+                                        "  - {name: Vox, source: media/vox.wav, gain_db: %.3f}\n"
+                                        "stems:\n"
+                                        "  - {name: Music, tracks: [Keys]}\n"
+                                        "  - {name: Voice, tracks: [Vox]}\n"
+                                        "mixes:\n"
+                                        "  - {name: Program}\n"
+                                        "%s";
+
+static char *s_profile_yaml(const char *name, const char *output, double gain_db, const char *extra)
+{
+    char text[2048];
+    snprintf(text, sizeof text, s_profile_session, output, gain_db, gain_db, extra);
+    return tu_write_text(s_dir, name, text);
+}
+
+/* A manifest's file entry by file name. */
+static json_t *s_manifest_file(json_t *m, const char *file)
+{
+    json_t *files = json_object_get(m, "files");
+    for (size_t i = 0; i < json_array_size(files); i++)
+        if (!strcmp(json_string_value(json_object_get(json_array_get(files, i), "file")), file))
+            return json_array_get(files, i);
+    return NULL;
+}
+
+/* Delivery profiles judge and never change: ebu-r128 fails a mix that is
+ * not at -23 LUFS (naming file, value and target) and delivers nothing,
+ * passes it once the session's gains put it there; atsc-a85 judges against
+ * its own target; stem-mastering fails a stem above -8 dBFS and refuses a
+ * pcm16 session before rendering; archive needs Broadcast WAV and the
+ * multitracks, and delivers them. */
+START_TEST(test_delivery_profiles)
+{
+    char *err = NULL;
+    char *loud = s_profile_yaml("p1.yaml", "", 0.0, "");
+    ck_assert_int_eq(s_render(loud, "ebu-fail", "--nodes 1 --profile ebu-r128", &err), 1);
+    ck_assert_msg(strstr(err, "profile 'ebu-r128': 1 check failed: 'Program.wav': loudness ") &&
+                      strstr(err, "LUFS is outside -23.0 +-0.5 LUFS"),
+                  "%s", err);
+    free(err);
+    char *none = tu_path(s_dir, "ebu-fail/Program.wav");
+    ck_assert(!tu_exists(none));
+    free(none);
+    /* the mix's loudness without a profile, then the gain that puts it at -23 */
+    ck_assert_msg(s_render(loud, "measure", "--nodes 1", &err) == 0, "%s", err);
+    free(err);
+    char *manifest_path = tu_path(s_dir, "measure/manifest.json");
+    json_t *m = json_load_file(manifest_path, 0, NULL);
+    const double lufs = json_real_value(json_object_get(s_manifest_file(m, "Program.wav"), "integrated_lufs"));
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(m, "render"), "profile")), "none");
+    json_decref(m);
+    free(manifest_path);
+    char *right = s_profile_yaml("p2.yaml", ", profile: ebu-r128", -23.0 - lufs, "");
+    ck_assert_msg(s_render(right, "ebu-pass", "--nodes 1", &err) == 0, "%s", err);
+    free(err);
+    manifest_path = tu_path(s_dir, "ebu-pass/manifest.json");
+    m = json_load_file(manifest_path, 0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(m, "render"), "profile")), "ebu-r128");
+    json_t *program = s_manifest_file(m, "Program.wav");
+    json_t *loudness = s_file_check(program, "loudness");
+    ck_assert_ptr_nonnull(loudness);
+    ck_assert_str_eq(json_string_value(json_object_get(loudness, "result")), "pass");
+    ck_assert(fabs(json_real_value(json_object_get(loudness, "integrated_lufs")) + 23.0) <= 0.5);
+    ck_assert_str_eq(json_string_value(json_object_get(s_file_check(program, "true_peak"), "result")), "pass");
+    ck_assert_ptr_null(s_file_check(s_manifest_file(m, "Music.wav"), "loudness")); /* stems are not judged */
+    json_decref(m);
+    free(manifest_path);
+    /* the same files judged against ATSC A/85's -24 +-2 LKFS pass too; a loud mix does not */
+    ck_assert_msg(s_render(right, "atsc-pass", "--nodes 1 --profile atsc-a85", &err) == 0, "%s", err);
+    free(err);
+    char *louder = s_profile_yaml("p3.yaml", "", -23.0 - lufs + 4.0, "");
+    ck_assert_int_eq(s_render(louder, "atsc-fail", "--nodes 1 --profile atsc-a85", &err), 1);
+    ck_assert_msg(strstr(err, "'Program.wav': loudness ") && strstr(err, "outside -24.0 +-2.0 LUFS"), "%s", err);
+    free(err);
+
+    /* stem-mastering: pcm24, stems at or below -8 dBFS (the tones peak at -14) */
+    ck_assert_msg(s_render(loud, "sm-pass", "--nodes 1 --profile stem-mastering", &err) == 0, "%s", err);
+    free(err);
+    char *hot = s_profile_yaml("p4.yaml", ", profile: stem-mastering", 8.0, "");
+    ck_assert_int_eq(s_render(hot, "sm-fail", "--nodes 1", &err), 1);
+    /* (the mono voice goes to the stereo master at -3 dB: it stays under -8 dBFS) */
+    ck_assert_msg(strstr(err, "1 check failed: 'Music.wav': peak -5.98 dBFS is above -8.00 dBFS"), "%s", err);
+    free(err);
+    char *pcm16 = s_profile_yaml("p5.yaml", ", sample_format: pcm16", 0.0, "");
+    ck_assert_int_eq(s_render(pcm16, "sm-bad", "--nodes 1 --profile stem-mastering", &err), 2);
+    ck_assert_msg(strstr(err, "error: profile 'stem-mastering' needs output.sample_format: pcm24, not pcm16"), "%s",
+                  err);
+    free(err);
+    char *dir16 = tu_path(s_dir, "sm-bad");
+    ck_assert(!tu_exists(dir16));
+    free(dir16);
+
+    /* archive: Broadcast WAV with the multitracks */
+    ck_assert_int_eq(s_render(loud, "arch-bad", "--nodes 1 --profile archive", &err), 2);
+    ck_assert_msg(strstr(err, "needs output.bwf: true") && strstr(err, "needs multitracks: true"), "%s", err);
+    free(err);
+    char *archive = s_profile_yaml("p6.yaml", ", bwf: true, profile: archive", 0.0, "multitracks: true\n");
+    ck_assert_msg(s_render(archive, "arch", "--nodes 1", &err) == 0, "%s", err);
+    free(err);
+    manifest_path = tu_path(s_dir, "arch/manifest.json");
+    m = json_load_file(manifest_path, 0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(m, "render"), "profile")), "archive");
+    int multitracks = 0;
+    json_t *files = json_object_get(m, "files");
+    for (size_t i = 0; i < json_array_size(files); i++)
+        multitracks += !strcmp(json_string_value(json_object_get(json_array_get(files, i), "role")), "multitrack");
+    ck_assert_int_eq(multitracks, 2);
+    json_decref(m);
+    free(manifest_path);
+    char *sums = tu_path(s_dir, "arch/SHA256SUMS");
+    ck_assert(tu_exists(sums));
+    free(sums);
+    free(archive);
+    free(pcm16);
+    free(hot);
+    free(louder);
+    free(right);
+    free(loud);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("deliver");
@@ -590,6 +716,7 @@ int main(void)
     tcase_add_test(tc, test_headroom_warns_or_fails);
     tcase_add_test(tc, test_clipping_fails_or_warns);
     tcase_add_test(tc, test_broadcast_wav);
+    tcase_add_test(tc, test_delivery_profiles);
     tcase_add_test(tc, test_effects_stitch_null_and_tails);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

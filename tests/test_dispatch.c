@@ -84,7 +84,8 @@ static void s_start(fixture_t *f, const char *endpoint, int node_timeout_ms, int
                              .exit_when_idle = true};
     ck_assert_int_eq(dispatch_new(&cfg, &f->d, NULL), SF_OK);
     ck_assert_int_eq(
-        dispatch_submit(f->d, f->session_path, f->yaml, f->n_yaml, f->out_dir, 0, false, s_on_event, f, NULL), SF_OK);
+        dispatch_submit(f->d, f->session_path, f->yaml, f->n_yaml, f->out_dir, 0, false, NULL, s_on_event, f, NULL),
+        SF_OK);
     pthread_create(&f->thread, NULL, s_run, f);
 }
 

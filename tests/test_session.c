@@ -1651,6 +1651,13 @@ static const bad_t bad[] = {
      "session.yaml:11:9: error: send 1 of track 'Kick' must be a mapping, not a value\n"
      "session.yaml:12:9: error: missing key 'to' in send 2 of track 'Kick'\n"
      "session.yaml:12:24: error: unknown key 'pre' in send 2 of track 'Kick'\n"},
+    {"profiles: unknown, and the settings one needs",
+     HEAD "output:\n  profile: archive\n  sample_format: pcm16\n" KICK DRUMS, false, SF_E_INPUT,
+     "session.yaml:5:12: error: profile 'archive' needs output.bwf: true\n"
+     "session.yaml:5:12: error: profile 'archive' needs output.sample_format: pcm24, not pcm16\n"
+     "session.yaml:5:12: error: profile 'archive' needs multitracks: true (the consolidated tracks)\n"},
+    {"unknown profile", HEAD "output:\n  profile: loud\n" KICK DRUMS, false, SF_E_INPUT,
+     "session.yaml:5:12: error: unknown profile 'loud' (expected stem-mastering, ebu-r128, atsc-a85 or archive)\n"},
     {"bwf needs wav or rf64", HEAD "output:\n  format: flac\n  bwf: true\n" KICK DRUMS, false, SF_E_INPUT,
      "session.yaml:6:8: error: 'output.bwf' needs format wav or rf64, not flac\n"},
     {"invalid channels", HEAD "master:\n  channels: quad\n" KICK DRUMS, false, SF_E_INPUT,

@@ -282,12 +282,14 @@ START_TEST(test_roundtrip_every_kind)
     m.u.submit.out_dir = "/shared/out";
     m.u.submit.segment_frames = 96000;
     m.u.submit.force = true;
+    m.u.submit.profile = "ebu-r128";
     s_roundtrip(&m, &d);
     ck_assert_str_eq(d.u.submit.session_path, "/shared/a.yaml");
     ck_assert_mem_eq(d.u.submit.yaml, yaml, sizeof yaml - 1);
     ck_assert_str_eq(d.u.submit.out_dir, "/shared/out");
     ck_assert_uint_eq(d.u.submit.segment_frames, 96000);
     ck_assert(d.u.submit.force);
+    ck_assert_str_eq(d.u.submit.profile, "ebu-r128");
     sf_wire_msg_clear(&d);
 
     m = (sf_wire_msg_t){.kind = SF_WIRE_PROGRESS};
@@ -568,6 +570,18 @@ static s_buf_t s_b_credit257(void) { return s_b_simple(SF_WIRE_CREDIT, 1, 257); 
 static s_buf_t s_b_heartbeat_big(void) { return s_b_simple(SF_WIRE_HEARTBEAT, 1, 1000); }
 static s_buf_t s_b_welcome_hb0(void) { return s_b_simple(SF_WIRE_WELCOME, 2, 0); }
 
+/* a profile name with a newline: refused by the name rules, not passed on */
+static s_buf_t s_b_submit_bad_profile(void)
+{
+    s_buf_t body = {0};
+    s_fs(&body, 1, "/songs/a.yaml");
+    s_fs(&body, 2, "version: 1\n");
+    s_fs(&body, 6, "ebu\nr128");
+    s_buf_t e = s_env(1, SF_WIRE_SUBMIT, &body);
+    s_free_buf(&body);
+    return e;
+}
+
 static s_buf_t s_b_submit_relative(void)
 {
     s_buf_t body = {0};
@@ -644,6 +658,7 @@ START_TEST(test_malformed_inputs)
         {"jobs_running", s_b_heartbeat_big, "heartbeat: jobs_running 1000 out of range 0..256"},
         {"heartbeat 0 ms", s_b_welcome_hb0, "welcome: heartbeat_ms 0 out of range 1..600000"},
         {"relative path", s_b_submit_relative, "submit: session_path 'songs/a.yaml' is not absolute"},
+        {"profile with a newline", s_b_submit_bad_profile, "submit: profile contains control character 0x0a"},
         {"progress", s_b_progress_over, "progress: jobs_done 11 exceeds jobs_total 10"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

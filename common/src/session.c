@@ -34,6 +34,7 @@
 #include "sf/alloc.h"
 #include "sf/hash.h"
 #include "sf/media.h"
+#include "sf/profile.h"
 #include "sf/value.h"
 
 #include <ctype.h>
@@ -123,6 +124,7 @@ typedef struct {
     s_copy_t *copies; /* owned: resampled sources and impulse responses */
     size_t n_copies;
     size_t cap_copies;
+    const struct s_node *profile; /* output.profile's value: where its violations are reported */
 } s_ctx_t;
 
 static sf_mark_t s_mark_of(yaml_mark_t m)
@@ -805,9 +807,10 @@ static int s_sndfile_format(sf_format_t f, sf_sample_format_t sample)
 static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **name_node, bool *distinct)
 {
     static const s_key_t keys[] = {
-        {"dir", NULL},    {"format", NULL},     {"sample_format", NULL}, {"dither", NULL},
-        {"name", NULL},   {"bwf", NULL},        {"headroom_db", NULL},   {"headroom_policy", NULL},
-        {"master", NULL}, {"interleave", NULL}, {"null_test", NULL},     {"clipping_policy", NULL},
+        {"dir", NULL},     {"format", NULL},     {"sample_format", NULL}, {"dither", NULL},
+        {"name", NULL},    {"bwf", NULL},        {"headroom_db", NULL},   {"headroom_policy", NULL},
+        {"master", NULL},  {"interleave", NULL}, {"null_test", NULL},     {"clipping_policy", NULL},
+        {"profile", NULL},
     };
     sf_output_t *o = &c->s->output;
     s_where_t w = s_where_section("output");
@@ -870,6 +873,12 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
             s_bool(c, v, &o->interleave);
         if ((v = s_scalar(c, sec, "null_test", &w, false)))
             s_bool(c, v, &o->null_test);
+        if ((v = s_scalar(c, sec, "profile", &w, false))) {
+            if (sf_profile_parse(v->text, &o->profile))
+                c->profile = v;
+            else
+                s_error(c, v->mark, "unknown profile '%s' (expected %s)", v->text, sf_profile_names());
+        }
     }
     o->dir = s_join(c, c->s->base_dir, dir);
     o->name_template = s_dup(c, name);
@@ -2774,6 +2783,14 @@ static void s_build(s_ctx_t *c, const s_node_t *root)
     if (c->rc)
         return;
     s_check_routing(c);
+    if (c->profile) { /* settings the profile needs, known once every section is read */
+        char lines[2048];
+        size_t n = sf_profile_violations(c->s, c->s->output.profile, lines, sizeof lines);
+        for (char *line = lines, *nl; n > 0 && (nl = strchr(line, '\n')); line = nl + 1) {
+            *nl = '\0';
+            s_error(c, c->profile->mark, "%s", line);
+        }
+    }
     if (!c->rc && c->diags->n_errors == c->n_errors_before)
         s_auto_end(c);
 }

@@ -147,21 +147,31 @@ typedef struct {
     int n_channels;       /* the master's */
 } sf_mix_t;
 
+/* Delivery profiles (sf/profile.h). */
+typedef enum {
+    SF_PROFILE_NONE,
+    SF_PROFILE_STEM_MASTERING,
+    SF_PROFILE_EBU_R128,
+    SF_PROFILE_ATSC_A85,
+    SF_PROFILE_ARCHIVE,
+} sf_profile_t;
+
 typedef struct {
     char *dir; /* resolved output folder (owned) */
     sf_format_t format;
     sf_sample_format_t sample_format;
     sf_dither_t dither;
-    char *name_template; /* e.g. "{session}_{stem}" (owned) */
-    bool bwf;            /* WAV: write a bext chunk (default false) */
-    bool headroom_check; /* headroom_db was given (not null) */
-    double headroom_db;  /* verification: no stem may peak above this */
-    bool headroom_fail;  /* headroom_policy: fail (true) or warn (false) */
-    bool clipping_fail;  /* clipping_policy (a stemfarm addition): a sample at full scale in an
+    char *name_template;  /* e.g. "{session}_{stem}" (owned) */
+    bool bwf;             /* WAV: write a bext chunk (default false) */
+    bool headroom_check;  /* headroom_db was given (not null) */
+    double headroom_db;   /* verification: no stem may peak above this */
+    bool headroom_fail;   /* headroom_policy: fail (true) or warn (false) */
+    bool clipping_fail;   /* clipping_policy (a stemfarm addition): a sample at full scale in an
                             integer format fails the render (default) or warns */
-    bool interleave;     /* false: one mono file per channel, "{name}.L.wav" ... (default true) */
-    bool master_apply;   /* output.master: apply (stems get the master effects) */
-    bool null_test;      /* output.null_test (default true): stems must null against the mix */
+    bool interleave;      /* false: one mono file per channel, "{name}.L.wav" ... (default true) */
+    bool master_apply;    /* output.master: apply (stems get the master effects) */
+    bool null_test;       /* output.null_test (default true): stems must null against the mix */
+    sf_profile_t profile; /* output.profile (or render --profile): settings required, files judged */
 } sf_output_t;
 
 typedef struct sf_session {

@@ -114,6 +114,7 @@ typedef struct {
             const char *out_dir;
             uint64_t segment_frames;
             bool force;
+            const char *profile; /* "" or NULL: the session's */
         } submit;
         struct {
             uint64_t jobs_done, jobs_total;
