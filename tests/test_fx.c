@@ -13,11 +13,17 @@
  *   - every effect: process(a); process(b) == process(a + b) bit for bit
  *     for random cuts (zero-length calls included), lengths 1, 3, 253, 4099,
  *     reset == fresh init;
+ *   - eq kernels: bit for bit the per-sample DF-I reference (one channel,
+ *     one call at a time) for random parameters of every type, 1..8
+ *     channels, bursts decaying into the flush, random cuts and odd lengths;
+ *     sf_fx_process_eq_cascade of 1..6 stages == the stages called in turn
+ *     (output and state);
  *   - tails: after an impulse the output stays below the threshold from
  *     tail_frames on, and (eq, delay) is not yet below somewhat earlier;
  *   - errors: Nyquist, missing IR, channel mismatch, allocation failures.
  */
 #include "sf/alloc.h"
+#include "sf/dsp.h"
 #include "sf/fx.h"
 #include "testutil.h"
 
@@ -844,6 +850,248 @@ START_TEST(test_split_invariance)
 }
 END_TEST
 
+/* ---- eq kernels against the reference ---------------------------------------
+ *
+ * The reference is the DF-I biquad as it ran one channel and one call at a
+ * time, term for term (s_ref_bq), with the cookbook coefficients computed
+ * exactly as fx_filter.c does (s_ref_coefs, a copy). Every comparison is
+ * memcmp: the frame-major kernels and the cascade must not change a byte. */
+
+typedef struct {
+    double b0, b1, b2, a1, a2;
+} ref_bq_t;
+
+typedef struct {
+    double x1, x2, y1, y2;
+} ref_bq_state_t;
+
+static ref_bq_t s_ref_coefs(const sf_fx_params_t *p, int rate)
+{
+    double sh, ch;
+    sf_dsp_sincos_half_pi(2.0 * p->u.eq.freq / (double)rate, &sh, &ch);
+    const double sn = 2.0 * sh * ch, omc = 2.0 * sh * sh, opc = 2.0 * ch * ch, cs = 1.0 - omc;
+    const double alpha = sn / (2.0 * p->u.eq.q);
+    const double A = sf_dsp_db_to_gain(p->u.eq.gain_db / 2.0);
+    const double sa = 2.0 * sqrt(A) * alpha;
+    double b0 = 1, b1 = 0, b2 = 0, a0 = 1, a1 = 0, a2 = 0;
+    switch (p->u.eq.type) {
+    case SF_EQ_LOWPASS:
+        b0 = omc / 2.0, b1 = omc, b2 = omc / 2.0, a0 = 1.0 + alpha, a1 = -2.0 * cs, a2 = 1.0 - alpha;
+        break;
+    case SF_EQ_HIGHPASS:
+        b0 = opc / 2.0, b1 = -opc, b2 = opc / 2.0, a0 = 1.0 + alpha, a1 = -2.0 * cs, a2 = 1.0 - alpha;
+        break;
+    case SF_EQ_BANDPASS: b0 = alpha, b1 = 0.0, b2 = -alpha, a0 = 1.0 + alpha, a1 = -2.0 * cs, a2 = 1.0 - alpha; break;
+    case SF_EQ_NOTCH: b0 = 1.0, b1 = -2.0 * cs, b2 = 1.0, a0 = 1.0 + alpha, a1 = -2.0 * cs, a2 = 1.0 - alpha; break;
+    case SF_EQ_PEAK:
+        b0 = 1.0 + alpha * A, b1 = -2.0 * cs, b2 = 1.0 - alpha * A;
+        a0 = 1.0 + alpha / A, a1 = -2.0 * cs, a2 = 1.0 - alpha / A;
+        break;
+    case SF_EQ_LOWSHELF:
+        b0 = A * ((A + 1.0) - (A - 1.0) * cs + sa), b1 = 2.0 * A * ((A - 1.0) - (A + 1.0) * cs);
+        b2 = A * ((A + 1.0) - (A - 1.0) * cs - sa), a0 = (A + 1.0) + (A - 1.0) * cs + sa;
+        a1 = -2.0 * ((A - 1.0) + (A + 1.0) * cs), a2 = (A + 1.0) + (A - 1.0) * cs - sa;
+        break;
+    case SF_EQ_HIGHSHELF:
+        b0 = A * ((A + 1.0) + (A - 1.0) * cs + sa), b1 = -2.0 * A * ((A - 1.0) + (A + 1.0) * cs);
+        b2 = A * ((A + 1.0) + (A - 1.0) * cs - sa), a0 = (A + 1.0) - (A - 1.0) * cs + sa;
+        a1 = 2.0 * ((A - 1.0) - (A + 1.0) * cs), a2 = (A + 1.0) - (A - 1.0) * cs - sa;
+        break;
+    }
+    return (ref_bq_t){b0 / a0, b1 / a0, b2 / a0, a1 / a0, a2 / a0};
+}
+
+static size_t s_ref_flushes; /* nonzero outputs the reference flushed to 0 (coverage) */
+
+/* The reference biquad over one channel, in place. */
+static void s_ref_bq(const ref_bq_t *k, ref_bq_state_t *s, float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        double in = (double)x[i];
+        double y = k->b0 * in + k->b1 * s->x1 + k->b2 * s->x2 - k->a1 * s->y1 - k->a2 * s->y2;
+        if (y > -1e-200 && y < 1e-200) {
+            s_ref_flushes += y != 0;
+            y = 0.0;
+        }
+        s->x2 = s->x1;
+        s->x1 = in;
+        s->y2 = s->y1;
+        s->y1 = y;
+        x[i] = (float)y;
+    }
+}
+
+/* Random eq parameters below Nyquist at 48 kHz, every type. */
+static sf_fx_params_t s_rand_eq(uint64_t *r)
+{
+    sf_eq_type_t type = (sf_eq_type_t)(s_rand(r) % 7);
+    double u1 = (double)(s_rand(r) >> 11) * 0x1p-53, u2 = (double)(s_rand(r) >> 11) * 0x1p-53;
+    double u3 = (double)(s_rand(r) >> 11) * 0x1p-53;
+    double freq = 10.0 * pow(23990.0 / 10.0, u1); /* 10 Hz .. 23.99 kHz, log-uniform */
+    double q = 0.05 * pow(50.0 / 0.05, u2);       /* 0.05 .. 50 */
+    return s_eq(type, freq, -48.0 + 96.0 * u3, q);
+}
+
+/* Noise bursts of random level (full scale, denormals, -0 mixed in) with long
+ * silences, so that tails decay into the flush; odd lengths. */
+static sig_t s_bursts(int n_ch, size_t n, uint64_t seed)
+{
+    sig_t s = s_sig(n_ch, n);
+    for (int c = 0; c < n_ch; c++)
+        for (size_t i = 0; i < n; i++) {
+            size_t seg = i / 7919;
+            double level = seg % 3 == 2 ? 0.0 : pow(10.0, -(double)((seg * 7 + seed) % 9));
+            float v = (float)(level * tu_noise(seed + (uint64_t)c * 31, (int64_t)i));
+            if (seg % 3 != 2 && (i % 97) < 3)
+                v = s_sample(seed + (uint64_t)c, i);
+            s.ch[c][i] = v;
+        }
+    return s;
+}
+
+/* The reference chain over a signal: every stage over every channel. */
+static void s_ref_chain(const sf_fx_params_t *p, int n_st, sig_t *s, size_t from, size_t n, ref_bq_state_t st[][MAX_CH])
+{
+    for (int k = 0; k < n_st; k++) {
+        ref_bq_t q = s_ref_coefs(&p[k], 48000);
+        for (int c = 0; c < s->n_ch; c++)
+            s_ref_bq(&q, &st[k][c], s->ch[c] + from, n);
+    }
+}
+
+static const int k_eq_channels[] = {1, 2, 3, 5, 6, 7, 8};
+#define N_EQ_CHANNELS (sizeof k_eq_channels / sizeof k_eq_channels[0])
+
+START_TEST(test_eq_matches_reference)
+{
+    const int n_ch = k_eq_channels[_i];
+    uint64_t r = 1000 + (uint64_t)_i;
+    size_t flushes_before = s_ref_flushes;
+    for (int trial = 0; trial < 12; trial++) {
+        sf_fx_params_t p = s_rand_eq(&r);
+        size_t n = 40000 + (size_t)(s_rand(&r) % 3000);
+        sig_t ref = s_bursts(n_ch, n, (uint64_t)trial);
+        sig_t got = s_sig_copy(&ref);
+        ref_bq_state_t st[1][MAX_CH] = {{{0}}};
+        s_ref_chain(&p, 1, &ref, 0, n, st);
+        s_run(&p, 48000, &got, trial ? s_rand(&r) | 1 : 0);
+        ck_assert_msg(s_sig_equal(&got, &ref), "eq type %d %g Hz %g dB q %g, %d channels: differs from the reference",
+                      (int)p.u.eq.type, p.u.eq.freq, p.u.eq.gain_db, p.u.eq.q, n_ch);
+        s_sig_free(&ref);
+        s_sig_free(&got);
+    }
+    /* odd lengths, one call each: the kernels' block remainders */
+    for (size_t l = 0; l < N_LENGTHS; l++) {
+        sf_fx_params_t p = s_rand_eq(&r);
+        sig_t ref = s_mixed(n_ch, k_lengths[l], 5);
+        sig_t got = s_sig_copy(&ref);
+        ref_bq_state_t st[1][MAX_CH] = {{{0}}};
+        s_ref_chain(&p, 1, &ref, 0, ref.n, st);
+        s_run(&p, 48000, &got, 0);
+        ck_assert_msg(s_sig_equal(&got, &ref), "length %zu, %d channels", ref.n, n_ch);
+        s_sig_free(&ref);
+        s_sig_free(&got);
+    }
+    ck_assert_msg(s_ref_flushes > flushes_before, "no tail reached the flush: the test does not cover it");
+}
+END_TEST
+
+/* n_st eqs as sf_fx_t, initialised for n_ch channels. */
+static void s_init_chain(sf_fx_t *fx, const sf_fx_params_t *p, int n_st, int n_ch)
+{
+    for (int k = 0; k < n_st; k++)
+        s_init(&fx[k], &p[k], n_ch, 48000);
+}
+
+/* Cuts [0, n) at random (zero-length pieces included) and calls the cascade
+ * on each piece. */
+static void s_cascade_cuts(sf_fx_t *const *fx, int n_st, sig_t *s, uint64_t seed)
+{
+    size_t at = 0;
+    uint64_t r = seed;
+    while (at < s->n) {
+        uint64_t k = s_rand(&r);
+        size_t n = k % 4 == 0 ? 0 : k % 4 == 1 ? 1 + (size_t)(k >> 8) % 5 : 1 + (size_t)(k >> 8) % 2500;
+        if (n > s->n - at)
+            n = s->n - at;
+        float *ch[MAX_CH];
+        for (int c = 0; c < s->n_ch; c++)
+            ch[c] = s->ch[c] + at;
+        sf_fx_process_eq_cascade(fx, (size_t)n_st, ch, n);
+        at += n;
+    }
+}
+
+START_TEST(test_eq_cascade_is_sequential)
+{
+    const int n_st = 1 + _i % 6, n_ch = k_eq_channels[_i / 6];
+    uint64_t r = 77 + (uint64_t)_i;
+    for (int trial = 0; trial < 4; trial++) {
+        sf_fx_params_t p[6];
+        for (int k = 0; k < n_st; k++)
+            p[k] = s_rand_eq(&r);
+        const size_t n = 30011 + (size_t)trial * 17;
+        sig_t seq = s_bursts(n_ch, n, 9 + (uint64_t)trial), cas = s_sig_copy(&seq), ref = s_sig_copy(&seq);
+        sf_fx_t fs[6], fc[6], *pc[6];
+        s_init_chain(fs, p, n_st, n_ch);
+        s_init_chain(fc, p, n_st, n_ch);
+        for (int k = 0; k < n_st; k++)
+            pc[k] = &fc[k];
+        /* sequential: each stage over the whole signal in one call */
+        for (int k = 0; k < n_st; k++)
+            sf_fx_process(&fs[k], seq.ch, n);
+        /* cascade: random cuts, so every stage's state crosses calls */
+        s_cascade_cuts(pc, n_st, &cas, s_rand(&r));
+        ref_bq_state_t st[6][MAX_CH];
+        memset(st, 0, sizeof st);
+        s_ref_chain(p, n_st, &ref, 0, n, st);
+        ck_assert_msg(s_sig_equal(&cas, &seq), "%d stages, %d channels, trial %d: cascade differs from sequential",
+                      n_st, n_ch, trial);
+        ck_assert_msg(s_sig_equal(&cas, &ref), "%d stages, %d channels, trial %d: cascade differs from the reference",
+                      n_st, n_ch, trial);
+        /* the states match too: more signal through each, the other way round */
+        sig_t more_s = s_bursts(n_ch, 5003, 99), more_c = s_sig_copy(&more_s);
+        sf_fx_process_eq_cascade(pc, (size_t)n_st, more_s.ch, more_s.n);
+        for (int k = 0; k < n_st; k++)
+            s_process(&fs[k], &more_c, 0);
+        ck_assert_msg(s_sig_equal(&more_s, &more_c), "%d stages, %d channels: state after the cascade", n_st, n_ch);
+        for (int k = 0; k < n_st; k++) {
+            sf_fx_free(&fs[k]);
+            sf_fx_free(&fc[k]);
+        }
+        s_sig_free(&seq);
+        s_sig_free(&cas);
+        s_sig_free(&ref);
+        s_sig_free(&more_s);
+        s_sig_free(&more_c);
+    }
+}
+END_TEST
+
+START_TEST(test_eq_cascade_edges)
+{
+    /* n == 0 and n_frames == 0 touch nothing */
+    sig_t s = s_mixed(2, 100, 3), t = s_sig_copy(&s);
+    sf_fx_process_eq_cascade(NULL, 0, s.ch, s.n);
+    ck_assert(s_sig_equal(&s, &t));
+    sf_fx_params_t p = s_eq(SF_EQ_PEAK, 1000, 6, 1);
+    sf_fx_t fx, *pfx = &fx;
+    s_init(&fx, &p, 2, 48000);
+    sf_fx_process_eq_cascade(&pfx, 1, s.ch, 0);
+    ck_assert(s_sig_equal(&s, &t));
+    /* one stage is sf_fx_process */
+    sf_fx_t one;
+    s_init(&one, &p, 2, 48000);
+    sf_fx_process_eq_cascade(&pfx, 1, s.ch, s.n);
+    sf_fx_process(&one, t.ch, t.n);
+    ck_assert(s_sig_equal(&s, &t));
+    sf_fx_free(&one);
+    sf_fx_free(&fx);
+    s_sig_free(&s);
+    s_sig_free(&t);
+}
+END_TEST
+
 START_TEST(test_alloc_failures)
 {
     const fx_case_t *t = &k_fx_cases[_i];
@@ -891,6 +1139,9 @@ int main(void)
     tcase_add_test(tc, test_convolve_threads);
     tcase_add_loop_test(tc, test_split_invariance, 0, (int)N_FX_CASES);
     tcase_add_loop_test(tc, test_alloc_failures, 0, (int)N_FX_CASES);
+    tcase_add_loop_test(tc, test_eq_matches_reference, 0, (int)N_EQ_CHANNELS);
+    tcase_add_loop_test(tc, test_eq_cascade_is_sequential, 0, 6 * (int)N_EQ_CHANNELS);
+    tcase_add_test(tc, test_eq_cascade_edges);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -4,7 +4,11 @@
  * Compressor: the soft-knee static curve of Giannoulis, Massberg & Reiss
  * (2012) evaluated with libm on settled DC levels across threshold +- knee;
  * attack and release step responses against D (1 - exp(-t / tau)); makeup;
- * stereo link; process(x) == x * gain_curve(x) to the bit.
+ * stereo link; process(x) == x * gain_curve(x) to the bit; process() and
+ * the gain curve bit for bit the per-frame reference step (ln by frexp,
+ * sf_dsp_db_to_gain per frame) on noise, bursts, silence, a ramp through the
+ * knee, very loud and non-finite input, 1, 2, 6 and 8 channels, odd lengths
+ * and random cuts, the two calls interleaved on one effect.
  * Limiter: adversarial signals (full-scale squares, single-sample spikes up
  * to 1e30, noise at +12 dBFS) never exceed the ceiling by one float; a click
  * comes out exactly `latency` frames later; below the ceiling the output is
@@ -16,6 +20,7 @@
  * bytes; starting `tail_frames` early reproduces a continuous render within
  * -120 dB of its peak; bad parameters and allocation failures. */
 #include "sf/alloc.h"
+#include "sf/dsp.h"
 #include "sf/fx.h"
 #include "testutil.h"
 
@@ -427,6 +432,255 @@ START_TEST(dyn_gain_curve_is_process)
             s_sig_free(&x);
             s_sig_free(&y);
         }
+}
+END_TEST
+
+/* ---- compressor kernels against the reference ----------------------------
+ *
+ * The reference is the compressor as it ran one frame at a time, term for
+ * term: the detector peak, ln by frexp and its atanh series, the static
+ * curve, the smoother, 10^((M - y)/20) by sf_dsp_db_to_gain (s_ref_comp_*).
+ * The block passes must give the same bytes (memcmp), for process() and for
+ * the gain curve, however the signal is cut. */
+
+#define REF_DB_PER_NEPER 8.6858896380650365530
+#define REF_LN2_HI       0x1.62e42fefa3800p-1
+#define REF_LN2_LO       0x1.ef35793c76730p-45
+
+typedef struct {
+    double thr, slope, knee, lo_lin, makeup, a_att, a_rel, y;
+} ref_comp_t;
+
+static double s_ref_ln(double x)
+{
+    static const double inv_odd[] = {1.0,      1.0 / 3,  1.0 / 5,  1.0 / 7,  1.0 / 9,  1.0 / 11,
+                                     1.0 / 13, 1.0 / 15, 1.0 / 17, 1.0 / 19, 1.0 / 21, 1.0 / 23};
+    int e;
+    double m = frexp(x, &e);
+    if (m < 0.70710678118654752440) {
+        m *= 2;
+        e--;
+    }
+    double s = (m - 1) / (m + 1);
+    double s2 = s * s;
+    double t = inv_odd[11];
+    for (int k = 10; k >= 0; k--)
+        t = t * s2 + inv_odd[k];
+    return (double)e * REF_LN2_HI + ((double)e * REF_LN2_LO + 2 * s * t);
+}
+
+static ref_comp_t s_ref_comp_init(const sf_fx_params_t *p, int fs)
+{
+    ref_comp_t s = {0};
+    s.thr = p->u.compressor.threshold_db;
+    s.slope = 1 - 1 / p->u.compressor.ratio;
+    s.knee = p->u.compressor.knee_db;
+    s.lo_lin = sf_dsp_db_to_gain(s.thr - s.knee / 2);
+    s.makeup = p->u.compressor.makeup_db;
+    s.a_att = sf_dsp_db_to_gain(-1000.0 / (p->u.compressor.attack_ms * fs) * REF_DB_PER_NEPER);
+    s.a_rel = sf_dsp_db_to_gain(-1000.0 / (p->u.compressor.release_ms * fs) * REF_DB_PER_NEPER);
+    return s;
+}
+
+/* One frame: detector peak -> linear gain. */
+static double s_ref_comp_step(ref_comp_t *s, double p)
+{
+    double xl = 0;
+    if (p > s->lo_lin) {
+        double d = REF_DB_PER_NEPER * s_ref_ln(p) - s->thr;
+        if (2 * d <= -s->knee)
+            xl = 0;
+        else if (2 * d < s->knee) {
+            double k = d + s->knee / 2;
+            xl = s->slope * k * k / (2 * s->knee);
+        } else
+            xl = s->slope * d;
+    }
+    double a = xl > s->y ? s->a_att : s->a_rel;
+    double y = a * s->y + (1 - a) * xl;
+    s->y = y < 1e-30 ? 0 : y;
+    return sf_dsp_db_to_gain(s->makeup - s->y);
+}
+
+static float s_ref_frame_peak(const sig_t *x, size_t i)
+{
+    float p = 0;
+    for (int c = 0; c < x->n_ch; c++) {
+        float v = fabsf(x->ch[c][i]);
+        if (v > p)
+            p = v;
+    }
+    return p;
+}
+
+/* The reference process() (in place) and gain curve. */
+static void s_ref_comp_process(const sf_fx_params_t *p, sig_t *x)
+{
+    ref_comp_t s = s_ref_comp_init(p, 48000);
+    for (size_t i = 0; i < x->n; i++) {
+        float g = (float)s_ref_comp_step(&s, s_ref_frame_peak(x, i));
+        for (int c = 0; c < x->n_ch; c++)
+            x->ch[c][i] *= g;
+    }
+}
+
+static float *s_ref_comp_gains(const sf_fx_params_t *p, const sig_t *x)
+{
+    ref_comp_t s = s_ref_comp_init(p, 48000);
+    float *g = sf_malloc(sizeof(float) * (x->n ? x->n : 1));
+    ck_assert_ptr_nonnull(g);
+    for (size_t i = 0; i < x->n; i++)
+        g[i] = (float)s_ref_comp_step(&s, s_ref_frame_peak(x, i));
+    return g;
+}
+
+typedef enum { CS_NOISE, CS_BURSTS, CS_SILENCE, CS_KNEE_RAMP, CS_LOUD, CS_SPECIALS, CS_BUSY, N_CS } comp_sig_t;
+static const char *const k_cs_names[] = {"noise", "bursts", "silence", "knee ramp", "very loud", "inf/nan", "busy"};
+
+/* Test signals for the compressor (seeded, any length). */
+static sig_t s_comp_signal(comp_sig_t kind, int n_ch, size_t n, uint64_t seed)
+{
+    sig_t s = s_sig(n_ch, n);
+    for (size_t i = 0; i < n; i++) {
+        for (int c = 0; c < n_ch; c++) {
+            double w = tu_noise(seed + (uint64_t)c * 131, (int64_t)i), db = 0;
+            switch (kind) {
+            case CS_NOISE: db = -30 + 10 * (double)(seed % 5); break; /* -30 .. +10 dBFS */
+            case CS_BURSTS: db = (i / 2203) % 2 ? -90 : 6 - 3 * (double)((i / 4406) % 9); break;
+            case CS_SILENCE: db = -1000; break;
+            case CS_KNEE_RAMP: db = -70 + 80 * (double)i / (double)(n ? n : 1); break; /* -70 .. +10 */
+            case CS_LOUD: db = 120 + 600 * (double)((i / 997) % 2); break;             /* 1e6 .. FLT_MAX */
+            case CS_SPECIALS: db = -12; break;
+            case CS_BUSY: break;
+            case N_CS: break;
+            }
+            float v = (float)(w * pow(10, db / 20));
+            if (kind == CS_LOUD && (i + (size_t)c) % 5 == 0)
+                v = (i & 1) ? FLT_MAX : -FLT_MAX;
+            if (kind == CS_SILENCE && (i * 7 + (size_t)c) % 1009 == 0)
+                v = (i & 1) ? 1e-40f : -0.0f;
+            if (kind == CS_SPECIALS) {
+                /* -0 and denormals throughout, NaN in the first three quarters,
+                 * infinities (NaN gains ever after) in the last: a NaN sample
+                 * times a NaN gain is either NaN, as the compiler orders the
+                 * operands of the product (-O0 and -O2 differ) */
+                size_t k = (i * 11 + (size_t)c * 3) % 4001;
+                bool late = i > n / 4 * 3;
+                v = k == 1 && !late ? NAN : k == 2 ? -0.0f : k == 3 ? 1e-42f : v;
+                if (k == 0 && late)
+                    v = (i & 1) ? INFINITY : -INFINITY;
+            }
+            s.ch[c][i] = v;
+        }
+    }
+    if (kind == CS_BUSY) {
+        s_sig_free(&s);
+        s = s_busy(n_ch, n, seed);
+    }
+    return s;
+}
+
+static const sf_fx_params_t *s_comp_cases(size_t *n)
+{
+    static sf_fx_params_t c[8];
+    c[0] = s_comp(-24, 3, 10, 120, 0, 0); /* the effects bench */
+    c[1] = s_comp(-20, 4, 10, 100, 6, 3);
+    c[2] = s_comp(-40, 100, 0.01, 1, 0, 0);
+    c[3] = s_comp(-10, 2, 1000, 10000, 48, -24);
+    c[4] = s_comp(0, 1, 5, 50, 0, 12); /* ratio 1: never reduces, makeup only */
+    c[5] = s_comp(-80, 20, 0.5, 5, 24, 48);
+    c[6] = s_comp(-18, 1.5, 3, 300, 0.5, 0);
+    c[7] = s_comp(0, 8, 1, 20, 0, 0);
+    *n = 8;
+    return c;
+}
+
+static const int k_comp_channels[] = {1, 2, 6, 8};
+
+START_TEST(comp_matches_reference)
+{
+    size_t n_cases;
+    const sf_fx_params_t *cases = s_comp_cases(&n_cases);
+    const int n_ch = k_comp_channels[_i % 4];
+    const comp_sig_t kind = (comp_sig_t)(_i / 4);
+    for (size_t k = 0; k < n_cases; k++) {
+        const size_t n = 20011 + 256 * (size_t)k; /* odd, and not a multiple of the block */
+        sig_t x = s_comp_signal(kind, n_ch, n, 3 + k);
+        sig_t ref = s_copy(&x);
+        s_ref_comp_process(&cases[k], &ref);
+        float *g_ref = s_ref_comp_gains(&cases[k], &x);
+        for (uint64_t seed = 0; seed < 3; seed++) { /* one call, then random cuts */
+            sig_t y = s_render(&cases[k], &x, 48000, seed ? 1000 * seed + k : 0);
+            ck_assert_msg(memcmp(y.ch[0], ref.ch[0], 0) == 0, "unreachable");
+            for (int c = 0; c < n_ch; c++)
+                ck_assert_msg(memcmp(y.ch[c], ref.ch[c], sizeof(float) * n) == 0,
+                              "process, %s, case %zu, %d channels, cut %llu: channel %d differs from the reference",
+                              k_cs_names[kind], k, n_ch, (unsigned long long)seed, c);
+            sf_fx_t fx;
+            s_init(&fx, &cases[k], n_ch, 48000);
+            float *g = s_gains(&fx, &x, seed ? 2000 * seed + k : 0);
+            ck_assert_msg(memcmp(g, g_ref, sizeof(float) * n) == 0,
+                          "gain curve, %s, case %zu, %d channels, cut %llu: differs from the reference",
+                          k_cs_names[kind], k, n_ch, (unsigned long long)seed);
+            sf_free(g);
+            sf_fx_free(&fx);
+            s_sig_free(&y);
+        }
+        /* odd lengths in one call: a prefix of the reference */
+        for (size_t li = 0; li < N_LENGTHS; li++) {
+            if (k_lengths[li] > n)
+                continue;
+            sig_t head = s_slice(&x, 0, k_lengths[li]);
+            sig_t y = s_render(&cases[k], &head, 48000, 0);
+            for (int c = 0; c < n_ch; c++)
+                ck_assert_msg(memcmp(y.ch[c], ref.ch[c], sizeof(float) * head.n) == 0,
+                              "%s, case %zu, %d channels, length %zu", k_cs_names[kind], k, n_ch, head.n);
+            s_sig_free(&y);
+            s_sig_free(&head);
+        }
+        sf_free(g_ref);
+        s_sig_free(&ref);
+        s_sig_free(&x);
+    }
+}
+END_TEST
+
+/* Mixing process() and the gain curve on one effect keeps one state, as the
+ * reference's single step does. */
+START_TEST(comp_process_and_gain_interleaved)
+{
+    size_t n_cases;
+    const sf_fx_params_t *cases = s_comp_cases(&n_cases);
+    for (size_t k = 0; k < n_cases; k++) {
+        sig_t x = s_comp_signal(CS_BUSY, 2, 30011, 5 + k);
+        sig_t ref = s_copy(&x);
+        s_ref_comp_process(&cases[k], &ref);
+        float *g_ref = s_ref_comp_gains(&cases[k], &x);
+        sf_fx_t fx;
+        s_init(&fx, &cases[k], 2, 48000);
+        int64_t kk = 0;
+        for (size_t at = 0; at < x.n; kk++) {
+            size_t n = s_chunk(99 + k, kk, 900);
+            if (n > x.n - at)
+                n = x.n - at;
+            if (kk % 2) {
+                float *p[2] = {x.ch[0] + at, x.ch[1] + at};
+                sf_fx_process(&fx, p, n);
+                for (int c = 0; c < 2; c++)
+                    ck_assert_msg(memcmp(p[c], ref.ch[c] + at, sizeof(float) * n) == 0, "case %zu at %zu", k, at);
+            } else {
+                const float *p[2] = {x.ch[0] + at, x.ch[1] + at};
+                float g[900];
+                sf_fx_dynamics_gain(&fx, p, n, g);
+                ck_assert_msg(memcmp(g, g_ref + at, sizeof(float) * n) == 0, "case %zu gains at %zu", k, at);
+            }
+            at += n;
+        }
+        sf_fx_free(&fx);
+        sf_free(g_ref);
+        s_sig_free(&ref);
+        s_sig_free(&x);
+    }
 }
 END_TEST
 
@@ -944,6 +1198,8 @@ int main(void)
     tcase_add_test(tc, comp_makeup);
     tcase_add_test(tc, comp_stereo_link);
     tcase_add_test(tc, dyn_gain_curve_is_process);
+    tcase_add_loop_test(tc, comp_matches_reference, 0, 4 * (int)N_CS);
+    tcase_add_test(tc, comp_process_and_gain_interleaved);
     suite_add_tcase(s, tc);
     tc = tcase_create("limiter");
     tcase_add_test(tc, lim_never_exceeds);

@@ -1,12 +1,16 @@
 /* fx_dynamics.c -- the compressor and the look-ahead limiter (see sf/fx.h).
  *
- * Both are written as a gain computer that reads a detector signal one frame
- * at a time and returns the linear gain for one output frame. process() runs
- * it on the signal itself and multiplies; sf_fx_dynamics_gain() runs the very
- * same step on the full bus and hands the gains out, so a stem's share of a
- * bus gets exactly the gain the mix got (the stems null). Because the step is
- * per frame and all state is carried between calls, any cut of the signal
- * into calls gives the same bytes.
+ * Both are written as a gain computer that reads a detector signal and
+ * returns the linear gain for each output frame. process() runs it on the
+ * signal itself and multiplies; sf_fx_dynamics_gain() runs the very same
+ * code on the full bus and hands the gains out, so a stem's share of a bus
+ * gets exactly the gain the mix got (the stems null). The compressor works in
+ * blocks of SF_COMP_BLOCK frames (s_comp_block): only its smoother is a
+ * recursion, so the per-frame curve and the dB -> gain conversion run as
+ * vectorised passes around it, each value computed as the per-frame formulas
+ * below compute it. Because every value depends only on the frames up to its
+ * own and on the state carried between calls, any cut of the signal into
+ * calls (or blocks) gives the same bytes.
  *
  * Compressor (feed-forward, Giannoulis, Massberg & Reiss, "Digital Dynamic
  * Range Compressor Design -- A Tutorial and Analysis", JAES 2012):
@@ -96,6 +100,12 @@
 #define SF_MAX_CHANNELS 8
 #define SF_WQ_ONE       0x1p48 /* the limiter's moving sum counts in units of 2^-48 */
 #define SF_WQ_UNIT      0x1p-48
+#define SF_COMP_BLOCK   256 /* frames per block pass of the compressor (stack arrays) */
+#define SF_COMP_GROUP   8   /* frames through each step of s_comp_xl_n together; divides SF_COMP_BLOCK */
+#define SF_LN_SQRT_HALF UINT64_C(0x3fe6a09e667f3bcd) /* the bits of SF_SQRT_HALF */
+#define SF_LN_SHIFT     (UINT64_C(0x3ff0000000000000) - SF_LN_SQRT_HALF)
+#define SF_LN_MANT      UINT64_C(0x000fffffffffffff)
+#define SF_LN_EBIAS     UINT64_C(0x4330000000000000) /* the bits of 2^52 */
 
 /* ---- shared helpers ------------------------------------------------------ */
 
@@ -156,6 +166,7 @@ typedef struct {
     double makeup; /* M, dB */
     double a_att;  /* attack pole */
     double a_rel;  /* release pole */
+    float g0;      /* the gain while y_L is 0: 10^(M/20) rounded to float */
     double y;      /* smoothed gain reduction y_L, dB >= 0 */
 } s_comp_t;
 
@@ -172,27 +183,161 @@ static double s_comp_reduction(double thr, double slope, double knee, double x_d
     return slope * d;
 }
 
-/* One frame: detector peak p -> linear gain (makeup included). */
-static inline double s_comp_step(s_comp_t *s, double p)
+/* x_L for one detector peak p, per frame: the formula s_comp_xl_n matches,
+ * and its fallback for a block with an infinite peak (frexp of inf feeds a
+ * NaN into the reduction, whose bits the bit moves of s_comp_xl_n would not
+ * reproduce). */
+static double s_comp_xl(const s_comp_t *s, double p)
 {
-    double xl = 0;
-    if (p > s->lo_lin)
-        xl = s_comp_reduction(s->thr, s->slope, s->knee, SF_DB_PER_NEPER * s_ln(p));
-    double a = xl > s->y ? s->a_att : s->a_rel;
-    double y = a * s->y + (1 - a) * xl;
-    s->y = y < SF_FLUSH ? 0 : y;
-    return sf_dsp_db_to_gain(s->makeup - s->y);
+    if (!(p > s->lo_lin))
+        return 0;
+    return s_comp_reduction(s->thr, s->slope, s->knee, SF_DB_PER_NEPER * s_ln(p));
 }
 
-static float s_peak(const float *const *ch, int n_ch, size_t i)
+/* The all-ones mask where a < b, for finite a and b with a not -0: the sign
+ * of a - b, which rounding never flips (a - b is 0 only when a == b, and
+ * then +0 unless a is -0). */
+static inline uint64_t s_less_mask(double a, double b)
 {
-    float p = 0;
-    for (int c = 0; c < n_ch; c++) {
-        float v = fabsf(ch[c][i]);
-        if (v > p)
-            p = v;
+    double d = a - b;
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return (uint64_t)0 - (u >> 63);
+}
+
+/* x_L for n finite detector peaks, n a multiple of SF_COMP_GROUP: s_ln and
+ * s_comp_reduction without branches, so that the compiler vectorises them.
+ * frexp becomes integer moves on the bits: adding 1.0 - sqrt(1/2) (as bit
+ * patterns) carries into the exponent exactly when the mantissa is at or
+ * above sqrt(1/2), so x = m 2^e with m in [sqrt(1/2), sqrt(2)) comes out
+ * directly; that representation is unique, so m and e are those of s_ln,
+ * and every double operation after it is s_ln's and s_comp_reduction's in
+ * the same order: the same bytes. All three branches of the curve are
+ * evaluated (the knee quotient is unused where knee is 0) and chosen by bit
+ * masks: GCC (12) under -ftrapping-math will not turn a comparison into a
+ * vector select here. "+ 0.0" turns a -0 into +0 for s_less_mask and
+ * compares the same. SF_COMP_GROUP frames go through each step together
+ * (the loops over j unrolled): the series is one long chain of dependent
+ * operations per frame, and a plain loop leaves too few frames in flight to
+ * hide its latency. */
+static void s_comp_xl_n(const s_comp_t *s, const double *restrict p, double *restrict xl, size_t n)
+{
+    const double thr = s->thr, slope = s->slope, knee = s->knee, lo = s->lo_lin + 0.0;
+    const double half_knee = knee / 2, neg_knee = -knee + 0.0, two_knee = 2 * knee;
+    for (size_t i0 = 0; i0 < n; i0 += SF_COMP_GROUP) {
+        double e[SF_COMP_GROUP], sv[SF_COMP_GROUP], s2[SF_COMP_GROUP], t[SF_COMP_GROUP];
+#pragma GCC unroll 16
+        for (int j = 0; j < SF_COMP_GROUP; j++) {
+            uint64_t u;
+            memcpy(&u, &p[i0 + (size_t)j], sizeof u);
+            u += SF_LN_SHIFT;
+            uint64_t eb = (u >> 52) | SF_LN_EBIAS; /* 2^52 + biased e, exactly */
+            uint64_t mb = (u & SF_LN_MANT) + SF_LN_SQRT_HALF;
+            double ed, m;
+            memcpy(&ed, &eb, sizeof ed);
+            memcpy(&m, &mb, sizeof m);
+            e[j] = ed - (0x1p52 + 1023.0);
+            sv[j] = (m - 1) / (m + 1);
+            s2[j] = sv[j] * sv[j];
+            t[j] = s_inv_odd[11];
+        }
+#pragma GCC unroll 16
+        for (int k = 10; k >= 0; k--)
+#pragma GCC unroll 16
+            for (int j = 0; j < SF_COMP_GROUP; j++)
+                t[j] = t[j] * s2[j] + s_inv_odd[k];
+#pragma GCC unroll 16
+        for (int j = 0; j < SF_COMP_GROUP; j++) {
+            double x = p[i0 + (size_t)j];
+            double ln = e[j] * SF_LN2_HI + (e[j] * SF_LN2_LO + 2 * sv[j] * t[j]);
+            double d = SF_DB_PER_NEPER * ln - thr;
+            double kk = d + half_knee;
+            double r_knee = slope * kk * kk / two_knee, r_above = slope * d;
+            uint64_t bk, ba, br;
+            memcpy(&bk, &r_knee, sizeof bk);
+            memcpy(&ba, &r_above, sizeof ba);
+            double d2 = 2 * d + 0.0;
+            uint64_t in_knee = s_less_mask(d2, knee);                       /* 2 d < W */
+            uint64_t keep = s_less_mask(neg_knee, d2) & s_less_mask(lo, x); /* not 2 d <= -W, p > lo_lin */
+            br = ((bk & in_knee) | (ba & ~in_knee)) & keep;                 /* +0.0 where not kept */
+            memcpy(&xl[i0 + (size_t)j], &br, sizeof br);
+        }
     }
-    return p;
+}
+
+/* The gains (makeup included, rounded to float) of n <= SF_COMP_BLOCK frames
+ * of the detector det[c][0..n). Three passes: the static curve per frame
+ * (vectorised), the one-pole smoother (the only recursion, serial and
+ * cheap), 10^((M - y_L)/20) through sf_dsp_db_to_gain_n (vectorised). Each
+ * value is the one the per-frame step of the file-top formulas gives, to the
+ * bit: the passes only reorder independent work. */
+static void s_comp_block(s_comp_t *s, const float *const *det, int n_ch, size_t n, float *g)
+{
+    float pk[SF_COMP_BLOCK];
+    double p[SF_COMP_BLOCK], v[SF_COMP_BLOCK];
+
+    /* detector: p = max_c |x_c| in float (a NaN never wins) */
+    for (size_t i = 0; i < n; i++)
+        pk[i] = 0;
+    for (int c = 0; c < n_ch; c++) {
+        const float *restrict x = det[c];
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            float a = fabsf(x[i]);
+            pk[i] = a > pk[i] ? a : pk[i];
+        }
+    }
+    int over = 0, inf = 0;
+    const double lo = s->lo_lin;
+#pragma omp simd reduction(| : over, inf)
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (double)pk[i];
+        over |= p[i] > lo;
+        inf |= pk[i] == INFINITY;
+    }
+
+    /* x_L into v; with nothing over the curve and no reduction held, y_L
+     * stays exactly 0 (a 0 + (1 - a) 0) and so does every gain: g0 */
+    if (!over && s->y == 0) {
+        for (size_t i = 0; i < n; i++)
+            g[i] = s->g0;
+        return;
+    }
+    if (inf) {
+        for (size_t i = 0; i < n; i++)
+            v[i] = s_comp_xl(s, p[i]);
+    } else if (over) {
+        size_t n_up = (n + SF_COMP_GROUP - 1) / SF_COMP_GROUP * SF_COMP_GROUP;
+        for (size_t i = n; i < n_up; i++)
+            p[i] = 0; /* a finite filler, its x_L unused */
+        s_comp_xl_n(s, p, v, n_up);
+    } else {
+        memset(v, 0, sizeof(double) * n);
+    }
+
+    /* smoother; v becomes M - y_L */
+    const double a_att = s->a_att, a_rel = s->a_rel, b_att = 1 - a_att, b_rel = 1 - a_rel, makeup = s->makeup;
+    double y = s->y;
+    int reducing = 0;
+    for (size_t i = 0; i < n; i++) {
+        double xl = v[i];
+        bool up = xl > y;
+        y = (up ? a_att : a_rel) * y + (up ? b_att : b_rel) * xl;
+        y = y < SF_FLUSH ? 0 : y;
+        reducing |= y != 0;
+        v[i] = makeup - y;
+    }
+    s->y = y;
+
+    if (!reducing) { /* M - 0 is M: the same gain */
+        for (size_t i = 0; i < n; i++)
+            g[i] = s->g0;
+        return;
+    }
+    sf_dsp_db_to_gain_n(v, v, n);
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        g[i] = (float)v[i];
 }
 
 static sf_rc s_comp_init(sf_fx_t *fx, sf_err_t *err)
@@ -216,6 +361,7 @@ static sf_rc s_comp_init(sf_fx_t *fx, sf_err_t *err)
     s->makeup = makeup;
     s->a_att = s_pole(att, fx->sample_rate);
     s->a_rel = s_pole(rel, fx->sample_rate);
+    s->g0 = (float)sf_dsp_db_to_gain(makeup);
     s->y = 0;
     fx->state = s;
     return SF_OK;
@@ -225,18 +371,33 @@ static void s_comp_process(sf_fx_t *fx, float *const *ch, size_t n_frames)
 {
     s_comp_t *s = fx->state;
     int n_ch = fx->n_channels;
-    for (size_t i = 0; i < n_frames; i++) {
-        float g = (float)s_comp_step(s, s_peak((const float *const *)ch, n_ch, i));
+    float g[SF_COMP_BLOCK];
+    for (size_t i0 = 0; i0 < n_frames; i0 += SF_COMP_BLOCK) {
+        size_t n = n_frames - i0 < SF_COMP_BLOCK ? n_frames - i0 : SF_COMP_BLOCK;
+        const float *det[SF_MAX_CHANNELS];
         for (int c = 0; c < n_ch; c++)
-            ch[c][i] *= g;
+            det[c] = ch[c] + i0;
+        s_comp_block(s, det, n_ch, n, g);
+        for (int c = 0; c < n_ch; c++) {
+            float *restrict x = ch[c] + i0;
+#pragma omp simd
+            for (size_t i = 0; i < n; i++)
+                x[i] *= g[i];
+        }
     }
 }
 
 static void s_comp_gain(sf_fx_t *fx, const float *const *det, size_t n_frames, float *gain)
 {
     s_comp_t *s = fx->state;
-    for (size_t i = 0; i < n_frames; i++)
-        gain[i] = (float)s_comp_step(s, s_peak(det, fx->n_channels, i));
+    int n_ch = fx->n_channels;
+    for (size_t i0 = 0; i0 < n_frames; i0 += SF_COMP_BLOCK) {
+        size_t n = n_frames - i0 < SF_COMP_BLOCK ? n_frames - i0 : SF_COMP_BLOCK;
+        const float *d[SF_MAX_CHANNELS];
+        for (int c = 0; c < n_ch; c++)
+            d[c] = det[c] + i0;
+        s_comp_block(s, d, n_ch, n, gain + i0);
+    }
 }
 
 static void s_comp_reset(sf_fx_t *fx) { ((s_comp_t *)fx->state)->y = 0; }

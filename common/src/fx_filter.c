@@ -5,7 +5,7 @@
  * channel and is advanced one frame at a time in a fixed order, so
  * process(a); process(b) gives exactly the bytes of process(a + b) however
  * the signal is cut. Nothing in a process function allocates, logs, fails or
- * calls libm.
+ * takes a value from libm (fabs, exact, aside).
  *
  * gain   y = (float)(x * g), g = sf_dsp_db_to_gain(db) (exactly 1 at 0 dB, so
  *        0 dB is bit-transparent). No memory: tail 0.
@@ -28,6 +28,12 @@
  *        half the sample rate. Output history below 1e-200 is flushed to 0,
  *        so a decaying tail never runs into double denormals (that changes
  *        the output by less than 1e-190).
+ *        The channels (and, through sf_fx_process_eq_cascade, several eqs in
+ *        series) are run interleaved frame by frame, because one biquad
+ *        alone is bound by the latency of its recursion; every stage still
+ *        sees the float output of the one before and does the arithmetic
+ *        above in the same order, so the bytes are those of one channel and
+ *        one call at a time.
  *        Tail: with r the largest pole radius, ceil(ln(10^(thr/20)) / ln r) + 2
  *        frames (r^n below the threshold, plus the filter order), extended
  *        to the last frame of the impulse response (run in double over
@@ -53,6 +59,7 @@
 #include "sf/alloc.h"
 #include "sf/dsp.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -62,6 +69,9 @@
 #define SF_DELAY_FLUSH     1e-30  /* |w| below this is stored as 0 (no float denormals) */
 #define SF_EQ_MAX_SIM      5e7    /* eq tails longer than this (frames) are not simulated */
 #define SF_LN10            2.302585092994045684017991454684364208
+#define SF_EQ_LANES        2 /* channels per eq pass (more gained nothing: spills) */
+#define SF_EQ_STAGES       4 /* cascaded eq stages per pass */
+#define SF_EQ_BLOCK        4 /* frames per stage in an eq pass */
 
 /* Checks v against the range of (effect, key) in sf_fx_param_specs, the one
  * table the loader validates against too. */
@@ -230,11 +240,14 @@ static sf_rc s_eq_init(sf_fx_t *fx, sf_err_t *err)
     return SF_OK;
 }
 
-/* One frame of the direct form I biquad. */
+/* One frame of the direct form I biquad. The flush test is one comparison
+ * of |y| (the same set as -SF_EQ_FLUSH < y < SF_EQ_FLUSH, NaN included): as
+ * a branch it is almost always not taken, where y > -SF_EQ_FLUSH alone
+ * followed the sign of the signal and was mispredicted half the time. */
 static inline double s_bq_step(const s_biquad_t *k, s_bq_state_t *s, double in)
 {
     double y = k->b0 * in + k->b1 * s->x1 + k->b2 * s->x2 - k->a1 * s->y1 - k->a2 * s->y2;
-    if (y > -SF_EQ_FLUSH && y < SF_EQ_FLUSH)
+    if (fabs(y) < SF_EQ_FLUSH)
         y = 0.0;
     s->x2 = s->x1;
     s->x1 = in;
@@ -243,16 +256,122 @@ static inline double s_bq_step(const s_biquad_t *k, s_bq_state_t *s, double in)
     return y;
 }
 
+/* Runs n_st stages (1..SF_EQ_STAGES) over channels c0 .. c0 + n_ln - 1
+ * (n_ln 1..SF_EQ_LANES): per frame every stage of every lane, each stage's
+ * output rounded to float before the next, exactly as separate calls would
+ * compute it. Why: a biquad's recursion waits on its previous output
+ * (multiply, subtract, subtract), while different channels and stages are
+ * independent within a frame, so interleaving them fills the pipeline. In
+ * blocks of SF_EQ_BLOCK frames, stage by stage, so that the instructions
+ * come in about the order their inputs become ready. Called with constant
+ * n_st and n_ln (s_eq_pass), every loop over them unrolled, so that the
+ * state lives in registers (-O2 does not unroll them by itself, and the
+ * recursion would then go through memory). */
+static inline __attribute__((always_inline)) void s_eq_run(s_eq_t *const *eqs, int n_st, int c0, int n_ln,
+                                                           float *const *channels, size_t n_frames)
+{
+    s_biquad_t k[SF_EQ_STAGES];
+    s_bq_state_t q[SF_EQ_STAGES][SF_EQ_LANES];
+    float *x[SF_EQ_LANES];
+#pragma GCC unroll 16
+    for (int c = 0; c < n_ln; c++)
+        x[c] = channels[c0 + c];
+#pragma GCC unroll 16
+    for (int s = 0; s < n_st; s++) {
+        k[s] = eqs[s]->k;
+#pragma GCC unroll 16
+        for (int c = 0; c < n_ln; c++)
+            q[s][c] = eqs[s]->ch[c0 + c];
+    }
+    size_t i = 0;
+    for (; i + SF_EQ_BLOCK <= n_frames; i += SF_EQ_BLOCK) {
+        float v[SF_EQ_BLOCK][SF_EQ_LANES];
+#pragma GCC unroll 16
+        for (int j = 0; j < SF_EQ_BLOCK; j++)
+#pragma GCC unroll 16
+            for (int c = 0; c < n_ln; c++)
+                v[j][c] = x[c][i + (size_t)j];
+#pragma GCC unroll 16
+        for (int s = 0; s < n_st; s++)
+#pragma GCC unroll 16
+            for (int j = 0; j < SF_EQ_BLOCK; j++)
+#pragma GCC unroll 16
+                for (int c = 0; c < n_ln; c++)
+                    v[j][c] = (float)s_bq_step(&k[s], &q[s][c], (double)v[j][c]);
+#pragma GCC unroll 16
+        for (int j = 0; j < SF_EQ_BLOCK; j++)
+#pragma GCC unroll 16
+            for (int c = 0; c < n_ln; c++)
+                x[c][i + (size_t)j] = v[j][c];
+    }
+    for (; i < n_frames; i++) {
+#pragma GCC unroll 16
+        for (int c = 0; c < n_ln; c++) {
+            float v = x[c][i];
+#pragma GCC unroll 16
+            for (int s = 0; s < n_st; s++)
+                v = (float)s_bq_step(&k[s], &q[s][c], (double)v);
+            x[c][i] = v;
+        }
+    }
+#pragma GCC unroll 16
+    for (int s = 0; s < n_st; s++)
+#pragma GCC unroll 16
+        for (int c = 0; c < n_ln; c++)
+            eqs[s]->ch[c0 + c] = q[s][c];
+}
+
+/* s_eq_run with n_st and n_ln as constants. */
+static void s_eq_pass(s_eq_t *const *eqs, int n_st, int c0, int n_ln, float *const *channels, size_t n_frames)
+{
+#define SF_EQ_CASE(S, L)                                                                                               \
+    case (S)*16 + (L): s_eq_run(eqs, S, c0, L, channels, n_frames); break
+    switch (n_st * 16 + n_ln) {
+        SF_EQ_CASE(1, 1);
+        SF_EQ_CASE(1, 2);
+        SF_EQ_CASE(2, 1);
+        SF_EQ_CASE(2, 2);
+        SF_EQ_CASE(3, 1);
+        SF_EQ_CASE(3, 2);
+        SF_EQ_CASE(4, 1);
+        SF_EQ_CASE(4, 2);
+    default: assert(!"eq pass out of range");
+    }
+#undef SF_EQ_CASE
+}
+
+/* Up to SF_EQ_STAGES stages over all channels, SF_EQ_LANES at a time (the
+ * channels never interact). */
+static void s_eq_stages(s_eq_t *const *eqs, int n_st, int n_channels, float *const *channels, size_t n_frames)
+{
+    for (int c0 = 0; c0 < n_channels; c0 += SF_EQ_LANES) {
+        int n_ln = n_channels - c0 < SF_EQ_LANES ? n_channels - c0 : SF_EQ_LANES;
+        s_eq_pass(eqs, n_st, c0, n_ln, channels, n_frames);
+    }
+}
+
 static void s_eq_process(sf_fx_t *fx, float *const *channels, size_t n_frames)
 {
     s_eq_t *st = fx->state;
-    const s_biquad_t k = st->k;
-    for (int c = 0; c < fx->n_channels; c++) {
-        float *x = channels[c];
-        s_bq_state_t s = st->ch[c];
-        for (size_t i = 0; i < n_frames; i++)
-            x[i] = (float)s_bq_step(&k, &s, (double)x[i]);
-        st->ch[c] = s;
+    s_eq_stages(&st, 1, fx->n_channels, channels, n_frames);
+}
+
+/* Groups of up to SF_EQ_STAGES stages, each group over the whole signal
+ * before the next: it reads the previous group's float output, as a stage
+ * reads it from the call before. */
+void sf_fx_process_eq_cascade(sf_fx_t *const *eqs, size_t n, float *const *channels, size_t n_frames)
+{
+    s_eq_t *st[SF_EQ_STAGES];
+    for (size_t s0 = 0; s0 < n; s0 += SF_EQ_STAGES) {
+        int n_st = n - s0 < SF_EQ_STAGES ? (int)(n - s0) : SF_EQ_STAGES;
+        for (int s = 0; s < n_st; s++) {
+            const sf_fx_t *fx = eqs[s0 + (size_t)s];
+            assert(fx->kind == SF_FX_EQ && fx->n_channels == eqs[0]->n_channels);
+            st[s] = fx->state;
+            for (int k = 0; k < s; k++)
+                assert(st[k] != st[s]); /* one state cannot be two stages of one frame */
+        }
+        s_eq_stages(st, n_st, eqs[0]->n_channels, channels, n_frames);
     }
 }
 

@@ -108,6 +108,7 @@
 #define SF_RENDER_MAX_IN   2        /* channels a track's clips deliver */
 #define SF_RENDER_FLOOR_DB (-144.0) /* -inf ramps when the session has no usable threshold */
 #define SF_RENDER_N_TMP    7        /* block-sized double arrays per thread */
+#define SF_RENDER_CASCADE  8        /* consecutive EQ inserts run as one cascade */
 #define SF_NEG_INF         (-(double)INFINITY)
 
 #ifndef M_SQRT1_2
@@ -1340,7 +1341,19 @@ static bool s_chain_run(s_chain_t *ch, float *const *sig, size_t wn, int64_t w0)
 {
     for (size_t k = 0; k < ch->n; k++) {
         s_ins_t *in = &ch->ins[k];
-        if (in->mode == S_INS_PROCESS) {
+        if (in->mode == S_INS_PROCESS && in->fx.kind == SF_FX_EQ) {
+            /* consecutive EQs run as one cascade: the same bytes, their
+             * recursions overlapping (sf_fx_process_eq_cascade) */
+            sf_fx_t *eqs[SF_RENDER_CASCADE];
+            size_t n = 0;
+            while (n < SF_RENDER_CASCADE && k + n < ch->n && ch->ins[k + n].mode == S_INS_PROCESS &&
+                   ch->ins[k + n].fx.kind == SF_FX_EQ) {
+                eqs[n] = &ch->ins[k + n].fx;
+                n++;
+            }
+            sf_fx_process_eq_cascade(eqs, n, sig, wn);
+            k += n - 1;
+        } else if (in->mode == S_INS_PROCESS) {
             sf_fx_process(&in->fx, sig, wn);
         } else if (in->mode == S_INS_LEAD) {
             const float *det[SF_MAX_CHANNELS];

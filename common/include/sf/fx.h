@@ -126,6 +126,18 @@ sf_rc sf_fx_init(sf_fx_t *fx, const sf_fx_params_t *p, int n_channels, int sampl
 /* Processes n_frames of every channel in place. */
 void sf_fx_process(sf_fx_t *fx, float *const *channels, size_t n_frames);
 
+/* Runs n EQ effects in series on the signal, in place: exactly the bytes
+ * (output and every stage's state) of sf_fx_process(eqs[0]), then eqs[1] ...
+ * eqs[n - 1], each stage's output rounded to float before the next as it is
+ * between calls. Why it exists: a biquad's recursion waits on its own
+ * previous output, so a chain run stage by stage spends most of its time in
+ * multiply-add latency; computing every stage per frame lets the independent
+ * recursions overlap. eqs[i] are distinct, all SF_FX_EQ with the same
+ * n_channels (asserts); n 0 does nothing. Like sf_fx_process, it never
+ * allocates, logs or fails, and any cut of the signal into calls gives the
+ * same bytes. */
+void sf_fx_process_eq_cascade(sf_fx_t *const *eqs, size_t n, float *const *channels, size_t n_frames);
+
 /* Back to the state of a fresh init (silence before). */
 void sf_fx_reset(sf_fx_t *fx);
 
