@@ -1,6 +1,8 @@
 /* deliver.c -- verification, atomic rename and manifest (see deliver.h). */
 #include "deliver.h"
 
+#include "report.h"
+
 #include "sf/alloc.h"
 #include "sf/hash.h"
 #include "sf/log.h"
@@ -33,7 +35,7 @@ sf_rc deliver_check_targets(const plan_t *plan, const char *out_dir, bool force,
     const sf_session_t *s = plan->session;
     char path[PATH_MAX], name[PATH_MAX];
     for (uint32_t t = 0; t <= plan->n_targets; t++) {
-        int n_files = t < plan->n_targets ? s_n_files(plan, t) : 2;
+        int n_files = t < plan->n_targets ? s_n_files(plan, t) : 3;
         for (int f = 0; f < n_files; f++) {
             if (t < plan->n_targets) {
                 sf_rc rc = sf_session_target_filename(s, plan->targets[t].target, s->output.interleave ? -1 : f, name,
@@ -41,7 +43,7 @@ sf_rc deliver_check_targets(const plan_t *plan, const char *out_dir, bool force,
                 if (rc)
                     return rc;
             } else {
-                snprintf(name, sizeof name, "%s", f == 0 ? "manifest.json" : DELIVER_SUMS_NAME);
+                snprintf(name, sizeof name, "%s", f == 0 ? "manifest.json" : f == 1 ? DELIVER_SUMS_NAME : REPORT_NAME);
             }
             if (snprintf(path, sizeof path, "%s/%s", out_dir, name) >= (int)sizeof path)
                 return SF_ERR(err, SF_E_INPUT, "output path '%s/%s' is too long", out_dir, name);
@@ -320,9 +322,7 @@ static json_t *s_file_entry(const plan_t *plan, stitch_t *st, const s_readback_t
                      s_db_json(r->meter.lra_lu), "segments", segs, "checks", checks);
 }
 
-/* out_dir/name holds `text` (NULL: out of memory) or nothing: written as
- * name.partial, fsynced, renamed. *final_path (optional) gets its path. */
-static sf_rc s_write_atomic(const char *out_dir, const char *name, const char *text, char **final_path, sf_err_t *err)
+sf_rc deliver_write_atomic(const char *out_dir, const char *name, const char *text, char **final_path, sf_err_t *err)
 {
     if (!text)
         return SF_ERR(err, SF_E_NOMEM, "out of memory");
@@ -357,7 +357,7 @@ static sf_rc s_write_manifest(json_t *manifest, const char *out_dir, char **mani
     if (text)
         snprintf(text, strlen(json) + 2, "%s\n", json);
     free(json);
-    sf_rc rc = s_write_atomic(out_dir, "manifest.json", text, manifest_path, err);
+    sf_rc rc = deliver_write_atomic(out_dir, "manifest.json", text, manifest_path, err);
     sf_free(text);
     return rc;
 }
@@ -375,7 +375,7 @@ static sf_rc s_write_sums(const char *out_dir, const char *sums, const char *man
     char *text = sf_malloc(n);
     if (text)
         snprintf(text, n, "%s%s  manifest.json\n", sums, hex);
-    rc = s_write_atomic(out_dir, DELIVER_SUMS_NAME, text, NULL, err);
+    rc = deliver_write_atomic(out_dir, DELIVER_SUMS_NAME, text, NULL, err);
     sf_free(text);
     return rc;
 }
@@ -470,6 +470,14 @@ sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *
                       : SF_ERR(err, SF_E_NOMEM, "out of memory");
         if (rc == SF_OK)
             rc = s_write_sums(info->out_dir, sums, *manifest_path, err);
+        if (rc == SF_OK) { /* the page for people: not a deliverable, so not in SHA256SUMS */
+            const sf_meter_result_t **meters = sf_calloc(n_files ? n_files : 1, sizeof *meters);
+            for (size_t k = 0; meters && k < n_files; k++)
+                meters[k] = &rb[k].meter;
+            rc = meters ? report_write(info->out_dir, manifest, meters, n_files, err)
+                        : SF_ERR(err, SF_E_NOMEM, "out of memory");
+            sf_free(meters);
+        }
     }
     if (rc == SF_OK)
         rc = s_fsync_dir(info->out_dir, err);

@@ -45,4 +45,10 @@ sf_rc deliver_check_targets(const plan_t *plan, const char *out_dir, bool force,
 sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *segments, const deliver_info_t *info,
                      char **manifest_path, sf_err_t *err);
 
+/* out_dir/name holds `text` (NULL: out of memory, SF_E_NOMEM) or what it
+ * held before: written as name.partial, fsynced, renamed (the folder is not
+ * synced). *final_path (optional) gets its path (caller frees with sf_free).
+ * SF_E_IO naming the partial file; none is left behind. */
+sf_rc deliver_write_atomic(const char *out_dir, const char *name, const char *text, char **final_path, sf_err_t *err);
+
 #endif

@@ -1,7 +1,10 @@
 /* events.c -- progress and results for people and pipelines (see events.h). */
 #include "events.h"
 
+#include "report.h"
+
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -61,6 +64,65 @@ static void s_bar(events_t *ev, const dispatch_event_t *e)
     fflush(stderr);
 }
 
+/* A level for the table: "-inf" for silence (null in the manifest). */
+static void s_level(char *buf, size_t n, const json_t *v)
+{
+    if (json_is_number(v))
+        snprintf(buf, n, "%.2f", json_number_value(v));
+    else
+        snprintf(buf, n, "-inf");
+}
+
+/* The deliverables at a glance, from the manifest just written: what a
+ * person checks before sending files on; report.html has the rest. */
+static void s_summary(const char *manifest_path)
+{
+    json_t *m = json_load_file(manifest_path, 0, NULL);
+    json_t *files = json_object_get(m, "files");
+    if (!json_is_array(files)) {
+        json_decref(m);
+        return;
+    }
+    int width = 4;
+    size_t i;
+    json_t *f;
+    json_array_foreach(files, i, f)
+    {
+        const char *name = json_string_value(json_object_get(f, "file"));
+        if (name && (int)strlen(name) > width)
+            width = (int)strlen(name);
+    }
+    printf("%-*s  %-10s %-6s %9s %9s %7s %6s  %s\n", width, "file", "role", "layout", "peak dBFS", "TP dBTP", "LUFS",
+           "LRA", "checks");
+    json_array_foreach(files, i, f)
+    {
+        char peak[32], tp[32], lufs[32], lra[32], checks[64];
+        s_level(peak, sizeof peak, json_object_get(f, "peak_dbfs"));
+        s_level(tp, sizeof tp, json_object_get(f, "true_peak_dbtp"));
+        s_level(lufs, sizeof lufs, json_object_get(f, "integrated_lufs"));
+        s_level(lra, sizeof lra, json_object_get(f, "loudness_range_lu"));
+        int n_pass = 0, n_warn = 0;
+        size_t k;
+        json_t *c;
+        json_array_foreach(json_object_get(f, "checks"), k, c)
+        {
+            const char *result = json_string_value(json_object_get(c, "result"));
+            n_pass += result && !strcmp(result, "pass");
+            n_warn += result && !strcmp(result, "warn");
+        }
+        snprintf(checks, sizeof checks, n_warn ? "%d pass, %d warn" : "%d pass", n_pass, n_warn);
+        printf("%-*s  %-10s %-6s %9s %9s %7s %6s  %s\n", width, json_string_value(json_object_get(f, "file")),
+               json_string_value(json_object_get(f, "role")), json_string_value(json_object_get(f, "layout")), peak, tp,
+               lufs, lra, checks);
+    }
+    json_decref(m);
+    char report[PATH_MAX];
+    snprintf(report, sizeof report, "%s", manifest_path);
+    char *slash = strrchr(report, '/');
+    snprintf(slash ? slash + 1 : report, sizeof report - (size_t)(slash ? slash + 1 - report : 0), "%s", REPORT_NAME);
+    printf("report: %s\n", report);
+}
+
 void events_on_dispatch(void *ctx, const dispatch_event_t *e)
 {
     events_t *ev = ctx;
@@ -88,10 +150,12 @@ void events_on_dispatch(void *ctx, const dispatch_event_t *e)
         return;
     if (ev->tty)
         fputc('\n', stderr);
-    if (e->exit_code == 0)
+    if (e->exit_code == 0) {
         printf("delivered %llu jobs in %.2f s; manifest: %s\n", (unsigned long long)e->jobs_total, elapsed,
                e->manifest_path ? e->manifest_path : "");
-    else if (e->exit_code == 2 && e->message && strstr(e->message, ": error: "))
+        if (e->manifest_path)
+            s_summary(e->manifest_path);
+    } else if (e->exit_code == 2 && e->message && strstr(e->message, ": error: "))
         fprintf(stderr, "%s\n", e->message); /* session diagnostics, already one per line */
     else
         fprintf(stderr, "stemfarm: error: %s\n", e->message ? e->message : "render failed");

@@ -594,6 +594,10 @@ START_TEST(test_example_session_renders)
     ck_assert_msg(tu_run(cmd, &out, &err, 300) == 0, "example render: %s", err);
     /* 6 stems and the 3 mixes (Instrumental, Vocal Up, Full Mix); multitracks are off */
     ck_assert_msg(strstr(out, "9 files, 0 failed"), "%s", out);
+    /* the render ends with the deliverables at a glance and where the report is */
+    ck_assert_msg(strstr(out, "peak dBFS   TP dBTP    LUFS    LRA  checks") &&
+                      strstr(out, "Night Drive_Full Mix.wav      mix") && strstr(out, "/out/report.html\n"),
+                  "%s", out);
     free(out);
     free(err);
     /* the stems null against the full mix at the pcm24 floor despite the
