@@ -322,12 +322,12 @@ static json_t *s_file_entry(const plan_t *plan, stitch_t *st, const s_readback_t
                      s_db_json(r->meter.lra_lu), "segments", segs, "checks", checks);
 }
 
-sf_rc deliver_write_atomic(const char *out_dir, const char *name, const char *text, char **final_path, sf_err_t *err)
+/* out_dir/name.partial holds `text`, fsynced; on failure there is none. */
+static sf_rc s_write_partial(const char *out_dir, const char *name, const char *text, sf_err_t *err)
 {
     if (!text)
         return SF_ERR(err, SF_E_NOMEM, "out of memory");
-    char final[PATH_MAX], partial[PATH_MAX];
-    snprintf(final, sizeof final, "%s/%s", out_dir, name);
+    char partial[PATH_MAX];
     snprintf(partial, sizeof partial, "%s/%s.partial", out_dir, name);
     int fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
@@ -335,12 +335,36 @@ sf_rc deliver_write_atomic(const char *out_dir, const char *name, const char *te
     size_t n = strlen(text);
     ssize_t w = write(fd, text, n);
     if (w != (ssize_t)n || fsync(fd) != 0) {
-        int e = w < 0 ? errno : ENOSPC;
+        int e = w < 0 ? errno : w != (ssize_t)n ? ENOSPC : errno;
         close(fd);
         unlink(partial);
         return SF_ERR(err, SF_E_IO, "cannot write '%s': %s", partial, strerror(e));
     }
     close(fd);
+    return SF_OK;
+}
+
+/* out_dir/name.partial becomes out_dir/name. */
+static sf_rc s_publish(const char *out_dir, const char *name, sf_err_t *err)
+{
+    char final[PATH_MAX], partial[PATH_MAX];
+    snprintf(final, sizeof final, "%s/%s", out_dir, name);
+    snprintf(partial, sizeof partial, "%s/%s.partial", out_dir, name);
+    if (rename(partial, final) != 0) {
+        unlink(partial);
+        return SF_ERR(err, SF_E_IO, "cannot rename '%s': %s", partial, strerror(errno));
+    }
+    return SF_OK;
+}
+
+sf_rc deliver_write_atomic(const char *out_dir, const char *name, const char *text, char **final_path, sf_err_t *err)
+{
+    sf_rc rc = s_write_partial(out_dir, name, text, err);
+    if (rc != SF_OK)
+        return rc;
+    char final[PATH_MAX], partial[PATH_MAX];
+    snprintf(final, sizeof final, "%s/%s", out_dir, name);
+    snprintf(partial, sizeof partial, "%s/%s.partial", out_dir, name);
     if (rename(partial, final) != 0) {
         unlink(partial);
         return SF_ERR(err, SF_E_IO, "cannot rename '%s': %s", partial, strerror(errno));
@@ -350,35 +374,36 @@ sf_rc deliver_write_atomic(const char *out_dir, const char *name, const char *te
     return SF_OK;
 }
 
-static sf_rc s_write_manifest(json_t *manifest, const char *out_dir, char **manifest_path, sf_err_t *err)
+/* The manifest as written: indented JSON and a newline (sf_malloc'd). */
+static char *s_manifest_text(const json_t *manifest)
 {
     char *json = json_dumps(manifest, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     char *text = json ? sf_malloc(strlen(json) + 2) : NULL;
     if (text)
         snprintf(text, strlen(json) + 2, "%s\n", json);
     free(json);
-    sf_rc rc = deliver_write_atomic(out_dir, "manifest.json", text, manifest_path, err);
-    sf_free(text);
-    return rc;
+    return text;
 }
 
-/* One `sha256sum -c` line per delivered file, then the manifest's. */
-static sf_rc s_write_sums(const char *out_dir, const char *sums, const char *manifest_path, sf_err_t *err)
+/* SHA256SUMS: one `sha256sum -c` line per delivered file, then the manifest's. */
+static char *s_sums_text(const char *sums, const char *manifest_text)
 {
     uint8_t sha[32];
     char hex[65];
-    sf_rc rc = sf_hash_sha256_file(manifest_path, sha, err);
-    if (rc != SF_OK)
-        return rc;
+    sf_hash_sha256(manifest_text, strlen(manifest_text), sha);
     sf_hash_hex(sha, 32, hex);
     size_t n = strlen(sums) + sizeof hex + sizeof "  manifest.json\n";
     char *text = sf_malloc(n);
     if (text)
         snprintf(text, n, "%s%s  manifest.json\n", sums, hex);
-    rc = deliver_write_atomic(out_dir, DELIVER_SUMS_NAME, text, NULL, err);
-    sf_free(text);
-    return rc;
+    return text;
 }
+
+/* The folder's own files, written before anything is renamed into place
+ * and published in this order, the manifest last: its presence says the
+ * delivery is complete. */
+static const char *const s_meta_names[] = {REPORT_NAME, DELIVER_SUMS_NAME, "manifest.json"};
+#define S_N_META (sizeof s_meta_names / sizeof *s_meta_names)
 
 static json_t *s_manifest(const plan_t *plan, const stitch_t *st, const deliver_info_t *info, json_t *files,
                           json_t *null_test)
@@ -415,6 +440,7 @@ sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *
     s_readback_t *rb = NULL;
     size_t n_files = 0;
     char *sums = NULL; /* SHA256SUMS lines */
+    char *manifest_text = NULL, *sums_text = NULL, *report_text = NULL;
     if (!checks || !files) {
         rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
         goto done;
@@ -451,12 +477,6 @@ sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *
         else
             snprintf(sums + strlen(sums), 64 + 2 + PATH_MAX + 1, "%s  %s\n", hex, base);
     }
-    for (uint32_t t = 0; rc == SF_OK && t < plan->n_targets; t++)
-        for (int f = 0; rc == SF_OK && f < s_n_files(plan, t); f++)
-            if (rename(stitch_partial_path(st, t, f), stitch_final_path(st, t, f)) != 0)
-                rc = SF_ERR(err, SF_E_IO, "cannot rename '%s': %s", stitch_partial_path(st, t, f), strerror(errno));
-    if (rc == SF_OK)
-        rc = s_fsync_dir(info->out_dir, err);
     if (rc == SF_OK) {
         manifest = s_manifest(plan, st, info, files, null_test);
         /* end: auto -- how much of the planned tail was below the threshold everywhere */
@@ -466,22 +486,48 @@ sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *
         if (render)
             json_object_set_new(render, "tail_trimmed_frames",
                                 json_integer((json_int_t)(sf_session_n_frames(plan->session) - stitch_length(st))));
-        rc = manifest ? s_write_manifest(manifest, info->out_dir, manifest_path, err)
-                      : SF_ERR(err, SF_E_NOMEM, "out of memory");
-        if (rc == SF_OK)
-            rc = s_write_sums(info->out_dir, sums, *manifest_path, err);
-        if (rc == SF_OK) { /* the page for people: not a deliverable, so not in SHA256SUMS */
-            const sf_meter_result_t **meters = sf_calloc(n_files ? n_files : 1, sizeof *meters);
-            for (size_t k = 0; meters && k < n_files; k++)
-                meters[k] = &rb[k].meter;
-            rc = meters ? report_write(info->out_dir, manifest, meters, n_files, err)
-                        : SF_ERR(err, SF_E_NOMEM, "out of memory");
-            sf_free(meters);
+        /* the page for people: not a deliverable, so not in SHA256SUMS */
+        const sf_meter_result_t **meters = sf_calloc(n_files ? n_files : 1, sizeof *meters);
+        for (size_t k = 0; meters && k < n_files; k++)
+            meters[k] = &rb[k].meter;
+        manifest_text = manifest ? s_manifest_text(manifest) : NULL;
+        sums_text = manifest_text ? s_sums_text(sums, manifest_text) : NULL;
+        rc = !meters || !manifest ? SF_ERR(err, SF_E_NOMEM, "out of memory")
+                                  : report_html(manifest, meters, n_files, &report_text, err);
+        sf_free(meters);
+    }
+    /* Every file of the folder is written and synced before any is renamed
+     * into place: a full disk or a failed write leaves no finished-looking
+     * file (the audio partials are removed by the caller). */
+    const char *meta_text[S_N_META] = {report_text, sums_text, manifest_text};
+    size_t n_meta = 0;
+    for (; rc == SF_OK && n_meta < S_N_META; n_meta++)
+        rc = s_write_partial(info->out_dir, s_meta_names[n_meta], meta_text[n_meta], err);
+    if (rc != SF_OK) {
+        for (size_t k = 0; k + 1 < n_meta; k++) {
+            char partial[PATH_MAX];
+            snprintf(partial, sizeof partial, "%s/%s.partial", info->out_dir, s_meta_names[k]);
+            unlink(partial);
         }
     }
+    for (uint32_t t = 0; rc == SF_OK && t < plan->n_targets; t++)
+        for (int f = 0; rc == SF_OK && f < s_n_files(plan, t); f++)
+            if (rename(stitch_partial_path(st, t, f), stitch_final_path(st, t, f)) != 0)
+                rc = SF_ERR(err, SF_E_IO, "cannot rename '%s': %s", stitch_partial_path(st, t, f), strerror(errno));
+    for (size_t k = 0; rc == SF_OK && k < S_N_META; k++)
+        rc = s_publish(info->out_dir, s_meta_names[k], err);
     if (rc == SF_OK)
         rc = s_fsync_dir(info->out_dir, err);
+    if (rc == SF_OK) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/manifest.json", info->out_dir);
+        if (!(*manifest_path = sf_strdup(path)))
+            rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
+    }
 done:
+    sf_free(manifest_text);
+    sf_free(sums_text);
+    sf_free(report_text);
     for (size_t k = 0; rb && k < n_files; k++)
         sf_meter_result_free(&rb[k].meter);
     sf_free(rb);

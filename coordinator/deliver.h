@@ -2,14 +2,16 @@
  *
  * Nothing is renamed into place before every file has been read back through
  * libsndfile and matched, sample for sample (xxh3), what the stitcher wrote,
- * every deliverable has the same length, and the null test passed: the sum
- * of the stems as written against the full mix (master bypassed), with a
- * residual at most DELIVER_NULL_LIMIT_DBFS unless output.null_test is false. Then each file gets its SHA-256, is
- * renamed over NAME, and manifest.json is written the same way
- * (manifest.json.partial, fsync, rename), then SHA256SUMS (every file and
- * the manifest, in the format `sha256sum -c` reads). An existing deliverable is only
- * replaced when the caller asked (--force), which deliver_check_targets
- * checks before any rendering starts.
+ * has been metered, and passed its checks (same length, clipping, headroom,
+ * the delivery profile's) and the null test (the sum of the stems as written
+ * against the full mix, residual at most DELIVER_NULL_LIMIT_DBFS unless
+ * output.null_test is false). Then each file gets its bext loudness (BWF) and
+ * its SHA-256; manifest.json, SHA256SUMS (every file and the manifest, as
+ * `sha256sum -c` reads it) and report.html are written as .partial files and
+ * synced; only then is every file renamed into place, the manifest last. A
+ * failure anywhere -- a full disk included -- leaves no finished-looking file.
+ * An existing deliverable is only replaced when the caller asked (--force),
+ * which deliver_check_targets checks before any rendering starts.
  */
 #ifndef DELIVER_H
 #define DELIVER_H

@@ -704,6 +704,37 @@ START_TEST(test_delivery_profiles)
 }
 END_TEST
 
+/* A full disk: the render fails with the system's reason and the file it
+ * could not write, and leaves nothing in the folder -- no partial, no
+ * finished-looking file. Needs a small tmpfs, which only root can mount. */
+START_TEST(test_full_disk_leaves_nothing)
+{
+    char *mnt = tu_path(s_dir, "small");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && mount -t tmpfs -o size=256k tmpfs '%s'", mnt, mnt);
+    if (tu_run(cmd, NULL, NULL, 30) != 0) {
+        printf("test_full_disk_leaves_nothing: cannot mount a small tmpfs here (not root?): skipped\n");
+        free(mnt);
+        return;
+    }
+    char *session = s_graph_session("full.yaml", "", "Vox");
+    char *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd, "'%s' render '%s' -o '%s/out' --nodes 1", tu_stemfarm_bin(), session, mnt);
+    const int rc = tu_run(cmd, NULL, &err, 240);
+    snprintf(cmd, sizeof cmd, "ls -A '%s/out'", mnt);
+    ck_assert_int_eq(tu_run(cmd, &out, NULL, 30), 0);
+    snprintf(cmd, sizeof cmd, "umount '%s'", mnt);
+    ck_assert_int_eq(tu_run(cmd, NULL, NULL, 30), 0);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_msg(strstr(err, "cannot write '") && strstr(err, ".partial': No space left on device"), "%s", err);
+    ck_assert_msg(out[0] == '\0', "left behind: %s", out);
+    free(out);
+    free(err);
+    free(session);
+    free(mnt);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("deliver");
@@ -717,6 +748,7 @@ int main(void)
     tcase_add_test(tc, test_clipping_fails_or_warns);
     tcase_add_test(tc, test_broadcast_wav);
     tcase_add_test(tc, test_delivery_profiles);
+    tcase_add_test(tc, test_full_disk_leaves_nothing);
     tcase_add_test(tc, test_effects_stitch_null_and_tails);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

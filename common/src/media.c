@@ -84,6 +84,10 @@ struct sf_media_writer {
  * libsndfile's messages carry ("System error : x." -> "System error : x"). */
 static const char *s_trim_reason(const char *reason, char *buf, size_t n_bytes)
 {
+    /* "System error : No space left on device." says no more than errno's text */
+    static const char system[] = "System error : ";
+    if (reason && !strncmp(reason, system, sizeof system - 1))
+        reason += sizeof system - 1;
     snprintf(buf, n_bytes, "%s", reason ? reason : "unknown error");
     size_t n = strlen(buf);
     while (n > 0 && (buf[n - 1] == '.' || buf[n - 1] == ' ' || buf[n - 1] == '\n'))
