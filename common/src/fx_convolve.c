@@ -34,9 +34,15 @@
  * has the same bytes on every node (DESIGN.md, Determinism). FFTW allocates
  * its plans with its own allocator, outside sf_alloc.
  *
- * Tail: the IR's length up to its last sample at or above the threshold
- * relative to min(peak, 1) -- relative to the peak as asked for, but never
- * looser than the absolute threshold when an IR peaks above full scale.
+ * Tail: the first frame t from which every IR channel's remaining
+ * magnitude, sum_{k>=t} |h[k]|, is below the threshold relative to
+ * min(peak, 1) -- what a full-scale input can still put into the output
+ * once it stops (a quiet smooth tail adds up: one sample at the threshold
+ * missed -102 dBFS under a held offset); relative to the peak as asked for,
+ * but never looser than the absolute threshold when an IR peaks above full
+ * scale. Renders start on a grid of SF_FX_BLOCK_GRID frames (render.c), so
+ * the blocks -- and the FFTs' rounding -- fall on the same timeline frames
+ * in every segment.
  * Latency 0.
  */
 #include "fx_impl.h"
@@ -53,9 +59,10 @@
 #define SF_FX_MAX_CHANNELS 8
 #define SF_CONV_MIN_BLOCK  64
 #define SF_CONV_MAX_BLOCK  1024
-#define SF_CONV_LANES      8                  /* partial sums of the head; the head is padded to a multiple */
-#define SF_CONV_MAX_IR     ((int64_t)1 << 28) /* frames: 93 minutes at 48 kHz */
-#define SF_FFTW_FLAGS      (FFTW_ESTIMATE | FFTW_NO_SIMD)
+_Static_assert(SF_FX_BLOCK_GRID % SF_CONV_MAX_BLOCK == 0, "renders must start on the convolver's block grid");
+#define SF_CONV_LANES  8                  /* partial sums of the head; the head is padded to a multiple */
+#define SF_CONV_MAX_IR ((int64_t)1 << 28) /* frames: 93 minutes at 48 kHz */
+#define SF_FFTW_FLAGS  (FFTW_ESTIMATE | FFTW_NO_SIMD)
 
 static pthread_mutex_t s_fftw_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -400,12 +407,11 @@ static void s_conv_reset(sf_fx_t *fx)
     st->ring = 0;
 }
 
-/* Reads the IR again: the tail is a property of the file. An IR that cannot
- * be read gives 0 (init reports why); one that cannot be held in memory
- * gives its whole length. */
-/* The IR read in fixed chunks: the tail never allocates, so it depends on
- * the file alone and not on how much memory there is. Two passes: the
- * peak, then the last sample at or above threshold x min(peak, 1). */
+/* The IR is read again, in fixed chunks: the tail never allocates, so it
+ * depends on the file alone and not on how much memory there is. Two
+ * passes: the peak and each channel's total magnitude, then the frames
+ * from which some channel's remaining magnitude still reaches the level.
+ * An IR that cannot be read gives 0 (init reports why). */
 static int64_t s_conv_tail(const sf_fx_params_t *p, int sample_rate, double threshold_db)
 {
     (void)sample_rate;
@@ -417,7 +423,7 @@ static int64_t s_conv_tail(const sf_fx_params_t *p, int sample_rate, double thre
     float *ch[SF_FX_MAX_CHANNELS];
     for (int c = 0; c < info.channels; c++)
         ch[c] = buf[c];
-    double peak = 0, level = 0;
+    double peak = 0, level = 0, rest[SF_FX_MAX_CHANNELS] = {0};
     int64_t last = 0;
     for (int pass = 0; pass < 2; pass++) {
         for (int64_t at = 0; at < info.frames; at += CHUNK) {
@@ -427,10 +433,14 @@ static int64_t s_conv_tail(const sf_fx_params_t *p, int sample_rate, double thre
             for (int c = 0; c < info.channels; c++)
                 for (int64_t i = 0; i < n; i++) {
                     double v = fabs((double)buf[c][i]);
-                    if (pass == 0)
+                    if (pass == 0) {
                         peak = fmax(peak, v);
-                    else if (v >= level && buf[c][i] != 0.0f && at + i + 1 > last)
-                        last = at + i + 1;
+                        rest[c] += v;
+                    } else {
+                        if (rest[c] >= level && v != 0.0 && at + i + 1 > last)
+                            last = at + i + 1;
+                        rest[c] -= v;
+                    }
                 }
         }
         level = pow(10.0, threshold_db / 20.0) * fmin(peak, 1.0);

@@ -34,12 +34,14 @@
  *        sees the float output of the one before and does the arithmetic
  *        above in the same order, so the bytes are those of one channel and
  *        one call at a time.
- *        Tail: with r the largest pole radius, ceil(ln(10^(thr/20)) / ln r) + 2
- *        frames (r^n below the threshold, plus the filter order), extended
- *        to the last frame of the impulse response (run in double over
- *        twice that length) at or above the threshold where that is later:
- *        r^n alone is up to 40 % short for a double pole (q = 0.5) or a
- *        high-gain shelf or peak. Not simulated beyond 5e7 frames.
+ *        Tail: the first frame t from which the impulse response's
+ *        remaining magnitude, sum_{k>=t} |h[k]|, is below the threshold --
+ *        the most a full-scale input can still put into the output once it
+ *        stops (one sample of h is up to 1/(1 - r) short of that for a pole
+ *        of radius r near DC). h runs in double exactly as process runs it,
+ *        over twice the length where r^n / (1 - r) reaches the threshold;
+ *        never shorter than ceil(ln(10^(thr/20)) / ln r) + 2. Not simulated
+ *        beyond 5e7 frames.
  *
  * delay  A feedback comb with a mix, D = round(time_ms * rate / 1000)
  *        frames (half away from zero, at least 1: fractional delays are
@@ -394,21 +396,31 @@ static int64_t s_eq_tail(const sf_fx_params_t *p, int sample_rate, double thresh
     double n = r > 0.0 ? ceil(s_ln_level(threshold_db) / log(r)) : 0.0;
     if (!(n > 0))
         n = 0;
-    if (n > SF_EQ_MAX_SIM)
-        return n > 9e18 ? INT64_MAX : (int64_t)n + 2;
+    /* What a segment can miss is not one sample of the impulse response but
+     * everything after it: once the input stops, the output is
+     * sum_{k>=t} h[k] x[t-k], up to the sum of |h| from t on for a full-scale
+     * input -- 1/(1 - r) times h[t] for a pole near DC (a held offset through
+     * a 20 Hz notch missed -114 dBFS where the sample alone said -144). So
+     * simulate where r^n / (1 - r) reaches the threshold, twice over. */
+    const double n_sum = r > 0.0 ? ceil((s_ln_level(threshold_db) + log(1.0 - r)) / log(r)) : 0.0;
+    if (n_sum > SF_EQ_MAX_SIM)
+        return n_sum > 9e18 ? INT64_MAX : (int64_t)n_sum + 2;
     const int64_t formula = (int64_t)n + 2;
-    /* r^n ignores the size of the decaying part: a double pole (q = 0.5)
-     * decays as n r^n, a high-gain shelf or peak starts well above 1. So
-     * run the impulse response (in double, exactly as process does) over
-     * twice the formula's length, where r^n is the threshold squared, and
-     * extend the tail to its last frame at or above the threshold. */
+    const int64_t len = 2 * ((n_sum > n ? (int64_t)n_sum : (int64_t)n) + 2) + 64;
+    /* The impulse response in double, exactly as process runs it: its total
+     * magnitude, then the first frame from which the rest sums below the
+     * threshold. The simulated length holds all but r^len of it. */
     const double level = exp(s_ln_level(threshold_db));
     s_bq_state_t s = {0};
+    double total = 0.0;
+    for (int64_t i = 0; i < len; i++)
+        total += fabs(s_bq_step(&k, &s, i == 0 ? 1.0 : 0.0));
+    s = (s_bq_state_t){0};
+    double rest = total;
     int64_t last = 0;
-    for (int64_t i = 0; i < 2 * formula + 64; i++) {
-        const double y = s_bq_step(&k, &s, i == 0 ? 1.0 : 0.0);
-        if (y >= level || y <= -level)
-            last = i + 1;
+    for (int64_t i = 0; i < len && rest >= level; i++) {
+        last = i + 1;
+        rest -= fabs(s_bq_step(&k, &s, i == 0 ? 1.0 : 0.0));
     }
     return last > formula ? last : formula;
 }

@@ -2450,7 +2450,14 @@ sf_rc sf_render(const sf_session_t *s, sf_target_t t, int64_t start, int64_t n_f
      * discarded without changing a sample: it is skipped. With one, the
      * render starts at start - preroll, and runs `latency` frames longer to
      * read the output where the timeline's frames come out. */
-    const int64_t pre = c.any_fx ? preroll : 0;
+    int64_t pre = c.any_fx ? preroll : 0;
+    /* ... and starts on the block grid of the effects that work in blocks,
+     * so their blocks (and rounding) match between segments */
+    if (c.any_fx && start > INT64_MIN / 4 + pre) {
+        const int64_t r0 = start - pre;
+        const int64_t m = ((r0 % SF_FX_BLOCK_GRID) + SF_FX_BLOCK_GRID) % SF_FX_BLOCK_GRID;
+        pre += m;
+    }
     const int64_t lat = c.any_fx ? c.latency : 0;
     const int64_t n_total = s_sat_add(s_sat_add(pre, lat), n_frames);
     if (rc == SF_OK)

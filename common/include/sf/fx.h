@@ -26,6 +26,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Effects that work in blocks (convolve) count their blocks from where a
+ * render starts; every block size divides this, and sf_render starts a
+ * render with effects on a multiple of it, so blocks fall on the same
+ * timeline frames whatever the segment. */
+#define SF_FX_BLOCK_GRID 1024
+
 typedef enum {
     SF_FX_GAIN,
     SF_FX_EQ, /* also the highpass / lowpass shorthands */

@@ -92,7 +92,8 @@ int64_t sf_render_latency(const sf_session_t *s, sf_target_t t);
 
 /* Renders stem `stem_index` over timeline frames [start, start + n_frames)
  * into out[c][0..n_frames), c < stems[stem_index].n_channels, caller-allocated.
- * `preroll` frames before `start` are rendered to warm up effects with memory
+ * `preroll` frames before `start` (more, up to the next multiple of
+ * SF_FX_BLOCK_GRID before it) are rendered to warm up effects with memory
  * and discarded (each track from its own pre-roll, sf_render_track_prerolls).
  * Uses up to omp_get_max_threads() threads of the caller.
  * Errors: SF_E_IO with the source path when a source cannot be read,
