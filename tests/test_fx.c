@@ -47,45 +47,6 @@ static const size_t k_lengths[] = {1, 3, 253, 4099};
 
 /* ---- signals ---------------------------------------------------------------- */
 
-typedef struct {
-    int n_ch;
-    size_t n;
-    float *ch[MAX_CH];
-} sig_t;
-
-static sig_t s_sig(int n_ch, size_t n)
-{
-    sig_t s = {.n_ch = n_ch, .n = n};
-    for (int c = 0; c < n_ch; c++) {
-        s.ch[c] = calloc(n + 1, sizeof(float));
-        ck_assert_ptr_nonnull(s.ch[c]);
-    }
-    return s;
-}
-
-static sig_t s_sig_copy(const sig_t *a)
-{
-    sig_t s = s_sig(a->n_ch, a->n);
-    for (int c = 0; c < a->n_ch; c++)
-        memcpy(s.ch[c], a->ch[c], a->n * sizeof(float));
-    return s;
-}
-
-static void s_sig_free(sig_t *s)
-{
-    for (int c = 0; c < s->n_ch; c++)
-        free(s->ch[c]);
-    memset(s, 0, sizeof *s);
-}
-
-static bool s_sig_equal(const sig_t *a, const sig_t *b)
-{
-    for (int c = 0; c < a->n_ch; c++)
-        if (memcmp(a->ch[c], b->ch[c], a->n * sizeof(float)) != 0)
-            return false;
-    return true;
-}
-
 /* Noise with silence, full scale, denormals and -0 mixed in (STYLE.md). */
 static float s_sample(uint64_t seed, size_t i)
 {
@@ -101,27 +62,27 @@ static float s_sample(uint64_t seed, size_t i)
 }
 
 /* Mixed input, with silence over [12000, 18000) (tails ringing out). */
-static sig_t s_mixed(int n_ch, size_t n, uint64_t seed)
+static tu_sig_t s_mixed(int n_ch, size_t n, uint64_t seed)
 {
-    sig_t s = s_sig(n_ch, n);
+    tu_sig_t s = tu_sig(n_ch, n);
     for (int c = 0; c < n_ch; c++)
         for (size_t i = 0; i < n; i++)
             s.ch[c][i] = (i >= 12000 && i < 18000) ? 0.0f : s_sample(seed + (uint64_t)c * 101, i);
     return s;
 }
 
-static sig_t s_noise(int n_ch, size_t n, size_t n_nonzero, uint64_t seed)
+static tu_sig_t s_noise(int n_ch, size_t n, size_t n_nonzero, uint64_t seed)
 {
-    sig_t s = s_sig(n_ch, n);
+    tu_sig_t s = tu_sig(n_ch, n);
     for (int c = 0; c < n_ch; c++)
         for (size_t i = 0; i < n_nonzero && i < n; i++)
             s.ch[c][i] = (float)(0.5 * tu_noise(seed + (uint64_t)c * 7919, (int64_t)i));
     return s;
 }
 
-static sig_t s_impulse(int n_ch, size_t n)
+static tu_sig_t s_impulse(int n_ch, size_t n)
 {
-    sig_t s = s_sig(n_ch, n);
+    tu_sig_t s = tu_sig(n_ch, n);
     for (int c = 0; c < n_ch; c++)
         s.ch[c][0] = 1.0f;
     return s;
@@ -146,7 +107,7 @@ static void s_init(sf_fx_t *fx, const sf_fx_params_t *p, int n_ch, int rate)
 
 /* Processes s in place in one call (split_seed 0) or in random cuts,
  * zero-length calls included. */
-static void s_process(sf_fx_t *fx, sig_t *s, uint64_t split_seed)
+static void s_process(sf_fx_t *fx, tu_sig_t *s, uint64_t split_seed)
 {
     size_t at = 0;
     uint64_t r = split_seed;
@@ -171,7 +132,7 @@ static void s_process(sf_fx_t *fx, sig_t *s, uint64_t split_seed)
     }
 }
 
-static void s_run(const sf_fx_params_t *p, int rate, sig_t *s, uint64_t split_seed)
+static void s_run(const sf_fx_params_t *p, int rate, tu_sig_t *s, uint64_t split_seed)
 {
     sf_fx_t fx;
     s_init(&fx, p, s->n_ch, rate);
@@ -228,8 +189,8 @@ START_TEST(test_gain)
         ck_assert_int_eq(sf_fx_latency_frames(&p, 48000), 0);
         const double g = pow(10.0, dbs[d] / 20.0);
         for (size_t l = 0; l < N_LENGTHS; l++) {
-            sig_t in = s_mixed(2, k_lengths[l], 3 + l);
-            sig_t out = s_sig_copy(&in);
+            tu_sig_t in = s_mixed(2, k_lengths[l], 3 + l);
+            tu_sig_t out = tu_sig_copy(&in);
             s_run(&p, 48000, &out, 0);
             for (int c = 0; c < 2; c++)
                 for (size_t i = 0; i < in.n; i++) {
@@ -242,8 +203,8 @@ START_TEST(test_gain)
                     ck_assert_msg(fabs((double)out.ch[c][i] - want) <= fabs(want) * 6.0e-8 + 1e-45,
                                   "%g dB: %.9g, want %.9g", dbs[d], (double)out.ch[c][i], want);
                 }
-            s_sig_free(&in);
-            s_sig_free(&out);
+            tu_sig_free(&in);
+            tu_sig_free(&out);
         }
     }
 }
@@ -299,7 +260,7 @@ START_TEST(test_eq_response)
     sf_fx_params_t p = s_eq(t->type, t->freq, t->gain_db, t->q);
     const size_t n = 1 << 17;
     ck_assert_int_lt(sf_fx_tail_frames(&p, t->rate, -150), (int64_t)n);
-    sig_t s = s_impulse(1, n);
+    tu_sig_t s = s_impulse(1, n);
     s_run(&p, t->rate, &s, 0);
     static const double ratios[] = {0, 0.1, 0.5, 0.9, 1, 1.1, 2, 10};
     double fs[sizeof ratios / sizeof *ratios + 1];
@@ -317,7 +278,7 @@ START_TEST(test_eq_response)
         ck_assert_msg(fabs(got - want) <= 2e-6 * (1 + want), "eq type %d at %g Hz (f0 %g): |H| %.9g, want %.9g",
                       (int)t->type, fs[k], t->freq, got, want);
     }
-    s_sig_free(&s);
+    tu_sig_free(&s);
 }
 END_TEST
 
@@ -342,34 +303,34 @@ START_TEST(test_eq_highpass_20hz_reference)
 {
     const size_t n = 480000; /* 10 s */
     sf_fx_params_t p = s_eq(SF_EQ_HIGHPASS, 20, 0, 0.707);
-    sig_t in = s_noise(2, n, n, 42);
+    tu_sig_t in = s_noise(2, n, n, 42);
     for (int c = 0; c < 2; c++) /* a DC offset and a slow swell: what a high-pass is for */
         for (size_t i = 0; i < n; i++)
             in.ch[c][i] = (float)((double)in.ch[c][i] * 0.5 + 0.25 + 0.2 * sin(2 * M_PI * 3.0 * (double)i / 48000));
-    sig_t one = s_sig_copy(&in), cut = s_sig_copy(&in);
+    tu_sig_t one = tu_sig_copy(&in), cut = tu_sig_copy(&in);
     s_run(&p, 48000, &one, 0);
     s_run(&p, 48000, &cut, 99);
-    ck_assert(s_sig_equal(&one, &cut));
+    ck_assert(tu_sig_equal(&one, &cut));
     double *ref = malloc(n * sizeof(double));
     double acc[4] = {0};
     for (int c = 0; c < 2; c++) {
         s_ref_highpass(in.ch[c], ref, n, 20, 0.707, 48000);
         s_err_add(ref, one.ch[c], n, acc);
         for (size_t l = 0; l < N_LENGTHS; l++) { /* odd lengths: the prefix matches too */
-            sig_t pre = s_sig(1, k_lengths[l]);
+            tu_sig_t pre = tu_sig(1, k_lengths[l]);
             memcpy(pre.ch[0], in.ch[c], pre.n * sizeof(float));
             s_run(&p, 48000, &pre, 0);
             ck_assert(memcmp(pre.ch[0], one.ch[c], pre.n * sizeof(float)) == 0);
-            s_sig_free(&pre);
+            tu_sig_free(&pre);
         }
     }
     err_t e = s_err(acc);
     printf("eq 20 Hz high-pass vs double reference: %.1f dB (energy), %.1f dB (peak)\n", e.energy_db, e.peak_db);
     ck_assert_msg(e.energy_db <= -100 && e.peak_db <= -100, "%.1f dB / %.1f dB", e.energy_db, e.peak_db);
     free(ref);
-    s_sig_free(&in);
-    s_sig_free(&one);
-    s_sig_free(&cut);
+    tu_sig_free(&in);
+    tu_sig_free(&one);
+    tu_sig_free(&cut);
 }
 END_TEST
 
@@ -405,7 +366,7 @@ static double s_check_tail(const sf_fx_params_t *p, int rate, double thr_db, siz
     ck_assert_int_gt(tail, 0);
     ck_assert_int_lt(tail, 50000000);
     const size_t n = (size_t)tail * 2 + 1000;
-    sig_t s = s_impulse(1, n);
+    tu_sig_t s = s_impulse(1, n);
     s_run(p, rate, &s, 0);
     const double thr = pow(10.0, thr_db / 20.0);
     for (size_t i = (size_t)tail; i < n; i++)
@@ -414,7 +375,7 @@ static double s_check_tail(const sf_fx_params_t *p, int rate, double thr_db, siz
     double before = 0;
     for (size_t i = (size_t)tail * from_num / from_den; i < (size_t)tail; i++)
         before = fmax(before, fabs((double)s.ch[0][i]));
-    s_sig_free(&s);
+    tu_sig_free(&s);
     *tail_out = tail;
     return before;
 }
@@ -494,7 +455,7 @@ START_TEST(test_delay_impulse)
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         sf_fx_params_t p = s_delay(cases[k].time_ms, cases[k].feedback, cases[k].mix);
         const size_t d = cases[k].frames, n = d * 12 + 5;
-        sig_t s = s_sig(2, n);
+        tu_sig_t s = tu_sig(2, n);
         s.ch[0][0] = 1.0f;
         s.ch[1][1] = -0.5f; /* channels are independent */
         s_run(&p, cases[k].rate, &s, k + 1);
@@ -513,15 +474,15 @@ START_TEST(test_delay_impulse)
                               "delay case %zu ch %d: y[%zu] = %.9g, want %.9g", k, c, i, (double)s.ch[c][i], want);
             }
         }
-        s_sig_free(&s);
+        tu_sig_free(&s);
     }
     /* powers of two: exact */
     sf_fx_params_t p = s_delay(10, 0.5, 0.5);
-    sig_t s = s_impulse(1, 480 * 5 + 1);
+    tu_sig_t s = s_impulse(1, 480 * 5 + 1);
     s_run(&p, 48000, &s, 0);
     ck_assert(s.ch[0][0] == 0.5f && s.ch[0][480] == 0.5f && s.ch[0][960] == 0.25f && s.ch[0][1440] == 0.125f &&
               s.ch[0][2400] == 0.03125f);
-    s_sig_free(&s);
+    tu_sig_free(&s);
 }
 END_TEST
 
@@ -580,8 +541,8 @@ START_TEST(test_convolve_direct)
             /* noise, then silence until the IR has rung out */
             const size_t n_in = lengths[l] > 10000 ? 6001 : 20011;
             const size_t n = n_in + (size_t)lengths[l] + 77;
-            sig_t s = s_noise(2, n, n_in, 100 + l);
-            sig_t in = s_sig_copy(&s);
+            tu_sig_t s = s_noise(2, n, n_in, 100 + l);
+            tu_sig_t in = tu_sig_copy(&s);
             s_run(&p, 48000, &s, 5 + l);
             double *ref = malloc(n * sizeof(double));
             double acc[4] = {0};
@@ -596,20 +557,20 @@ START_TEST(test_convolve_direct)
                           e.energy_db, e.peak_db);
             /* mono signal with the (first channel of the) IR */
             if (ir_ch == 1) {
-                sig_t m = s_sig(1, n);
+                tu_sig_t m = tu_sig(1, n);
                 memcpy(m.ch[0], in.ch[0], n * sizeof(float));
                 s_run(&p, 48000, &m, 0);
                 double acc1[4] = {0};
                 s_ref_convolve(in.ch[0], n, h, 1, lengths[l], mix, ref);
                 s_err_add(ref, m.ch[0], n, acc1);
                 ck_assert_double_le(s_err(acc1).energy_db, -110);
-                s_sig_free(&m);
+                tu_sig_free(&m);
             }
             free(ref);
             free(h);
             free(path);
-            s_sig_free(&s);
-            s_sig_free(&in);
+            tu_sig_free(&s);
+            tu_sig_free(&in);
         }
     }
     tu_rm_rf(dir);
@@ -646,12 +607,12 @@ START_TEST(test_convolve_tail)
         const int64_t tail = sf_fx_tail_frames(&p, 48000, thrs[t]);
         ck_assert_int_eq(tail, want);
         /* after an impulse the output stays below threshold * peak from there */
-        sig_t s = s_impulse(2, (size_t)n + 100);
+        tu_sig_t s = s_impulse(2, (size_t)n + 100);
         s_run(&p, 48000, &s, 0);
         for (int c = 0; c < 2; c++)
             for (size_t i = (size_t)tail; i < s.n; i++)
                 ck_assert_double_lt(fabs((double)s.ch[c][i]), peak * pow(10, thrs[t] / 20));
-        s_sig_free(&s);
+        tu_sig_free(&s);
     }
     free(h);
     free(path);
@@ -719,7 +680,7 @@ END_TEST
  * threads at once must still work and agree with one made alone. */
 typedef struct {
     const char *path;
-    const sig_t *want;
+    const tu_sig_t *want;
     int ok;
 } thread_ctx_t;
 
@@ -734,12 +695,12 @@ static void *s_convolve_thread(void *vctx)
             ctx->ok = 0;
             break;
         }
-        sig_t s = s_noise(2, 3001, 3001, 5);
+        tu_sig_t s = s_noise(2, 3001, 3001, 5);
         s_process(&fx, &s, (uint64_t)k + 1);
         sf_fx_free(&fx);
-        if (!s_sig_equal(&s, ctx->want))
+        if (!tu_sig_equal(&s, ctx->want))
             ctx->ok = 0;
-        s_sig_free(&s);
+        tu_sig_free(&s);
     }
     return NULL;
 }
@@ -748,7 +709,7 @@ START_TEST(test_convolve_threads)
 {
     char *dir = tu_tmpdir();
     char *path = s_write_ir(dir, "ir.wav", 2, 2500, 4);
-    sig_t want = s_noise(2, 3001, 3001, 5);
+    tu_sig_t want = s_noise(2, 3001, 3001, 5);
     sf_fx_params_t p = s_convolve(path, 1);
     s_run(&p, 48000, &want, 0);
     enum { N_THREADS = 4 };
@@ -762,7 +723,7 @@ START_TEST(test_convolve_threads)
         pthread_join(th[t], NULL);
         ck_assert_msg(ctx[t].ok, "thread %d", t);
     }
-    s_sig_free(&want);
+    tu_sig_free(&want);
     free(path);
     tu_rm_rf(dir);
     free(dir);
@@ -814,37 +775,37 @@ START_TEST(test_split_invariance)
     char *dir = tu_tmpdir(), *path;
     sf_fx_params_t p = s_case_params(t, dir, &path);
     const size_t n = 30011;
-    sig_t ref = s_mixed(2, n, 17);
+    tu_sig_t ref = s_mixed(2, n, 17);
     s_run(&p, 48000, &ref, 0);
     for (uint64_t seed = 1; seed <= 6; seed++) {
-        sig_t s = s_mixed(2, n, 17);
+        tu_sig_t s = s_mixed(2, n, 17);
         s_run(&p, 48000, &s, seed * 1000 + (uint64_t)_i);
-        ck_assert_msg(s_sig_equal(&s, &ref), "%s: cut %llu differs from one call", t->name, (unsigned long long)seed);
-        s_sig_free(&s);
+        ck_assert_msg(tu_sig_equal(&s, &ref), "%s: cut %llu differs from one call", t->name, (unsigned long long)seed);
+        tu_sig_free(&s);
     }
     /* odd lengths: a prefix processed alone is the prefix of the whole */
     for (size_t l = 0; l < N_LENGTHS; l++) {
-        sig_t s = s_mixed(2, k_lengths[l], 17);
+        tu_sig_t s = s_mixed(2, k_lengths[l], 17);
         s_run(&p, 48000, &s, 0);
         for (int c = 0; c < 2; c++)
             ck_assert_msg(memcmp(s.ch[c], ref.ch[c], s.n * sizeof(float)) == 0, "%s: length %zu", t->name, s.n);
-        s_sig_free(&s);
+        tu_sig_free(&s);
     }
     /* reset gives a fresh effect */
     sf_fx_t fx;
     s_init(&fx, &p, 2, 48000);
-    sig_t s = s_mixed(2, n, 17);
+    tu_sig_t s = s_mixed(2, n, 17);
     s_process(&fx, &s, 3);
     sf_fx_reset(&fx);
-    s_sig_free(&s);
+    tu_sig_free(&s);
     s = s_mixed(2, n, 17);
     s_process(&fx, &s, 4);
-    ck_assert_msg(s_sig_equal(&s, &ref), "%s: reset", t->name);
+    ck_assert_msg(tu_sig_equal(&s, &ref), "%s: reset", t->name);
     sf_fx_free(&fx);
     ck_assert_ptr_null(fx.state);
     sf_fx_free(&fx); /* idempotent */
-    s_sig_free(&s);
-    s_sig_free(&ref);
+    tu_sig_free(&s);
+    tu_sig_free(&ref);
     free(path);
     tu_rm_rf(dir);
     free(dir);
@@ -935,9 +896,9 @@ static sf_fx_params_t s_rand_eq(uint64_t *r)
 
 /* Noise bursts of random level (full scale, denormals, -0 mixed in) with long
  * silences, so that tails decay into the flush; odd lengths. */
-static sig_t s_bursts(int n_ch, size_t n, uint64_t seed)
+static tu_sig_t s_bursts(int n_ch, size_t n, uint64_t seed)
 {
-    sig_t s = s_sig(n_ch, n);
+    tu_sig_t s = tu_sig(n_ch, n);
     for (int c = 0; c < n_ch; c++)
         for (size_t i = 0; i < n; i++) {
             size_t seg = i / 7919;
@@ -951,7 +912,8 @@ static sig_t s_bursts(int n_ch, size_t n, uint64_t seed)
 }
 
 /* The reference chain over a signal: every stage over every channel. */
-static void s_ref_chain(const sf_fx_params_t *p, int n_st, sig_t *s, size_t from, size_t n, ref_bq_state_t st[][MAX_CH])
+static void s_ref_chain(const sf_fx_params_t *p, int n_st, tu_sig_t *s, size_t from, size_t n,
+                        ref_bq_state_t st[][MAX_CH])
 {
     for (int k = 0; k < n_st; k++) {
         ref_bq_t q = s_ref_coefs(&p[k], 48000);
@@ -1024,27 +986,27 @@ START_TEST(test_eq_matches_reference)
     for (int trial = 0; trial < 12; trial++) {
         sf_fx_params_t p = s_rand_eq(&r);
         size_t n = 40000 + (size_t)(s_rand(&r) % 3000);
-        sig_t ref = s_bursts(n_ch, n, (uint64_t)trial);
-        sig_t got = s_sig_copy(&ref);
+        tu_sig_t ref = s_bursts(n_ch, n, (uint64_t)trial);
+        tu_sig_t got = tu_sig_copy(&ref);
         ref_bq_state_t st[1][MAX_CH] = {{{0}}};
         s_ref_chain(&p, 1, &ref, 0, n, st);
         s_run(&p, 48000, &got, trial ? s_rand(&r) | 1 : 0);
-        ck_assert_msg(s_sig_equal(&got, &ref), "eq type %d %g Hz %g dB q %g, %d channels: differs from the reference",
+        ck_assert_msg(tu_sig_equal(&got, &ref), "eq type %d %g Hz %g dB q %g, %d channels: differs from the reference",
                       (int)p.u.eq.type, p.u.eq.freq, p.u.eq.gain_db, p.u.eq.q, n_ch);
-        s_sig_free(&ref);
-        s_sig_free(&got);
+        tu_sig_free(&ref);
+        tu_sig_free(&got);
     }
     /* odd lengths, one call each: the kernels' block remainders */
     for (size_t l = 0; l < N_LENGTHS; l++) {
         sf_fx_params_t p = s_rand_eq(&r);
-        sig_t ref = s_mixed(n_ch, k_lengths[l], 5);
-        sig_t got = s_sig_copy(&ref);
+        tu_sig_t ref = s_mixed(n_ch, k_lengths[l], 5);
+        tu_sig_t got = tu_sig_copy(&ref);
         ref_bq_state_t st[1][MAX_CH] = {{{0}}};
         s_ref_chain(&p, 1, &ref, 0, ref.n, st);
         s_run(&p, 48000, &got, 0);
-        ck_assert_msg(s_sig_equal(&got, &ref), "length %zu, %d channels", ref.n, n_ch);
-        s_sig_free(&ref);
-        s_sig_free(&got);
+        ck_assert_msg(tu_sig_equal(&got, &ref), "length %zu, %d channels", ref.n, n_ch);
+        tu_sig_free(&ref);
+        tu_sig_free(&got);
     }
     ck_assert_msg(s_ref_flushes > flushes_before, "no tail reached the flush: the test does not cover it");
 }
@@ -1059,7 +1021,7 @@ static void s_init_chain(sf_fx_t *fx, const sf_fx_params_t *p, int n_st, int n_c
 
 /* Cuts [0, n) at random (zero-length pieces included) and calls the cascade
  * on each piece. */
-static void s_cascade_cuts(sf_fx_t *const *fx, int n_st, sig_t *s, uint64_t seed)
+static void s_cascade_cuts(sf_fx_t *const *fx, int n_st, tu_sig_t *s, uint64_t seed)
 {
     size_t at = 0;
     uint64_t r = seed;
@@ -1085,7 +1047,7 @@ START_TEST(test_eq_cascade_is_sequential)
         for (int k = 0; k < n_st; k++)
             p[k] = s_rand_eq(&r);
         const size_t n = 30011 + (size_t)trial * 17;
-        sig_t seq = s_bursts(n_ch, n, 9 + (uint64_t)trial), cas = s_sig_copy(&seq), ref = s_sig_copy(&seq);
+        tu_sig_t seq = s_bursts(n_ch, n, 9 + (uint64_t)trial), cas = tu_sig_copy(&seq), ref = tu_sig_copy(&seq);
         sf_fx_t fs[6], fc[6], *pc[6];
         s_init_chain(fs, p, n_st, n_ch);
         s_init_chain(fc, p, n_st, n_ch);
@@ -1099,25 +1061,25 @@ START_TEST(test_eq_cascade_is_sequential)
         ref_bq_state_t st[6][MAX_CH];
         memset(st, 0, sizeof st);
         s_ref_chain(p, n_st, &ref, 0, n, st);
-        ck_assert_msg(s_sig_equal(&cas, &seq), "%d stages, %d channels, trial %d: cascade differs from sequential",
+        ck_assert_msg(tu_sig_equal(&cas, &seq), "%d stages, %d channels, trial %d: cascade differs from sequential",
                       n_st, n_ch, trial);
-        ck_assert_msg(s_sig_equal(&cas, &ref), "%d stages, %d channels, trial %d: cascade differs from the reference",
+        ck_assert_msg(tu_sig_equal(&cas, &ref), "%d stages, %d channels, trial %d: cascade differs from the reference",
                       n_st, n_ch, trial);
         /* the states match too: more signal through each, the other way round */
-        sig_t more_s = s_bursts(n_ch, 5003, 99), more_c = s_sig_copy(&more_s);
+        tu_sig_t more_s = s_bursts(n_ch, 5003, 99), more_c = tu_sig_copy(&more_s);
         sf_fx_process_eq_cascade(pc, (size_t)n_st, more_s.ch, more_s.n);
         for (int k = 0; k < n_st; k++)
             s_process(&fs[k], &more_c, 0);
-        ck_assert_msg(s_sig_equal(&more_s, &more_c), "%d stages, %d channels: state after the cascade", n_st, n_ch);
+        ck_assert_msg(tu_sig_equal(&more_s, &more_c), "%d stages, %d channels: state after the cascade", n_st, n_ch);
         for (int k = 0; k < n_st; k++) {
             sf_fx_free(&fs[k]);
             sf_fx_free(&fc[k]);
         }
-        s_sig_free(&seq);
-        s_sig_free(&cas);
-        s_sig_free(&ref);
-        s_sig_free(&more_s);
-        s_sig_free(&more_c);
+        tu_sig_free(&seq);
+        tu_sig_free(&cas);
+        tu_sig_free(&ref);
+        tu_sig_free(&more_s);
+        tu_sig_free(&more_c);
     }
 }
 END_TEST
@@ -1125,24 +1087,24 @@ END_TEST
 START_TEST(test_eq_cascade_edges)
 {
     /* n == 0 and n_frames == 0 touch nothing */
-    sig_t s = s_mixed(2, 100, 3), t = s_sig_copy(&s);
+    tu_sig_t s = s_mixed(2, 100, 3), t = tu_sig_copy(&s);
     sf_fx_process_eq_cascade(NULL, 0, s.ch, s.n);
-    ck_assert(s_sig_equal(&s, &t));
+    ck_assert(tu_sig_equal(&s, &t));
     sf_fx_params_t p = s_eq(SF_EQ_PEAK, 1000, 6, 1);
     sf_fx_t fx, *pfx = &fx;
     s_init(&fx, &p, 2, 48000);
     sf_fx_process_eq_cascade(&pfx, 1, s.ch, 0);
-    ck_assert(s_sig_equal(&s, &t));
+    ck_assert(tu_sig_equal(&s, &t));
     /* one stage is sf_fx_process */
     sf_fx_t one;
     s_init(&one, &p, 2, 48000);
     sf_fx_process_eq_cascade(&pfx, 1, s.ch, s.n);
     sf_fx_process(&one, t.ch, t.n);
-    ck_assert(s_sig_equal(&s, &t));
+    ck_assert(tu_sig_equal(&s, &t));
     sf_fx_free(&one);
     sf_fx_free(&fx);
-    s_sig_free(&s);
-    s_sig_free(&t);
+    tu_sig_free(&s);
+    tu_sig_free(&t);
 }
 END_TEST
 
@@ -1158,9 +1120,9 @@ START_TEST(test_alloc_failures)
         sf_rc rc = sf_fx_init(&fx, &p, 2, 48000, &e);
         sf_alloc_fail_after(0);
         if (rc == SF_OK) {
-            sig_t s = s_mixed(2, 1000, 1);
+            tu_sig_t s = s_mixed(2, 1000, 1);
             s_process(&fx, &s, 0);
-            s_sig_free(&s);
+            tu_sig_free(&s);
             sf_fx_free(&fx);
             break;
         }

@@ -42,49 +42,7 @@ static const size_t k_lengths[] = {1, 3, 253, 4099, 20011};
 
 /* ---- signals ------------------------------------------------------------- */
 
-/* Planar float channels, each its own aligned block. */
-typedef struct {
-    int n_ch;
-    size_t n;
-    float *ch[MAX_CH];
-} sig_t;
-
-static sig_t s_sig(int n_ch, size_t n)
-{
-    sig_t s = {.n_ch = n_ch, .n = n};
-    for (int c = 0; c < n_ch; c++) {
-        s.ch[c] = sf_aligned_alloc(sizeof(float) * (n ? n : 1));
-        ck_assert_ptr_nonnull(s.ch[c]);
-        memset(s.ch[c], 0, sizeof(float) * (n ? n : 1));
-    }
-    return s;
-}
-
-static sig_t s_copy(const sig_t *x)
-{
-    sig_t s = s_sig(x->n_ch, x->n);
-    for (int c = 0; c < x->n_ch; c++)
-        memcpy(s.ch[c], x->ch[c], sizeof(float) * x->n);
-    return s;
-}
-
-/* Frames [from, from + n) of x as a new signal. */
-static sig_t s_slice(const sig_t *x, size_t from, size_t n)
-{
-    sig_t s = s_sig(x->n_ch, n);
-    for (int c = 0; c < x->n_ch; c++)
-        memcpy(s.ch[c], x->ch[c] + from, sizeof(float) * n);
-    return s;
-}
-
-static void s_sig_free(sig_t *s)
-{
-    for (int c = 0; c < s->n_ch; c++)
-        sf_free(s->ch[c]);
-    memset(s, 0, sizeof *s);
-}
-
-static double s_peak(const sig_t *x)
+static double s_peak(const tu_sig_t *x)
 {
     double p = 0;
     for (int c = 0; c < x->n_ch; c++)
@@ -93,7 +51,7 @@ static double s_peak(const sig_t *x)
     return p;
 }
 
-static double s_frame_peak(const sig_t *x, size_t i)
+static double s_frame_peak(const tu_sig_t *x, size_t i)
 {
     double p = 0;
     for (int c = 0; c < x->n_ch; c++)
@@ -102,9 +60,9 @@ static double s_frame_peak(const sig_t *x, size_t i)
 }
 
 /* Noise in every channel, scaled. */
-static sig_t s_noise(int n_ch, size_t n, uint64_t seed, double scale)
+static tu_sig_t s_noise(int n_ch, size_t n, uint64_t seed, double scale)
 {
-    sig_t s = s_sig(n_ch, n);
+    tu_sig_t s = tu_sig(n_ch, n);
     for (int c = 0; c < n_ch; c++)
         for (size_t i = 0; i < n; i++)
             s.ch[c][i] = (float)(scale * tu_noise(seed + (uint64_t)c * 7919, (int64_t)i));
@@ -113,9 +71,9 @@ static sig_t s_noise(int n_ch, size_t n, uint64_t seed, double scale)
 
 /* Noise with a slowly moving level from -50 to +6 dBFS, silence patches,
  * full-scale frames and denormals: exercises every branch of the dynamics. */
-static sig_t s_busy(int n_ch, size_t n, uint64_t seed)
+static tu_sig_t s_busy(int n_ch, size_t n, uint64_t seed)
 {
-    sig_t s = s_sig(n_ch, n);
+    tu_sig_t s = tu_sig(n_ch, n);
     for (size_t i = 0; i < n; i++) {
         double db = -22 + 28 * sin(2 * M_PI * (double)i / 3001.0) * cos(2 * M_PI * (double)i / 17389.0);
         double g = pow(10, db / 20);
@@ -156,7 +114,7 @@ static size_t s_chunk(uint64_t seed, int64_t k, size_t max)
 }
 
 /* Processes x in place in chunks cut at random (seed 0: one call). */
-static void s_process(sf_fx_t *fx, sig_t *x, uint64_t seed)
+static void s_process(sf_fx_t *fx, tu_sig_t *x, uint64_t seed)
 {
     if (!seed) {
         sf_fx_process(fx, x->ch, x->n);
@@ -176,7 +134,7 @@ static void s_process(sf_fx_t *fx, sig_t *x, uint64_t seed)
 }
 
 /* The gain curve of x, in chunks cut at random (seed 0: one call). */
-static float *s_gains(sf_fx_t *fx, const sig_t *x, uint64_t seed)
+static float *s_gains(sf_fx_t *fx, const tu_sig_t *x, uint64_t seed)
 {
     float *g = sf_malloc(sizeof(float) * (x->n ? x->n : 1));
     ck_assert_ptr_nonnull(g);
@@ -195,17 +153,17 @@ static float *s_gains(sf_fx_t *fx, const sig_t *x, uint64_t seed)
 }
 
 /* A fresh effect run over x (copied). */
-static sig_t s_render(const sf_fx_params_t *p, const sig_t *x, int fs, uint64_t seed)
+static tu_sig_t s_render(const sf_fx_params_t *p, const tu_sig_t *x, int fs, uint64_t seed)
 {
     sf_fx_t fx;
     s_init(&fx, p, x->n_ch, fs);
-    sig_t y = s_copy(x);
+    tu_sig_t y = tu_sig_copy(x);
     s_process(&fx, &y, seed);
     sf_fx_free(&fx);
     return y;
 }
 
-static void s_assert_same(const sig_t *a, const sig_t *b, const char *what)
+static void s_assert_same(const tu_sig_t *a, const tu_sig_t *b, const char *what)
 {
     ck_assert_int_eq(a->n_ch, b->n_ch);
     ck_assert_uint_eq(a->n, b->n);
@@ -268,7 +226,7 @@ START_TEST(comp_static_curve)
         sf_fx_params_t p = s_comp(thr, cases[k].ratio, 0.05, 1, knee, cases[k].makeup);
         for (double lvl = thr - knee / 2 - 6; lvl <= fmin(thr + knee / 2 + 6, 12); lvl += 0.25) {
             /* DC, + in one channel and - at half the level in the other */
-            sig_t x = s_sig(2, 400);
+            tu_sig_t x = tu_sig(2, 400);
             float v = (float)pow(10, lvl / 20);
             for (size_t i = 0; i < x.n; i++) {
                 x.ch[0][i] = v;
@@ -283,7 +241,7 @@ START_TEST(comp_static_curve)
                           thr, cases[k].ratio, knee, lvl, (double)g[x.n - 1], want);
             sf_fx_free(&fx);
             sf_free(g);
-            s_sig_free(&x);
+            tu_sig_free(&x);
         }
     }
 }
@@ -299,7 +257,7 @@ START_TEST(comp_attack_release)
         double att_ms = 10, rel_ms = 100, thr = -30, ratio = 100, lvl = -10;
         sf_fx_params_t p = s_comp(thr, ratio, att_ms, rel_ms, 0, 0);
         size_t pre = 100, on = (size_t)fs, off = (size_t)fs;
-        sig_t x = s_sig(1, pre + on + off);
+        tu_sig_t x = tu_sig(1, pre + on + off);
         float v = (float)pow(10, lvl / 20);
         for (size_t i = pre; i < pre + on; i++)
             x.ch[0][i] = v;
@@ -327,19 +285,19 @@ START_TEST(comp_attack_release)
         ck_assert_msg(fabs(down - exp(-1)) < 1e-3, "release at tau: %.6f of the step left", down);
         sf_fx_free(&fx);
         sf_free(g);
-        s_sig_free(&x);
+        tu_sig_free(&x);
     }
 }
 END_TEST
 
 START_TEST(comp_makeup)
 {
-    sig_t x = s_noise(2, 4099, 5, 0.01); /* -40 dBFS, below the threshold */
+    tu_sig_t x = s_noise(2, 4099, 5, 0.01); /* -40 dBFS, below the threshold */
     /* no makeup: transparent to the bit */
     sf_fx_params_t p = s_comp(-20, 4, 10, 100, 6, 0);
-    sig_t y = s_render(&p, &x, 48000, 0);
+    tu_sig_t y = s_render(&p, &x, 48000, 0);
     s_assert_same(&x, &y, "below threshold, makeup 0");
-    s_sig_free(&y);
+    tu_sig_free(&y);
     /* makeup only */
     p.u.compressor.makeup_db = 7.5;
     y = s_render(&p, &x, 48000, 0);
@@ -349,8 +307,8 @@ START_TEST(comp_makeup)
             ck_assert_msg(y.ch[c][i] == x.ch[c][i] * m ||
                               fabsf(y.ch[c][i] - x.ch[c][i] * m) <= fabsf(x.ch[c][i]) * 2e-7f,
                           "makeup at %zu", i);
-    s_sig_free(&y);
-    s_sig_free(&x);
+    tu_sig_free(&y);
+    tu_sig_free(&x);
 }
 END_TEST
 
@@ -358,7 +316,7 @@ END_TEST
 START_TEST(comp_stereo_link)
 {
     size_t n = 24000;
-    sig_t st = s_sig(2, n), mono = s_sig(1, n), swapped = s_sig(2, n);
+    tu_sig_t st = tu_sig(2, n), mono = tu_sig(1, n), swapped = tu_sig(2, n);
     for (size_t i = 0; i < n; i++) {
         float loud = (float)(0.9 * sin(2 * M_PI * 100 * (double)i / 48000));
         float quiet = (float)(0.001 * tu_noise(3, (int64_t)i));
@@ -377,7 +335,7 @@ START_TEST(comp_stereo_link)
     ck_assert(memcmp(g2, g1, sizeof(float) * n) == 0);
     ck_assert(memcmp(g2, gs, sizeof(float) * n) == 0);
     ck_assert_msg(g2[n - 1] < 0.3f, "the quiet channel is reduced too: gain %g", (double)g2[n - 1]);
-    sig_t y = s_render(&p, &st, 48000, 0);
+    tu_sig_t y = s_render(&p, &st, 48000, 0);
     for (size_t i = 0; i < n; i++)
         ck_assert(y.ch[1][i] == st.ch[1][i] * g2[i] && y.ch[0][i] == st.ch[0][i] * g2[i]);
     sf_fx_free(&a);
@@ -386,10 +344,10 @@ START_TEST(comp_stereo_link)
     sf_free(g1);
     sf_free(g2);
     sf_free(gs);
-    s_sig_free(&y);
-    s_sig_free(&st);
-    s_sig_free(&mono);
-    s_sig_free(&swapped);
+    tu_sig_free(&y);
+    tu_sig_free(&st);
+    tu_sig_free(&mono);
+    tu_sig_free(&swapped);
 }
 END_TEST
 
@@ -415,8 +373,8 @@ START_TEST(dyn_gain_curve_is_process)
     for (size_t k = 0; k < n_cases; k++)
         for (size_t li = 0; li < N_LENGTHS; li++) {
             int n_ch = 1 + (int)((k + li) % 3);
-            sig_t x = s_busy(n_ch, k_lengths[li], 11 + k);
-            sig_t y = s_render(&cases[k], &x, 48000, 17 + li);
+            tu_sig_t x = s_busy(n_ch, k_lengths[li], 11 + k);
+            tu_sig_t y = s_render(&cases[k], &x, 48000, 17 + li);
             sf_fx_t fx;
             s_init(&fx, &cases[k], n_ch, 48000);
             float *g = s_gains(&fx, &x, 23 + li);
@@ -429,8 +387,8 @@ START_TEST(dyn_gain_curve_is_process)
                 }
             sf_fx_free(&fx);
             sf_free(g);
-            s_sig_free(&x);
-            s_sig_free(&y);
+            tu_sig_free(&x);
+            tu_sig_free(&y);
         }
 }
 END_TEST
@@ -502,7 +460,7 @@ static double s_ref_comp_step(ref_comp_t *s, double p)
     return sf_dsp_db_to_gain(s->makeup - s->y);
 }
 
-static float s_ref_frame_peak(const sig_t *x, size_t i)
+static float s_ref_frame_peak(const tu_sig_t *x, size_t i)
 {
     float p = 0;
     for (int c = 0; c < x->n_ch; c++) {
@@ -514,7 +472,7 @@ static float s_ref_frame_peak(const sig_t *x, size_t i)
 }
 
 /* The reference process() (in place) and gain curve. */
-static void s_ref_comp_process(const sf_fx_params_t *p, sig_t *x)
+static void s_ref_comp_process(const sf_fx_params_t *p, tu_sig_t *x)
 {
     ref_comp_t s = s_ref_comp_init(p, 48000);
     for (size_t i = 0; i < x->n; i++) {
@@ -524,7 +482,7 @@ static void s_ref_comp_process(const sf_fx_params_t *p, sig_t *x)
     }
 }
 
-static float *s_ref_comp_gains(const sf_fx_params_t *p, const sig_t *x)
+static float *s_ref_comp_gains(const sf_fx_params_t *p, const tu_sig_t *x)
 {
     ref_comp_t s = s_ref_comp_init(p, 48000);
     float *g = sf_malloc(sizeof(float) * (x->n ? x->n : 1));
@@ -538,9 +496,9 @@ typedef enum { CS_NOISE, CS_BURSTS, CS_SILENCE, CS_KNEE_RAMP, CS_LOUD, CS_SPECIA
 static const char *const k_cs_names[] = {"noise", "bursts", "silence", "knee ramp", "very loud", "inf/nan", "busy"};
 
 /* Test signals for the compressor (seeded, any length). */
-static sig_t s_comp_signal(comp_sig_t kind, int n_ch, size_t n, uint64_t seed)
+static tu_sig_t s_comp_signal(comp_sig_t kind, int n_ch, size_t n, uint64_t seed)
 {
-    sig_t s = s_sig(n_ch, n);
+    tu_sig_t s = tu_sig(n_ch, n);
     for (size_t i = 0; i < n; i++) {
         for (int c = 0; c < n_ch; c++) {
             double w = tu_noise(seed + (uint64_t)c * 131, (int64_t)i), db = 0;
@@ -574,7 +532,7 @@ static sig_t s_comp_signal(comp_sig_t kind, int n_ch, size_t n, uint64_t seed)
         }
     }
     if (kind == CS_BUSY) {
-        s_sig_free(&s);
+        tu_sig_free(&s);
         s = s_busy(n_ch, n, seed);
     }
     return s;
@@ -605,12 +563,12 @@ START_TEST(comp_matches_reference)
     const comp_sig_t kind = (comp_sig_t)(_i / 4);
     for (size_t k = 0; k < n_cases; k++) {
         const size_t n = 20011 + 256 * (size_t)k; /* odd, and not a multiple of the block */
-        sig_t x = s_comp_signal(kind, n_ch, n, 3 + k);
-        sig_t ref = s_copy(&x);
+        tu_sig_t x = s_comp_signal(kind, n_ch, n, 3 + k);
+        tu_sig_t ref = tu_sig_copy(&x);
         s_ref_comp_process(&cases[k], &ref);
         float *g_ref = s_ref_comp_gains(&cases[k], &x);
         for (uint64_t seed = 0; seed < 3; seed++) { /* one call, then random cuts */
-            sig_t y = s_render(&cases[k], &x, 48000, seed ? 1000 * seed + k : 0);
+            tu_sig_t y = s_render(&cases[k], &x, 48000, seed ? 1000 * seed + k : 0);
             ck_assert_msg(memcmp(y.ch[0], ref.ch[0], 0) == 0, "unreachable");
             for (int c = 0; c < n_ch; c++)
                 ck_assert_msg(memcmp(y.ch[c], ref.ch[c], sizeof(float) * n) == 0,
@@ -624,23 +582,23 @@ START_TEST(comp_matches_reference)
                           k_cs_names[kind], k, n_ch, (unsigned long long)seed);
             sf_free(g);
             sf_fx_free(&fx);
-            s_sig_free(&y);
+            tu_sig_free(&y);
         }
         /* odd lengths in one call: a prefix of the reference */
         for (size_t li = 0; li < N_LENGTHS; li++) {
             if (k_lengths[li] > n)
                 continue;
-            sig_t head = s_slice(&x, 0, k_lengths[li]);
-            sig_t y = s_render(&cases[k], &head, 48000, 0);
+            tu_sig_t head = tu_sig_slice(&x, 0, k_lengths[li]);
+            tu_sig_t y = s_render(&cases[k], &head, 48000, 0);
             for (int c = 0; c < n_ch; c++)
                 ck_assert_msg(memcmp(y.ch[c], ref.ch[c], sizeof(float) * head.n) == 0,
                               "%s, case %zu, %d channels, length %zu", k_cs_names[kind], k, n_ch, head.n);
-            s_sig_free(&y);
-            s_sig_free(&head);
+            tu_sig_free(&y);
+            tu_sig_free(&head);
         }
         sf_free(g_ref);
-        s_sig_free(&ref);
-        s_sig_free(&x);
+        tu_sig_free(&ref);
+        tu_sig_free(&x);
     }
 }
 END_TEST
@@ -652,8 +610,8 @@ START_TEST(comp_process_and_gain_interleaved)
     size_t n_cases;
     const sf_fx_params_t *cases = s_comp_cases(&n_cases);
     for (size_t k = 0; k < n_cases; k++) {
-        sig_t x = s_comp_signal(CS_BUSY, 2, 30011, 5 + k);
-        sig_t ref = s_copy(&x);
+        tu_sig_t x = s_comp_signal(CS_BUSY, 2, 30011, 5 + k);
+        tu_sig_t ref = tu_sig_copy(&x);
         s_ref_comp_process(&cases[k], &ref);
         float *g_ref = s_ref_comp_gains(&cases[k], &x);
         sf_fx_t fx;
@@ -678,8 +636,8 @@ START_TEST(comp_process_and_gain_interleaved)
         }
         sf_fx_free(&fx);
         sf_free(g_ref);
-        s_sig_free(&ref);
-        s_sig_free(&x);
+        tu_sig_free(&ref);
+        tu_sig_free(&x);
     }
 }
 END_TEST
@@ -688,9 +646,9 @@ END_TEST
 
 typedef enum { SQ2, SQ3, SQ100, SQ1001, SQ_LOUD, SPIKES, SPIKE_TRAIN, NOISE, SINE_SPIKES, N_ADV } adv_t;
 
-static sig_t s_adversarial(adv_t kind, size_t n)
+static tu_sig_t s_adversarial(adv_t kind, size_t n)
 {
-    sig_t s = s_sig(2, n);
+    tu_sig_t s = tu_sig(2, n);
     for (size_t i = 0; i < n; i++) {
         double v = 0;
         switch (kind) {
@@ -726,7 +684,7 @@ START_TEST(lim_never_exceeds)
     static const double lookaheads[] = {0, 0.02, 1, 5, 50};
     static const double releases[] = {1, 50, 10000};
     size_t n = 9001;
-    sig_t x[N_ADV];
+    tu_sig_t x[N_ADV];
     for (int k = 0; k < N_ADV; k++)
         x[k] = s_adversarial((adv_t)k, n);
     for (size_t ci = 0; ci < sizeof ceilings / sizeof *ceilings; ci++)
@@ -735,7 +693,7 @@ START_TEST(lim_never_exceeds)
                 sf_fx_params_t p = s_lim(ceilings[ci], releases[ri], lookaheads[li]);
                 double c = pow(10, ceilings[ci] / 20);
                 for (int k = 0; k < N_ADV; k++) {
-                    sig_t y = s_render(&p, &x[k], 48000, (uint64_t)k);
+                    tu_sig_t y = s_render(&p, &x[k], 48000, (uint64_t)k);
                     double peak = s_peak(&y);
                     ck_assert_msg(peak <= c, "ceiling %g dB look-ahead %g ms signal %d: peak %.9g > %.9g", ceilings[ci],
                                   lookaheads[li], k, peak, c);
@@ -751,11 +709,11 @@ START_TEST(lim_never_exceeds)
                         ck_assert_msg(s_frame_peak(&y, j + lat) >= c * 0.99999,
                                       "signal %d: first overload %.9g, not at the ceiling %.9g", k,
                                       s_frame_peak(&y, j + lat), c);
-                    s_sig_free(&y);
+                    tu_sig_free(&y);
                 }
             }
     for (int k = 0; k < N_ADV; k++)
-        s_sig_free(&x[k]);
+        tu_sig_free(&x[k]);
 }
 END_TEST
 
@@ -769,11 +727,11 @@ START_TEST(lim_never_exceeds_random)
         double lvl = pow(10, 2 * tu_noise(904, t)); /* -40 .. +40 dB */
         int fs = t % 2 ? 44100 : 96000;
         sf_fx_params_t p = s_lim(ceiling, rel, la);
-        sig_t x = s_noise(1 + (int)(t % 4), 6007, (uint64_t)(1000 + t), lvl);
-        sig_t y = s_render(&p, &x, fs, (uint64_t)(2000 + t));
+        tu_sig_t x = s_noise(1 + (int)(t % 4), 6007, (uint64_t)(1000 + t), lvl);
+        tu_sig_t y = s_render(&p, &x, fs, (uint64_t)(2000 + t));
         ck_assert_msg(s_peak(&y) <= pow(10, ceiling / 20), "trial %lld", (long long)t);
-        s_sig_free(&x);
-        s_sig_free(&y);
+        tu_sig_free(&x);
+        tu_sig_free(&y);
     }
 }
 END_TEST
@@ -789,14 +747,14 @@ START_TEST(lim_latency)
             int64_t lat = sf_fx_latency_frames(&p, fs);
             ck_assert_int_eq(lat, (int64_t)floor(lookaheads[li] * fs / 1000 + 0.5));
             /* a click under the ceiling comes out lat frames later, unchanged */
-            sig_t x = s_sig(2, 5003);
+            tu_sig_t x = tu_sig(2, 5003);
             x.ch[1][1000] = 0.5f;
-            sig_t y = s_render(&p, &x, fs, 5);
+            tu_sig_t y = s_render(&p, &x, fs, 5);
             for (size_t i = 0; i < y.n; i++) {
                 ck_assert(y.ch[0][i] == 0.0f);
                 ck_assert_msg(y.ch[1][i] == (i == 1000 + (size_t)lat ? 0.5f : 0.0f), "frame %zu", i);
             }
-            s_sig_free(&y);
+            tu_sig_free(&y);
             /* a click over it comes out at the ceiling, at the same place */
             x.ch[1][1000] = -3.0f;
             y = s_render(&p, &x, fs, 6);
@@ -807,8 +765,8 @@ START_TEST(lim_latency)
                 else
                     ck_assert(y.ch[1][i] == 0.0f);
             }
-            s_sig_free(&y);
-            s_sig_free(&x);
+            tu_sig_free(&y);
+            tu_sig_free(&x);
         }
 }
 END_TEST
@@ -821,11 +779,11 @@ START_TEST(lim_transparent)
     for (size_t li = 0; li < sizeof lookaheads / sizeof *lookaheads; li++) {
         sf_fx_params_t p = s_lim(-1, 1, lookaheads[li]);
         size_t lat = (size_t)sf_fx_latency_frames(&p, 48000);
-        sig_t x = s_noise(2, 20011, 9, 0.89); /* -1.01 dBFS at most */
+        tu_sig_t x = s_noise(2, 20011, 9, 0.89); /* -1.01 dBFS at most */
         /* an overload early on */
         for (size_t i = 1000; i < 1200; i++)
             x.ch[0][i] *= 4;
-        sig_t y = s_render(&p, &x, 48000, 13 + li);
+        tu_sig_t y = s_render(&p, &x, 48000, 13 + li);
         /* settled: the moving window, then 40 release time constants */
         size_t settled = 1200 + 2 * lat + 2 + 40 * 48;
         for (int c = 0; c < 2; c++) {
@@ -836,8 +794,8 @@ START_TEST(lim_transparent)
             for (size_t i = settled; i < x.n; i++)
                 ck_assert_msg(y.ch[c][i] == x.ch[c][i - lat], "after the overload, frame %zu", i);
         }
-        s_sig_free(&x);
-        s_sig_free(&y);
+        tu_sig_free(&x);
+        tu_sig_free(&y);
     }
 }
 END_TEST
@@ -848,7 +806,7 @@ START_TEST(lim_release)
 {
     double rel_ms = 20, c = pow(10, -6.0 / 20);
     sf_fx_params_t p = s_lim(-6, rel_ms, 0);
-    sig_t x = s_sig(1, 10000);
+    tu_sig_t x = tu_sig(1, 10000);
     x.ch[0][100] = 2;
     sf_fx_t fx;
     s_init(&fx, &p, 1, 48000);
@@ -862,7 +820,7 @@ START_TEST(lim_release)
     }
     sf_fx_free(&fx);
     sf_free(g);
-    s_sig_free(&x);
+    tu_sig_free(&x);
 }
 END_TEST
 
@@ -871,7 +829,7 @@ END_TEST
 /* RT60 of an impulse response: Schroeder backward integration of the energy
  * (summed over channels), least-squares line through the decay curve from
  * -5 to -35 dB, extrapolated to -60 dB. Seconds. */
-static double s_rt60(const sig_t *h, int fs)
+static double s_rt60(const tu_sig_t *h, int fs)
 {
     double *edc = malloc(sizeof(double) * h->n);
     ck_assert_ptr_nonnull(edc);
@@ -915,16 +873,16 @@ START_TEST(rev_rt60)
             for (size_t m = 0; m < 3; m++) {
                 int fs = rates[r];
                 sf_fx_params_t p = s_rev(decays[d], 10, dampings[m], 1);
-                sig_t x = s_sig(2, (size_t)(1.5 * decays[d] * fs) + (size_t)fs / 10);
+                tu_sig_t x = tu_sig(2, (size_t)(1.5 * decays[d] * fs) + (size_t)fs / 10);
                 x.ch[0][0] = 1;
-                sig_t h = s_render(&p, &x, fs, 0);
+                tu_sig_t h = s_render(&p, &x, fs, 0);
                 double rt = s_rt60(&h, fs);
                 printf("reverb rt60: fs %d decay %.1f s damping %.1f: measured %.4f s (%+.2f %%)\n", fs, decays[d],
                        dampings[m], rt, 100 * (rt / decays[d] - 1));
                 ck_assert_msg(fabs(rt / decays[d] - 1) <= 0.10, "fs %d decay %g damping %g: rt60 %.4f s", fs, decays[d],
                               dampings[m], rt);
-                s_sig_free(&x);
-                s_sig_free(&h);
+                tu_sig_free(&x);
+                tu_sig_free(&h);
             }
 }
 END_TEST
@@ -935,10 +893,10 @@ START_TEST(rev_decorrelated)
 {
     for (int n_ch = 2; n_ch <= 8; n_ch += 6) {
         sf_fx_params_t p = s_rev(1.5, 0, 0.3, 1);
-        sig_t x = s_sig(n_ch, 72000);
+        tu_sig_t x = tu_sig(n_ch, 72000);
         for (int c = 0; c < n_ch; c++)
             x.ch[c][0] = 1;
-        sig_t h = s_render(&p, &x, 48000, 0);
+        tu_sig_t h = s_render(&p, &x, 48000, 0);
         for (int a = 0; a < n_ch; a++)
             for (int b = a + 1; b < n_ch; b++) {
                 double sab = 0, saa = 0, sbb = 0;
@@ -951,24 +909,24 @@ START_TEST(rev_decorrelated)
                 ck_assert_msg(fabs(rho) < (n_ch == 2 ? 0.05 : 0.2), "channels %d and %d: correlation %.3f", a, b, rho);
                 ck_assert(saa > 0.01);
             }
-        s_sig_free(&x);
-        s_sig_free(&h);
+        tu_sig_free(&x);
+        tu_sig_free(&h);
     }
 }
 END_TEST
 
 START_TEST(rev_dry_and_predelay)
 {
-    sig_t x = s_busy(2, 4099, 8);
+    tu_sig_t x = s_busy(2, 4099, 8);
     sf_fx_params_t p = s_rev(2, 30, 0.5, 0);
-    sig_t y = s_render(&p, &x, 48000, 4);
+    tu_sig_t y = s_render(&p, &x, 48000, 4);
     s_assert_same(&x, &y, "mix 0");
     ck_assert_int_eq(sf_fx_tail_frames(&p, 48000, -144), 0);
-    s_sig_free(&y);
-    s_sig_free(&x);
+    tu_sig_free(&y);
+    tu_sig_free(&x);
     /* wet only: nothing comes out before the predelay plus the shortest line */
     p = s_rev(2, 30, 0.5, 1);
-    x = s_sig(1, 9000);
+    x = tu_sig(1, 9000);
     x.ch[0][0] = 1;
     y = s_render(&p, &x, 48000, 0);
     size_t first = 0;
@@ -976,8 +934,8 @@ START_TEST(rev_dry_and_predelay)
         first++;
     ck_assert_uint_ge(first, 1440 + 1000);
     ck_assert_uint_lt(first, 1440 + 1200);
-    s_sig_free(&y);
-    s_sig_free(&x);
+    tu_sig_free(&y);
+    tu_sig_free(&x);
 }
 END_TEST
 
@@ -1003,43 +961,43 @@ START_TEST(all_split_invariant)
     for (size_t k = 0; k < n_cases; k++)
         for (size_t li = 0; li < N_LENGTHS; li++) {
             int n_ch = 1 + (int)((k * 3 + li) % 8);
-            sig_t x = s_busy(n_ch, k_lengths[li], 40 + k);
-            sig_t whole = s_render(&cases[k], &x, 44100, 0);
+            tu_sig_t x = s_busy(n_ch, k_lengths[li], 40 + k);
+            tu_sig_t whole = s_render(&cases[k], &x, 44100, 0);
             for (uint64_t seed = 1; seed <= 3; seed++) {
-                sig_t cut = s_render(&cases[k], &x, 44100, seed * 101 + li);
+                tu_sig_t cut = s_render(&cases[k], &x, 44100, seed * 101 + li);
                 s_assert_same(&whole, &cut, "random split");
-                s_sig_free(&cut);
+                tu_sig_free(&cut);
             }
             /* reset gives the fresh state back */
             sf_fx_t fx;
             s_init(&fx, &cases[k], n_ch, 44100);
-            sig_t y = s_copy(&x);
+            tu_sig_t y = tu_sig_copy(&x);
             s_process(&fx, &y, 7);
             sf_fx_reset(&fx);
-            s_sig_free(&y);
-            y = s_copy(&x);
+            tu_sig_free(&y);
+            y = tu_sig_copy(&x);
             s_process(&fx, &y, 9);
             s_assert_same(&whole, &y, "after reset");
             sf_fx_free(&fx);
-            s_sig_free(&y);
-            s_sig_free(&whole);
-            s_sig_free(&x);
+            tu_sig_free(&y);
+            tu_sig_free(&whole);
+            tu_sig_free(&x);
         }
 }
 END_TEST
 
 /* Renders x continuously and again from t0 - tail (fresh state), and checks
  * frames [t0, t0 + n_cmp) agree within 10^(thr/20) of the continuous peak. */
-static void s_check_tail(const sf_fx_params_t *p, const sig_t *x, int fs, size_t t0, size_t n_cmp, const char *what)
+static void s_check_tail(const sf_fx_params_t *p, const tu_sig_t *x, int fs, size_t t0, size_t n_cmp, const char *what)
 {
     double thr = -120;
     int64_t tail = sf_fx_tail_frames(p, fs, thr);
     ck_assert_int_gt(tail, 0);
     ck_assert_msg((size_t)tail <= t0, "%s: tail %lld longer than the lead-in", what, (long long)tail);
-    sig_t full = s_render(p, x, fs, 0);
+    tu_sig_t full = s_render(p, x, fs, 0);
     size_t from = t0 - (size_t)tail;
-    sig_t part = s_slice(x, from, t0 + n_cmp - from);
-    sig_t y = s_render(p, &part, fs, 0);
+    tu_sig_t part = tu_sig_slice(x, from, t0 + n_cmp - from);
+    tu_sig_t y = s_render(p, &part, fs, 0);
     double peak = s_peak(&full), worst = 0;
     for (int c = 0; c < x->n_ch; c++)
         for (size_t i = 0; i < n_cmp; i++)
@@ -1047,17 +1005,17 @@ static void s_check_tail(const sf_fx_params_t *p, const sig_t *x, int fs, size_t
     printf("tail %s: %lld frames, residual %.1f dB re peak\n", what, (long long)tail,
            worst > 0 ? 20 * log10(worst / peak) : -HUGE_VAL);
     ck_assert_msg(worst <= peak * pow(10, thr / 20), "%s: residual %g, peak %g", what, worst, peak);
-    s_sig_free(&y);
-    s_sig_free(&part);
-    s_sig_free(&full);
+    tu_sig_free(&y);
+    tu_sig_free(&part);
+    tu_sig_free(&full);
 }
 
 /* Loud, then quiet (under the threshold) for exactly the tail, then loud:
  * the continuous render enters the quiet part deep in reduction, the
  * pre-rolled one fresh, and both release for the whole tail. */
-static sig_t s_loud_quiet_loud(int n_ch, size_t n, size_t quiet_from, size_t quiet_to, double loud, double quiet)
+static tu_sig_t s_loud_quiet_loud(int n_ch, size_t n, size_t quiet_from, size_t quiet_to, double loud, double quiet)
 {
-    sig_t x = s_sig(n_ch, n);
+    tu_sig_t x = tu_sig(n_ch, n);
     for (int c = 0; c < n_ch; c++)
         for (size_t i = 0; i < n; i++) {
             double g = i >= quiet_from && i < quiet_to ? quiet : loud;
@@ -1074,34 +1032,34 @@ START_TEST(all_tails)
                            s_comp(-60, 100, 0.1, 50, 0, 30)};
     for (size_t k = 0; k < sizeof cp / sizeof *cp; k++) {
         size_t tail = (size_t)sf_fx_tail_frames(&cp[k], fs, -120);
-        sig_t x = s_busy(2, tail + 30000, 60 + k);
+        tu_sig_t x = s_busy(2, tail + 30000, 60 + k);
         s_check_tail(&cp[k], &x, fs, tail + 10000, 20000, "compressor busy");
-        s_sig_free(&x);
+        tu_sig_free(&x);
         x = s_loud_quiet_loud(2, tail + 30000, 10000, tail + 10000, 1.0, 1e-4);
         s_check_tail(&cp[k], &x, fs, tail + 10000, 20000, "compressor loud-quiet-loud");
-        s_sig_free(&x);
+        tu_sig_free(&x);
     }
     /* limiter */
     sf_fx_params_t lp[] = {s_lim(-1, 50, 5), s_lim(-12, 300, 0), s_lim(0, 5, 50)};
     for (size_t k = 0; k < sizeof lp / sizeof *lp; k++) {
         size_t tail = (size_t)sf_fx_tail_frames(&lp[k], fs, -120);
-        sig_t x = s_busy(2, tail + 30000, 70 + k);
+        tu_sig_t x = s_busy(2, tail + 30000, 70 + k);
         s_check_tail(&lp[k], &x, fs, tail + 10000, 20000, "limiter busy");
-        s_sig_free(&x);
+        tu_sig_free(&x);
         x = s_loud_quiet_loud(2, tail + 30000, 10000, tail + 10000, 1.0, 0.01);
         s_check_tail(&lp[k], &x, fs, tail + 10000, 20000, "limiter loud-quiet-loud");
-        s_sig_free(&x);
+        tu_sig_free(&x);
     }
     /* reverb: noise throughout, and noise that stops in the middle of the tail */
     sf_fx_params_t rp[] = {s_rev(0.3, 0, 0, 1), s_rev(1, 20, 0.5, 0.5), s_rev(2.4, 5, 1, 1)};
     for (size_t k = 0; k < sizeof rp / sizeof *rp; k++) {
         size_t tail = (size_t)sf_fx_tail_frames(&rp[k], fs, -120);
-        sig_t x = s_noise(2, tail + 20000, 80 + k, 1.0);
+        tu_sig_t x = s_noise(2, tail + 20000, 80 + k, 1.0);
         s_check_tail(&rp[k], &x, fs, tail + 5000, 15000, "reverb noise");
-        s_sig_free(&x);
+        tu_sig_free(&x);
         x = s_loud_quiet_loud(2, tail + 20000, 5000 + tail / 2, tail + 20000, 1.0, 0);
         s_check_tail(&rp[k], &x, fs, tail + 5000, 15000, "reverb decaying");
-        s_sig_free(&x);
+        tu_sig_free(&x);
     }
 }
 END_TEST
@@ -1175,9 +1133,9 @@ START_TEST(all_alloc_failures)
             sf_alloc_fail_after(0);
             if (rc == SF_OK) {
                 ok = true;
-                sig_t x = s_busy(3, 253, 1);
+                tu_sig_t x = s_busy(3, 253, 1);
                 s_process(&fx, &x, 0);
-                s_sig_free(&x);
+                tu_sig_free(&x);
                 sf_fx_free(&fx);
             } else {
                 ck_assert_int_eq(rc, SF_E_NOMEM);

@@ -258,3 +258,44 @@ double tu_noise(uint64_t seed, int64_t i)
     z ^= z >> 31;
     return (double)(z >> 11) * ldexp(1.0, -52) - 1.0;
 }
+
+tu_sig_t tu_sig(int n_ch, size_t n)
+{
+    ck_assert_int_le(n_ch, TU_MAX_CH);
+    tu_sig_t s = {.n_ch = n_ch, .n = n};
+    const size_t n_bytes = ((n + 1) * sizeof(float) + 63) / 64 * 64;
+    for (int c = 0; c < n_ch; c++) {
+        void *p = NULL;
+        ck_assert_int_eq(posix_memalign(&p, 64, n_bytes), 0);
+        memset(p, 0, n_bytes);
+        s.ch[c] = p;
+    }
+    return s;
+}
+
+tu_sig_t tu_sig_copy(const tu_sig_t *x) { return tu_sig_slice(x, 0, x->n); }
+
+tu_sig_t tu_sig_slice(const tu_sig_t *x, size_t from, size_t n)
+{
+    tu_sig_t s = tu_sig(x->n_ch, n);
+    for (int c = 0; c < x->n_ch; c++)
+        memcpy(s.ch[c], x->ch[c] + from, n * sizeof(float));
+    return s;
+}
+
+void tu_sig_free(tu_sig_t *s)
+{
+    for (int c = 0; c < s->n_ch; c++)
+        free(s->ch[c]);
+    memset(s, 0, sizeof *s);
+}
+
+int tu_sig_equal(const tu_sig_t *a, const tu_sig_t *b)
+{
+    if (a->n_ch != b->n_ch || a->n != b->n)
+        return 0;
+    for (int c = 0; c < a->n_ch; c++)
+        if (memcmp(a->ch[c], b->ch[c], a->n * sizeof(float)) != 0)
+            return 0;
+    return 1;
+}

@@ -12,6 +12,23 @@
 #define M_PI 3.14159265358979323846
 #endif
 
+/* A planar float signal a test owns: n frames of n_ch channels (up to
+ * TU_MAX_CH), each channel its own zeroed, 64-byte aligned block with one
+ * spare frame after the last. */
+#define TU_MAX_CH 8
+typedef struct {
+    int n_ch;
+    size_t n;
+    float *ch[TU_MAX_CH];
+} tu_sig_t;
+tu_sig_t tu_sig(int n_ch, size_t n);
+tu_sig_t tu_sig_copy(const tu_sig_t *x);
+/* Frames [from, from + n) of x as a new signal. */
+tu_sig_t tu_sig_slice(const tu_sig_t *x, size_t from, size_t n);
+void tu_sig_free(tu_sig_t *s);
+/* Every channel's samples are the same bytes. */
+int tu_sig_equal(const tu_sig_t *a, const tu_sig_t *b);
+
 /* Runs a suite (Check forks each test unless CK_FORK=no) and returns the
  * process exit status: EXIT_SUCCESS when every test passed. */
 typedef struct Suite Suite;
