@@ -70,8 +70,6 @@ static const char *s_basename(const char *path)
     return slash ? slash + 1 : path;
 }
 
-static double s_dbfs(double peak) { return peak > 0 ? 20.0 * log10(peak) : -(double)INFINITY; }
-
 static const char *s_role(sf_target_kind_t kind)
 {
     return kind == SF_TARGET_MIX ? "mix" : kind == SF_TARGET_MULTITRACK ? "multitrack" : "stem";
@@ -80,7 +78,7 @@ static const char *s_role(sf_target_kind_t kind)
 /* output.headroom_db: no file may peak above it; warn or fail per policy. */
 static sf_rc s_headroom(const sf_session_t *s, const char *name, double peak, json_t *checks, sf_err_t *err)
 {
-    double peak_db = s_dbfs(peak);
+    double peak_db = sf_meter_db(peak);
     if (!s->output.headroom_check)
         return SF_OK;
     bool over = peak_db > s->output.headroom_db;
@@ -146,6 +144,14 @@ static void s_read_back(const plan_t *plan, stitch_t *st, s_readback_t *rb, size
     }
 }
 
+/* One profile violation: logged, and appended to the message that fails the render. */
+static void s_violation(const char *profile, const char *line, char *failed, size_t cap, size_t *n_failed)
+{
+    snprintf(failed + strlen(failed), cap - strlen(failed), "%s%s", *n_failed ? "; " : "", line);
+    sf_log(SF_LOG_ERROR, "coordinator deliver", "profile '%s': %s", profile, line);
+    (*n_failed)++;
+}
+
 /* The delivery profile's judgement of one file (sf/profile.h): its checks
  * go into `list`; a violation is appended to `failed` (one line each). */
 static void s_profile_checks(const plan_t *plan, const s_readback_t *r, const char *name, json_t *list, char *failed,
@@ -157,20 +163,18 @@ static void s_profile_checks(const plan_t *plan, const s_readback_t *r, const ch
     const char *profile = sf_profile_name(p);
     char line[512];
     if (spec->stems_peak && kind == SF_TARGET_STEM) {
-        const double peak = s_dbfs(r->meter.sample_peak);
+        const double peak = sf_meter_db(r->meter.sample_peak);
         const bool ok = peak <= spec->peak_max_dbfs;
         json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o, s:f}", "check", "peak", "profile", profile,
                                               "result", ok ? "pass" : "fail", "peak_dbfs", s_db_json(peak),
                                               "limit_dbfs", spec->peak_max_dbfs));
         if (!ok) {
             snprintf(line, sizeof line, "'%s': peak %.2f dBFS is above %.2f dBFS", name, peak, spec->peak_max_dbfs);
-            snprintf(failed + strlen(failed), cap - strlen(failed), "%s%s", *n_failed ? "; " : "", line);
-            sf_log(SF_LOG_ERROR, "coordinator deliver", "profile '%s': %s", profile, line);
-            (*n_failed)++;
+            s_violation(profile, line, failed, cap, n_failed);
         }
     }
     if (spec->mixes_loudness && kind == SF_TARGET_MIX) {
-        const double lufs = r->meter.integrated_lufs, tp = s_dbfs(r->meter.true_peak);
+        const double lufs = r->meter.integrated_lufs, tp = sf_meter_db(r->meter.true_peak);
         const bool loud_ok = isfinite(lufs) && fabs(lufs - spec->target_lufs) <= spec->tolerance_lu;
         const bool tp_ok = tp <= spec->true_peak_max_dbtp;
         json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o, s:f, s:f}", "check", "loudness", "profile", profile,
@@ -182,16 +186,12 @@ static void s_profile_checks(const plan_t *plan, const s_readback_t *r, const ch
         if (!loud_ok) {
             snprintf(line, sizeof line, "'%s': loudness %.2f LUFS is outside %.1f +-%.1f LUFS", name, lufs,
                      spec->target_lufs, spec->tolerance_lu);
-            snprintf(failed + strlen(failed), cap - strlen(failed), "%s%s", *n_failed ? "; " : "", line);
-            sf_log(SF_LOG_ERROR, "coordinator deliver", "profile '%s': %s", profile, line);
-            (*n_failed)++;
+            s_violation(profile, line, failed, cap, n_failed);
         }
         if (!tp_ok) {
             snprintf(line, sizeof line, "'%s': true peak %.2f dBTP is above %.1f dBTP", name, tp,
                      spec->true_peak_max_dbtp);
-            snprintf(failed + strlen(failed), cap - strlen(failed), "%s%s", *n_failed ? "; " : "", line);
-            sf_log(SF_LOG_ERROR, "coordinator deliver", "profile '%s': %s", profile, line);
-            (*n_failed)++;
+            s_violation(profile, line, failed, cap, n_failed);
         }
     }
 }
@@ -263,7 +263,7 @@ static sf_rc s_null_test(const plan_t *plan, stitch_t *st, json_t **out, sf_err_
                          s->n_stems ? "a stem's channel layout differs from the master's" : "no stems");
         return SF_OK;
     }
-    double residual = s_dbfs(n.residual_peak), floor_db = s_dbfs(n.floor_peak);
+    double residual = sf_meter_db(n.residual_peak), floor_db = sf_meter_db(n.floor_peak);
     bool at_floor = n.residual_peak <= n.floor_peak;
     /* A residual no larger than what quantising the stems alone can leave
      * passes: at pcm16 that floor lies above the limit. */
@@ -310,7 +310,7 @@ static json_t *s_file_entry(const plan_t *plan, stitch_t *st, const s_readback_t
     for (int c = 0; labels && all && c < pt->n_channels; c++)
         if (s->output.interleave || c == f)
             json_array_append_new(labels, json_string(all[c]));
-    double peak_db = s_dbfs(stitch_peak(st, t, f));
+    double peak_db = sf_meter_db(stitch_peak(st, t, f));
     return json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:s, s:o, s:s, s:s, s:s, s:f, s:o, s:o, s:o, s:o, s:O}", "file",
                      s_basename(stitch_final_path(st, t, f)), "role", s_role(pt->target.kind), "name",
                      sf_session_target_name(s, pt->target), "frames", (json_int_t)stitch_frames_written(st, t),

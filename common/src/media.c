@@ -646,7 +646,7 @@ sf_rc sf_media_bwf_set_loudness(const char *path, const sf_meter_result_t *m, sf
                 unsigned char v[10];
                 s_put_centi(v, m->integrated_lufs);
                 s_put_centi(v + 2, m->lra_lu);
-                s_put_centi(v + 4, m->true_peak > 0 ? 20.0 * log10(m->true_peak) : -(double)INFINITY);
+                s_put_centi(v + 4, sf_meter_db(m->true_peak));
                 s_put_centi(v + 6, m->max_momentary_lufs);
                 s_put_centi(v + 8, m->max_shortterm_lufs);
                 if (pwrite(fd, v, sizeof v, at + 8 + SF_BEXT_LOUDNESS) != (ssize_t)sizeof v || fsync(fd) != 0)
