@@ -228,7 +228,7 @@ static sf_rc s_verify(const plan_t *plan, stitch_t *st, const s_readback_t *rb, 
             return SF_ERR(err, SF_E_VERIFY,
                           "'%s': check 'read_back' failed: the file does not read back as the samples written", name);
         json_array_append_new(list, json_pack("{s:s, s:s}", "check", "read_back", "result", "pass"));
-        sf_rc rc = s_headroom(s, name, stitch_peak(st, t, f), list, err);
+        sf_rc rc = s_headroom(s, name, r->meter.sample_peak, list, err);
         if (rc)
             return rc;
         if (s->output.sample_format != SF_SAMPLE_FLOAT32) {
@@ -310,7 +310,7 @@ static json_t *s_file_entry(const plan_t *plan, stitch_t *st, const s_readback_t
     for (int c = 0; labels && all && c < pt->n_channels; c++)
         if (s->output.interleave || c == f)
             json_array_append_new(labels, json_string(all[c]));
-    double peak_db = sf_meter_db(stitch_peak(st, t, f));
+    double peak_db = sf_meter_db(r->meter.sample_peak);
     return json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:s, s:o, s:s, s:s, s:s, s:f, s:o, s:o, s:o, s:o, s:O}", "file",
                      s_basename(stitch_final_path(st, t, f)), "role", s_role(pt->target.kind), "name",
                      sf_session_target_name(s, pt->target), "frames", (json_int_t)stitch_frames_written(st, t),

@@ -28,7 +28,6 @@ typedef struct {
     uint64_t key;          /* dither key */
     int64_t frames_written;
     uint64_t full_scale[SF_MAX_CHANNELS]; /* per channel: samples written at full scale (integer formats) */
-    double peak[SF_MAX_CHANNELS];         /* sample peak per channel, as written */
     bool is_stem;
     float *tail;        /* planar, tail_frames per channel: what arrived past trim_from; NULL while silent */
     sf_format_t format; /* of its files: the session's, or RF64 for a WAV over 4 GiB */
@@ -331,25 +330,21 @@ static sf_rc s_null_add_written(stitch_t *st, size_t slot, size_t n, int n_chann
     return rc;
 }
 
-/* Sample peaks of the interleaved frames in scratch, exactly as written,
- * and (integer formats) the samples at full scale: the largest or the
- * smallest value the format holds, where a clipped sample ends up. */
-static void s_track_peaks(stitch_t *st, stitch_target_t *tt, int n_channels, size_t n)
+/* Integer formats: the samples of the interleaved frames in scratch written
+ * at full scale -- the largest or the smallest value the format holds,
+ * where a clipped sample ends up. (Peaks are the read-back meters'.) */
+static void s_count_full_scale(stitch_t *st, stitch_target_t *tt, int n_channels, size_t n)
 {
+    if (!st->bits)
+        return;
     const int32_t *ints = st->scratch;
-    const float *floats = st->scratch;
-    const int32_t top = st->bits ? (int32_t)(((1u << (st->bits - 1)) - 1u) << (32 - st->bits)) : 0;
-    for (int c = 0; c < n_channels; c++) {
-        double peak = tt->peak[c];
+    const int32_t top = (int32_t)(((1u << (st->bits - 1)) - 1u) << (32 - st->bits));
+    for (int c = 0; c < n_channels; c++)
         for (size_t i = 0; i < n; i++) {
-            size_t k = i * (size_t)n_channels + (size_t)c;
-            double v = st->bits ? fabs((double)ints[k]) / 2147483648.0 : fabs((double)floats[k]);
-            peak = v > peak ? v : peak;
-            if (st->bits && (ints[k] >= top || ints[k] == INT32_MIN))
+            const int32_t v = ints[i * (size_t)n_channels + (size_t)c];
+            if (v >= top || v == INT32_MIN)
                 tt->full_scale[c]++;
         }
-        tt->peak[c] = peak;
-    }
 }
 
 /* Writes n frames of target t that start at timeline frame `start` (the
@@ -371,7 +366,7 @@ static sf_rc s_write_frames(stitch_t *st, uint32_t t, size_t slot, int64_t start
             sf_dsp_interleave(st->scratch, channels, n_channels, n);
         else
             sf_dsp_quantize(st->scratch, channels, n_channels, n, st->bits, st->dither, tt->key, start);
-        s_track_peaks(st, tt, n_channels, n);
+        s_count_full_scale(st, tt, n_channels, n);
         for (int f = 0; rc == SF_OK && f < tt->n_files; f++) {
             stitch_file_t *sf = &tt->files[f];
             if (st->interleave) {
@@ -575,16 +570,6 @@ uint64_t stitch_full_scale(const stitch_t *st, uint32_t t, int file)
     return n;
 }
 
-double stitch_peak(const stitch_t *st, uint32_t t, int file)
-{
-    const stitch_target_t *tt = &st->targets[t];
-    int n_channels = st->plan->targets[t].n_channels;
-    double peak = 0;
-    for (int c = 0; c < n_channels; c++)
-        if (st->interleave || c == file)
-            peak = tt->peak[c] > peak ? tt->peak[c] : peak;
-    return peak;
-}
 stitch_null_t stitch_null_result(const stitch_t *st) { return st->null; }
 
 void stitch_destroy(stitch_t **self_p, bool remove_partials)

@@ -54,8 +54,6 @@ int64_t stitch_length(const stitch_t *st);
 /* The container of a target's files: the session's format, or RF64 where a
  * WAV would pass 4 GiB. */
 sf_format_t stitch_format(const stitch_t *st, uint32_t target_index);
-/* Sample peak of a file as written (linear, full scale 1). */
-double stitch_peak(const stitch_t *st, uint32_t target_index, int file);
 /* Samples of a file written at full scale (integer formats: the largest or
  * smallest value, where clipping puts a sample). */
 uint64_t stitch_full_scale(const stitch_t *st, uint32_t target_index, int file);
