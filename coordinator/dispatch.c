@@ -213,6 +213,16 @@ static sf_rc s_render_alloc(render_t *r)
     return SF_OK;
 }
 
+#define S_LINE_BYTES 2048 /* a profile message */
+
+/* Keeps the first line it is given (ctx: S_LINE_BYTES, empty at first). */
+static void s_first_line(void *ctx, const char *line)
+{
+    char *first = ctx;
+    if (!first[0])
+        snprintf(first, S_LINE_BYTES, "%s", line);
+}
+
 sf_rc dispatch_submit(dispatch_t *d, const char *session_path, const uint8_t *yaml, size_t n_yaml_bytes,
                       const char *out_dir, int64_t segment_frames, bool force, const char *profile,
                       dispatch_event_fn fn, void *ctx, sf_err_t *err)
@@ -250,15 +260,15 @@ sf_rc dispatch_submit(dispatch_t *d, const char *session_path, const uint8_t *ya
     }
     sf_diags_free(&diags);
     if (profile && *profile) {
-        char lines[2048];
+        char lines[S_LINE_BYTES];
         if (!sf_profile_parse(profile, &r->session->output.profile)) {
             snprintf(lines, sizeof lines, "unknown profile '%s' (expected %s)", profile, sf_profile_names());
             s_finish(d, r, 2, lines, NULL);
             return SF_OK;
         }
-        if (sf_profile_violations(r->session, r->session->output.profile, lines, sizeof lines) > 0) {
-            lines[strcspn(lines, "\n")] = '\0'; /* the first; the client checked them all before submitting */
-            s_finish(d, r, 2, lines, NULL);
+        lines[0] = '\0';
+        if (sf_profile_violations(r->session, r->session->output.profile, s_first_line, lines) > 0) {
+            s_finish(d, r, 2, lines, NULL); /* the first; the client checked them all before submitting */
             return SF_OK;
         }
     }

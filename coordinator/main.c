@@ -235,6 +235,11 @@ static int s_load(const char *path, bool strict, uint8_t **yaml, size_t *n_yaml,
     return EXIT_OK;
 }
 
+static void s_profile_error(void *session_path, const char *line)
+{
+    fprintf(stderr, "%s: error: %s\n", (const char *)session_path, line);
+}
+
 /* --profile replaces the session's output.profile; every setting the
  * profile needs and the session lacks is bad input, each on its line. */
 static int s_apply_profile(const options_t *o, sf_session_t *s)
@@ -243,14 +248,7 @@ static int s_apply_profile(const options_t *o, sf_session_t *s)
         return EXIT_OK;
     if (!sf_profile_parse(o->profile, &s->output.profile))
         return s_usage_error("--profile: unknown profile '%s' (expected %s)", o->profile, sf_profile_names());
-    char lines[2048];
-    if (sf_profile_violations(s, s->output.profile, lines, sizeof lines) == 0)
-        return EXIT_OK;
-    for (char *line = lines, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
-        *nl = '\0';
-        fprintf(stderr, "%s: error: %s\n", s->path, line);
-    }
-    return EXIT_USAGE;
+    return sf_profile_violations(s, s->output.profile, s_profile_error, s->path) ? EXIT_USAGE : EXIT_OK;
 }
 
 static int s_segment_frames(const options_t *o, const sf_session_t *s, int64_t *frames)

@@ -43,58 +43,53 @@ const sf_profile_spec_t *sf_profile_spec(sf_profile_t p)
     return (unsigned)p < sizeof s_specs / sizeof *s_specs ? &s_specs[p] : &s_specs[SF_PROFILE_NONE];
 }
 
-static void s_line(char *buf, size_t n_bytes, size_t *n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void s_line(char *buf, size_t n_bytes, size_t *n, const char *fmt, ...)
+/* Formats one violation and hands it to fn. */
+static void s_line(sf_profile_violation_fn fn, void *ctx, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void s_line(sf_profile_violation_fn fn, void *ctx, size_t *n, const char *fmt, ...)
 {
-    size_t used = strlen(buf);
-    if (used + 1 < n_bytes) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(buf + used, n_bytes - used, fmt, ap);
-        va_end(ap);
-        used = strlen(buf);
-        if (used + 1 < n_bytes) {
-            buf[used] = '\n';
-            buf[used + 1] = '\0';
-        }
-    }
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (fn)
+        fn(ctx, line);
     (*n)++;
 }
 
-size_t sf_profile_violations(const sf_session_t *s, sf_profile_t p, char *buf, size_t n_bytes)
+size_t sf_profile_violations(const sf_session_t *s, sf_profile_t p, sf_profile_violation_fn fn, void *ctx)
 {
     size_t n = 0;
-    if (n_bytes)
-        buf[0] = '\0';
     const sf_output_t *o = &s->output;
     const char *name = sf_profile_name(p);
     switch (p) {
     case SF_PROFILE_NONE: break;
     case SF_PROFILE_STEM_MASTERING:
         if (o->sample_format != SF_SAMPLE_PCM24)
-            s_line(buf, n_bytes, &n, "profile '%s' needs output.sample_format: pcm24, not %s", name,
+            s_line(fn, ctx, &n, "profile '%s' needs output.sample_format: pcm24, not %s", name,
                    sf_sample_format_name(o->sample_format));
         if (o->dither == SF_DITHER_TPDF)
-            s_line(buf, n_bytes, &n, "profile '%s' needs no dither (output.dither: none or auto), not tpdf", name);
+            s_line(fn, ctx, &n, "profile '%s' needs no dither (output.dither: none or auto), not tpdf", name);
         if (o->master_apply)
-            s_line(buf, n_bytes, &n, "profile '%s' needs the master bypassed (output.master: bypass)", name);
+            s_line(fn, ctx, &n, "profile '%s' needs the master bypassed (output.master: bypass)", name);
         break;
     case SF_PROFILE_EBU_R128:
     case SF_PROFILE_ATSC_A85:
         if (s->n_mixes == 0)
-            s_line(buf, n_bytes, &n, "profile '%s' judges the mixes' loudness: the session has no mix", name);
+            s_line(fn, ctx, &n, "profile '%s' judges the mixes' loudness: the session has no mix", name);
         break;
     case SF_PROFILE_ARCHIVE:
         if (o->format != SF_FILE_WAV && o->format != SF_FILE_RF64)
-            s_line(buf, n_bytes, &n, "profile '%s' needs Broadcast WAV: output.format wav or rf64, not %s", name,
+            s_line(fn, ctx, &n, "profile '%s' needs Broadcast WAV: output.format wav or rf64, not %s", name,
                    sf_format_name(o->format));
         if (!o->bwf)
-            s_line(buf, n_bytes, &n, "profile '%s' needs output.bwf: true", name);
+            s_line(fn, ctx, &n, "profile '%s' needs output.bwf: true", name);
         if (o->sample_format != SF_SAMPLE_PCM24)
-            s_line(buf, n_bytes, &n, "profile '%s' needs output.sample_format: pcm24, not %s", name,
+            s_line(fn, ctx, &n, "profile '%s' needs output.sample_format: pcm24, not %s", name,
                    sf_sample_format_name(o->sample_format));
         if (!s->multitracks)
-            s_line(buf, n_bytes, &n, "profile '%s' needs multitracks: true (the consolidated tracks)", name);
+            s_line(fn, ctx, &n, "profile '%s' needs multitracks: true (the consolidated tracks)", name);
         break;
     }
     return n;

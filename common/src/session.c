@@ -2320,6 +2320,13 @@ static void s_multitracks(s_ctx_t *c, const s_node_t *root)
 
 /* ---- step 3: whole-model checks -------------------------------------- */
 
+/* A setting output.profile needs, reported at the profile's value. */
+static void s_profile_error(void *ctx, const char *line)
+{
+    s_ctx_t *c = ctx;
+    s_error(c, c->profile->mark, "%s", line);
+}
+
 static void s_check_region(s_ctx_t *c, const s_node_t *root, const s_region_t *region)
 {
     sf_session_t *s = c->s;
@@ -2783,14 +2790,8 @@ static void s_build(s_ctx_t *c, const s_node_t *root)
     if (c->rc)
         return;
     s_check_routing(c);
-    if (c->profile) { /* settings the profile needs, known once every section is read */
-        char lines[2048];
-        size_t n = sf_profile_violations(c->s, c->s->output.profile, lines, sizeof lines);
-        for (char *line = lines, *nl; n > 0 && (nl = strchr(line, '\n')); line = nl + 1) {
-            *nl = '\0';
-            s_error(c, c->profile->mark, "%s", line);
-        }
-    }
+    if (c->profile) /* settings the profile needs, known once every section is read */
+        sf_profile_violations(c->s, c->s->output.profile, s_profile_error, c);
     if (!c->rc && c->diags->n_errors == c->n_errors_before)
         s_auto_end(c);
 }

@@ -41,9 +41,10 @@ typedef struct {
 
 const sf_profile_spec_t *sf_profile_spec(sf_profile_t p);
 
-/* The settings of s that profile p does not accept, one line each
- * ("profile 'archive' needs output.bwf: true"), into buf (n_bytes);
- * returns how many. */
-size_t sf_profile_violations(const sf_session_t *s, sf_profile_t p, char *buf, size_t n_bytes);
+/* The settings of s that profile p does not accept: fn (NULL: none) gets
+ * each as one line ("profile 'archive' needs output.bwf: true"); returns
+ * how many. */
+typedef void (*sf_profile_violation_fn)(void *ctx, const char *line);
+size_t sf_profile_violations(const sf_session_t *s, sf_profile_t p, sf_profile_violation_fn fn, void *ctx);
 
 #endif
