@@ -31,16 +31,18 @@
 #include <time.h>
 #include <zmq.h>
 
-#define MAX_ATTEMPTS       3
+#define MAX_NODES_PER_JOB  3                     /* different nodes a job may fail on before it fails its render */
 #define MAX_KNOWN_SESSIONS SF_WIRE_NODE_SESSIONS /* what a node keeps */
 #define ROUTING_ID_MAX     256
+#define NODE_NAME_MAX      64
+#define RESET_EVERY_MS     2000 /* Resets to one unknown peer, at most one per this */
 
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_state_t;
 
 typedef struct {
     uint8_t id[ROUTING_ID_MAX];
     size_t n_id;
-    char name[64];
+    char name[NODE_NAME_MAX];
     uint32_t slots;
     uint32_t credits; /* jobs it asked for and has not been sent */
     uint32_t in_flight;
@@ -48,7 +50,32 @@ typedef struct {
     uint8_t known[MAX_KNOWN_SESSIONS][SF_SESSION_HASH_BYTES]; /* sessions it holds, ring */
     size_t n_known;
     bool alive;
+    uint32_t fails_in_row; /* failed jobs since its last good one */
+    uint32_t failures;     /* failed jobs since it joined */
+    uint64_t jobs_done;
 } node_t;
+
+/* Quarantines outlive connections: a node that reconnects under the same
+ * name is still quarantined. */
+typedef struct {
+    char name[NODE_NAME_MAX];
+    int64_t until_ms;
+    char why[512];
+} quarantine_t;
+
+/* The nodes a job failed on and what they said, for the final message. */
+typedef struct {
+    uint32_t n;
+    char node[MAX_NODES_PER_JOB][NODE_NAME_MAX];
+    char msg[MAX_NODES_PER_JOB][512];
+} failure_log_t;
+
+/* The last Reset sent to an unknown peer. */
+typedef struct {
+    uint8_t id[ROUTING_ID_MAX];
+    size_t n_id;
+    int64_t at_ms;
+} reset_t;
 
 typedef struct render render_t;
 struct render {
@@ -59,17 +86,21 @@ struct render {
     char *out_dir;
     plan_t *plan;
     stitch_t *stitch;
+    int32_t priority;
     job_state_t *state;
     uint32_t *attempt;
-    uint32_t *failures;
-    int *node_of; /* index into nodes while RUNNING */
+    failure_log_t **fails; /* per job, NULL until it first fails */
+    int *node_of;          /* index into nodes while RUNNING */
+    int64_t *moved_ms;     /* RUNNING: when its progress last moved (or it was sent) */
+    uint64_t *progress;    /* RUNNING: frames done, as the node last said */
     deliver_segment_t *segments;
     size_t *requeued; /* FIFO of job indices to send before the cursor */
     size_t n_requeued;
     size_t cursor; /* next position in dispatch order */
     size_t jobs_done;
     int64_t started_ms;
-    int64_t nodeless_since_ms; /* when it last found no node at all; 0: has nodes */
+    int64_t nodeless_since_ms;   /* when it last found no node at all; 0: has nodes */
+    int64_t ineligible_since_ms; /* when a queued job last found no node it may run on; 0: none */
     bool finished;
     dispatch_event_fn fn;
     void *ctx;
@@ -91,8 +122,14 @@ struct dispatch {
     size_t n_nodes;
     size_t cap_nodes;
     render_t *renders;
+    render_t **order; /* renders by priority, then age: rebuilt per assignment round */
+    size_t cap_order;
     uint32_t next_render_id;
     int64_t next_heartbeat_ms;
+    quarantine_t *quarantine;
+    size_t n_quarantine;
+    reset_t resets[16]; /* ring */
+    size_t n_resets;
 };
 
 static int64_t s_now_ms(void)
@@ -140,6 +177,7 @@ static void s_emit(dispatch_t *d, render_t *r, dispatch_event_kind_t kind, int e
 {
     dispatch_event_t ev = {
         .kind = kind,
+        .render_id = r->id,
         .jobs_done = r->jobs_done,
         .jobs_total = r->plan ? r->plan->n_jobs : 0,
         .nodes = s_live_nodes(d),
@@ -160,8 +198,13 @@ static void s_render_free(render_t *r)
     sf_free(r->out_dir);
     sf_free(r->state);
     sf_free(r->attempt);
-    sf_free(r->failures);
+    if (r->fails && r->plan)
+        for (size_t j = 0; j < r->plan->n_jobs; j++)
+            sf_free(r->fails[j]);
+    sf_free(r->fails);
     sf_free(r->node_of);
+    sf_free(r->moved_ms);
+    sf_free(r->progress);
     sf_free(r->segments);
     sf_free(r->requeued);
     sf_free(r);
@@ -202,11 +245,14 @@ static sf_rc s_render_alloc(render_t *r)
     size_t n = r->plan->n_jobs ? r->plan->n_jobs : 1;
     r->state = sf_calloc(n, sizeof *r->state);
     r->attempt = sf_calloc(n, sizeof *r->attempt);
-    r->failures = sf_calloc(n, sizeof *r->failures);
+    r->fails = sf_calloc(n, sizeof *r->fails);
     r->node_of = sf_calloc(n, sizeof *r->node_of);
+    r->moved_ms = sf_calloc(n, sizeof *r->moved_ms);
+    r->progress = sf_calloc(n, sizeof *r->progress);
     r->segments = sf_calloc(n, sizeof *r->segments);
     r->requeued = sf_calloc(n, sizeof *r->requeued);
-    if (!r->state || !r->attempt || !r->failures || !r->node_of || !r->segments || !r->requeued)
+    if (!r->state || !r->attempt || !r->fails || !r->node_of || !r->moved_ms || !r->progress || !r->segments ||
+        !r->requeued)
         return SF_E_NOMEM;
     for (size_t j = 0; j < n; j++)
         r->node_of[j] = -1;
@@ -223,16 +269,18 @@ static void s_first_line(void *ctx, const char *line)
         snprintf(first, S_LINE_BYTES, "%s", line);
 }
 
-sf_rc dispatch_submit(dispatch_t *d, const char *session_path, const uint8_t *yaml, size_t n_yaml_bytes,
-                      const char *out_dir, int64_t segment_frames, bool force, const char *profile,
-                      dispatch_event_fn fn, void *ctx, sf_err_t *err)
+sf_rc dispatch_submit(dispatch_t *d, const dispatch_request_t *req, dispatch_event_fn fn, void *ctx, sf_err_t *err)
 {
+    const char *session_path = req->session_path, *profile = req->profile, *out_dir = req->out_dir;
+    const uint8_t *yaml = req->yaml;
+    const size_t n_yaml_bytes = req->n_yaml_bytes;
     render_t *r = sf_calloc(1, sizeof *r);
     if (!r)
         return SF_ERR(err, SF_E_NOMEM, "out of memory");
     r->id = ++d->next_render_id;
     r->fn = fn;
     r->ctx = ctx;
+    r->priority = req->priority;
     r->started_ms = s_now_ms();
     r->yaml = sf_malloc(n_yaml_bytes ? n_yaml_bytes : 1);
     if (!r->yaml) {
@@ -275,9 +323,9 @@ sf_rc dispatch_submit(dispatch_t *d, const char *session_path, const uint8_t *ya
     r->out_dir = sf_strdup(out_dir && *out_dir ? out_dir : r->session->output.dir);
     if (!r->out_dir)
         return SF_ERR(err, SF_E_NOMEM, "out of memory");
-    rc = plan_make(r->session, segment_frames, &r->plan, &e);
+    rc = plan_make(r->session, req->segment_frames, &r->plan, &e);
     if (rc == SF_OK)
-        rc = deliver_check_targets(r->plan, r->out_dir, force, &e);
+        rc = deliver_check_targets(r->plan, r->out_dir, req->force, &e);
     if (rc == SF_OK)
         rc = s_render_alloc(r) ? SF_ERR(&e, SF_E_NOMEM, "out of memory") : SF_OK;
     if (rc == SF_OK)
@@ -288,8 +336,8 @@ sf_rc dispatch_submit(dispatch_t *d, const char *session_path, const uint8_t *ya
         s_finish(d, r, rc == SF_E_INPUT ? 2 : 1, e.msg, NULL);
         return SF_OK;
     }
-    sf_log(SF_LOG_INFO, "coordinator dispatch", "render %u of '%s': %zu jobs (%u targets x %u segments)", r->id,
-           r->session->name, r->plan->n_jobs, r->plan->n_targets, r->plan->n_segments);
+    sf_log(SF_LOG_INFO, "coordinator dispatch", "render %u of '%s': %zu jobs (%u targets x %u segments), priority %d",
+           r->id, r->session->name, r->plan->n_jobs, r->plan->n_targets, r->plan->n_segments, (int)r->priority);
     s_emit(d, r, DISPATCH_EV_STARTED, 0, NULL, NULL);
     return SF_OK;
 }
@@ -304,12 +352,43 @@ static node_t *s_find_node(dispatch_t *d, const uint8_t *id, size_t n_id)
     return NULL;
 }
 
+/* The node's quarantine while it lasts, or NULL. */
+static const quarantine_t *s_quarantined(const dispatch_t *d, const char *name, int64_t now)
+{
+    for (size_t i = 0; i < d->n_quarantine; i++)
+        if (d->quarantine[i].until_ms > now && strcmp(d->quarantine[i].name, name) == 0)
+            return &d->quarantine[i];
+    return NULL;
+}
+
+static bool s_failed_on(const render_t *r, size_t j, const char *name)
+{
+    const failure_log_t *f = r->fails[j];
+    for (uint32_t i = 0; f && i < f->n; i++)
+        if (strcmp(f->node[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* May node n run job j of r now? */
+static bool s_eligible(const dispatch_t *d, const node_t *n, const render_t *r, size_t j, int64_t now)
+{
+    return n->alive && !s_quarantined(d, n->name, now) && !s_failed_on(r, j, n->name);
+}
+
 static void s_requeue(render_t *r, size_t j)
 {
     r->state[j] = JOB_QUEUED;
     r->node_of[j] = -1;
     r->attempt[j]++; /* a late result of the old lease is now stale */
     r->requeued[r->n_requeued++] = j;
+}
+
+static void s_emit_node_event(dispatch_t *d, const char *line)
+{
+    for (render_t *r = d->renders; r; r = r->next)
+        if (!r->finished)
+            s_emit(d, r, DISPATCH_EV_NODE, 0, line, NULL);
 }
 
 static void s_lose_node(dispatch_t *d, node_t *n, const char *why)
@@ -328,11 +407,9 @@ static void s_lose_node(dispatch_t *d, node_t *n, const char *why)
     n->alive = false;
     sf_log(SF_LOG_WARN, "coordinator dispatch", "node '%s' lost (%s); %zu jobs back in the queue", n->name, why,
            n_jobs);
-    char line[160];
+    char line[256];
     snprintf(line, sizeof line, "node '%s' lost: %s", n->name, why);
-    for (render_t *r = d->renders; r; r = r->next)
-        if (!r->finished)
-            s_emit(d, r, DISPATCH_EV_NODE, 0, line, NULL);
+    s_emit_node_event(d, line);
 }
 
 static void s_on_hello(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_wire_msg_t *m)
@@ -356,8 +433,9 @@ static void s_on_hello(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_w
     n->slots = m->u.hello.slots;
     n->alive = true;
     n->last_seen_ms = s_now_ms();
-    sf_log(SF_LOG_INFO, "coordinator dispatch", "node '%s' joined: %u cores, %u threads, %u slots, %s", n->name,
-           m->u.hello.cores, m->u.hello.threads, n->slots, m->u.hello.simd);
+    const quarantine_t *q = s_quarantined(d, n->name, n->last_seen_ms);
+    sf_log(SF_LOG_INFO, "coordinator dispatch", "node '%s' joined: %u cores, %u threads, %u slots, %s%s", n->name,
+           m->u.hello.cores, m->u.hello.threads, n->slots, m->u.hello.simd, q ? " (still quarantined)" : "");
     sf_wire_msg_t w = {.kind = SF_WIRE_WELCOME};
     w.u.welcome.node_id = (uint32_t)d->n_nodes;
     w.u.welcome.heartbeat_ms = (uint32_t)d->cfg.heartbeat_ms;
@@ -365,9 +443,7 @@ static void s_on_hello(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_w
     s_send(d, id, n_id, &w);
     char line[160];
     snprintf(line, sizeof line, "node '%s' joined", n->name);
-    for (render_t *r = d->renders; r; r = r->next)
-        if (!r->finished)
-            s_emit(d, r, DISPATCH_EV_NODE, 0, line, NULL);
+    s_emit_node_event(d, line);
 }
 
 static bool s_node_knows(const node_t *n, const uint8_t *hash)
@@ -379,31 +455,64 @@ static bool s_node_knows(const node_t *n, const uint8_t *hash)
     return false;
 }
 
-/* The next job to hand out, across renders in arrival order. */
-static bool s_next_job(dispatch_t *d, render_t **out_r, size_t *out_j)
+/* A queued job of r that node n may run: re-queued ones first (oldest
+ * first), then the next in dispatch order. Takes it off the queue. */
+static bool s_take_job(const dispatch_t *d, render_t *r, const node_t *n, int64_t now, size_t *out_j)
 {
-    for (render_t *r = d->renders; r; r = r->next) {
-        if (r->finished || !r->plan)
+    for (size_t q = 0; q < r->n_requeued; q++) {
+        size_t j = r->requeued[q];
+        if (r->state[j] != JOB_QUEUED) { /* taken since: drop the stale entry */
+            memmove(r->requeued + q, r->requeued + q + 1, (r->n_requeued - q - 1) * sizeof *r->requeued);
+            r->n_requeued--;
+            q--;
             continue;
-        while (r->n_requeued) {
-            size_t j = r->requeued[0];
-            memmove(r->requeued, r->requeued + 1, --r->n_requeued * sizeof *r->requeued);
-            if (r->state[j] == JOB_QUEUED) {
-                *out_r = r;
-                *out_j = j;
-                return true;
-            }
         }
-        while (r->cursor < r->plan->n_jobs) {
-            size_t j = plan_dispatch_order(r->plan, r->cursor++);
-            if (r->state[j] == JOB_QUEUED) {
-                *out_r = r;
-                *out_j = j;
-                return true;
-            }
+        if (!s_eligible(d, n, r, j, now))
+            continue;
+        memmove(r->requeued + q, r->requeued + q + 1, (r->n_requeued - q - 1) * sizeof *r->requeued);
+        r->n_requeued--;
+        *out_j = j;
+        return true;
+    }
+    if (s_quarantined(d, n->name, now))
+        return false;
+    while (r->cursor < r->plan->n_jobs) {
+        size_t j = plan_dispatch_order(r->plan, r->cursor++);
+        if (r->state[j] == JOB_QUEUED) {
+            *out_j = j;
+            return true;
         }
     }
     return false;
+}
+
+static int s_by_priority(const void *a, const void *b)
+{
+    const render_t *ra = *(render_t *const *)a, *rb = *(render_t *const *)b;
+    if (ra->priority != rb->priority)
+        return ra->priority > rb->priority ? -1 : 1;
+    return ra->id < rb->id ? -1 : ra->id > rb->id;
+}
+
+/* d->order: the active renders, highest priority first, then oldest. */
+static size_t s_order_renders(dispatch_t *d)
+{
+    size_t n = 0;
+    for (render_t *r = d->renders; r; r = r->next)
+        n += !r->finished && r->plan;
+    if (n > d->cap_order) {
+        render_t **order = sf_realloc(d->order, n * sizeof *order);
+        if (!order)
+            return 0;
+        d->order = order;
+        d->cap_order = n;
+    }
+    n = 0;
+    for (render_t *r = d->renders; r; r = r->next)
+        if (!r->finished && r->plan)
+            d->order[n++] = r;
+    qsort(d->order, n, sizeof *d->order, s_by_priority);
+    return n;
 }
 
 static void s_send_job(dispatch_t *d, node_t *n, render_t *r, size_t j)
@@ -429,25 +538,35 @@ static void s_send_job(dispatch_t *d, node_t *n, render_t *r, size_t j)
     m.u.job.attempt = r->attempt[j];
     r->state[j] = JOB_RUNNING;
     r->node_of[j] = (int)(n - d->nodes);
+    r->moved_ms[j] = s_now_ms();
+    r->progress[j] = 0;
     n->credits--;
     n->in_flight++;
     s_send(d, n->id, n->n_id, &m);
 }
 
-/* Hands out queued jobs one per node per round, so work spreads evenly. */
+/* Hands out queued jobs one per node per round, so work spreads evenly;
+ * each node takes from the first render in priority order that has a job
+ * it may run. */
 static void s_assign(dispatch_t *d)
 {
+    size_t n_order = s_order_renders(d);
+    int64_t now = s_now_ms();
     bool sent = true;
     while (sent) {
         sent = false;
         for (size_t i = 0; i < d->n_nodes; i++) {
             node_t *n = &d->nodes[i];
-            render_t *r;
-            size_t j;
-            if (!n->alive || n->credits == 0 || !s_next_job(d, &r, &j))
+            if (!n->alive || n->credits == 0)
                 continue;
-            s_send_job(d, n, r, j);
-            sent = true;
+            for (size_t k = 0; k < n_order; k++) {
+                size_t j;
+                if (!d->order[k]->finished && s_take_job(d, d->order[k], n, now, &j)) {
+                    s_send_job(d, n, d->order[k], j);
+                    sent = true;
+                    break;
+                }
+            }
         }
     }
 }
@@ -481,19 +600,72 @@ static void s_complete(dispatch_t *d, render_t *r)
     sf_free(manifest);
 }
 
-/* A failed attempt: the job goes back to the queue, or fails the render. */
+/* "'a': why; 'b': why" of a job's failures. */
+static void s_failures_text(const failure_log_t *f, char *buf, size_t n_bytes)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; f && i < f->n && used < n_bytes; i++) {
+        int w = snprintf(buf + used, n_bytes - used, "%s'%s': %s", i ? "; " : "", f->node[i], f->msg[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+/* Counts a failed job against node n; quarantines it after
+ * quarantine_after in a row. */
+static void s_node_failed(dispatch_t *d, node_t *n, const char *why)
+{
+    n->failures++;
+    if (++n->fails_in_row < (uint32_t)d->cfg.quarantine_after)
+        return;
+    int64_t now = s_now_ms();
+    quarantine_t *q = NULL;
+    for (size_t i = 0; i < d->n_quarantine && !q; i++)
+        if (strcmp(d->quarantine[i].name, n->name) == 0)
+            q = &d->quarantine[i];
+    if (!q) {
+        quarantine_t *grown = sf_realloc(d->quarantine, (d->n_quarantine + 1) * sizeof *grown);
+        if (!grown)
+            return;
+        d->quarantine = grown;
+        q = &d->quarantine[d->n_quarantine++];
+        snprintf(q->name, sizeof q->name, "%s", n->name);
+    }
+    q->until_ms = now + d->cfg.quarantine_ms;
+    snprintf(q->why, sizeof q->why, "%u failed jobs in a row, the last: %s", n->fails_in_row, why);
+    n->fails_in_row = 0;
+    sf_log(SF_LOG_WARN, "coordinator dispatch", "node '%s' quarantined for %.0f s: %s", n->name,
+           d->cfg.quarantine_ms / 1000.0, q->why);
+    char line[768];
+    snprintf(line, sizeof line, "node '%s' quarantined for %.0f s: %s", n->name, d->cfg.quarantine_ms / 1000.0, q->why);
+    s_emit_node_event(d, line);
+}
+
+/* A failed attempt: the job goes back to the queue for another node, or
+ * fails the render once it has failed on MAX_NODES_PER_JOB nodes. */
 static void s_job_failed(dispatch_t *d, render_t *r, size_t j, node_t *n, const char *why)
 {
     const plan_job_t *pj = &r->plan->jobs[j];
     char target[256];
     plan_target_label(r->plan, pj->target_index, target, sizeof target);
-    r->failures[j]++;
-    sf_log(SF_LOG_WARN, "coordinator dispatch", "job %s segment %u failed on node '%s' (attempt %u): %s", target,
-           pj->segment_index, n->name, r->failures[j], why);
-    if (r->failures[j] >= MAX_ATTEMPTS) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s segment %u failed %d times; last on node '%s': %s", target, pj->segment_index,
-                 MAX_ATTEMPTS, n->name, why);
+    if (!r->fails[j])
+        r->fails[j] = sf_calloc(1, sizeof *r->fails[j]);
+    failure_log_t *f = r->fails[j];
+    if (f && f->n < MAX_NODES_PER_JOB && !s_failed_on(r, j, n->name)) {
+        snprintf(f->node[f->n], sizeof f->node[f->n], "%s", n->name);
+        snprintf(f->msg[f->n], sizeof f->msg[f->n], "%s", why);
+        f->n++;
+    }
+    sf_log(SF_LOG_WARN, "coordinator dispatch", "job %s segment %u failed on node '%s' (%u of %d nodes): %s", target,
+           pj->segment_index, n->name, f ? f->n : 0, MAX_NODES_PER_JOB, why);
+    s_node_failed(d, n, why);
+    if (!f || f->n >= MAX_NODES_PER_JOB) {
+        char msg[2400], list[1800];
+        s_failures_text(f, list, sizeof list);
+        snprintf(msg, sizeof msg, "%s segment %u failed on %u nodes: %s", target, pj->segment_index, f ? f->n : 0,
+                 f ? list : why);
         r->state[j] = JOB_QUEUED;
         r->node_of[j] = -1;
         s_finish(d, r, 1, msg, NULL);
@@ -533,6 +705,8 @@ static void s_on_result(dispatch_t *d, node_t *n, const sf_wire_msg_t *m)
     }
     r->state[j] = JOB_DONE;
     r->node_of[j] = -1;
+    n->fails_in_row = 0;
+    n->jobs_done++;
     snprintf(r->segments[j].node_name, sizeof r->segments[j].node_name, "%s", n->name);
     r->segments[j].xxh3 = m->u.result.xxh3;
     r->jobs_done++;
@@ -549,6 +723,23 @@ static void s_on_job_error(dispatch_t *d, node_t *n, const sf_wire_msg_t *m)
         r->attempt[j] != m->u.job_error.attempt)
         return;
     s_job_failed(d, r, j, n, m->u.job_error.message);
+}
+
+/* A node's heartbeat: where each job it holds has got to. */
+static void s_on_heartbeat(dispatch_t *d, node_t *n, const sf_wire_msg_t *m)
+{
+    int64_t now = s_now_ms();
+    for (size_t i = 0; i < m->u.heartbeat.n_jobs; i++) {
+        const sf_wire_job_progress_t *p = &m->u.heartbeat.jobs[i];
+        size_t j;
+        render_t *r = s_find_job(d, p->job_id, &j);
+        if (!r || r->state[j] != JOB_RUNNING || r->node_of[j] != (int)(n - d->nodes) || r->attempt[j] != p->attempt)
+            continue;
+        if (p->frames_done != r->progress[j]) {
+            r->progress[j] = p->frames_done;
+            r->moved_ms[j] = now;
+        }
+    }
 }
 
 /* ---- clients ---------------------------------------------------------- */
@@ -568,8 +759,112 @@ static void s_forward_to_client(void *ctx, const dispatch_event_t *ev)
         m.u.progress.jobs_total = ev->jobs_total;
         m.u.progress.nodes = ev->nodes;
         m.u.progress.event = ev->message ? ev->message : "";
+        m.u.progress.render_id = ev->render_id;
     }
     s_send(c->d, c->id, c->n_id, &m);
+}
+
+static void s_reply_done(dispatch_t *d, const uint8_t *id, size_t n_id, int exit_code, const char *message)
+{
+    sf_wire_msg_t done = {.kind = SF_WIRE_DONE};
+    done.u.done.exit_code = (uint32_t)exit_code;
+    done.u.done.message = message;
+    done.u.done.manifest_path = "";
+    s_send(d, id, n_id, &done);
+}
+
+static void s_on_cancel(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_wire_msg_t *m)
+{
+    char line[256];
+    for (render_t *r = d->renders; r; r = r->next)
+        if (r->id == m->u.cancel.render_id && !r->finished) {
+            snprintf(line, sizeof line, "render %u of '%s' cancelled", r->id, r->session ? r->session->name : "?");
+            sf_log(SF_LOG_INFO, "coordinator dispatch", "%s by a client", line);
+            s_finish(d, r, 1, "cancelled by a client ('stemfarm cancel')", NULL);
+            s_reply_done(d, id, n_id, 0, line);
+            return;
+        }
+    snprintf(line, sizeof line, "no render %u in progress on this coordinator", m->u.cancel.render_id);
+    s_reply_done(d, id, n_id, 2, line);
+}
+
+static void s_on_status(dispatch_t *d, const uint8_t *id, size_t n_id)
+{
+    size_t n_renders = 0, n_nodes = 0;
+    for (render_t *r = d->renders; r; r = r->next)
+        n_renders += !r->finished;
+    for (size_t i = 0; i < d->n_nodes; i++)
+        n_nodes += d->nodes[i].alive;
+    n_renders = n_renders < SF_WIRE_MAX_LIST ? n_renders : SF_WIRE_MAX_LIST;
+    n_nodes = n_nodes < SF_WIRE_MAX_LIST ? n_nodes : SF_WIRE_MAX_LIST;
+    sf_wire_render_info_t *renders = sf_calloc(n_renders ? n_renders : 1, sizeof *renders);
+    sf_wire_node_info_t *nodes = sf_calloc(n_nodes ? n_nodes : 1, sizeof *nodes);
+    if (!renders || !nodes) {
+        sf_free(renders);
+        sf_free(nodes);
+        s_reply_done(d, id, n_id, 1, "the coordinator is out of memory");
+        return;
+    }
+    int64_t now = s_now_ms();
+    size_t k = 0;
+    for (render_t *r = d->renders; r && k < n_renders; r = r->next) {
+        if (r->finished)
+            continue;
+        uint32_t running = 0;
+        for (size_t j = 0; r->plan && j < r->plan->n_jobs; j++)
+            running += r->state[j] == JOB_RUNNING;
+        renders[k++] = (sf_wire_render_info_t){.render_id = r->id,
+                                               .session_name = r->session ? r->session->name : "",
+                                               .session_path = r->session ? r->session->path : "",
+                                               .priority = r->priority,
+                                               .jobs_done = r->jobs_done,
+                                               .jobs_total = r->plan ? r->plan->n_jobs : 0,
+                                               .jobs_running = running,
+                                               .elapsed_ms = (uint64_t)(now - r->started_ms)};
+    }
+    k = 0;
+    for (size_t i = 0; i < d->n_nodes && k < n_nodes; i++) {
+        const node_t *n = &d->nodes[i];
+        if (!n->alive)
+            continue;
+        nodes[k++] = (sf_wire_node_info_t){.name = n->name,
+                                           .state = s_quarantined(d, n->name, now) ? "quarantined" : "ready",
+                                           .slots = n->slots,
+                                           .jobs_running = n->in_flight,
+                                           .jobs_done = n->jobs_done,
+                                           .failures = n->failures,
+                                           .last_seen_ms = (uint64_t)(now - n->last_seen_ms)};
+    }
+    sf_wire_msg_t m = {.kind = SF_WIRE_STATUS};
+    m.u.status.renders = renders;
+    m.u.status.n_renders = n_renders;
+    m.u.status.nodes = nodes;
+    m.u.status.n_nodes = n_nodes;
+    s_send(d, id, n_id, &m);
+    sf_free(renders);
+    sf_free(nodes);
+}
+
+/* Node traffic from a peer we do not know: after a coordinator restart its
+ * nodes still talk to the old one. Tell it, once in a while, to say hello. */
+static void s_reset_peer(dispatch_t *d, const uint8_t *id, size_t n_id, sf_wire_kind_t kind)
+{
+    int64_t now = s_now_ms();
+    size_t n = d->n_resets < 16 ? d->n_resets : 16;
+    for (size_t i = 0; i < n; i++) {
+        reset_t *x = &d->resets[i];
+        if (x->n_id == n_id && memcmp(x->id, id, n_id) == 0 && now - x->at_ms < RESET_EVERY_MS)
+            return;
+    }
+    reset_t *x = &d->resets[d->n_resets++ % 16];
+    memcpy(x->id, id, n_id);
+    x->n_id = n_id;
+    x->at_ms = now;
+    sf_log(SF_LOG_INFO, "coordinator dispatch", "%s from a node that has not said hello: asked it to",
+           sf_wire_kind_name(kind));
+    sf_wire_msg_t m = {.kind = SF_WIRE_RESET};
+    m.u.reset.reason = "this coordinator does not know the node (it restarted): say hello again";
+    s_send(d, id, n_id, &m);
 }
 
 static void s_on_submit(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_wire_msg_t *m)
@@ -582,14 +877,16 @@ static void s_on_submit(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_
     c->d = d;
     sf_log(SF_LOG_INFO, "coordinator dispatch", "submission of '%s'", m->u.submit.session_path);
     sf_err_t e = {0};
-    if (dispatch_submit(d, m->u.submit.session_path, m->u.submit.yaml, m->u.submit.n_yaml_bytes, m->u.submit.out_dir,
-                        (int64_t)m->u.submit.segment_frames, m->u.submit.force, m->u.submit.profile,
-                        s_forward_to_client, c, &e)) {
-        sf_wire_msg_t done = {.kind = SF_WIRE_DONE};
-        done.u.done.exit_code = 1;
-        done.u.done.message = e.msg;
-        done.u.done.manifest_path = "";
-        s_send(d, id, n_id, &done);
+    dispatch_request_t req = {.session_path = m->u.submit.session_path,
+                              .yaml = m->u.submit.yaml,
+                              .n_yaml_bytes = m->u.submit.n_yaml_bytes,
+                              .out_dir = m->u.submit.out_dir,
+                              .segment_frames = (int64_t)m->u.submit.segment_frames,
+                              .force = m->u.submit.force,
+                              .profile = m->u.submit.profile,
+                              .priority = m->u.submit.priority};
+    if (dispatch_submit(d, &req, s_forward_to_client, c, &e)) {
+        s_reply_done(d, id, n_id, 1, e.msg);
         sf_free(c);
     }
 }
@@ -608,9 +905,18 @@ static void s_on_message(dispatch_t *d, const uint8_t *id, size_t n_id, const ui
     }
     if (n)
         n->last_seen_ms = s_now_ms();
+    bool node_traffic = m.kind == SF_WIRE_CREDIT || m.kind == SF_WIRE_RESULT || m.kind == SF_WIRE_JOB_ERROR ||
+                        m.kind == SF_WIRE_HEARTBEAT || m.kind == SF_WIRE_BYE;
+    if (!n && node_traffic && m.kind != SF_WIRE_BYE) {
+        s_reset_peer(d, id, n_id, m.kind);
+        sf_wire_msg_clear(&m);
+        return;
+    }
     switch (m.kind) {
     case SF_WIRE_HELLO: s_on_hello(d, id, n_id, &m); break;
     case SF_WIRE_SUBMIT: s_on_submit(d, id, n_id, &m); break;
+    case SF_WIRE_CANCEL: s_on_cancel(d, id, n_id, &m); break;
+    case SF_WIRE_STATUS_REQUEST: s_on_status(d, id, n_id); break;
     case SF_WIRE_CREDIT:
         if (n) {
             uint32_t room = n->slots > n->in_flight + n->credits ? n->slots - n->in_flight - n->credits : 0;
@@ -633,13 +939,85 @@ static void s_on_message(dispatch_t *d, const uint8_t *id, size_t n_id, const ui
         if (n)
             s_lose_node(d, n, m.u.bye.reason[0] ? m.u.bye.reason : "said goodbye");
         break;
-    case SF_WIRE_HEARTBEAT: break;
+    case SF_WIRE_HEARTBEAT:
+        if (n)
+            s_on_heartbeat(d, n, &m);
+        break;
     default:
         sf_log(SF_LOG_WARN, "coordinator dispatch", "unexpected %s from %s", sf_wire_kind_name(m.kind),
                n ? n->name : "unknown peer");
         break;
     }
     sf_wire_msg_clear(&m);
+}
+
+/* Running jobs whose progress stood still past the limit go elsewhere
+ * (the node keeps its copy and answers it in time; that answer is stale). */
+static void s_check_stuck(dispatch_t *d, int64_t now)
+{
+    for (render_t *r = d->renders; r; r = r->next) {
+        for (size_t j = 0; !r->finished && r->plan && j < r->plan->n_jobs; j++) {
+            if (r->state[j] != JOB_RUNNING || now - r->moved_ms[j] <= d->cfg.stuck_timeout_ms)
+                continue;
+            char why[160];
+            snprintf(why, sizeof why, "no progress for %.1f s (stuck at frame %" PRIu64 ")",
+                     (double)(now - r->moved_ms[j]) / 1000.0, r->progress[j]);
+            s_job_failed(d, r, j, &d->nodes[r->node_of[j]], why);
+        }
+    }
+}
+
+/* A queued job that no connected node may run (each failed it, or is
+ * quarantined) fails its render after a short grace for nodes to join. */
+static void s_check_eligible(dispatch_t *d, int64_t now)
+{
+    if (s_live_nodes(d) == 0)
+        return; /* no node at all: the no-node timeout speaks */
+    for (render_t *r = d->renders; r; r = r->next) {
+        if (r->finished || !r->plan)
+            continue;
+        size_t stuck_job = SIZE_MAX;
+        bool any_queued = r->n_requeued > 0 || r->cursor < r->plan->n_jobs;
+        for (size_t q = 0; q < r->n_requeued && stuck_job == SIZE_MAX; q++) {
+            size_t j = r->requeued[q];
+            bool someone = false;
+            for (size_t i = 0; i < d->n_nodes && !someone; i++)
+                someone = s_eligible(d, &d->nodes[i], r, j, now);
+            if (r->state[j] == JOB_QUEUED && !someone)
+                stuck_job = j;
+        }
+        if (stuck_job == SIZE_MAX && any_queued && r->cursor < r->plan->n_jobs) {
+            bool someone = false; /* fresh jobs: any node not quarantined */
+            for (size_t i = 0; i < d->n_nodes && !someone; i++)
+                someone = d->nodes[i].alive && !s_quarantined(d, d->nodes[i].name, now);
+            if (!someone)
+                stuck_job = plan_dispatch_order(r->plan, r->cursor);
+        }
+        if (stuck_job == SIZE_MAX) {
+            r->ineligible_since_ms = 0;
+            continue;
+        }
+        if (!r->ineligible_since_ms)
+            r->ineligible_since_ms = now;
+        if (now - r->ineligible_since_ms < 3 * d->cfg.heartbeat_ms)
+            continue;
+        char target[256], failed[1800], quarantined[1024] = "", msg[3500];
+        const plan_job_t *pj = &r->plan->jobs[stuck_job];
+        plan_target_label(r->plan, pj->target_index, target, sizeof target);
+        s_failures_text(r->fails[stuck_job], failed, sizeof failed);
+        size_t used = 0;
+        for (size_t i = 0; i < d->n_nodes; i++) {
+            const quarantine_t *q = d->nodes[i].alive ? s_quarantined(d, d->nodes[i].name, now) : NULL;
+            if (q && used < sizeof quarantined) {
+                int w = snprintf(quarantined + used, sizeof quarantined - used, "%s'%s' (%s)", used ? "; " : "",
+                                 q->name, q->why);
+                used += w > 0 ? (size_t)w : 0;
+            }
+        }
+        snprintf(msg, sizeof msg, "no node left that may render %s segment %u%s%s%s%s", target, pj->segment_index,
+                 failed[0] ? "; it failed on " : "", failed, quarantined[0] ? "; quarantined: " : "", quarantined);
+        s_finish(d, r, 1, msg, NULL);
+    }
 }
 
 static void s_timers(dispatch_t *d)
@@ -650,6 +1028,8 @@ static void s_timers(dispatch_t *d)
         if (n->alive && now - n->last_seen_ms > d->cfg.node_timeout_ms)
             s_lose_node(d, n, "silent past the timeout");
     }
+    s_check_stuck(d, now);
+    s_check_eligible(d, now);
     if (now >= d->next_heartbeat_ms) {
         sf_wire_msg_t hb = {.kind = SF_WIRE_HEARTBEAT};
         for (size_t i = 0; i < d->n_nodes; i++)
@@ -767,6 +1147,12 @@ sf_rc dispatch_new(const dispatch_config_t *cfg, dispatch_t **out, sf_err_t *err
         d->cfg.node_timeout_ms = 15000;
     if (!d->cfg.no_node_timeout_ms)
         d->cfg.no_node_timeout_ms = 30000;
+    if (!d->cfg.stuck_timeout_ms)
+        d->cfg.stuck_timeout_ms = 120000;
+    if (!d->cfg.quarantine_after)
+        d->cfg.quarantine_after = 3;
+    if (!d->cfg.quarantine_ms)
+        d->cfg.quarantine_ms = 300000;
     d->ctx = cfg->zmq_context;
     if (!d->ctx) {
         d->ctx = zmq_ctx_new();
@@ -808,6 +1194,8 @@ void dispatch_destroy(dispatch_t **self_p)
     if (d->own_ctx && d->ctx)
         zmq_ctx_term(d->ctx);
     sf_free(d->nodes);
+    sf_free(d->order);
+    sf_free(d->quarantine);
     sf_free(d);
     *self_p = NULL;
 }

@@ -1,14 +1,27 @@
 /* dispatch.h -- the coordinator: one ZeroMQ ROUTER, one poll loop.
  *
  * Nodes (DEALER) say hello and ask for jobs with credits; the coordinator
- * never sends a node more jobs than it asked for. Before a node's first job
+ * never sends a node more jobs than it asked for. Renders are served by
+ * priority (higher first), then in the order they came; a node with credit
+ * takes from the next render when the first has nothing it may run. Before a node's first job
  * of a session it receives the session itself (YAML bytes, by hash). Results
  * are untrusted: the job must be one this node holds at this attempt, the
  * channel and frame counts must be the planned ones and the xxh3 must match
  * the frames, or the result counts as a failed attempt. Accepted frames go
  * to the stitcher; when a render's last job is in, it is verified and
- * delivered (deliver.h). A job that fails three times fails its render with
- * the node's message. Nodes silent past the timeout lose their jobs.
+ * delivered (deliver.h).
+ *
+ * Leases: a job runs on one node at one attempt (the lease epoch); answers
+ * for another attempt, or from a node that lost the job, are dropped. Nodes
+ * report each held job's progress in their heartbeats; a job whose progress
+ * stands still past stuck_timeout_ms is re-issued elsewhere, and a node
+ * silent past node_timeout_ms loses every job it held. A failed job goes to
+ * a node it has not failed on; on three different nodes it fails its render
+ * with their messages, and when no node it may run on is left, the render
+ * fails at once saying why. A node that fails quarantine_after jobs in a row
+ * gets no jobs for quarantine_ms (by name, so reconnecting does not clear
+ * it). A peer that is not a known node and sends node traffic (after a
+ * coordinator restart) is told to say hello again (Reset).
  *
  * Renders come from this process (the embedded `stemfarm render`) or from
  * clients (`stemfarm render --farm`), which get progress and a final status.
@@ -33,6 +46,9 @@ typedef struct {
     int heartbeat_ms;       /* 0: 1000 */
     int node_timeout_ms;    /* a node silent this long is lost; 0: 15000 */
     int no_node_timeout_ms; /* a render with no node at all fails (exit 3) after this; 0: 30000 */
+    int stuck_timeout_ms;   /* a running job whose progress stands still this long is re-issued; 0: 120000 */
+    int quarantine_after;   /* failed jobs in a row that quarantine a node; 0: 3 */
+    int quarantine_ms;      /* how long a quarantine lasts; 0: 300000 */
     bool exit_when_idle;    /* return once every render is finished (embedded) */
     atomic_int *stop;       /* optional: return soon after *stop != 0 */
 } dispatch_config_t;
@@ -46,6 +62,7 @@ typedef enum {
 
 typedef struct {
     dispatch_event_kind_t kind;
+    uint32_t render_id; /* the coordinator's number for it (status, cancel) */
     uint64_t jobs_done;
     uint64_t jobs_total;
     uint32_t nodes;
@@ -61,16 +78,27 @@ typedef void (*dispatch_event_fn)(void *ctx, const dispatch_event_t *ev);
 sf_rc dispatch_new(const dispatch_config_t *cfg, dispatch_t **out, sf_err_t *err);
 void dispatch_destroy(dispatch_t **self_p);
 
-/* Queues a render of the session whose file bytes are `yaml` (loaded by the
- * caller from `session_path`) into out_dir (created if missing).
- * segment_frames 0: the plan's default. profile (NULL or "": the session's
- * output.profile) names a delivery profile (sf/profile.h) that replaces the
- * session's. Events go to fn(ctx, ...).
- * Bad input (session, plan, existing outputs without force) is reported
- * through a DONE event with exit code 2 and nothing is written. */
-sf_rc dispatch_submit(dispatch_t *d, const char *session_path, const uint8_t *yaml, size_t n_yaml_bytes,
-                      const char *out_dir, int64_t segment_frames, bool force, const char *profile,
-                      dispatch_event_fn fn, void *ctx, sf_err_t *err);
+/* A render to queue: the session whose file bytes are `yaml` (loaded by the
+ * caller from `session_path`), into out_dir (created if missing; NULL or "":
+ * the session's output.dir). segment_frames 0: the plan's default. profile
+ * (NULL or "": the session's output.profile) names a delivery profile
+ * (sf/profile.h) that replaces the session's. priority: -100..100, higher
+ * first. */
+typedef struct {
+    const char *session_path;
+    const uint8_t *yaml;
+    size_t n_yaml_bytes;
+    const char *out_dir;
+    int64_t segment_frames;
+    bool force;
+    const char *profile;
+    int32_t priority;
+} dispatch_request_t;
+
+/* Queues a render; events go to fn(ctx, ...). Bad input (session, plan,
+ * existing outputs without force) is reported through a DONE event with
+ * exit code 2 and nothing is written. */
+sf_rc dispatch_submit(dispatch_t *d, const dispatch_request_t *req, dispatch_event_fn fn, void *ctx, sf_err_t *err);
 
 /* Runs the loop until *stop, or (exit_when_idle) until every render has
  * finished; then tells the nodes to shut down. Returns SF_OK or SF_E_FARM

@@ -13,6 +13,7 @@
 /* realpath is XSI. */
 #define _XOPEN_SOURCE 700
 
+#include "client.h"
 #include "dispatch.h"
 #include "events.h"
 #include "plan.h"
@@ -78,11 +79,14 @@ static const char s_help[] =
     "  stemfarm render SESSION.yaml [-o DIR] [--nodes N] [--threads N] [--segment TIME] [--profile NAME]\n"
     "                  [--force] [--json]\n"
     "  stemfarm render SESSION.yaml --farm tcp://HOST:PORT [-o DIR] [--segment TIME] [--profile NAME]\n"
-    "                  [--force] [--json]\n"
+    "                  [--priority N] [--force] [--json]\n"
     "  stemfarm plan SESSION.yaml [--segment TIME] [--json]\n"
     "  stemfarm validate SESSION.yaml [--strict] [--profile NAME]\n"
     "  stemfarm verify DIR|MANIFEST\n"
-    "  stemfarm coordinator --bind ENDPOINT [--node-timeout SECONDS]\n"
+    "  stemfarm coordinator --bind ENDPOINT [--node-timeout SECONDS] [--stuck-timeout SECONDS]\n"
+    "                  [--quarantine-after N] [--quarantine-time SECONDS]\n"
+    "  stemfarm status --farm tcp://HOST:PORT [--json]\n"
+    "  stemfarm cancel --farm tcp://HOST:PORT RENDER\n"
     "\n"
     "render      bounce every stem; without --farm, a coordinator and --nodes local render\n"
     "            nodes run in this process (default: one node per core)\n"
@@ -90,6 +94,8 @@ static const char s_help[] =
     "validate    parse and validate the session and open every source\n"
     "verify      re-check delivered files against their manifest.json\n"
     "coordinator run a farm coordinator that stemfarm-node processes join\n"
+    "status      the renders (number, priority, progress) and nodes of a running coordinator\n"
+    "cancel      stop a render on a running coordinator; its partial files are removed\n"
     "\n"
     "--profile   stem-mastering, ebu-r128, atsc-a85 or archive: settings the session must\n"
     "            have and measurements the files must meet (replaces output.profile)\n"
@@ -109,6 +115,10 @@ typedef struct {
     int nodes;
     int threads;
     int node_timeout_s;
+    int priority;
+    int stuck_timeout_s;
+    int quarantine_after;
+    int quarantine_s;
     bool force, json, strict, resume;
 } options_t;
 
@@ -311,8 +321,14 @@ static int s_render_embedded(const options_t *o, const char *path, const uint8_t
     }
     events_t ev;
     events_init(&ev, o->json);
-    if (dispatch_submit(d, path, yaml, n_yaml, o->out_dir, segment, o->force, o->profile, events_on_dispatch, &ev,
-                        &err)) {
+    dispatch_request_t req = {.session_path = path,
+                              .yaml = yaml,
+                              .n_yaml_bytes = n_yaml,
+                              .out_dir = o->out_dir,
+                              .segment_frames = segment,
+                              .force = o->force,
+                              .profile = o->profile};
+    if (dispatch_submit(d, &req, events_on_dispatch, &ev, &err)) {
         fprintf(stderr, "stemfarm: error: %s\n", err.msg);
         dispatch_destroy(&d);
         zmq_ctx_term(ctx);
@@ -361,102 +377,41 @@ static int s_render_embedded(const options_t *o, const char *path, const uint8_t
 static int s_render_farm(const options_t *o, const char *path, const uint8_t *yaml, size_t n_yaml, int64_t segment)
 {
     char *abs_session = realpath(path, NULL);
+    if (!abs_session) {
+        fprintf(stderr, "stemfarm: error: '%s': %s\n", path, strerror(errno));
+        return EXIT_USAGE;
+    }
     char *abs_out = o->out_dir ? s_absolute(o->out_dir) : NULL;
-    void *ctx = zmq_ctx_new();
-    void *sock = zmq_socket(ctx, ZMQ_DEALER);
-    int linger = 1000;
-    int64_t max_size = 1 << 24;
-    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size);
-    int exit_code = EXIT_FARM;
-    if (!abs_session || zmq_connect(sock, o->farm) != 0) {
-        fprintf(stderr, "stemfarm: error: cannot connect to '%s': %s\n", o->farm,
-                abs_session ? zmq_strerror(zmq_errno()) : strerror(errno));
-        exit_code = abs_session ? EXIT_USAGE : EXIT_FARM;
-        goto done;
-    }
-    sf_wire_msg_t sub = {.kind = SF_WIRE_SUBMIT};
-    sub.u.submit.session_path = abs_session;
-    sub.u.submit.yaml = yaml;
-    sub.u.submit.n_yaml_bytes = n_yaml;
-    sub.u.submit.out_dir = abs_out ? abs_out : "";
-    sub.u.submit.segment_frames = (uint64_t)segment;
-    sub.u.submit.force = o->force;
-    sub.u.submit.profile = o->profile ? o->profile : "";
-    uint8_t *buf;
-    size_t n;
-    sf_err_t err = {0};
-    if (sf_wire_encode(&sub, &buf, &n, &err)) {
-        fprintf(stderr, "stemfarm: error: %s\n", err.msg);
-        exit_code = EXIT_USAGE;
-        goto done;
-    }
-    zmq_send(sock, buf, n, 0);
-    sf_free(buf);
+    dispatch_request_t req = {.session_path = abs_session,
+                              .yaml = yaml,
+                              .n_yaml_bytes = n_yaml,
+                              .out_dir = abs_out,
+                              .segment_frames = segment,
+                              .force = o->force,
+                              .profile = o->profile,
+                              .priority = o->priority};
+    client_config_t c = {.endpoint = o->farm, .interrupt = &g_stop};
     events_t ev;
     events_init(&ev, o->json);
-    /* The coordinator reports progress at least every heartbeat. */
-    const int silence_limit_ms = 30000;
-    int silent_ms = 0;
-    while (!ev.done && !atomic_load(&g_stop) && silent_ms < silence_limit_ms) {
-        zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
-        if (zmq_poll(&item, 1, 200) <= 0) {
-            silent_ms += 200;
-            continue;
-        }
-        silent_ms = 0;
-        zmq_msg_t msg;
-        zmq_msg_init(&msg);
-        if (zmq_msg_recv(&msg, sock, 0) < 0) {
-            zmq_msg_close(&msg);
-            continue;
-        }
-        sf_wire_msg_t m;
-        if (sf_wire_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &m, &err) == SF_OK) {
-            dispatch_event_t e = {0};
-            if (m.kind == SF_WIRE_PROGRESS) {
-                e.kind = m.u.progress.jobs_done ? DISPATCH_EV_PROGRESS : DISPATCH_EV_STARTED;
-                e.jobs_done = m.u.progress.jobs_done;
-                e.jobs_total = m.u.progress.jobs_total;
-                e.nodes = m.u.progress.nodes;
-                e.message = *m.u.progress.event ? m.u.progress.event : NULL;
-                events_on_dispatch(&ev, &e);
-            } else if (m.kind == SF_WIRE_DONE) {
-                e.kind = DISPATCH_EV_DONE;
-                e.exit_code = (int)m.u.done.exit_code;
-                e.message = *m.u.done.message ? m.u.done.message : NULL;
-                e.manifest_path = *m.u.done.manifest_path ? m.u.done.manifest_path : NULL;
-                events_on_dispatch(&ev, &e);
-            }
-            sf_wire_msg_clear(&m);
-        } else {
-            fprintf(stderr, "stemfarm: warning: bad message from the coordinator: %s\n", err.msg);
-        }
-        zmq_msg_close(&msg);
-    }
-    if (ev.done)
-        exit_code = ev.exit_code;
-    else if (atomic_load(&g_stop))
-        fprintf(stderr, "stemfarm: interrupted; the render goes on at '%s'\n", o->farm);
-    else
-        fprintf(stderr, "stemfarm: error: the coordinator at '%s' did not answer for %d s\n", o->farm,
-                silence_limit_ms / 1000);
-done:
-    zmq_close(sock);
-    zmq_ctx_term(ctx);
+    int rc = client_render(&c, &req, &ev);
     free(abs_session);
     sf_free(abs_out);
-    return exit_code;
+    return rc;
 }
 
 static int s_cmd_render(int argc, char **argv)
 {
     static const opt_spec_t specs[] = {
-        OPT("--output", "-o", OPT_TEXT, out_dir, 0, 0),     OPT("--nodes", NULL, OPT_COUNT, nodes, 1, 256),
-        OPT("--threads", NULL, OPT_COUNT, threads, 1, 256), OPT("--segment", NULL, OPT_TEXT, segment, 0, 0),
-        OPT("--farm", NULL, OPT_TEXT, farm, 0, 0),          OPT("--force", NULL, OPT_FLAG, force, 0, 0),
-        OPT("--json", NULL, OPT_FLAG, json, 0, 0),          OPT("--resume", NULL, OPT_FLAG, resume, 0, 0),
+        OPT("--output", "-o", OPT_TEXT, out_dir, 0, 0),
+        OPT("--nodes", NULL, OPT_COUNT, nodes, 1, 256),
+        OPT("--threads", NULL, OPT_COUNT, threads, 1, 256),
+        OPT("--segment", NULL, OPT_TEXT, segment, 0, 0),
+        OPT("--farm", NULL, OPT_TEXT, farm, 0, 0),
+        OPT("--force", NULL, OPT_FLAG, force, 0, 0),
+        OPT("--json", NULL, OPT_FLAG, json, 0, 0),
+        OPT("--resume", NULL, OPT_FLAG, resume, 0, 0),
         OPT("--profile", NULL, OPT_TEXT, profile, 0, 0),
+        OPT("--priority", NULL, OPT_COUNT, priority, -SF_WIRE_MAX_PRIORITY, SF_WIRE_MAX_PRIORITY),
     };
     options_t o = {0};
     int rc = s_parse("render", argc, argv, specs, sizeof specs / sizeof *specs, &o.session, &o);
@@ -468,6 +423,8 @@ static int s_cmd_render(int argc, char **argv)
         return s_usage_error("--resume is not supported by this version (a render always starts afresh)");
     if (o.farm && (o.nodes || o.threads))
         return s_usage_error("--nodes and --threads are for embedded renders, not with --farm");
+    if (!o.farm && o.priority)
+        return s_usage_error("--priority orders renders on a farm: it needs --farm");
     uint8_t *yaml;
     size_t n_yaml;
     sf_session_t *s;
@@ -574,11 +531,55 @@ static int s_cmd_verify(int argc, char **argv)
 
 /* ---- coordinator ------------------------------------------------------- */
 
+/* stemfarm status --farm ENDPOINT [--json] */
+static int s_cmd_status(int argc, char **argv)
+{
+    static const opt_spec_t specs[] = {
+        OPT("--farm", NULL, OPT_TEXT, farm, 0, 0),
+        OPT("--json", NULL, OPT_FLAG, json, 0, 0),
+    };
+    options_t o = {0};
+    const char *positional = NULL;
+    int rc = s_parse("status", argc, argv, specs, sizeof specs / sizeof *specs, &positional, &o);
+    if (rc)
+        return rc;
+    if (positional)
+        return s_usage_error("'status' takes no argument, got '%s'", positional);
+    if (!o.farm)
+        return s_usage_error("'status' needs --farm ENDPOINT (e.g. tcp://127.0.0.1:5555)");
+    client_config_t c = {.endpoint = o.farm, .interrupt = &g_stop};
+    return client_status(&c, o.json, stdout);
+}
+
+/* stemfarm cancel --farm ENDPOINT RENDER_ID */
+static int s_cmd_cancel(int argc, char **argv)
+{
+    static const opt_spec_t specs[] = {OPT("--farm", NULL, OPT_TEXT, farm, 0, 0)};
+    options_t o = {0};
+    const char *positional = NULL;
+    int rc = s_parse("cancel", argc, argv, specs, sizeof specs / sizeof *specs, &positional, &o);
+    if (rc)
+        return rc;
+    if (!o.farm)
+        return s_usage_error("'cancel' needs --farm ENDPOINT (e.g. tcp://127.0.0.1:5555)");
+    char *end = NULL;
+    errno = 0;
+    unsigned long id = positional ? strtoul(positional, &end, 10) : 0;
+    if (!positional || errno || *end || id < 1 || id > UINT32_MAX || positional[0] == '-')
+        return s_usage_error("'cancel' needs the render's number (as 'stemfarm status' shows it), got '%s'",
+                             positional ? positional : "");
+    client_config_t c = {.endpoint = o.farm, .interrupt = &g_stop};
+    return client_cancel(&c, (uint32_t)id);
+}
+
 static int s_cmd_coordinator(int argc, char **argv)
 {
     static const opt_spec_t specs[] = {
         OPT("--bind", NULL, OPT_TEXT, bind, 0, 0),
         OPT("--node-timeout", NULL, OPT_COUNT, node_timeout_s, 1, 3600),
+        OPT("--stuck-timeout", NULL, OPT_COUNT, stuck_timeout_s, 1, 86400),
+        OPT("--quarantine-after", NULL, OPT_COUNT, quarantine_after, 1, 1000),
+        OPT("--quarantine-time", NULL, OPT_COUNT, quarantine_s, 1, 86400),
     };
     options_t o = {0};
     const char *positional = NULL;
@@ -589,7 +590,12 @@ static int s_cmd_coordinator(int argc, char **argv)
         return s_usage_error("'coordinator' takes no file, got '%s'", positional);
     if (!o.bind)
         return s_usage_error("'coordinator' needs --bind ENDPOINT (e.g. tcp://127.0.0.1:5555)");
-    dispatch_config_t cfg = {.bind = o.bind, .node_timeout_ms = o.node_timeout_s * 1000, .stop = &g_stop};
+    dispatch_config_t cfg = {.bind = o.bind,
+                             .node_timeout_ms = o.node_timeout_s * 1000,
+                             .stuck_timeout_ms = o.stuck_timeout_s * 1000,
+                             .quarantine_after = o.quarantine_after,
+                             .quarantine_ms = o.quarantine_s * 1000,
+                             .stop = &g_stop};
     dispatch_t *d = NULL;
     sf_err_t err = {0};
     if (dispatch_new(&cfg, &d, &err)) {
@@ -635,5 +641,9 @@ int main(int argc, char **argv)
         return s_cmd_verify(argc - 2, argv + 2);
     if (strcmp(cmd, "coordinator") == 0)
         return s_cmd_coordinator(argc - 2, argv + 2);
+    if (strcmp(cmd, "status") == 0)
+        return s_cmd_status(argc - 2, argv + 2);
+    if (strcmp(cmd, "cancel") == 0)
+        return s_cmd_cancel(argc - 2, argv + 2);
     return s_usage_error("unknown command '%s'", cmd);
 }

@@ -45,6 +45,7 @@
 #define S_SEND_TIMEOUT_MS    10000 /* a send blocked this long is dropped */
 #define S_RECV_BATCH         64    /* messages handled per poll round */
 #define S_RESULT_OVERHEAD    256   /* envelope bytes around the pcm, generous */
+#define S_HELLO_AGAIN_MS     2000  /* Hello again while no Welcome came */
 
 /* ---- tasks and the session cache -------------------------------------- */
 
@@ -76,6 +77,8 @@ struct s_task {
     int64_t start_frame;
     uint64_t n_frames, preroll_frames;
     uint64_t max_message_bytes;
+    uint32_t era;                  /* the worker's era when the job came (see s_worker_t) */
+    atomic_int_least64_t progress; /* frames rendered so far, written by the render thread */
     /* load input */
     char *path;
     char *yaml;
@@ -228,7 +231,8 @@ static void s_run_job(s_task_t *t)
         out[c] = pcm + (size_t)c * t->n_frames;
     sf_err_t err = {0};
     uint64_t t0 = s_now_ns();
-    sf_rc rc = sf_render(s, t->target, t->start_frame, (int64_t)t->n_frames, (int64_t)t->preroll_frames, out, &err);
+    sf_rc rc = sf_render_progress(s, t->target, t->start_frame, (int64_t)t->n_frames, (int64_t)t->preroll_frames, out,
+                                  &t->progress, &err);
     t->render_ns = s_now_ns() - t0;
     t->n_channels = (uint32_t)n_channels;
     if (rc) {
@@ -357,7 +361,14 @@ typedef struct {
     uint32_t heartbeat_ms;
     uint64_t max_message_bytes;
     /* accounting */
-    int jobs_running; /* jobs received and not yet answered */
+    int jobs_running; /* jobs received and not yet answered (of any era) */
+    /* A Reset (the coordinator restarted) starts a new era: jobs of older
+     * eras are finished but not answered, since the new coordinator never
+     * sent them; their slots come back as credit. */
+    uint32_t era;
+    s_task_t **held; /* jobs received and not yet answered, for heartbeats */
+    size_t n_held, cap_held;
+    int64_t hello_ms; /* when the last Hello went out */
     int64_t credit;   /* granted minus jobs received */
     uint64_t jobs_done, jobs_failed;
     /* the session cache */
@@ -431,6 +442,39 @@ static void s_send_job_error(s_worker_t *w, uint64_t job_id, uint32_t attempt, c
     w->jobs_running--;
     sf_log(SF_LOG_WARN, w->component, "job %" PRIu64 " (attempt %" PRIu32 ") failed: %s", job_id, attempt, text);
     s_send_credit(w, 1);
+}
+
+static void s_hold(s_worker_t *w, s_task_t *t)
+{
+    if (w->n_held == w->cap_held) {
+        size_t cap = w->cap_held ? w->cap_held * 2 : 16;
+        s_task_t **held = sf_realloc(w->held, cap * sizeof *held);
+        if (!held)
+            return; /* it only goes missing from heartbeats */
+        w->held = held;
+        w->cap_held = cap;
+    }
+    w->held[w->n_held++] = t;
+}
+
+static void s_unhold(s_worker_t *w, const s_task_t *t)
+{
+    for (size_t i = 0; i < w->n_held; i++)
+        if (w->held[i] == t) {
+            w->held[i] = w->held[--w->n_held];
+            return;
+        }
+}
+
+/* A job of an older era is done: no answer, its slot back as credit. */
+static void s_drop_stale(s_worker_t *w, const s_task_t *t)
+{
+    w->jobs_running--;
+    if (w->cfg->verbose)
+        sf_log(SF_LOG_INFO, w->component, "job %" PRIu64 " finished after the coordinator restarted: not sent",
+               t->job_id);
+    if (w->welcomed)
+        s_send_credit(w, 1);
 }
 
 static void s_hex12(const uint8_t hash[32], char out[13])
@@ -513,6 +557,8 @@ static void s_dispatch_job(s_worker_t *w, s_entry_t *e, s_task_t *t)
 
 /* ---- handling the coordinator's messages ------------------------------- */
 
+static void s_send_hello(s_worker_t *w);
+
 static void s_on_welcome(s_worker_t *w, const sf_wire_msg_t *m)
 {
     w->heartbeat_ms = m->u.welcome.heartbeat_ms;
@@ -527,7 +573,10 @@ static void s_on_welcome(s_worker_t *w, const sf_wire_msg_t *m)
     sf_log(SF_LOG_INFO, w->component,
            "joined %s as node %" PRIu32 " (%d slots x %d threads, %s, heartbeat %" PRIu32 " ms)", w->endpoint,
            w->node_id, w->slots, w->omp_threads, sf_wire_simd_level(), w->heartbeat_ms);
-    s_send_credit(w, (uint32_t)w->slots);
+    /* Jobs of an earlier era still hold their slots until they finish. */
+    int free_slots = w->slots - (w->jobs_running > 0 ? w->jobs_running : 0);
+    if (free_slots > 0)
+        s_send_credit(w, (uint32_t)free_slots);
 }
 
 static void s_on_session(s_worker_t *w, const sf_wire_msg_t *m)
@@ -608,6 +657,9 @@ static void s_on_job(s_worker_t *w, const sf_wire_msg_t *m)
     t->n_frames = m->u.job.n_frames;
     t->preroll_frames = m->u.job.preroll_frames;
     t->max_message_bytes = w->max_message_bytes ? w->max_message_bytes : SF_WIRE_MAX_MESSAGE_BYTES;
+    t->era = w->era;
+    atomic_init(&t->progress, 0);
+    s_hold(w, t);
     if (e->state == S_ENTRY_LOADING) {
         s_list_t parked = {e->parked, e->parked_tail};
         s_list_push(&parked, t);
@@ -633,6 +685,14 @@ static int s_on_message(s_worker_t *w, const uint8_t *data, size_t n_bytes)
     case SF_WIRE_SESSION: s_on_session(w, &m); break;
     case SF_WIRE_JOB: s_on_job(w, &m); break;
     case SF_WIRE_HEARTBEAT: break;
+    case SF_WIRE_RESET:
+        sf_log(SF_LOG_WARN, w->component, "the coordinator at %s asks this node to join again: %s", w->endpoint,
+               m.u.reset.reason);
+        w->era++;
+        w->welcomed = 0;
+        w->credit = 0;
+        s_send_hello(w);
+        break;
     case SF_WIRE_SHUTDOWN:
         sf_log(SF_LOG_INFO, w->component, "shutdown from the coordinator%s%s", m.u.shutdown.reason[0] ? ": " : "",
                m.u.shutdown.reason);
@@ -679,7 +739,12 @@ static void s_on_loaded(s_worker_t *w, s_task_t *t)
     while ((job = s_list_pop(&parked))) {
         if (e->state == S_ENTRY_READY) {
             s_dispatch_job(w, e, job);
+        } else if (job->era != w->era) {
+            s_unhold(w, job);
+            s_drop_stale(w, job);
+            s_task_free(job);
         } else {
+            s_unhold(w, job);
             s_send_job_error(w, job->job_id, job->attempt, e->error ? e->error : t->msg);
             s_task_free(job);
         }
@@ -691,7 +756,10 @@ static void s_on_loaded(s_worker_t *w, s_task_t *t)
 static void s_on_rendered(s_worker_t *w, s_task_t *t)
 {
     t->entry->refs--;
-    if (t->rc) {
+    s_unhold(w, t);
+    if (t->era != w->era) {
+        s_drop_stale(w, t);
+    } else if (t->rc) {
         s_send_job_error(w, t->job_id, t->attempt, t->msg);
     } else {
         uint8_t *packed = t->packed;
@@ -801,6 +869,7 @@ static int s_open_socket(s_worker_t *w, void *ctx)
 
 static void s_send_hello(s_worker_t *w)
 {
+    w->hello_ms = s_now_ms();
     sf_wire_msg_t m = {.kind = SF_WIRE_HELLO};
     m.u.hello.node_name = w->name;
     m.u.hello.cores = (uint32_t)w->cores;
@@ -815,6 +884,20 @@ static void s_send_heartbeat(s_worker_t *w)
     sf_wire_msg_t m = {.kind = SF_WIRE_HEARTBEAT};
     int running = w->jobs_running < 0 ? 0 : w->jobs_running;
     m.u.heartbeat.jobs_running = (uint32_t)(running > SF_WIRE_MAX_SLOTS ? SF_WIRE_MAX_SLOTS : running);
+    sf_wire_job_progress_t jobs[SF_WIRE_MAX_SLOTS];
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_held && n < SF_WIRE_MAX_SLOTS; i++) {
+        const s_task_t *t = w->held[i];
+        if (t->era != w->era)
+            continue;
+        uint64_t done = (uint64_t)atomic_load_explicit(&w->held[i]->progress, memory_order_relaxed);
+        /* The render adds block-grid and latency frames the node cannot
+         * know in advance: the total is an estimate, never below done. */
+        uint64_t total = t->preroll_frames + t->n_frames;
+        jobs[n++] = (sf_wire_job_progress_t){t->job_id, t->attempt, done, done > total ? done : total};
+    }
+    m.u.heartbeat.jobs = jobs;
+    m.u.heartbeat.n_jobs = n;
     s_send(w, &m);
 }
 
@@ -882,6 +965,9 @@ static int s_loop(s_worker_t *w)
             s_send_heartbeat(w);
             next_hb = now + w->heartbeat_ms;
         }
+        /* A Hello can be lost to a coordinator that is restarting. */
+        if (!w->welcomed && now - w->hello_ms >= S_HELLO_AGAIN_MS)
+            s_send_hello(w);
         int64_t wait = s_min64(S_STOP_POLL_MS, last_rx + w->timeout_ms - now);
         if (w->welcomed)
             wait = s_min64(wait, next_hb - now);
@@ -935,6 +1021,7 @@ stop_pool:
     for (size_t i = 0; i < w.n_entries; i++)
         s_entry_free(w.entries[i]);
     sf_free(w.entries);
+    sf_free(w.held);
 close_socket:
     if (w.sock)
         zmq_close(w.sock);

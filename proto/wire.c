@@ -34,11 +34,13 @@
 #endif
 
 /* Top-level field numbers of the Envelope. */
-enum { S_FIELD_VERSION = 1, S_FIELD_BODY_FIRST = 10, S_FIELD_BODY_LAST = 22 };
+enum { S_FIELD_VERSION = 1, S_FIELD_BODY_FIRST = 10, S_FIELD_BODY_LAST = 26 };
 
 typedef struct {
     Stemfarm__Envelope *env; /* unpacked envelope */
     float *pcm_copy;         /* aligned copy of result.pcm, or NULL */
+    void *list;              /* the C view of a repeated field (heartbeat jobs, status renders) */
+    void *list2;             /* status nodes */
 } s_owned_t;
 
 /* ---- names ----------------------------------------------------------- */
@@ -59,11 +61,15 @@ const char *sf_wire_kind_name(sf_wire_kind_t kind)
     case SF_WIRE_PROGRESS: return "progress";
     case SF_WIRE_DONE: return "done";
     case SF_WIRE_SHUTDOWN: return "shutdown";
+    case SF_WIRE_CANCEL: return "cancel";
+    case SF_WIRE_STATUS_REQUEST: return "status_request";
+    case SF_WIRE_STATUS: return "status";
+    case SF_WIRE_RESET: return "reset";
     }
     return "unknown";
 }
 
-/* The kinds are declared in the order of the Envelope's body fields 10..22. */
+/* The kinds are declared in the order of the Envelope's body fields 10..26. */
 static sf_wire_kind_t s_kind_of_field(uint32_t field) { return (sf_wire_kind_t)(field - S_FIELD_BODY_FIRST + 1); }
 
 static const ProtobufCMessageDescriptor *s_body_descriptor(sf_wire_kind_t kind)
@@ -82,6 +88,10 @@ static const ProtobufCMessageDescriptor *s_body_descriptor(sf_wire_kind_t kind)
     case SF_WIRE_PROGRESS: return &stemfarm__progress__descriptor;
     case SF_WIRE_DONE: return &stemfarm__done__descriptor;
     case SF_WIRE_SHUTDOWN: return &stemfarm__shutdown__descriptor;
+    case SF_WIRE_CANCEL: return &stemfarm__cancel__descriptor;
+    case SF_WIRE_STATUS_REQUEST: return &stemfarm__status_request__descriptor;
+    case SF_WIRE_STATUS: return &stemfarm__status__descriptor;
+    case SF_WIRE_RESET: return &stemfarm__reset__descriptor;
     }
     return NULL;
 }
@@ -248,6 +258,7 @@ static sf_rc s_check_yaml(sf_rc code, const char *kind, const uint8_t *yaml, siz
     } while (0)
 #define S_RANGE(field, v, lo, hi)       S_TRY(s_check_range(code, k, field, (uint64_t)(v), lo, hi, err))
 #define S_TEXT(field, s, min, max, cls) S_TRY(s_check_text(code, k, field, s, min, max, cls, err))
+#define S_MAX_PROGRESS_FRAMES           (1ull << 62)
 
 static sf_rc s_check_job(sf_rc code, const char *k, const sf_wire_msg_t *m, sf_err_t *err)
 {
@@ -279,6 +290,24 @@ static sf_rc s_check_result(sf_rc code, const char *k, const sf_wire_msg_t *m, s
     return SF_OK;
 }
 
+static sf_rc s_check_status(sf_rc code, const char *k, const sf_wire_msg_t *m, sf_err_t *err)
+{
+    S_RANGE("renders", m->u.status.n_renders, 0, SF_WIRE_MAX_LIST);
+    S_RANGE("nodes", m->u.status.n_nodes, 0, SF_WIRE_MAX_LIST);
+    for (size_t i = 0; i < m->u.status.n_renders; i++) {
+        const sf_wire_render_info_t *r = &m->u.status.renders[i];
+        S_TEXT("session_name", r->session_name, 0, SF_WIRE_MAX_TEXT, S_TEXT_FREE);
+        S_TRY(s_check_path(code, k, "session_path", r->session_path, 0, 0, err));
+        S_RANGE("priority", (uint64_t)((int64_t)r->priority + SF_WIRE_MAX_PRIORITY), 0, 2 * SF_WIRE_MAX_PRIORITY);
+        S_RANGE("jobs_done", r->jobs_done, 0, r->jobs_total);
+    }
+    for (size_t i = 0; i < m->u.status.n_nodes; i++) {
+        S_TEXT("name", m->u.status.nodes[i].name, 1, SF_WIRE_MAX_NAME, S_TEXT_NAME);
+        S_TEXT("state", m->u.status.nodes[i].state, 0, SF_WIRE_MAX_NAME, S_TEXT_NAME);
+    }
+    return SF_OK;
+}
+
 static sf_rc s_check(sf_rc code, const sf_wire_msg_t *m, sf_err_t *err)
 {
     const char *k = sf_wire_kind_name(m->kind);
@@ -302,7 +331,14 @@ static sf_rc s_check(sf_rc code, const sf_wire_msg_t *m, sf_err_t *err)
     case SF_WIRE_JOB: return s_check_job(code, k, m, err);
     case SF_WIRE_RESULT: return s_check_result(code, k, m, err);
     case SF_WIRE_JOB_ERROR: S_TEXT("message", m->u.job_error.message, 1, SF_WIRE_MAX_TEXT, S_TEXT_FREE); return SF_OK;
-    case SF_WIRE_HEARTBEAT: S_RANGE("jobs_running", m->u.heartbeat.jobs_running, 0, SF_WIRE_MAX_SLOTS); return SF_OK;
+    case SF_WIRE_HEARTBEAT:
+        S_RANGE("jobs_running", m->u.heartbeat.jobs_running, 0, SF_WIRE_MAX_SLOTS);
+        S_RANGE("jobs", m->u.heartbeat.n_jobs, 0, SF_WIRE_MAX_SLOTS);
+        for (size_t i = 0; i < m->u.heartbeat.n_jobs; i++) {
+            S_RANGE("frames_total", m->u.heartbeat.jobs[i].frames_total, 0, S_MAX_PROGRESS_FRAMES);
+            S_RANGE("frames_done", m->u.heartbeat.jobs[i].frames_done, 0, m->u.heartbeat.jobs[i].frames_total);
+        }
+        return SF_OK;
     case SF_WIRE_BYE: S_TEXT("reason", m->u.bye.reason, 0, SF_WIRE_MAX_TEXT, S_TEXT_FREE); return SF_OK;
     case SF_WIRE_SUBMIT:
         S_TRY(s_check_path(code, k, "session_path", m->u.submit.session_path, 1, 1, err));
@@ -310,6 +346,8 @@ static sf_rc s_check(sf_rc code, const sf_wire_msg_t *m, sf_err_t *err)
         S_TRY(s_check_path(code, k, "out_dir", m->u.submit.out_dir, 0, 1, err));
         S_RANGE("segment_frames", m->u.submit.segment_frames, 0, SF_WIRE_MAX_FRAMES);
         S_TEXT("profile", m->u.submit.profile, 0, SF_WIRE_MAX_NAME, S_TEXT_NAME);
+        S_RANGE("priority", (uint64_t)((int64_t)m->u.submit.priority + SF_WIRE_MAX_PRIORITY), 0,
+                2 * SF_WIRE_MAX_PRIORITY); /* shifted: -100..100 as 0..200 */
         return SF_OK;
     case SF_WIRE_PROGRESS:
         if (m->u.progress.jobs_done > m->u.progress.jobs_total)
@@ -323,6 +361,10 @@ static sf_rc s_check(sf_rc code, const sf_wire_msg_t *m, sf_err_t *err)
         S_TRY(s_check_path(code, k, "manifest_path", m->u.done.manifest_path, 0, 0, err));
         return SF_OK;
     case SF_WIRE_SHUTDOWN: S_TEXT("reason", m->u.shutdown.reason, 0, SF_WIRE_MAX_TEXT, S_TEXT_FREE); return SF_OK;
+    case SF_WIRE_CANCEL: S_RANGE("render_id", m->u.cancel.render_id, 1, UINT32_MAX); return SF_OK;
+    case SF_WIRE_STATUS_REQUEST: return SF_OK;
+    case SF_WIRE_STATUS: return s_check_status(code, k, m, err);
+    case SF_WIRE_RESET: S_TEXT("reason", m->u.reset.reason, 0, SF_WIRE_MAX_TEXT, S_TEXT_FREE); return SF_OK;
     }
     return SF_ERR(err, code, "envelope: unknown message kind %d", (int)m->kind);
 }
@@ -381,10 +423,99 @@ typedef union {
     Stemfarm__Progress progress;
     Stemfarm__Done done;
     Stemfarm__Shutdown shutdown;
+    Stemfarm__Cancel cancel;
+    Stemfarm__StatusRequest status_request;
+    Stemfarm__Status status;
+    Stemfarm__Reset reset;
 } s_body_t;
 
+/* The repeated parts of a body: arrays of messages and of pointers to them,
+ * built for one encode (sf_malloc'd, freed by s_lists_free). */
+typedef struct {
+    Stemfarm__JobProgress *jobs;
+    Stemfarm__JobProgress **job_ptrs;
+    Stemfarm__RenderInfo *renders;
+    Stemfarm__RenderInfo **render_ptrs;
+    Stemfarm__NodeInfo *nodes;
+    Stemfarm__NodeInfo **node_ptrs;
+} s_lists_t;
+
+static void s_lists_free(s_lists_t *l)
+{
+    sf_free(l->jobs);
+    sf_free(l->job_ptrs);
+    sf_free(l->renders);
+    sf_free(l->render_ptrs);
+    sf_free(l->nodes);
+    sf_free(l->node_ptrs);
+}
+
+/* Allocates the lists m needs; false when out of memory. */
+static bool s_lists_fill(const sf_wire_msg_t *m, s_lists_t *l)
+{
+    memset(l, 0, sizeof *l);
+    if (m->kind == SF_WIRE_HEARTBEAT && m->u.heartbeat.n_jobs) {
+        size_t n = m->u.heartbeat.n_jobs;
+        l->jobs = sf_calloc(n, sizeof *l->jobs);
+        l->job_ptrs = sf_calloc(n, sizeof *l->job_ptrs);
+        if (!l->jobs || !l->job_ptrs)
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            const sf_wire_job_progress_t *j = &m->u.heartbeat.jobs[i];
+            stemfarm__job_progress__init(&l->jobs[i]);
+            l->jobs[i].job_id = j->job_id;
+            l->jobs[i].attempt = j->attempt;
+            l->jobs[i].frames_done = j->frames_done;
+            l->jobs[i].frames_total = j->frames_total;
+            l->job_ptrs[i] = &l->jobs[i];
+        }
+    }
+    if (m->kind == SF_WIRE_STATUS && m->u.status.n_renders) {
+        size_t n = m->u.status.n_renders;
+        l->renders = sf_calloc(n, sizeof *l->renders);
+        l->render_ptrs = sf_calloc(n, sizeof *l->render_ptrs);
+        if (!l->renders || !l->render_ptrs)
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            const sf_wire_render_info_t *r = &m->u.status.renders[i];
+            Stemfarm__RenderInfo *o = &l->renders[i];
+            stemfarm__render_info__init(o);
+            o->render_id = r->render_id;
+            o->session_name = s_str(r->session_name);
+            o->session_path = s_str(r->session_path);
+            o->priority = r->priority;
+            o->jobs_done = r->jobs_done;
+            o->jobs_total = r->jobs_total;
+            o->jobs_running = r->jobs_running;
+            o->elapsed_ms = r->elapsed_ms;
+            l->render_ptrs[i] = o;
+        }
+    }
+    if (m->kind == SF_WIRE_STATUS && m->u.status.n_nodes) {
+        size_t n = m->u.status.n_nodes;
+        l->nodes = sf_calloc(n, sizeof *l->nodes);
+        l->node_ptrs = sf_calloc(n, sizeof *l->node_ptrs);
+        if (!l->nodes || !l->node_ptrs)
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            const sf_wire_node_info_t *nd = &m->u.status.nodes[i];
+            Stemfarm__NodeInfo *o = &l->nodes[i];
+            stemfarm__node_info__init(o);
+            o->name = s_str(nd->name);
+            o->state = s_str(nd->state);
+            o->slots = nd->slots;
+            o->jobs_running = nd->jobs_running;
+            o->jobs_done = nd->jobs_done;
+            o->failures = nd->failures;
+            o->last_seen_ms = nd->last_seen_ms;
+            l->node_ptrs[i] = o;
+        }
+    }
+    return true;
+}
+
 /* Points env at a body filled from m (no copies: m's memory is borrowed). */
-static void s_fill_envelope(const sf_wire_msg_t *m, Stemfarm__Envelope *env, s_body_t *b)
+static void s_fill_envelope(const sf_wire_msg_t *m, Stemfarm__Envelope *env, s_body_t *b, const s_lists_t *l)
 {
     stemfarm__envelope__init(env);
     env->version = SF_WIRE_VERSION;
@@ -457,6 +588,8 @@ static void s_fill_envelope(const sf_wire_msg_t *m, Stemfarm__Envelope *env, s_b
     case SF_WIRE_HEARTBEAT:
         stemfarm__heartbeat__init(&b->heartbeat);
         b->heartbeat.jobs_running = m->u.heartbeat.jobs_running;
+        b->heartbeat.n_jobs = m->u.heartbeat.n_jobs;
+        b->heartbeat.jobs = l->job_ptrs;
         env->body_case = STEMFARM__ENVELOPE__BODY_HEARTBEAT;
         env->heartbeat = &b->heartbeat;
         break;
@@ -474,6 +607,7 @@ static void s_fill_envelope(const sf_wire_msg_t *m, Stemfarm__Envelope *env, s_b
         b->submit.segment_frames = m->u.submit.segment_frames;
         b->submit.force = m->u.submit.force;
         b->submit.profile = s_str(m->u.submit.profile);
+        b->submit.priority = m->u.submit.priority;
         env->body_case = STEMFARM__ENVELOPE__BODY_SUBMIT;
         env->submit = &b->submit;
         break;
@@ -500,6 +634,33 @@ static void s_fill_envelope(const sf_wire_msg_t *m, Stemfarm__Envelope *env, s_b
         env->body_case = STEMFARM__ENVELOPE__BODY_SHUTDOWN;
         env->shutdown = &b->shutdown;
         break;
+    case SF_WIRE_CANCEL:
+        stemfarm__cancel__init(&b->cancel);
+        b->cancel.render_id = m->u.cancel.render_id;
+        env->body_case = STEMFARM__ENVELOPE__BODY_CANCEL;
+        env->cancel = &b->cancel;
+        break;
+    case SF_WIRE_STATUS_REQUEST:
+        stemfarm__status_request__init(&b->status_request);
+        env->body_case = STEMFARM__ENVELOPE__BODY_STATUS_REQUEST;
+        env->status_request = &b->status_request;
+        break;
+    case SF_WIRE_STATUS:
+        stemfarm__status__init(&b->status);
+        b->status.n_renders = m->u.status.n_renders;
+        b->status.renders = l->render_ptrs;
+        b->status.n_nodes = m->u.status.n_nodes;
+        b->status.nodes = l->node_ptrs;
+        b->status.draining = m->u.status.draining;
+        env->body_case = STEMFARM__ENVELOPE__BODY_STATUS;
+        env->status = &b->status;
+        break;
+    case SF_WIRE_RESET:
+        stemfarm__reset__init(&b->reset);
+        b->reset.reason = s_str(m->u.reset.reason);
+        env->body_case = STEMFARM__ENVELOPE__BODY_RESET;
+        env->reset = &b->reset;
+        break;
     }
 }
 
@@ -513,15 +674,25 @@ sf_rc sf_wire_encode(const sf_wire_msg_t *msg, uint8_t **out, size_t *n_bytes, s
         return rc;
     Stemfarm__Envelope env;
     s_body_t body;
-    s_fill_envelope(msg, &env, &body);
+    s_lists_t lists;
+    if (!s_lists_fill(msg, &lists)) {
+        s_lists_free(&lists);
+        return SF_ERR(err, SF_E_NOMEM, "%s: out of memory encoding", sf_wire_kind_name(msg->kind));
+    }
+    s_fill_envelope(msg, &env, &body, &lists);
     size_t size = stemfarm__envelope__get_packed_size(&env);
-    if (size > SF_WIRE_MAX_MESSAGE_BYTES)
+    if (size > SF_WIRE_MAX_MESSAGE_BYTES) {
+        s_lists_free(&lists);
         return SF_ERR(err, SF_E_INPUT, "%s: message of %zu bytes exceeds the limit of %llu bytes",
                       sf_wire_kind_name(msg->kind), size, SF_WIRE_MAX_MESSAGE_BYTES);
+    }
     uint8_t *buf = sf_malloc(size);
-    if (!buf)
+    if (!buf) {
+        s_lists_free(&lists);
         return SF_ERR(err, SF_E_NOMEM, "%s: cannot allocate %zu bytes to encode", sf_wire_kind_name(msg->kind), size);
+    }
     size_t packed = stemfarm__envelope__pack(&env, buf);
+    s_lists_free(&lists);
     assert(packed == size);
     *out = buf;
     *n_bytes = packed;
@@ -648,11 +819,16 @@ static sf_rc s_scan_body(sf_wire_kind_t kind, const uint8_t *data, size_t n_byte
     const char *k = sf_wire_kind_name(kind);
     const ProtobufCMessageDescriptor *desc = s_body_descriptor(kind);
     s_reader_t r = {data, data + n_bytes};
+    size_t n_list_entries = 0;
     while (r.p < r.end) {
         s_field_t f;
         if (!s_next_field(&r, &f))
             return SF_ERR(err, SF_E_PROTO, "%s: truncated or corrupt protobuf", k);
         const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, f.number);
+        /* A list's entries are unpacked into memory before any check: cap
+         * their number here, where nothing has been allocated yet. */
+        if (fd && fd->label == PROTOBUF_C_LABEL_REPEATED && ++n_list_entries > SF_WIRE_MAX_LIST)
+            return SF_ERR(err, SF_E_PROTO, "%s: %s has more than %d entries", k, fd->name, SF_WIRE_MAX_LIST);
         if (!fd || fd->type != PROTOBUF_C_TYPE_STRING || f.wire_type != 2)
             continue;
         if (f.n_bytes > SF_WIRE_MAX_TEXT)
@@ -766,6 +942,7 @@ static void s_from_envelope(const Stemfarm__Envelope *env, sf_wire_kind_t kind, 
         m->u.submit.segment_frames = b->segment_frames;
         m->u.submit.force = b->force != 0;
         m->u.submit.profile = s_cstr(b->profile);
+        m->u.submit.priority = b->priority;
         break;
     }
     case SF_WIRE_PROGRESS:
@@ -773,6 +950,7 @@ static void s_from_envelope(const Stemfarm__Envelope *env, sf_wire_kind_t kind, 
         m->u.progress.jobs_total = env->progress->jobs_total;
         m->u.progress.nodes = env->progress->nodes;
         m->u.progress.event = s_cstr(env->progress->event);
+        m->u.progress.render_id = env->progress->render_id;
         break;
     case SF_WIRE_DONE:
         m->u.done.exit_code = env->done->exit_code;
@@ -780,7 +958,71 @@ static void s_from_envelope(const Stemfarm__Envelope *env, sf_wire_kind_t kind, 
         m->u.done.manifest_path = s_cstr(env->done->manifest_path);
         break;
     case SF_WIRE_SHUTDOWN: m->u.shutdown.reason = s_cstr(env->shutdown->reason); break;
+    case SF_WIRE_CANCEL: m->u.cancel.render_id = env->cancel->render_id; break;
+    case SF_WIRE_STATUS_REQUEST: break;
+    case SF_WIRE_STATUS: m->u.status.draining = env->status->draining != 0; break;
+    case SF_WIRE_RESET: m->u.reset.reason = s_cstr(env->reset->reason); break;
     }
+}
+
+/* The C views of repeated fields (s_from_envelope fills the scalars). The
+ * scan capped their counts, so the arrays are small. */
+static bool s_lists_from_envelope(const Stemfarm__Envelope *env, sf_wire_kind_t kind, sf_wire_msg_t *m,
+                                  s_owned_t *owned)
+{
+    if (kind == SF_WIRE_HEARTBEAT && env->heartbeat->n_jobs) {
+        size_t n = env->heartbeat->n_jobs;
+        sf_wire_job_progress_t *jobs = sf_calloc(n, sizeof *jobs);
+        if (!jobs)
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            const Stemfarm__JobProgress *j = env->heartbeat->jobs[i];
+            jobs[i] = (sf_wire_job_progress_t){j->job_id, j->attempt, j->frames_done, j->frames_total};
+        }
+        owned->list = jobs;
+        m->u.heartbeat.jobs = jobs;
+        m->u.heartbeat.n_jobs = n;
+    }
+    if (kind == SF_WIRE_STATUS && env->status->n_renders) {
+        size_t n = env->status->n_renders;
+        sf_wire_render_info_t *rs = sf_calloc(n, sizeof *rs);
+        if (!rs)
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            const Stemfarm__RenderInfo *r = env->status->renders[i];
+            rs[i] = (sf_wire_render_info_t){.render_id = r->render_id,
+                                            .session_name = s_cstr(r->session_name),
+                                            .session_path = s_cstr(r->session_path),
+                                            .priority = r->priority,
+                                            .jobs_done = r->jobs_done,
+                                            .jobs_total = r->jobs_total,
+                                            .jobs_running = r->jobs_running,
+                                            .elapsed_ms = r->elapsed_ms};
+        }
+        owned->list = rs;
+        m->u.status.renders = rs;
+        m->u.status.n_renders = n;
+    }
+    if (kind == SF_WIRE_STATUS && env->status->n_nodes) {
+        size_t n = env->status->n_nodes;
+        sf_wire_node_info_t *ns = sf_calloc(n, sizeof *ns);
+        if (!ns)
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            const Stemfarm__NodeInfo *nd = env->status->nodes[i];
+            ns[i] = (sf_wire_node_info_t){.name = s_cstr(nd->name),
+                                          .state = s_cstr(nd->state),
+                                          .slots = nd->slots,
+                                          .jobs_running = nd->jobs_running,
+                                          .jobs_done = nd->jobs_done,
+                                          .failures = nd->failures,
+                                          .last_seen_ms = nd->last_seen_ms};
+        }
+        owned->list2 = ns;
+        m->u.status.nodes = ns;
+        m->u.status.n_nodes = n;
+    }
+    return true;
 }
 
 /* The hash fields of the wrong length, which s_from_envelope leaves NULL. */
@@ -826,6 +1068,10 @@ sf_rc sf_wire_decode(const uint8_t *data, size_t n_bytes, sf_wire_msg_t *msg, sf
     }
     msg->owned_ = owned;
     s_from_envelope(owned->env, kind, msg);
+    if (!s_lists_from_envelope(owned->env, kind, msg, owned)) {
+        rc = SF_ERR(err, SF_E_NOMEM, "%s: out of memory decoding", sf_wire_kind_name(kind));
+        goto fail_env;
+    }
     size_t hash_len = s_raw_hash_len(owned->env, kind);
     if (hash_len != 32) {
         rc = SF_ERR(err, SF_E_PROTO, "%s: session_hash has %zu bytes, expected 32", sf_wire_kind_name(kind), hash_len);
@@ -849,6 +1095,8 @@ sf_rc sf_wire_decode(const uint8_t *data, size_t n_bytes, sf_wire_msg_t *msg, sf
 
 fail_env:
     stemfarm__envelope__free_unpacked(owned->env, &alloc);
+    sf_free(owned->list);
+    sf_free(owned->list2);
 fail_owned:
     sf_free(owned);
     memset(msg, 0, sizeof *msg);
@@ -865,6 +1113,8 @@ void sf_wire_msg_clear(sf_wire_msg_t *msg)
         if (owned->env)
             stemfarm__envelope__free_unpacked(owned->env, &alloc);
         sf_free(owned->pcm_copy);
+        sf_free(owned->list);
+        sf_free(owned->list2);
         sf_free(owned);
     }
     memset(msg, 0, sizeof *msg);

@@ -319,37 +319,18 @@ START_TEST(test_dithered_pcm16_independent_of_segments)
 }
 END_TEST
 
-static pid_t s_spawn(char *const argv[])
-{
-    pid_t pid;
-    ck_assert_int_eq(posix_spawn(&pid, argv[0], NULL, NULL, argv, environ), 0);
-    return pid;
-}
-
-static int s_stop(pid_t pid)
-{
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 100; i++) {
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
-}
-
 START_TEST(test_farm_over_tcp_matches_embedded)
 {
     s_render_ok("embedded", "--nodes 2 --segment 20000");
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
-    pid_t coord = s_spawn((char *const[]){(char *)tu_stemfarm_bin(), "coordinator", "--bind", endpoint, NULL});
-    pid_t n1 = s_spawn(
-        (char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "1", "--name", "tcp-node-1", NULL});
-    pid_t n2 = s_spawn(
-        (char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "2", "--name", "tcp-node-2", NULL});
+    pid_t coord = tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "coordinator", "--bind", endpoint, NULL}, NULL);
+    pid_t n1 = tu_spawn(
+        (char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "1", "--name", "tcp-node-1", NULL},
+        NULL);
+    pid_t n2 = tu_spawn(
+        (char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "2", "--name", "tcp-node-2", NULL},
+        NULL);
     /* Both nodes join before the submission, so both get segments. */
     nanosleep(&(struct timespec){.tv_nsec = 500000000}, NULL);
     char args[4096];
@@ -359,9 +340,9 @@ START_TEST(test_farm_over_tcp_matches_embedded)
     int rc = s_stemfarm(args, &out, &err);
     ck_assert_msg(rc == 0, "farm render exited %d: %s", rc, err);
     ck_assert_ptr_nonnull(strstr(out, "\"event\":\"done\""));
-    ck_assert_int_eq(s_stop(coord), 0);
-    ck_assert_int_eq(s_stop(n1), 0);
-    ck_assert_int_eq(s_stop(n2), 0);
+    ck_assert_int_eq(tu_stop(coord), 0);
+    ck_assert_int_eq(tu_stop(n1), 0);
+    ck_assert_int_eq(tu_stop(n2), 0);
     s_assert_same_stems("embedded", "farm");
     char *manifest_path = tu_path(out_dir, "manifest.json");
     char *manifest = tu_slurp(manifest_path, NULL);

@@ -1,10 +1,12 @@
 /* test_dispatch.c -- the coordinator's loop against scripted nodes.
  *
  * The real dispatcher runs in a thread on inproc://; the test plays the
- * node over a real DEALER socket and misbehaves on purpose: job errors,
- * wrong checksums, wrong shapes, stale leases, silence. What is checked is
- * what a user sees: the exit code, the message naming the node's error, a
- * render that recovers, and no file left behind by a failed render. */
+ * nodes (and clients) over real DEALER sockets and misbehaves on purpose:
+ * job errors, wrong checksums, wrong shapes, stale leases, silence, jobs
+ * that stop moving. What is checked is what a user sees: the exit code, the
+ * message naming each node's error, a render that recovers on other nodes,
+ * quarantines, priorities, status and cancel, and no file left behind by a
+ * failed render. */
 #include "dispatch.h"
 #include "testutil.h"
 
@@ -26,12 +28,20 @@
 #define FRAMES 30000
 
 typedef struct {
+    int exit_code;
+    char message[4096];
+    int done;
+} outcome_t;
+
+typedef struct {
     void *ctx;
     dispatch_t *d;
     pthread_t thread;
-    int exit_code;
-    char message[2048];
+    int exit_code; /* of the first render */
+    char message[4096];
     int done;
+    outcome_t second;  /* of a second render, when there is one */
+    char events[8192]; /* node events, one per line */
     char *dir, *session_path, *out_dir;
     uint8_t *yaml;
     size_t n_yaml;
@@ -47,8 +57,18 @@ static double s_tone(int ch, int64_t i, void *ctx)
 static void s_on_event(void *ctx, const dispatch_event_t *ev)
 {
     fixture_t *f = ctx;
+    if (ev->kind == DISPATCH_EV_NODE && ev->render_id == 1 && ev->message) {
+        size_t n = strlen(f->events);
+        snprintf(f->events + n, sizeof f->events - n, "%s\n", ev->message);
+    }
     if (ev->kind != DISPATCH_EV_DONE)
         return;
+    if (ev->render_id == 2) {
+        f->second.exit_code = ev->exit_code;
+        snprintf(f->second.message, sizeof f->second.message, "%s", ev->message ? ev->message : "");
+        f->second.done = 1;
+        return;
+    }
     f->exit_code = ev->exit_code;
     snprintf(f->message, sizeof f->message, "%s", ev->message ? ev->message : "");
     f->done = 1;
@@ -61,7 +81,10 @@ static void *s_run(void *arg)
     return NULL;
 }
 
-static void s_start(fixture_t *f, const char *endpoint, int node_timeout_ms, int no_node_timeout_ms)
+/* Starts a dispatcher on `endpoint` with cfg's timeouts (bind, context
+ * and heartbeat filled in) and n_renders renders of the same session (the
+ * second into out2 at priority2). */
+static void s_start_with(fixture_t *f, const char *endpoint, dispatch_config_t cfg, int n_renders, int priority2)
 {
     memset(f, 0, sizeof *f);
     f->dir = tu_tmpdir();
@@ -76,17 +99,27 @@ static void s_start(fixture_t *f, const char *endpoint, int node_timeout_ms, int
     sf_session_load_opts_t opts = sf_session_load_opts_default();
     ck_assert_int_eq(sf_session_load(f->session_path, &opts, &f->session, NULL, NULL), SF_OK);
     f->ctx = zmq_ctx_new();
-    dispatch_config_t cfg = {.bind = endpoint,
-                             .zmq_context = f->ctx,
-                             .heartbeat_ms = 100,
-                             .node_timeout_ms = node_timeout_ms,
-                             .no_node_timeout_ms = no_node_timeout_ms,
-                             .exit_when_idle = true};
+    cfg.bind = endpoint;
+    cfg.zmq_context = f->ctx;
+    cfg.heartbeat_ms = 100;
+    cfg.exit_when_idle = true;
     ck_assert_int_eq(dispatch_new(&cfg, &f->d, NULL), SF_OK);
-    ck_assert_int_eq(
-        dispatch_submit(f->d, f->session_path, f->yaml, f->n_yaml, f->out_dir, 0, false, NULL, s_on_event, f, NULL),
-        SF_OK);
+    dispatch_request_t req = {
+        .session_path = f->session_path, .yaml = f->yaml, .n_yaml_bytes = f->n_yaml, .out_dir = f->out_dir};
+    ck_assert_int_eq(dispatch_submit(f->d, &req, s_on_event, f, NULL), SF_OK);
+    char *out2 = tu_path(f->dir, "out2");
+    req.out_dir = out2;
+    req.priority = priority2;
+    if (n_renders > 1)
+        ck_assert_int_eq(dispatch_submit(f->d, &req, s_on_event, f, NULL), SF_OK);
+    free(out2);
     pthread_create(&f->thread, NULL, s_run, f);
+}
+
+static void s_start(fixture_t *f, const char *endpoint, int node_timeout_ms, int no_node_timeout_ms)
+{
+    dispatch_config_t cfg = {.node_timeout_ms = node_timeout_ms, .no_node_timeout_ms = no_node_timeout_ms};
+    s_start_with(f, endpoint, cfg, 1, 0);
 }
 
 static void s_finish(fixture_t *f)
@@ -194,7 +227,7 @@ static int s_next_job(node_t *n, sf_wire_msg_t *job)
     }
 }
 
-typedef enum { ANSWER_RIGHT, ANSWER_ERROR, ANSWER_BAD_XXH3, ANSWER_ONE_CHANNEL, ANSWER_STALE } answer_t;
+typedef enum { ANSWER_RIGHT, ANSWER_ERROR, ANSWER_BAD_XXH3, ANSWER_ONE_CHANNEL, ANSWER_STALE, ANSWER_NONE } answer_t;
 
 static void s_answer(node_t *n, fixture_t *f, const sf_wire_msg_t *job, answer_t how)
 {
@@ -249,52 +282,302 @@ static int s_serve(node_t *n, fixture_t *f, answer_t (*how)(int i, const sf_wire
     return i;
 }
 
+/* Several nodes in turn: each job a node gets is answered as
+ * how(node, job) says (ANSWER_NONE: held and never answered, the node
+ * heart-beating on). Returns when the first render is done. */
+static void s_serve_many(node_t *nodes, int n_nodes, fixture_t *f, answer_t (*how)(int node, const sf_wire_msg_t *job),
+                         int *answered)
+{
+    int64_t deadline = tu_now_ms() + 20000;
+    while (!f->done && tu_now_ms() < deadline) {
+        for (int i = 0; i < n_nodes && !f->done; i++) {
+            sf_wire_msg_t m;
+            sf_wire_kind_t k = s_recv(&nodes[i], &m, 50);
+            if (k == SF_WIRE_JOB) {
+                answer_t a = how(i, &m);
+                if (a != ANSWER_NONE) {
+                    s_answer(&nodes[i], f, &m, a);
+                    if (answered)
+                        answered[i]++;
+                }
+            }
+            if (k)
+                sf_wire_msg_clear(&m);
+        }
+    }
+}
+
 static void s_close(node_t *n) { zmq_close(n->sock); }
 
 /* ---- tests --------------------------------------------------------------- */
 
-static answer_t s_always_error(int i, const sf_wire_msg_t *job)
+static answer_t s_always_error(int node, const sf_wire_msg_t *job)
 {
-    (void)i;
+    (void)node;
     (void)job;
     return ANSWER_ERROR;
 }
 
-START_TEST(test_repeated_job_errors_fail_the_render_with_the_node_message)
+static answer_t s_right(int i, const sf_wire_msg_t *job)
+{
+    (void)i;
+    (void)job;
+    return ANSWER_RIGHT;
+}
+
+START_TEST(test_a_job_failing_on_three_nodes_fails_the_render_with_their_messages)
 {
     fixture_t f;
-    s_start(&f, "inproc://d1", 5000, 5000);
-    node_t n;
-    s_join(&n, &f, "inproc://d1", "flaky-node");
-    int answered = s_serve(&n, &f, s_always_error);
-    s_close(&n);
+    dispatch_config_t cfg = {.node_timeout_ms = 5000, .no_node_timeout_ms = 5000, .quarantine_after = 100};
+    s_start_with(&f, "inproc://d1", cfg, 1, 0);
+    node_t n[3];
+    const char *names[3] = {"flaky-a", "flaky-b", "flaky-c"};
+    for (int i = 0; i < 3; i++)
+        s_join(&n[i], &f, "inproc://d1", names[i]);
+    int answered[3] = {0};
+    s_serve_many(n, 3, &f, s_always_error, answered);
+    for (int i = 0; i < 3; i++)
+        s_close(&n[i]);
     s_finish(&f);
     ck_assert_int_eq(f.exit_code, 1);
-    ck_assert_int_eq(answered, 3);
-    ck_assert_msg(strstr(f.message, "failed 3 times") && strstr(f.message, "flaky-node") &&
+    /* each job went to a node it had not failed on: every node answered */
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_ge(answered[i], 1);
+    ck_assert_msg(strstr(f.message, "failed on 3 nodes") && strstr(f.message, "'flaky-a': cannot read") &&
+                      strstr(f.message, "'flaky-b': cannot read") && strstr(f.message, "'flaky-c': cannot read") &&
                       strstr(f.message, "disk on fire"),
                   "%s", f.message);
 }
 END_TEST
 
-/* The first answer of every job is wrong in some way; the second is right. */
-static answer_t s_bad_xxh3_first(int i, const sf_wire_msg_t *job)
-{
-    return job->u.job.attempt == 0 ? (i % 2 ? ANSWER_BAD_XXH3 : ANSWER_STALE) : ANSWER_RIGHT;
-}
-
-START_TEST(test_bad_checksums_and_stale_leases_are_retried)
+START_TEST(test_no_eligible_node_left_fails_fast_with_the_reason)
 {
     fixture_t f;
-    s_start(&f, "inproc://d2", 5000, 5000);
+    s_start(&f, "inproc://d6", 5000, 5000);
     node_t n;
-    s_join(&n, &f, "inproc://d2", "sloppy-node");
-    s_serve(&n, &f, s_bad_xxh3_first);
+    s_join(&n, &f, "inproc://d6", "flaky-node");
+    int64_t t0 = tu_now_ms();
+    int answered = 0;
+    s_serve_many(&n, 1, &f, s_always_error, &answered);
+    int64_t took = tu_now_ms() - t0;
     s_close(&n);
-    char *out_dir = strdup(f.out_dir);
+    s_finish(&f);
+    ck_assert_int_eq(f.exit_code, 1);
+    ck_assert_int_ge(answered, 1);
+    ck_assert_int_le(answered, 3); /* quarantined after three in a row */
+    ck_assert_msg(strstr(f.message, "no node left that may render") &&
+                      strstr(f.message, "it failed on 'flaky-node': cannot read '/mnt/media/a.wav': disk on fire"),
+                  "%s", f.message);
+    /* well before the no-node timeout (5 s): three heartbeats of grace */
+    ck_assert_int_lt(took, 3000);
+}
+END_TEST
+
+/* The sloppy node's answers have bad checksums; the good node first sends
+ * an answer for a lease that is not the current one (dropped), then the
+ * right one. */
+static answer_t s_sloppy_and_good(int node, const sf_wire_msg_t *job)
+{
+    (void)job;
+    return node == 1 ? ANSWER_STALE : ANSWER_BAD_XXH3;
+}
+
+START_TEST(test_bad_answers_go_to_another_node_and_quarantine_the_sender)
+{
+    fixture_t f;
+    dispatch_config_t cfg = {.node_timeout_ms = 5000, .no_node_timeout_ms = 5000, .quarantine_ms = 60000};
+    s_start_with(&f, "inproc://d2", cfg, 1, 0);
+    node_t n[2];
+    s_join(&n[0], &f, "inproc://d2", "sloppy-node");
+    s_join(&n[1], &f, "inproc://d2", "good-node");
+    int answered[2] = {0};
+    s_serve_many(n, 2, &f, s_sloppy_and_good, answered);
+    s_close(&n[0]);
+    s_close(&n[1]);
     s_finish(&f);
     ck_assert_msg(f.exit_code == 0, "%s", f.message);
-    free(out_dir);
+    /* three failures in a row, then no more jobs for it */
+    ck_assert_int_eq(answered[0], 3);
+    ck_assert_msg(strstr(f.events, "node 'sloppy-node' quarantined for 60 s: 3 failed jobs in a row"), "%s", f.events);
+}
+END_TEST
+
+/* Node 0 holds its job without a word about progress; node 1 works. */
+static answer_t s_stuck_and_good(int node, const sf_wire_msg_t *job)
+{
+    (void)job;
+    return node == 0 ? ANSWER_NONE : ANSWER_RIGHT;
+}
+
+START_TEST(test_a_job_without_progress_is_reissued)
+{
+    fixture_t f;
+    dispatch_config_t cfg = {.node_timeout_ms = 5000, .no_node_timeout_ms = 5000, .stuck_timeout_ms = 500};
+    s_start_with(&f, "inproc://d7", cfg, 1, 0);
+    node_t n[2];
+    s_join(&n[0], &f, "inproc://d7", "stuck-node");
+    s_join(&n[1], &f, "inproc://d7", "good-node");
+    int answered[2] = {0};
+    s_serve_many(n, 2, &f, s_stuck_and_good, answered);
+    s_close(&n[0]);
+    s_close(&n[1]);
+    s_finish(&f);
+    ck_assert_msg(f.exit_code == 0, "%s", f.message);
+    ck_assert_int_eq(answered[0], 0);
+}
+END_TEST
+
+START_TEST(test_a_slow_job_that_reports_progress_is_not_reissued)
+{
+    fixture_t f;
+    dispatch_config_t cfg = {.node_timeout_ms = 5000, .no_node_timeout_ms = 5000, .stuck_timeout_ms = 300};
+    s_start_with(&f, "inproc://d8", cfg, 1, 0);
+    node_t n;
+    s_join(&n, &f, "inproc://d8", "slow-node");
+    sf_wire_msg_t job;
+    int jobs = 0;
+    while (!f.done && s_next_job(&n, &job)) {
+        /* 1.2 s per job, four times the stuck limit, progress every 100 ms */
+        for (uint64_t step = 1; step <= 12; step++) {
+            sf_wire_job_progress_t p = {job.u.job.job_id, job.u.job.attempt, step * 1000, 12000};
+            sf_wire_msg_t hb = {.kind = SF_WIRE_HEARTBEAT};
+            hb.u.heartbeat.jobs_running = 1;
+            hb.u.heartbeat.jobs = &p;
+            hb.u.heartbeat.n_jobs = 1;
+            s_send(&n, &hb);
+            tu_sleep_ms(100);
+        }
+        ck_assert_uint_eq(job.u.job.attempt, 0);
+        s_answer(&n, &f, &job, ANSWER_RIGHT);
+        sf_wire_msg_clear(&job);
+        if (++jobs == 2)
+            break; /* two are enough to show it; the rest quickly */
+    }
+    while (!f.done && s_next_job(&n, &job)) {
+        ck_assert_uint_eq(job.u.job.attempt, 0);
+        s_answer(&n, &f, &job, ANSWER_RIGHT);
+        sf_wire_msg_clear(&job);
+    }
+    s_close(&n);
+    s_finish(&f);
+    ck_assert_msg(f.exit_code == 0, "%s", f.message);
+}
+END_TEST
+
+START_TEST(test_higher_priority_renders_go_first)
+{
+    fixture_t f;
+    dispatch_config_t cfg = {.node_timeout_ms = 5000, .no_node_timeout_ms = 5000};
+    s_start_with(&f, "inproc://d9", cfg, 2, 50); /* render 1 at 0, render 2 at 50 */
+    node_t n;
+    s_join(&n, &f, "inproc://d9", "only-node");
+    sf_wire_msg_t job;
+    char order[64] = "";
+    size_t k = 0;
+    while (!(f.done && f.second.done) && k + 1 < sizeof order && s_next_job(&n, &job)) {
+        order[k++] = (char)('0' + (job.u.job.job_id >> 32));
+        s_answer(&n, &f, &job, ANSWER_RIGHT);
+        sf_wire_msg_clear(&job);
+    }
+    s_close(&n);
+    s_finish(&f);
+    ck_assert_msg(f.exit_code == 0 && f.second.exit_code == 0, "%s / %s", f.message, f.second.message);
+    /* 3 segments of 2 stems and the null-test reference: the later, higher render's nine first */
+    ck_assert_str_eq(order, "222222222111111111");
+}
+END_TEST
+
+static void s_client_ask(fixture_t *f, void *client, const sf_wire_msg_t *ask, sf_wire_msg_t *reply)
+{
+    node_t c = {client};
+    s_send(&c, ask);
+    zmq_pollitem_t item = {.socket = client, .events = ZMQ_POLLIN};
+    ck_assert_int_eq(zmq_poll(&item, 1, 3000), 1);
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    ck_assert_int_ge(zmq_msg_recv(&msg, client, 0), 0);
+    ck_assert_int_eq(sf_wire_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), reply, NULL), SF_OK);
+    zmq_msg_close(&msg);
+    (void)f;
+}
+
+START_TEST(test_status_lists_renders_and_nodes_and_cancel_ends_a_render)
+{
+    fixture_t f;
+    s_start(&f, "inproc://d10", 5000, 5000);
+    node_t n;
+    s_join(&n, &f, "inproc://d10", "busy-node");
+    sf_wire_msg_t job;
+    ck_assert(s_next_job(&n, &job)); /* holds one job */
+    void *client = zmq_socket(f.ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(client, ZMQ_LINGER, &linger, sizeof linger);
+    ck_assert_int_eq(zmq_connect(client, "inproc://d10"), 0);
+
+    sf_wire_msg_t ask = {.kind = SF_WIRE_STATUS_REQUEST}, reply;
+    s_client_ask(&f, client, &ask, &reply);
+    ck_assert_int_eq(reply.kind, SF_WIRE_STATUS);
+    ck_assert_uint_eq(reply.u.status.n_renders, 1);
+    ck_assert_uint_eq(reply.u.status.renders[0].render_id, 1);
+    ck_assert_str_eq(reply.u.status.renders[0].session_name, "D");
+    ck_assert_uint_eq(reply.u.status.renders[0].jobs_total, 9);
+    ck_assert_uint_eq(reply.u.status.renders[0].jobs_running, 1);
+    ck_assert_uint_eq(reply.u.status.n_nodes, 1);
+    ck_assert_str_eq(reply.u.status.nodes[0].name, "busy-node");
+    ck_assert_str_eq(reply.u.status.nodes[0].state, "ready");
+    ck_assert_uint_eq(reply.u.status.nodes[0].jobs_running, 1);
+    sf_wire_msg_clear(&reply);
+
+    sf_wire_msg_t cancel = {.kind = SF_WIRE_CANCEL};
+    cancel.u.cancel.render_id = 99;
+    s_client_ask(&f, client, &cancel, &reply);
+    ck_assert_int_eq(reply.kind, SF_WIRE_DONE);
+    ck_assert_uint_eq(reply.u.done.exit_code, 2);
+    ck_assert_str_eq(reply.u.done.message, "no render 99 in progress on this coordinator");
+    sf_wire_msg_clear(&reply);
+
+    cancel.u.cancel.render_id = 1;
+    s_client_ask(&f, client, &cancel, &reply);
+    ck_assert_int_eq(reply.kind, SF_WIRE_DONE);
+    ck_assert_uint_eq(reply.u.done.exit_code, 0);
+    ck_assert_str_eq(reply.u.done.message, "render 1 of 'D' cancelled");
+    sf_wire_msg_clear(&reply);
+    s_answer(&n, &f, &job, ANSWER_RIGHT); /* too late: dropped */
+    sf_wire_msg_clear(&job);
+    zmq_close(client);
+    s_close(&n);
+    int files = s_count_files(f.out_dir);
+    s_finish(&f);
+    ck_assert_int_eq(f.exit_code, 1);
+    ck_assert_str_eq(f.message, "cancelled by a client ('stemfarm cancel')");
+    ck_assert_int_eq(files, 0);
+}
+END_TEST
+
+START_TEST(test_a_node_the_coordinator_does_not_know_is_asked_to_say_hello)
+{
+    fixture_t f;
+    s_start(&f, "inproc://d11", 5000, 5000);
+    node_t n;
+    n.sock = zmq_socket(f.ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(n.sock, ZMQ_LINGER, &linger, sizeof linger);
+    ck_assert_int_eq(zmq_connect(n.sock, "inproc://d11"), 0);
+    sf_wire_msg_t credit = {.kind = SF_WIRE_CREDIT};
+    credit.u.credit.n_jobs = 1;
+    s_send(&n, &credit); /* as a node of the coordinator before a restart would */
+    sf_wire_msg_t m;
+    ck_assert_int_eq(s_recv(&n, &m, 2000), SF_WIRE_RESET);
+    ck_assert_msg(strstr(m.u.reset.reason, "say hello again"), "%s", m.u.reset.reason);
+    sf_wire_msg_clear(&m);
+    s_close(&n);
+    /* then a real node finishes the render */
+    node_t good;
+    s_join(&good, &f, "inproc://d11", "good-node");
+    s_serve(&good, &f, s_right);
+    s_close(&good);
+    s_finish(&f);
+    ck_assert_msg(f.exit_code == 0, "%s", f.message);
 }
 END_TEST
 
@@ -331,13 +614,6 @@ START_TEST(test_no_node_is_a_farm_failure)
 }
 END_TEST
 
-static answer_t s_right(int i, const sf_wire_msg_t *job)
-{
-    (void)i;
-    (void)job;
-    return ANSWER_RIGHT;
-}
-
 START_TEST(test_a_silent_node_loses_its_job_to_another)
 {
     fixture_t f;
@@ -368,8 +644,14 @@ int main(void)
     Suite *s = suite_create("dispatch");
     TCase *tc = tcase_create("scripted_nodes");
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_repeated_job_errors_fail_the_render_with_the_node_message);
-    tcase_add_test(tc, test_bad_checksums_and_stale_leases_are_retried);
+    tcase_add_test(tc, test_a_job_failing_on_three_nodes_fails_the_render_with_their_messages);
+    tcase_add_test(tc, test_no_eligible_node_left_fails_fast_with_the_reason);
+    tcase_add_test(tc, test_bad_answers_go_to_another_node_and_quarantine_the_sender);
+    tcase_add_test(tc, test_a_job_without_progress_is_reissued);
+    tcase_add_test(tc, test_a_slow_job_that_reports_progress_is_not_reissued);
+    tcase_add_test(tc, test_higher_priority_renders_go_first);
+    tcase_add_test(tc, test_status_lists_renders_and_nodes_and_cancel_ends_a_render);
+    tcase_add_test(tc, test_a_node_the_coordinator_does_not_know_is_asked_to_say_hello);
     tcase_add_test(tc, test_wrong_shape_fails_and_leaves_no_file);
     tcase_add_test(tc, test_no_node_is_a_farm_failure);
     tcase_add_test(tc, test_a_silent_node_loses_its_job_to_another);

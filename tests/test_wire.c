@@ -267,6 +267,67 @@ START_TEST(test_roundtrip_every_kind)
     m.u.heartbeat.jobs_running = 5;
     s_roundtrip(&m, &d);
     ck_assert_uint_eq(d.u.heartbeat.jobs_running, 5);
+    ck_assert_uint_eq(d.u.heartbeat.n_jobs, 0);
+    sf_wire_msg_clear(&d);
+
+    sf_wire_job_progress_t jobs[2] = {{((uint64_t)3 << 32) | 7, 2, 65536, 480000}, {9, 0, 0, 1}};
+    m = (sf_wire_msg_t){.kind = SF_WIRE_HEARTBEAT};
+    m.u.heartbeat.jobs_running = 2;
+    m.u.heartbeat.jobs = jobs;
+    m.u.heartbeat.n_jobs = 2;
+    s_roundtrip(&m, &d);
+    ck_assert_uint_eq(d.u.heartbeat.n_jobs, 2);
+    ck_assert_mem_eq(d.u.heartbeat.jobs, jobs, sizeof jobs);
+    sf_wire_msg_clear(&d);
+
+    m = (sf_wire_msg_t){.kind = SF_WIRE_CANCEL};
+    m.u.cancel.render_id = 4000000000u;
+    s_roundtrip(&m, &d);
+    ck_assert_uint_eq(d.u.cancel.render_id, 4000000000u);
+    sf_wire_msg_clear(&d);
+
+    m = (sf_wire_msg_t){.kind = SF_WIRE_STATUS_REQUEST};
+    s_roundtrip(&m, &d);
+    ck_assert_int_eq(d.kind, SF_WIRE_STATUS_REQUEST);
+    sf_wire_msg_clear(&d);
+
+    sf_wire_render_info_t renders[2] = {
+        {7, "Night Drive", "/shared/nd.yaml", -20, 12, 40, 3, 98765},
+        {8, "", "", 100, 0, 0, 0, 0},
+    };
+    sf_wire_node_info_t nodes[1] = {{"rack-04", "quarantined", 8, 2, 1234, 3, 250}};
+    m = (sf_wire_msg_t){.kind = SF_WIRE_STATUS};
+    m.u.status.renders = renders;
+    m.u.status.n_renders = 2;
+    m.u.status.nodes = nodes;
+    m.u.status.n_nodes = 1;
+    m.u.status.draining = true;
+    s_roundtrip(&m, &d);
+    ck_assert_uint_eq(d.u.status.n_renders, 2);
+    ck_assert_uint_eq(d.u.status.renders[0].render_id, 7);
+    ck_assert_str_eq(d.u.status.renders[0].session_name, "Night Drive");
+    ck_assert_str_eq(d.u.status.renders[0].session_path, "/shared/nd.yaml");
+    ck_assert_int_eq(d.u.status.renders[0].priority, -20);
+    ck_assert_uint_eq(d.u.status.renders[0].jobs_done, 12);
+    ck_assert_uint_eq(d.u.status.renders[0].jobs_total, 40);
+    ck_assert_uint_eq(d.u.status.renders[0].jobs_running, 3);
+    ck_assert_uint_eq(d.u.status.renders[0].elapsed_ms, 98765);
+    ck_assert_int_eq(d.u.status.renders[1].priority, 100);
+    ck_assert_uint_eq(d.u.status.n_nodes, 1);
+    ck_assert_str_eq(d.u.status.nodes[0].name, "rack-04");
+    ck_assert_str_eq(d.u.status.nodes[0].state, "quarantined");
+    ck_assert_uint_eq(d.u.status.nodes[0].slots, 8);
+    ck_assert_uint_eq(d.u.status.nodes[0].jobs_running, 2);
+    ck_assert_uint_eq(d.u.status.nodes[0].jobs_done, 1234);
+    ck_assert_uint_eq(d.u.status.nodes[0].failures, 3);
+    ck_assert_uint_eq(d.u.status.nodes[0].last_seen_ms, 250);
+    ck_assert(d.u.status.draining);
+    sf_wire_msg_clear(&d);
+
+    m = (sf_wire_msg_t){.kind = SF_WIRE_RESET};
+    m.u.reset.reason = "say hello again";
+    s_roundtrip(&m, &d);
+    ck_assert_str_eq(d.u.reset.reason, "say hello again");
     sf_wire_msg_clear(&d);
 
     m = (sf_wire_msg_t){.kind = SF_WIRE_BYE};
@@ -283,7 +344,9 @@ START_TEST(test_roundtrip_every_kind)
     m.u.submit.segment_frames = 96000;
     m.u.submit.force = true;
     m.u.submit.profile = "ebu-r128";
+    m.u.submit.priority = -100;
     s_roundtrip(&m, &d);
+    ck_assert_int_eq(d.u.submit.priority, -100);
     ck_assert_str_eq(d.u.submit.session_path, "/shared/a.yaml");
     ck_assert_mem_eq(d.u.submit.yaml, yaml, sizeof yaml - 1);
     ck_assert_str_eq(d.u.submit.out_dir, "/shared/out");
@@ -396,7 +459,7 @@ static s_buf_t s_b_unknown_body(void)
 {
     s_buf_t e = {0};
     s_fv(&e, 1, 1);
-    s_fb(&e, 23, "", 0);
+    s_fb(&e, 40, "", 0); /* a field no body uses */
     return e;
 }
 
@@ -711,6 +774,47 @@ START_TEST(test_encode_refuses_bad_messages)
     m = (sf_wire_msg_t){.kind = (sf_wire_kind_t)0};
     ck_assert_int_eq(sf_wire_encode(&m, &buf, &n, &err), SF_E_INPUT);
     ck_assert_str_eq(err.msg, "envelope: unknown message kind 0");
+
+    m = (sf_wire_msg_t){.kind = SF_WIRE_SUBMIT};
+    m.u.submit.session_path = "/a.yaml";
+    m.u.submit.yaml = (const uint8_t *)"x";
+    m.u.submit.n_yaml_bytes = 1;
+    m.u.submit.priority = 101;
+    ck_assert_int_eq(sf_wire_encode(&m, &buf, &n, &err), SF_E_INPUT);
+    ck_assert_str_eq(err.msg, "submit: priority 201 out of range 0..200");
+
+    sf_wire_job_progress_t p = {1, 0, 10, 9};
+    m = (sf_wire_msg_t){.kind = SF_WIRE_HEARTBEAT};
+    m.u.heartbeat.jobs = &p;
+    m.u.heartbeat.n_jobs = 1;
+    ck_assert_int_eq(sf_wire_encode(&m, &buf, &n, &err), SF_E_INPUT);
+    ck_assert_str_eq(err.msg, "heartbeat: frames_done 10 out of range 0..9");
+
+    m = (sf_wire_msg_t){.kind = SF_WIRE_CANCEL};
+    ck_assert_int_eq(sf_wire_encode(&m, &buf, &n, &err), SF_E_INPUT);
+    ck_assert_str_eq(err.msg, "cancel: render_id 0 out of range 1..4294967295");
+
+    sf_wire_node_info_t nameless = {.name = "", .state = "ready"};
+    m = (sf_wire_msg_t){.kind = SF_WIRE_STATUS};
+    m.u.status.nodes = &nameless;
+    m.u.status.n_nodes = 1;
+    ck_assert_int_eq(sf_wire_encode(&m, &buf, &n, &err), SF_E_INPUT);
+    ck_assert_str_eq(err.msg, "status: name is empty");
+}
+
+/* A list longer than the limit is refused before protobuf-c allocates it. */
+START_TEST(test_decode_refuses_long_lists)
+{
+    s_buf_t body = {0};
+    for (int i = 0; i < SF_WIRE_MAX_LIST + 1; i++)
+        s_fb(&body, 2, "", 0); /* an empty JobProgress */
+    s_buf_t e = s_env(1, SF_WIRE_HEARTBEAT, &body);
+    sf_wire_msg_t m;
+    sf_err_t err = {0};
+    ck_assert_int_eq(sf_wire_decode(e.p, e.n, &m, &err), SF_E_PROTO);
+    ck_assert_str_eq(err.msg, "heartbeat: jobs has more than 4096 entries");
+    s_free_buf(&e);
+    s_free_buf(&body);
 }
 END_TEST
 
@@ -854,13 +958,6 @@ END_TEST
 
 /* ---- the node against a scripted coordinator ------------------------------- */
 
-static int64_t s_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 typedef struct {
     worker_config_t cfg;
     pthread_t thread;
@@ -886,8 +983,8 @@ static void s_node_start(s_node_t *n)
 /* Waits for worker_run to return; fails the test after timeout_ms. */
 static int s_node_join(s_node_t *n, int timeout_ms)
 {
-    int64_t deadline = s_ms() + timeout_ms;
-    while (!atomic_load(&n->finished) && s_ms() < deadline)
+    int64_t deadline = tu_now_ms() + timeout_ms;
+    while (!atomic_load(&n->finished) && tu_now_ms() < deadline)
         nanosleep(&(struct timespec){.tv_nsec = 5000000}, NULL);
     if (!atomic_load(&n->finished)) {
         atomic_store(&n->stop, 1); /* let it go before the test fails */
@@ -929,9 +1026,9 @@ static void s_coord_close(s_coord_t *c) { zmq_close(c->router); }
 /* Receives the next message that is not a heartbeat, within timeout_ms. */
 static void s_coord_recv(s_coord_t *c, sf_wire_msg_t *m, int timeout_ms)
 {
-    int64_t deadline = s_ms() + timeout_ms;
+    int64_t deadline = tu_now_ms() + timeout_ms;
     for (;;) {
-        int64_t left = deadline - s_ms();
+        int64_t left = deadline - tu_now_ms();
         ck_assert_msg(left > 0, "no message from the node within %d ms", timeout_ms);
         zmq_pollitem_t item = {.socket = c->router, .events = ZMQ_POLLIN};
         int rc = zmq_poll(&item, 1, (long)left);
@@ -1396,12 +1493,12 @@ START_TEST(test_node_gives_up_on_a_silent_coordinator)
     s_coord_open(&c, ctx, NULL);
     s_node_t node = {
         .cfg = {.endpoint = c.endpoint, .name = "lonely", .threads = 1, .slots = 1, .coordinator_timeout_ms = 400}};
-    int64_t t0 = s_ms();
+    int64_t t0 = tu_now_ms();
     s_node_start(&node);
     s_handshake(&c, "lonely", 1, 1, 50);
     /* From here on the coordinator says nothing, though the node beats. */
     ck_assert_int_eq(s_node_join(&node, 5000), 3);
-    ck_assert_int_ge(s_ms() - t0, 400);
+    ck_assert_int_ge(tu_now_ms() - t0, 400);
     s_coord_close(&c);
     zmq_ctx_term(ctx);
 }
@@ -1440,6 +1537,7 @@ int main(void)
     tcase_add_test(unit, test_text_sanitize);
     tcase_add_test(unit, test_malformed_inputs);
     tcase_add_test(unit, test_encode_refuses_bad_messages);
+    tcase_add_test(unit, test_decode_refuses_long_lists);
     tcase_add_test(unit, test_decode_allocation_failures);
     tcase_add_test(unit, test_fuzz_decode);
     tcase_set_timeout(unit, 120);

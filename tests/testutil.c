@@ -13,7 +13,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -220,6 +226,13 @@ int tu_run(const char *cmd, char **out, char **err, int timeout_s)
     return rc;
 }
 
+const char *tu_gen_bin(void)
+{
+    const char *p = getenv("STEMFARM_GEN_BIN");
+    ck_assert_msg(p != NULL, "STEMFARM_GEN_BIN not set (run through ctest)");
+    return p;
+}
+
 const char *tu_stemfarm_bin(void)
 {
     const char *p = getenv("STEMFARM_BIN");
@@ -298,4 +311,61 @@ int tu_sig_equal(const tu_sig_t *a, const tu_sig_t *b)
         if (memcmp(a->ch[c], b->ch[c], a->n * sizeof(float)) != 0)
             return 0;
     return 1;
+}
+
+int64_t tu_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tu_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+pid_t tu_spawn(char *const argv[], const char *log_path)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (log_path) {
+        posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    }
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ck_assert_msg(rc == 0, "cannot start %s: %s", argv[0], strerror(rc));
+    return pid;
+}
+
+int tu_wait(pid_t pid, int timeout_ms)
+{
+    for (int waited = 0;; waited += 20) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (waited >= timeout_ms)
+            return -2;
+        tu_sleep_ms(20);
+    }
+}
+
+int tu_stop(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    int rc = tu_wait(pid, 10000);
+    if (rc != -2)
+        return rc;
+    tu_kill9(pid);
+    return -1;
+}
+
+void tu_kill9(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
 }

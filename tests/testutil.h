@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifndef M_PI /* C11 leaves it out of math.h */
 #define M_PI 3.14159265358979323846
@@ -79,12 +80,29 @@ int tu_run(const char *cmd, char **out, char **err, int timeout_s);
 /* Path of the built stemfarm / stemfarm-node (from ctest's environment). */
 const char *tu_stemfarm_bin(void);
 const char *tu_node_bin(void);
+const char *tu_gen_bin(void);
 
 /* A free tcp port on 127.0.0.1. */
 int tu_free_port(void);
 
 /* Simple deterministic signals. */
 double tu_sine(double freq, double rate, int64_t i);
+
+/* Starts argv[0] with argv; stdout and stderr go to log_path (appended;
+ * NULL: inherited). Fails the test if it cannot start. */
+pid_t tu_spawn(char *const argv[], const char *log_path);
+/* SIGTERM, then waits up to 10 s (then SIGKILL): the exit status, 128 +
+ * signal, or -1 when it had to be killed. */
+int tu_stop(pid_t pid);
+/* SIGKILL and reap. */
+void tu_kill9(pid_t pid);
+/* Waits up to timeout_ms for pid to exit: its status as tu_stop, or -2 when
+ * it is still running. */
+int tu_wait(pid_t pid, int timeout_ms);
+
+/* CLOCK_MONOTONIC in milliseconds; a sleep that resumes after signals. */
+int64_t tu_now_ms(void);
+void tu_sleep_ms(int ms);
 /* Uniform in [-1, 1) from (seed, i): counter-based, reproducible. */
 double tu_noise(uint64_t seed, int64_t i);
 

@@ -2351,7 +2351,7 @@ static sf_rc s_mix_window(s_ctx_t *c, const sf_mix_t *mix, int64_t w0, size_t wn
 /* Renders frames [r0, r0 + n_total) of the graph and keeps output frames
  * [skip, n_total) in out: the pre-roll and the latency are dropped. */
 static sf_rc s_render_graph(s_ctx_t *c, sf_target_t t, int64_t r0, int64_t n_total, int64_t skip, float *const *out,
-                            sf_err_t *err)
+                            atomic_int_least64_t *progress, sf_err_t *err)
 {
     const sf_session_t *s = c->s;
     const int n_out = s_target_channels(s, t);
@@ -2378,6 +2378,8 @@ static sf_rc s_render_graph(s_ctx_t *c, sf_target_t t, int64_t r0, int64_t n_tot
         }
         if (rc != SF_OK)
             return rc;
+        if (progress)
+            atomic_store_explicit(progress, done + (int64_t)wn, memory_order_relaxed);
         s_master_to(c, n_out, obuf, wn, fx);
         const int64_t from = done < skip ? skip - done : 0;
         if (from >= (int64_t)wn)
@@ -2389,11 +2391,13 @@ static sf_rc s_render_graph(s_ctx_t *c, sf_target_t t, int64_t r0, int64_t n_tot
 }
 
 static sf_rc s_render_multitrack(s_ctx_t *c, const sf_track_t *t, int64_t start, int64_t n_frames, float *const *out,
-                                 sf_err_t *err)
+                                 atomic_int_least64_t *progress, sf_err_t *err)
 {
     for (int64_t done = 0; done < n_frames; done += c->win_max) {
         const int64_t w0 = start + done;
         const size_t wn = (size_t)(n_frames - done < c->win_max ? n_frames - done : c->win_max);
+        if (progress)
+            atomic_store_explicit(progress, done, memory_order_relaxed);
         if (!s_clips_overlap(t, w0, w0 + (int64_t)wn))
             continue; /* out is already silent */
         const s_clipbuf_t *cb = &c->bufs[0];
@@ -2423,6 +2427,12 @@ static sf_rc s_render_multitrack(s_ctx_t *c, const sf_track_t *t, int64_t start,
 
 sf_rc sf_render(const sf_session_t *s, sf_target_t t, int64_t start, int64_t n_frames, int64_t preroll,
                 float *const *out, sf_err_t *err)
+{
+    return sf_render_progress(s, t, start, n_frames, preroll, out, NULL, err);
+}
+
+sf_rc sf_render_progress(const sf_session_t *s, sf_target_t t, int64_t start, int64_t n_frames, int64_t preroll,
+                         float *const *out, atomic_int_least64_t *progress, sf_err_t *err)
 {
     if (n_frames < 0 || preroll < 0)
         return SF_ERR(err, SF_E_INTERNAL, "bad render range (%lld frames, %lld pre-roll)", (long long)n_frames,
@@ -2473,8 +2483,10 @@ sf_rc sf_render(const sf_session_t *s, sf_target_t t, int64_t start, int64_t n_f
         c.tracks[k].from = start - (c.tracks[k].preroll < pre ? c.tracks[k].preroll : pre);
     if (rc == SF_OK)
         rc = t.kind == SF_TARGET_MULTITRACK
-                 ? s_render_multitrack(&c, &s->tracks[t.index], start, n_frames, out, err)
-                 : s_render_graph(&c, t, start - pre, pre + lat + n_frames, pre + lat, out, err);
+                 ? s_render_multitrack(&c, &s->tracks[t.index], start, n_frames, out, progress, err)
+                 : s_render_graph(&c, t, start - pre, pre + lat + n_frames, pre + lat, out, progress, err);
+    if (rc == SF_OK && progress)
+        atomic_store_explicit(progress, t.kind == SF_TARGET_MULTITRACK ? n_frames : n_total, memory_order_relaxed);
     s_ctx_free(&c);
     return rc;
 }

@@ -16,6 +16,7 @@
 #include "sf/error.h"
 #include "sf/session.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* Renders target t over timeline frames [start, start + n_frames) into
@@ -42,6 +43,13 @@
  */
 sf_rc sf_render(const sf_session_t *s, sf_target_t t, int64_t start, int64_t n_frames, int64_t preroll,
                 float *const *out, sf_err_t *err);
+
+/* sf_render that also publishes how far it has got: *progress (relaxed
+ * stores, readable from any thread) grows window by window, counting the
+ * frames rendered including pre-roll and latency, so a node can tell its
+ * coordinator that a long job is moving. Same bytes as sf_render. */
+sf_rc sf_render_progress(const sf_session_t *s, sf_target_t t, int64_t start, int64_t n_frames, int64_t preroll,
+                         float *const *out, atomic_int_least64_t *progress, sf_err_t *err);
 
 /* Gains from a signal of n_in channels to a bus of n_out channels, both in
  * the layouts of sf_layout_labels: gains[in][out].

@@ -54,7 +54,37 @@ typedef enum {
     SF_WIRE_PROGRESS,
     SF_WIRE_DONE,
     SF_WIRE_SHUTDOWN,
+    SF_WIRE_CANCEL,
+    SF_WIRE_STATUS_REQUEST,
+    SF_WIRE_STATUS,
+    SF_WIRE_RESET,
 } sf_wire_kind_t;
+
+#define SF_WIRE_MAX_PRIORITY 100  /* submit.priority: -100..100 */
+#define SF_WIRE_MAX_LIST     4096 /* entries of a status list */
+
+typedef struct {
+    uint64_t job_id;
+    uint32_t attempt;
+    uint64_t frames_done, frames_total;
+} sf_wire_job_progress_t;
+
+typedef struct {
+    uint32_t render_id;
+    const char *session_name, *session_path;
+    int32_t priority;
+    uint64_t jobs_done, jobs_total;
+    uint32_t jobs_running;
+    uint64_t elapsed_ms;
+} sf_wire_render_info_t;
+
+typedef struct {
+    const char *name, *state;
+    uint32_t slots, jobs_running;
+    uint64_t jobs_done;
+    uint32_t failures;
+    uint64_t last_seen_ms;
+} sf_wire_node_info_t;
 
 /* Strings and byte fields point into memory owned by the message after
  * sf_wire_decode (freed by sf_wire_msg_clear), or into the caller's memory
@@ -103,6 +133,8 @@ typedef struct {
         } job_error;
         struct {
             uint32_t jobs_running;
+            const sf_wire_job_progress_t *jobs; /* n_jobs <= SF_WIRE_MAX_SLOTS */
+            size_t n_jobs;
         } heartbeat;
         struct {
             const char *reason;
@@ -115,11 +147,13 @@ typedef struct {
             uint64_t segment_frames;
             bool force;
             const char *profile; /* "" or NULL: the session's */
+            int32_t priority;
         } submit;
         struct {
             uint64_t jobs_done, jobs_total;
             uint32_t nodes;
             const char *event;
+            uint32_t render_id;
         } progress;
         struct {
             uint32_t exit_code;
@@ -129,6 +163,19 @@ typedef struct {
         struct {
             const char *reason;
         } shutdown;
+        struct {
+            uint32_t render_id;
+        } cancel;
+        struct {
+            const sf_wire_render_info_t *renders;
+            size_t n_renders;
+            const sf_wire_node_info_t *nodes;
+            size_t n_nodes;
+            bool draining;
+        } status;
+        struct {
+            const char *reason;
+        } reset;
     } u;
     void *owned_; /* decoder state; do not touch */
 } sf_wire_msg_t;
@@ -158,15 +205,20 @@ void sf_wire_msg_clear(sf_wire_msg_t *msg);
  *     slots 1..SF_WIRE_MAX_SLOTS;
  *   welcome: heartbeat_ms 1..SF_WIRE_MAX_HEARTBEAT_MS, max_message_bytes
  *     0 (meaning SF_WIRE_MAX_MESSAGE_BYTES) ..SF_WIRE_MAX_MESSAGE_BYTES;
- *   credit: n_jobs 0..SF_WIRE_MAX_SLOTS; heartbeat: jobs_running 0..SF_WIRE_MAX_SLOTS;
+ *   credit: n_jobs 0..SF_WIRE_MAX_SLOTS; heartbeat: jobs_running 0..SF_WIRE_MAX_SLOTS,
+ *     jobs ..SF_WIRE_MAX_SLOTS entries, each frames_done <= frames_total <= 2^62;
  *   session: session_hash 32 bytes, yaml 1..SF_WIRE_MAX_YAML_BYTES;
  *   job: session_hash 32 bytes, n_frames 1..SF_WIRE_MAX_FRAMES,
  *     preroll_frames ..SF_WIRE_MAX_PREROLL_FRAMES,
  *     |start_frame| <= SF_WIRE_MAX_TIMELINE_FRAME;
  *   result: n_channels 1..SF_WIRE_MAX_CHANNELS, n_frames 1..SF_WIRE_MAX_FRAMES,
  *     n_pcm_bytes == n_channels * n_frames * 4 (pcm 4-byte aligned after decode);
- *   submit: yaml 1..SF_WIRE_MAX_YAML_BYTES, segment_frames ..SF_WIRE_MAX_FRAMES;
- *   progress: jobs_done <= jobs_total; done: exit_code 0..255.
+ *   submit: yaml 1..SF_WIRE_MAX_YAML_BYTES, segment_frames ..SF_WIRE_MAX_FRAMES,
+ *     priority -SF_WIRE_MAX_PRIORITY..SF_WIRE_MAX_PRIORITY;
+ *   progress: jobs_done <= jobs_total; done: exit_code 0..255;
+ *   status: ..SF_WIRE_MAX_LIST renders and nodes, names as text (node name
+ *     1..SF_WIRE_MAX_NAME), session_path a path, jobs_done <= jobs_total;
+ *   reset: reason as text.
  * The envelope must carry version SF_WIRE_VERSION and exactly one body. */
 
 /* Makes `s` valid wire text in place: truncates it to SF_WIRE_MAX_TEXT bytes,

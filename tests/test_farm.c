@@ -1,0 +1,202 @@
+/* test_farm.c -- the farm with real processes on 127.0.0.1: a long-running
+ * `stemfarm coordinator`, `stemfarm-node` processes that come and go, and
+ * clients (`render --farm`, `status`, `cancel`). What is checked is what an
+ * operator sees: exit codes, the lines printed, stems byte-identical to an
+ * embedded render, and nodes that rejoin a restarted coordinator. */
+#include "testutil.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char *s_dir;
+static char *s_session; /* a generated bench session */
+
+static void setup(void)
+{
+    s_dir = tu_tmpdir();
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' bench '%s/bench' --tracks 8 --seconds 60 --stems 4", tu_gen_bin(), s_dir);
+    char *err = NULL;
+    ck_assert_msg(tu_run(cmd, NULL, &err, 120) == 0, "stemfarm-gen: %s", err);
+    free(err);
+    s_session = tu_path(s_dir, "bench/session.yaml");
+}
+
+static void teardown(void)
+{
+    tu_rm_rf(s_dir);
+    free(s_dir);
+    free(s_session);
+}
+
+typedef struct {
+    char endpoint[64];
+    char log[4096];
+    pid_t pid;
+} coord_t;
+
+static void s_coord_start(coord_t *c, const char *endpoint, char *const extra[])
+{
+    if (endpoint)
+        snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
+    else
+        snprintf(c->endpoint, sizeof c->endpoint, "tcp://127.0.0.1:%d", tu_free_port());
+    snprintf(c->log, sizeof c->log, "%s/coordinator.log", s_dir);
+    char *argv[32] = {(char *)tu_stemfarm_bin(), "coordinator", "--bind", c->endpoint};
+    int n = 4;
+    for (int i = 0; extra && extra[i] && n < 31; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    c->pid = tu_spawn(argv, c->log);
+}
+
+static pid_t s_node_start(const coord_t *c, const char *name, const char *threads)
+{
+    char log[4096];
+    snprintf(log, sizeof log, "%s/%s.log", s_dir, name);
+    return tu_spawn((char *const[]){(char *)tu_node_bin(), "--connect", (char *)c->endpoint, "--threads",
+                                    (char *)threads, "--name", (char *)name, NULL},
+                    log);
+}
+
+static char *s_log_of(const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.log", s_dir, name);
+    char *text = tu_slurp(path, NULL);
+    return text ? text : strdup("");
+}
+
+/* Entries in a folder, hidden ones too (0 if it does not exist). */
+static int s_count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* `stemfarm ARGS`, its exit status, stdout and stderr. */
+static int s_stemfarm(const char *args, char **out, char **err)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s", tu_stemfarm_bin(), args);
+    return tu_run(cmd, out, err, 240);
+}
+
+/* Polls `status --json` until `want` appears in it (10 s at most). */
+static char *s_status_until(const coord_t *c, const char *want)
+{
+    char args[256];
+    snprintf(args, sizeof args, "status --farm %s --json", c->endpoint);
+    for (int i = 0; i < 100; i++) {
+        char *out = NULL;
+        int rc = s_stemfarm(args, &out, NULL);
+        if (rc == 0 && strstr(out, want))
+            return out;
+        free(out);
+        tu_sleep_ms(100);
+    }
+    ck_abort_msg("status never showed '%s'", want);
+    return NULL;
+}
+
+START_TEST(test_status_and_cancel_from_the_command_line)
+{
+    coord_t c;
+    s_coord_start(&c, NULL, NULL);
+    pid_t node = s_node_start(&c, "only-node", "1");
+    char *out_dir = tu_path(s_dir, "cancelled");
+    char render_log[4096];
+    snprintf(render_log, sizeof render_log, "%s/render.log", s_dir);
+    /* 1 s segments, 300 jobs on one thread: running long enough to cancel */
+    pid_t render = tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "render", s_session, "--farm", c.endpoint, "-o",
+                                            out_dir, "--segment", "1s", "--priority", "7", "--json", NULL},
+                            render_log);
+    char *status = s_status_until(&c, "\"jobs_done\":1");
+    ck_assert_msg(strstr(status, "\"render_id\":1,\"session\":\"Bench 8x60s\"") && strstr(status, "\"priority\":7") &&
+                      strstr(status, "\"jobs_total\":300") &&
+                      strstr(status, "\"name\":\"only-node\",\"state\":\"ready\""),
+                  "%s", status);
+    free(status);
+
+    char args[256], *out = NULL, *err = NULL;
+    snprintf(args, sizeof args, "status --farm %s", c.endpoint);
+    ck_assert_int_eq(s_stemfarm(args, &out, NULL), 0);
+    ck_assert_msg(strstr(out, "1 render, 1 node") && strstr(out, "Bench 8x60s") && strstr(out, "only-node"), "%s", out);
+    free(out);
+
+    snprintf(args, sizeof args, "cancel --farm %s 42", c.endpoint);
+    ck_assert_int_eq(s_stemfarm(args, NULL, &err), 2);
+    ck_assert_msg(strstr(err, "no render 42 in progress on this coordinator"), "%s", err);
+    free(err);
+    snprintf(args, sizeof args, "cancel --farm %s 1", c.endpoint);
+    ck_assert_int_eq(s_stemfarm(args, NULL, &err), 0);
+    ck_assert_msg(strstr(err, "render 1 of 'Bench 8x60s' cancelled"), "%s", err);
+    free(err);
+    snprintf(args, sizeof args, "cancel --farm %s one", c.endpoint);
+    ck_assert_int_eq(s_stemfarm(args, NULL, &err), 2);
+    free(err);
+
+    ck_assert_int_eq(tu_wait(render, 10000), 1);
+    char *log = tu_slurp(render_log, NULL);
+    ck_assert_msg(strstr(log, "cancelled by a client"), "%s", log);
+    free(log);
+    ck_assert_int_eq(s_count_files(out_dir), 0); /* not even a .partial */
+    ck_assert_int_eq(tu_stop(c.pid), 0);
+    ck_assert_int_eq(tu_stop(node), 0);
+    free(out_dir);
+}
+END_TEST
+
+START_TEST(test_a_node_rejoins_a_restarted_coordinator)
+{
+    coord_t c;
+    s_coord_start(&c, NULL, NULL);
+    pid_t node = s_node_start(&c, "faithful-node", "1");
+    s_status_until(&c, "faithful-node");
+    tu_kill9(c.pid);
+    tu_sleep_ms(300);
+    coord_t again;
+    s_coord_start(&again, c.endpoint, NULL);
+    /* The node was not told anything: its next heartbeat meets a stranger,
+     * which asks it to say hello. */
+    free(s_status_until(&again, "faithful-node"));
+    char *out_dir = tu_path(s_dir, "after-restart");
+    char args[4096];
+    snprintf(args, sizeof args, "render '%s' --farm %s -o '%s' --json", s_session, again.endpoint, out_dir);
+    char *err = NULL;
+    int rc = s_stemfarm(args, NULL, &err);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    free(err);
+    ck_assert_int_eq(tu_stop(again.pid), 0);
+    ck_assert_int_eq(tu_stop(node), 0);
+    char *log = s_log_of("faithful-node");
+    ck_assert_msg(strstr(log, "asks this node to join again"), "%s", log);
+    free(log);
+    free(out_dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("farm");
+    TCase *tc = tcase_create("processes");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_status_and_cancel_from_the_command_line);
+    tcase_add_test(tc, test_a_node_rejoins_a_restarted_coordinator);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}
