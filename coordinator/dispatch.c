@@ -12,6 +12,7 @@
 #include "dispatch.h"
 
 #include "deliver.h"
+#include "journal.h"
 #include "plan.h"
 #include "stitch.h"
 
@@ -23,12 +24,15 @@
 #include "sf/wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #define MAX_NODES_PER_JOB  3                     /* different nodes a job may fail on before it fails its render */
@@ -102,6 +106,7 @@ struct render {
     int64_t nodeless_since_ms;   /* when it last found no node at all; 0: has nodes */
     int64_t ineligible_since_ms; /* when a queued job last found no node it may run on; 0: none */
     bool finished;
+    journal_t *journal; /* with a state folder: where accepted segments land first */
     dispatch_event_fn fn;
     void *ctx;
     render_t *next;
@@ -111,6 +116,7 @@ typedef struct {
     uint8_t id[ROUTING_ID_MAX];
     size_t n_id;
     dispatch_t *d;
+    const char *note; /* a line to tell it once it can be reached (after a restart it reconnects later) */
 } client_t;
 
 struct dispatch {
@@ -128,6 +134,10 @@ struct dispatch {
     int64_t next_heartbeat_ms;
     quarantine_t *quarantine;
     size_t n_quarantine;
+    uint32_t incarnation; /* with a state folder: this start's number, in every lease epoch */
+    int state_lock_fd;    /* flock on STATE/lock: one coordinator per state folder; -1: none */
+    bool draining;        /* drain asked: no new jobs, waiting for the ones out */
+    int64_t drain_until_ms;
     reset_t resets[16]; /* ring */
     size_t n_resets;
 };
@@ -162,8 +172,9 @@ static sf_rc s_send(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_wire
     if (zmq_send(d->router, id, n_id, ZMQ_SNDMORE) < 0 || zmq_send(d->router, buf, n, 0) < 0) {
         /* EHOSTUNREACH (ZMQ_ROUTER_MANDATORY): the peer is gone; the
          * liveness timeout reclaims its jobs. */
-        sf_log(SF_LOG_WARN, "coordinator dispatch", "cannot send %s: %s", sf_wire_kind_name(msg->kind),
-               zmq_strerror(zmq_errno()));
+        int e = zmq_errno();
+        sf_log(e == EHOSTUNREACH ? SF_LOG_DEBUG : SF_LOG_WARN, "coordinator dispatch", "cannot send %s: %s",
+               sf_wire_kind_name(msg->kind), zmq_strerror(e));
         rc = SF_E_FARM;
     }
     sf_free(buf);
@@ -191,6 +202,7 @@ static void s_emit(dispatch_t *d, render_t *r, dispatch_event_kind_t kind, int e
 
 static void s_render_free(render_t *r)
 {
+    journal_close(&r->journal);
     stitch_destroy(&r->stitch, true);
     plan_destroy(&r->plan);
     sf_session_destroy(&r->session);
@@ -217,6 +229,11 @@ static void s_finish(dispatch_t *d, render_t *r, int exit_code, const char *mess
         return;
     r->finished = true;
     stitch_destroy(&r->stitch, true);
+    if (r->journal) {
+        sf_err_t e = {0};
+        if (journal_finish(&r->journal, &e))
+            sf_log(SF_LOG_WARN, "coordinator dispatch", "render %u: %s", r->id, e.msg);
+    }
     if (exit_code == 0)
         sf_log(SF_LOG_INFO, "coordinator dispatch", "render %u of '%s' delivered: %s", r->id,
                r->session ? r->session->name : "?", manifest_path ? manifest_path : "");
@@ -240,7 +257,8 @@ static char *s_diags_text(const sf_diags_t *diags)
     return text;
 }
 
-static sf_rc s_render_alloc(render_t *r)
+/* epoch0: the first lease epoch of every job (the incarnation's). */
+static sf_rc s_render_alloc(render_t *r, uint32_t epoch0)
 {
     size_t n = r->plan->n_jobs ? r->plan->n_jobs : 1;
     r->state = sf_calloc(n, sizeof *r->state);
@@ -254,8 +272,10 @@ static sf_rc s_render_alloc(render_t *r)
     if (!r->state || !r->attempt || !r->fails || !r->node_of || !r->moved_ms || !r->progress || !r->segments ||
         !r->requeued)
         return SF_E_NOMEM;
-    for (size_t j = 0; j < n; j++)
+    for (size_t j = 0; j < n; j++) {
         r->node_of[j] = -1;
+        r->attempt[j] = epoch0;
+    }
     return SF_OK;
 }
 
@@ -269,23 +289,35 @@ static void s_first_line(void *ctx, const char *line)
         snprintf(first, S_LINE_BYTES, "%s", line);
 }
 
-sf_rc dispatch_submit(dispatch_t *d, const dispatch_request_t *req, dispatch_event_fn fn, void *ctx, sf_err_t *err)
+static void s_forward_to_client(void *ctx, const dispatch_event_t *ev);
+
+/* A new render (journal NULL: journalled in the state folder, if any), or
+ * one resumed from its journal (taken over; its files are this render's own,
+ * so existing ones are replaced). */
+static render_t *s_render_new(dispatch_t *d, const dispatch_request_t *req, uint32_t id, journal_t *resumed,
+                              dispatch_event_fn fn, void *ctx, sf_err_t *err)
 {
     const char *session_path = req->session_path, *profile = req->profile, *out_dir = req->out_dir;
     const uint8_t *yaml = req->yaml;
     const size_t n_yaml_bytes = req->n_yaml_bytes;
     render_t *r = sf_calloc(1, sizeof *r);
-    if (!r)
-        return SF_ERR(err, SF_E_NOMEM, "out of memory");
-    r->id = ++d->next_render_id;
+    if (!r) {
+        journal_close(&resumed);
+        SF_ERR(err, SF_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    r->id = id;
+    r->journal = resumed;
     r->fn = fn;
     r->ctx = ctx;
     r->priority = req->priority;
     r->started_ms = s_now_ms();
     r->yaml = sf_malloc(n_yaml_bytes ? n_yaml_bytes : 1);
     if (!r->yaml) {
+        journal_close(&r->journal);
         sf_free(r);
-        return SF_ERR(err, SF_E_NOMEM, "out of memory");
+        SF_ERR(err, SF_E_NOMEM, "out of memory");
+        return NULL;
     }
     memcpy(r->yaml, yaml, n_yaml_bytes);
     r->n_yaml_bytes = n_yaml_bytes;
@@ -304,7 +336,7 @@ sf_rc dispatch_submit(dispatch_t *d, const dispatch_request_t *req, dispatch_eve
         s_finish(d, r, rc == SF_E_INPUT ? 2 : 1, text ? text : e.msg, NULL);
         free(text);
         sf_diags_free(&diags);
-        return SF_OK;
+        return r;
     }
     sf_diags_free(&diags);
     if (profile && *profile) {
@@ -312,34 +344,56 @@ sf_rc dispatch_submit(dispatch_t *d, const dispatch_request_t *req, dispatch_eve
         if (!sf_profile_parse(profile, &r->session->output.profile)) {
             snprintf(lines, sizeof lines, "unknown profile '%s' (expected %s)", profile, sf_profile_names());
             s_finish(d, r, 2, lines, NULL);
-            return SF_OK;
+            return r;
         }
         lines[0] = '\0';
         if (sf_profile_violations(r->session, r->session->output.profile, s_first_line, lines) > 0) {
             s_finish(d, r, 2, lines, NULL); /* the first; the client checked them all before submitting */
-            return SF_OK;
+            return r;
         }
     }
     r->out_dir = sf_strdup(out_dir && *out_dir ? out_dir : r->session->output.dir);
-    if (!r->out_dir)
-        return SF_ERR(err, SF_E_NOMEM, "out of memory");
+    if (!r->out_dir) {
+        s_finish(d, r, 1, "out of memory", NULL);
+        return r;
+    }
     rc = plan_make(r->session, req->segment_frames, &r->plan, &e);
-    if (rc == SF_OK)
+    if (rc == SF_OK && !resumed)
         rc = deliver_check_targets(r->plan, r->out_dir, req->force, &e);
     if (rc == SF_OK)
-        rc = s_render_alloc(r) ? SF_ERR(&e, SF_E_NOMEM, "out of memory") : SF_OK;
+        rc = s_render_alloc(r, d->incarnation << 16) ? SF_ERR(&e, SF_E_NOMEM, "out of memory") : SF_OK;
     if (rc == SF_OK)
         rc = sf_media_mkdirs(r->out_dir, &e);
     if (rc == SF_OK)
         rc = stitch_open(r->plan, r->out_dir, &r->stitch, &e);
+    if (rc == SF_OK && !resumed && d->cfg.state_dir) {
+        client_t *c = fn == s_forward_to_client ? ctx : NULL;
+        journal_submit_t js = {.render_id = r->id,
+                               .priority = r->priority,
+                               .session_path = session_path,
+                               .yaml = yaml,
+                               .n_yaml_bytes = n_yaml_bytes,
+                               .out_dir = r->out_dir,
+                               .segment_frames = req->segment_frames,
+                               .force = req->force,
+                               .profile = profile ? profile : "",
+                               .client_id = c ? c->id : NULL,
+                               .n_client_id = c ? c->n_id : 0};
+        rc = journal_create(d->cfg.state_dir, &js, &r->journal, &e);
+    }
     if (rc) {
         s_finish(d, r, rc == SF_E_INPUT ? 2 : 1, e.msg, NULL);
-        return SF_OK;
+        return r;
     }
     sf_log(SF_LOG_INFO, "coordinator dispatch", "render %u of '%s': %zu jobs (%u targets x %u segments), priority %d",
            r->id, r->session->name, r->plan->n_jobs, r->plan->n_targets, r->plan->n_segments, (int)r->priority);
     s_emit(d, r, DISPATCH_EV_STARTED, 0, NULL, NULL);
-    return SF_OK;
+    return r;
+}
+
+sf_rc dispatch_submit(dispatch_t *d, const dispatch_request_t *req, dispatch_event_fn fn, void *ctx, sf_err_t *err)
+{
+    return s_render_new(d, req, ++d->next_render_id, NULL, fn, ctx, err) ? SF_OK : SF_E_NOMEM;
 }
 
 /* ---- nodes ------------------------------------------------------------ */
@@ -550,6 +604,8 @@ static void s_send_job(dispatch_t *d, node_t *n, render_t *r, size_t j)
  * it may run. */
 static void s_assign(dispatch_t *d)
 {
+    if (d->draining)
+        return;
     size_t n_order = s_order_renders(d);
     int64_t now = s_now_ms();
     bool sent = true;
@@ -697,12 +753,19 @@ static void s_on_result(dispatch_t *d, node_t *n, const sf_wire_msg_t *m)
         return;
     }
     sf_err_t e = {0};
+    /* Landed once journalled: after a crash it is replayed, not rendered. */
+    if (r->journal && journal_append_segment(r->journal, j, m->u.result.n_channels, m->u.result.n_frames,
+                                             m->u.result.pcm, m->u.result.xxh3, n->name, &e)) {
+        s_finish(d, r, 1, e.msg, NULL);
+        return;
+    }
     if (stitch_accept(r->stitch, j, m->u.result.pcm, &e)) {
         r->state[j] = JOB_DONE;
         r->node_of[j] = -1;
         s_finish(d, r, 1, e.msg, NULL);
         return;
     }
+    sf_log(SF_LOG_DEBUG, "coordinator dispatch", "render %u job %zu landed from node '%s'", r->id, j, n->name);
     r->state[j] = JOB_DONE;
     r->node_of[j] = -1;
     n->fails_in_row = 0;
@@ -747,6 +810,17 @@ static void s_on_heartbeat(dispatch_t *d, node_t *n, const sf_wire_msg_t *m)
 static void s_forward_to_client(void *ctx, const dispatch_event_t *ev)
 {
     client_t *c = ctx;
+    if (c->note && ev->kind != DISPATCH_EV_DONE) {
+        sf_wire_msg_t note = {.kind = SF_WIRE_PROGRESS};
+        note.u.progress.jobs_done = ev->jobs_done;
+        note.u.progress.jobs_total = ev->jobs_total;
+        note.u.progress.nodes = ev->nodes;
+        note.u.progress.event = c->note;
+        note.u.progress.render_id = ev->render_id;
+        if (s_send(c->d, c->id, c->n_id, &note) == SF_OK)
+            c->note = NULL;
+        return;
+    }
     sf_wire_msg_t m = {0};
     if (ev->kind == DISPATCH_EV_DONE) {
         m.kind = SF_WIRE_DONE;
@@ -869,6 +943,10 @@ static void s_reset_peer(dispatch_t *d, const uint8_t *id, size_t n_id, sf_wire_
 
 static void s_on_submit(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_wire_msg_t *m)
 {
+    if (d->draining) {
+        s_reply_done(d, id, n_id, 3, "the coordinator is shutting down: submit again once it has restarted");
+        return;
+    }
     client_t *c = sf_calloc(1, sizeof *c);
     if (!c)
         return;
@@ -1076,16 +1154,60 @@ static void s_reap(dispatch_t *d)
     }
 }
 
-static bool s_should_stop(const dispatch_t *d)
+static bool s_should_stop(dispatch_t *d)
 {
     if (d->cfg.stop && atomic_load(d->cfg.stop))
         return true;
+    if (d->draining) {
+        uint32_t out = 0;
+        for (size_t i = 0; i < d->n_nodes; i++)
+            out += d->nodes[i].alive ? d->nodes[i].in_flight : 0;
+        return out == 0 || s_now_ms() >= d->drain_until_ms;
+    }
     if (!d->cfg.exit_when_idle)
         return false;
     for (render_t *r = d->renders; r; r = r->next)
         if (!r->finished)
             return false;
     return true;
+}
+
+static void s_start_drain(dispatch_t *d)
+{
+    d->draining = true;
+    d->drain_until_ms = s_now_ms() + d->cfg.drain_timeout_ms;
+    uint32_t out = 0;
+    for (size_t i = 0; i < d->n_nodes; i++)
+        out += d->nodes[i].alive ? d->nodes[i].in_flight : 0;
+    sf_log(SF_LOG_INFO, "coordinator dispatch", "draining: no new jobs; waiting up to %.0f s for %u jobs out",
+           d->cfg.drain_timeout_ms / 1000.0, out);
+    for (render_t *r = d->renders; r; r = r->next)
+        if (!r->finished)
+            s_emit(d, r, DISPATCH_EV_NODE, 0, "the coordinator is shutting down: jobs out finish, no new ones", NULL);
+}
+
+/* The drain is over: the renders in flight stay journalled for the next
+ * start; their clients are told, and wait. */
+static void s_end_drain(dispatch_t *d)
+{
+    size_t kept = 0;
+    for (render_t *r = d->renders; r; r = r->next) {
+        if (r->finished)
+            continue;
+        if (!r->journal) {
+            s_finish(d, r, 3, "the coordinator stopped before the render finished", NULL);
+            continue;
+        }
+        s_emit(d, r, DISPATCH_EV_NODE, 0,
+               "the coordinator stopped; the render resumes where it was when it starts again", NULL);
+        sf_log(SF_LOG_INFO, "coordinator dispatch", "render %u kept for the next start: %zu of %zu jobs landed", r->id,
+               r->jobs_done, r->plan ? r->plan->n_jobs : 0);
+        journal_close(&r->journal);
+        stitch_destroy(&r->stitch, false);
+        r->finished = true; /* without a DONE: it is not over */
+        kept++;
+    }
+    sf_log(SF_LOG_INFO, "coordinator dispatch", "drained: %zu renders kept in '%s'", kept, d->cfg.state_dir);
 }
 
 sf_rc dispatch_run(dispatch_t *d, sf_err_t *err)
@@ -1095,7 +1217,13 @@ sf_rc dispatch_run(dispatch_t *d, sf_err_t *err)
     zmq_msg_init(&body);
     sf_rc rc = SF_OK;
     d->next_heartbeat_ms = s_now_ms() + d->cfg.heartbeat_ms;
+    /* Resumed renders whose every segment had landed: deliver them now. */
+    for (render_t *r = d->renders; r; r = r->next)
+        if (!r->finished && r->stitch && stitch_complete(r->stitch))
+            s_complete(d, r);
     while (!s_should_stop(d)) {
+        if (d->cfg.drain && atomic_load(d->cfg.drain) && !d->draining)
+            s_start_drain(d);
         zmq_pollitem_t item = {.socket = d->router, .events = ZMQ_POLLIN};
         int ready = zmq_poll(&item, 1, 100);
         if (ready < 0 && zmq_errno() != EINTR) {
@@ -1122,16 +1250,149 @@ sf_rc dispatch_run(dispatch_t *d, sf_err_t *err)
         s_assign(d);
         s_reap(d);
     }
-    for (render_t *r = d->renders; r; r = r->next)
-        s_finish(d, r, 3, "the coordinator stopped before the render finished", NULL);
-    sf_wire_msg_t bye = {.kind = SF_WIRE_SHUTDOWN};
-    bye.u.shutdown.reason = "coordinator stopping";
-    for (size_t i = 0; i < d->n_nodes; i++)
-        if (d->nodes[i].alive)
-            s_send(d, d->nodes[i].id, d->nodes[i].n_id, &bye);
+    if (d->draining && d->cfg.state_dir && !(d->cfg.stop && atomic_load(d->cfg.stop))) {
+        s_end_drain(d);
+    } else {
+        for (render_t *r = d->renders; r; r = r->next)
+            s_finish(d, r, 3, "the coordinator stopped before the render finished", NULL);
+        sf_wire_msg_t bye = {.kind = SF_WIRE_SHUTDOWN};
+        bye.u.shutdown.reason = "coordinator stopping";
+        for (size_t i = 0; i < d->n_nodes; i++)
+            if (d->nodes[i].alive)
+                s_send(d, d->nodes[i].id, d->nodes[i].n_id, &bye);
+    }
     zmq_msg_close(&id);
     zmq_msg_close(&body);
     return rc;
+}
+
+/* ---- resuming from journals ----------------------------------------- */
+
+static render_t *s_render_by_id(dispatch_t *d, uint32_t id)
+{
+    for (render_t *r = d->renders; r; r = r->next)
+        if (r->id == id && !r->finished)
+            return r;
+    return NULL;
+}
+
+static sf_rc s_replay_submit(void *ctx, const journal_submit_t *sub, journal_t **j, sf_err_t *err)
+{
+    dispatch_t *d = ctx;
+    client_t *c = NULL;
+    if (sub->n_client_id) {
+        c = sf_calloc(1, sizeof *c);
+        if (!c)
+            return SF_ERR(err, SF_E_NOMEM, "out of memory");
+        memcpy(c->id, sub->client_id, sub->n_client_id);
+        c->n_id = sub->n_client_id;
+        c->d = d;
+        c->note = "the coordinator restarted; the render resumes where it was";
+    }
+    dispatch_request_t req = {.session_path = sub->session_path,
+                              .yaml = sub->yaml,
+                              .n_yaml_bytes = sub->n_yaml_bytes,
+                              .out_dir = sub->out_dir,
+                              .segment_frames = sub->segment_frames,
+                              .force = sub->force,
+                              .profile = sub->profile,
+                              .priority = sub->priority};
+    sf_log(SF_LOG_INFO, "coordinator dispatch", "resuming render %u of '%s' from its journal", sub->render_id,
+           sub->session_path);
+    journal_t *taken = *j;
+    *j = NULL;
+    render_t *r = s_render_new(d, &req, sub->render_id, taken, c ? s_forward_to_client : NULL, c, err);
+    if (!r) {
+        sf_free(c);
+        return err ? err->code : SF_E_NOMEM;
+    }
+    return SF_OK;
+}
+
+static sf_rc s_replay_segment(void *ctx, uint32_t render_id, const journal_segment_t *seg, sf_err_t *err)
+{
+    dispatch_t *d = ctx;
+    render_t *r = s_render_by_id(d, render_id);
+    if (!r)
+        return SF_OK; /* it ended when it was planned again (its DONE said why) */
+    if (seg->job_index >= r->plan->n_jobs)
+        return SF_ERR(err, SF_E_IO, "render %u: journalled job %" PRIu64 " is not in its plan of %zu jobs", render_id,
+                      seg->job_index, r->plan->n_jobs);
+    size_t j = (size_t)seg->job_index;
+    const plan_job_t *pj = &r->plan->jobs[j];
+    if (seg->n_channels != (uint32_t)r->plan->targets[pj->target_index].n_channels ||
+        seg->n_frames != (uint64_t)pj->n_frames)
+        return SF_ERR(
+            err, SF_E_IO, "render %u: journalled job %zu has %u channels x %" PRIu64 " frames, the plan %d x %" PRId64,
+            render_id, j, seg->n_channels, seg->n_frames, r->plan->targets[pj->target_index].n_channels, pj->n_frames);
+    sf_rc rc = stitch_accept(r->stitch, j, seg->planar, err);
+    if (rc)
+        return rc;
+    r->state[j] = JOB_DONE;
+    snprintf(r->segments[j].node_name, sizeof r->segments[j].node_name, "%s", seg->node_name);
+    r->segments[j].xxh3 = seg->xxh3;
+    r->jobs_done++;
+    return SF_OK;
+}
+
+static void s_replay_error(void *ctx, uint32_t render_id, const sf_err_t *e)
+{
+    dispatch_t *d = ctx;
+    sf_log(SF_LOG_ERROR, "coordinator dispatch", "render %u cannot be resumed: %s", render_id, e->msg);
+    render_t *r = s_render_by_id(d, render_id);
+    if (r)
+        s_finish(d, r, 1, e->msg, NULL);
+}
+
+/* Two coordinators on one state folder would write each other's journals:
+ * the second is refused. The kernel drops the lock when its holder dies,
+ * however it dies. */
+static sf_rc s_lock_state(dispatch_t *d, sf_err_t *err)
+{
+    sf_rc rc = sf_media_mkdirs(d->cfg.state_dir, err);
+    if (rc)
+        return rc;
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/lock", d->cfg.state_dir) >= (int)sizeof path)
+        return SF_ERR(err, SF_E_INPUT, "state folder '%s': path too long", d->cfg.state_dir);
+    d->state_lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (d->state_lock_fd < 0)
+        return SF_ERR(err, SF_E_IO, "cannot open '%s': %s", path, strerror(errno));
+    if (flock(d->state_lock_fd, LOCK_EX | LOCK_NB) != 0)
+        return SF_ERR(
+            err, SF_E_INPUT,
+            "state folder '%s' is in use by another running coordinator: give each coordinator its own --state",
+            d->cfg.state_dir);
+    return SF_OK;
+}
+
+/* The incarnation, then every journalled render back in the queue. */
+static sf_rc s_resume(dispatch_t *d, sf_err_t *err)
+{
+    sf_rc rc = s_lock_state(d, err);
+    if (rc)
+        return rc;
+    rc = journal_next_incarnation(d->cfg.state_dir, &d->incarnation, err);
+    if (rc)
+        return rc;
+    journal_replay_fns_t fns = {
+        .on_submit = s_replay_submit, .on_segment = s_replay_segment, .on_error = s_replay_error};
+    uint32_t max_id = 0;
+    rc = journal_replay(d->cfg.state_dir, &fns, d, &max_id, err);
+    if (rc)
+        return rc;
+    d->next_render_id = max_id;
+    size_t n = 0;
+    for (render_t *r = d->renders; r; r = r->next) {
+        if (r->finished)
+            continue;
+        n++;
+        sf_log(SF_LOG_INFO, "coordinator dispatch", "render %u resumed: %zu of %zu jobs had landed", r->id,
+               r->jobs_done, r->plan->n_jobs);
+    }
+    sf_log(SF_LOG_INFO, "coordinator dispatch", "incarnation %u; %zu renders resumed from '%s'", d->incarnation, n,
+           d->cfg.state_dir);
+    return SF_OK;
 }
 
 sf_rc dispatch_new(const dispatch_config_t *cfg, dispatch_t **out, sf_err_t *err)
@@ -1141,6 +1402,7 @@ sf_rc dispatch_new(const dispatch_config_t *cfg, dispatch_t **out, sf_err_t *err
     if (!d)
         return SF_ERR(err, SF_E_NOMEM, "out of memory");
     d->cfg = *cfg;
+    d->state_lock_fd = -1;
     if (!d->cfg.heartbeat_ms)
         d->cfg.heartbeat_ms = 1000;
     if (!d->cfg.node_timeout_ms)
@@ -1153,6 +1415,8 @@ sf_rc dispatch_new(const dispatch_config_t *cfg, dispatch_t **out, sf_err_t *err
         d->cfg.quarantine_after = 3;
     if (!d->cfg.quarantine_ms)
         d->cfg.quarantine_ms = 300000;
+    if (!d->cfg.drain_timeout_ms)
+        d->cfg.drain_timeout_ms = 60000;
     d->ctx = cfg->zmq_context;
     if (!d->ctx) {
         d->ctx = zmq_ctx_new();
@@ -1172,6 +1436,10 @@ sf_rc dispatch_new(const dispatch_config_t *cfg, dispatch_t **out, sf_err_t *err
         int e = zmq_errno();
         dispatch_destroy(&d);
         return SF_ERR(err, e == EADDRINUSE ? SF_E_IO : SF_E_INPUT, "cannot bind '%s': %s", cfg->bind, zmq_strerror(e));
+    }
+    if (cfg->state_dir && s_resume(d, err) != SF_OK) {
+        dispatch_destroy(&d);
+        return err ? err->code : SF_E_IO;
     }
     *out = d;
     return SF_OK;
@@ -1196,6 +1464,8 @@ void dispatch_destroy(dispatch_t **self_p)
     sf_free(d->nodes);
     sf_free(d->order);
     sf_free(d->quarantine);
+    if (d->state_lock_fd >= 0)
+        close(d->state_lock_fd);
     sf_free(d);
     *self_p = NULL;
 }

@@ -49,8 +49,11 @@ typedef struct {
     int stuck_timeout_ms;   /* a running job whose progress stands still this long is re-issued; 0: 120000 */
     int quarantine_after;   /* failed jobs in a row that quarantine a node; 0: 3 */
     int quarantine_ms;      /* how long a quarantine lasts; 0: 300000 */
+    const char *state_dir;  /* journals (journal.h): renders survive a crash; NULL: none */
+    int drain_timeout_ms;   /* drain: how long to wait for the jobs out; 0: 60000 */
     bool exit_when_idle;    /* return once every render is finished (embedded) */
     atomic_int *stop;       /* optional: return soon after *stop != 0 */
+    atomic_int *drain;      /* optional: *drain != 0 starts a drain (see dispatch_run) */
 } dispatch_config_t;
 
 typedef enum {
@@ -73,8 +76,12 @@ typedef struct {
 
 typedef void (*dispatch_event_fn)(void *ctx, const dispatch_event_t *ev);
 
-/* Binds the ROUTER. SF_E_INPUT for a bad endpoint, SF_E_IO when the address
- * is in use, with zmq's reason. */
+/* Binds the ROUTER. With a state folder, first takes the next incarnation
+ * and resumes every render journalled there (journal.h): each is planned
+ * again, its landed segments go to its stitcher without being rendered, and
+ * its client (by routing id) hears from it again. SF_E_INPUT for a bad
+ * endpoint, SF_E_IO when the address is in use (with zmq's reason) or the
+ * state folder cannot be used. */
 sf_rc dispatch_new(const dispatch_config_t *cfg, dispatch_t **out, sf_err_t *err);
 void dispatch_destroy(dispatch_t **self_p);
 
@@ -101,8 +108,12 @@ typedef struct {
 sf_rc dispatch_submit(dispatch_t *d, const dispatch_request_t *req, dispatch_event_fn fn, void *ctx, sf_err_t *err);
 
 /* Runs the loop until *stop, or (exit_when_idle) until every render has
- * finished; then tells the nodes to shut down. Returns SF_OK or SF_E_FARM
- * if the socket failed. */
+ * finished, and then tells the nodes to shut down; or, after *drain, until
+ * the jobs out have come back (or drain_timeout_ms): a drain refuses new
+ * submissions and sends no new jobs, keeps the journals of the renders in
+ * flight for the next start, tells their clients so, and leaves the nodes
+ * running (they join the next coordinator). Returns SF_OK or SF_E_FARM if
+ * the socket failed. */
 sf_rc dispatch_run(dispatch_t *d, sf_err_t *err);
 
 #endif

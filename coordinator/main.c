@@ -45,12 +45,14 @@
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_FARM = 3 };
 
-static atomic_int g_stop;
+static atomic_int g_stop;      /* a first SIGINT/SIGTERM: stop (a coordinator drains) */
+static atomic_int g_hard_stop; /* a second one: stop now */
 
 static void s_on_signal(int sig)
 {
     (void)sig;
-    atomic_store(&g_stop, 1);
+    if (atomic_fetch_add(&g_stop, 1) >= 1)
+        atomic_store(&g_hard_stop, 1);
 }
 
 static void s_install_signals(void)
@@ -119,6 +121,8 @@ typedef struct {
     int stuck_timeout_s;
     int quarantine_after;
     int quarantine_s;
+    int drain_timeout_s;
+    const char *state_dir;
     bool force, json, strict, resume;
 } options_t;
 
@@ -580,6 +584,8 @@ static int s_cmd_coordinator(int argc, char **argv)
         OPT("--stuck-timeout", NULL, OPT_COUNT, stuck_timeout_s, 1, 86400),
         OPT("--quarantine-after", NULL, OPT_COUNT, quarantine_after, 1, 1000),
         OPT("--quarantine-time", NULL, OPT_COUNT, quarantine_s, 1, 86400),
+        OPT("--state", NULL, OPT_TEXT, state_dir, 0, 0),
+        OPT("--drain-timeout", NULL, OPT_COUNT, drain_timeout_s, 1, 86400),
     };
     options_t o = {0};
     const char *positional = NULL;
@@ -590,21 +596,45 @@ static int s_cmd_coordinator(int argc, char **argv)
         return s_usage_error("'coordinator' takes no file, got '%s'", positional);
     if (!o.bind)
         return s_usage_error("'coordinator' needs --bind ENDPOINT (e.g. tcp://127.0.0.1:5555)");
+    /* Journals are on by default: a coordinator that crashes loses nothing. */
+    char default_state[PATH_MAX];
+    const char *state_dir = o.state_dir;
+    if (!state_dir && getenv("STEMFARM_STATE_DIR") && *getenv("STEMFARM_STATE_DIR"))
+        state_dir = getenv("STEMFARM_STATE_DIR");
+    if (!state_dir && getenv("XDG_STATE_HOME") && *getenv("XDG_STATE_HOME")) {
+        snprintf(default_state, sizeof default_state, "%s/stemfarm", getenv("XDG_STATE_HOME"));
+        state_dir = default_state;
+    }
+    if (!state_dir && getenv("HOME") && *getenv("HOME")) {
+        snprintf(default_state, sizeof default_state, "%s/.local/state/stemfarm", getenv("HOME"));
+        state_dir = default_state;
+    }
+    if (!state_dir)
+        return s_usage_error("'coordinator' needs --state DIR (no HOME to keep its journals under)");
+    char *abs_state = s_absolute(state_dir);
+    if (!abs_state)
+        return s_usage_error("bad --state '%s'", state_dir);
+    state_dir = abs_state;
     dispatch_config_t cfg = {.bind = o.bind,
                              .node_timeout_ms = o.node_timeout_s * 1000,
                              .stuck_timeout_ms = o.stuck_timeout_s * 1000,
                              .quarantine_after = o.quarantine_after,
                              .quarantine_ms = o.quarantine_s * 1000,
-                             .stop = &g_stop};
+                             .state_dir = state_dir,
+                             .drain_timeout_ms = o.drain_timeout_s * 1000,
+                             .drain = &g_stop,
+                             .stop = &g_hard_stop};
     dispatch_t *d = NULL;
     sf_err_t err = {0};
     if (dispatch_new(&cfg, &d, &err)) {
         fprintf(stderr, "stemfarm: error: %s\n", err.msg);
+        sf_free(abs_state);
         return err.code == SF_E_INPUT ? EXIT_USAGE : EXIT_FARM;
     }
-    sf_log(SF_LOG_INFO, "coordinator", "listening on %s", o.bind);
+    sf_log(SF_LOG_INFO, "coordinator", "listening on %s; journals in '%s'", o.bind, state_dir);
     sf_rc r = dispatch_run(d, &err);
     dispatch_destroy(&d);
+    sf_free(abs_state);
     if (r) {
         fprintf(stderr, "stemfarm: error: %s\n", err.msg);
         return EXIT_FARM;

@@ -324,7 +324,10 @@ START_TEST(test_farm_over_tcp_matches_embedded)
     s_render_ok("embedded", "--nodes 2 --segment 20000");
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
-    pid_t coord = tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "coordinator", "--bind", endpoint, NULL}, NULL);
+    char *state = tu_path(s_dir, "state");
+    pid_t coord = tu_spawn(
+        (char *const[]){(char *)tu_stemfarm_bin(), "coordinator", "--bind", endpoint, "--state", state, NULL}, NULL);
+    free(state);
     pid_t n1 = tu_spawn(
         (char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "1", "--name", "tcp-node-1", NULL},
         NULL);

@@ -48,8 +48,10 @@ static void s_coord_start(coord_t *c, const char *endpoint, char *const extra[])
     else
         snprintf(c->endpoint, sizeof c->endpoint, "tcp://127.0.0.1:%d", tu_free_port());
     snprintf(c->log, sizeof c->log, "%s/coordinator.log", s_dir);
-    char *argv[32] = {(char *)tu_stemfarm_bin(), "coordinator", "--bind", c->endpoint};
-    int n = 4;
+    char state[4096];
+    snprintf(state, sizeof state, "%s/state", s_dir);
+    char *argv[32] = {(char *)tu_stemfarm_bin(), "coordinator", "--bind", c->endpoint, "--state", state};
+    int n = 6;
     for (int i = 0; extra && extra[i] && n < 31; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -112,6 +114,93 @@ static char *s_status_until(const coord_t *c, const char *want)
     return NULL;
 }
 
+/* The embedded render of the session with `segment`, the reference every
+ * farm render must equal byte for byte. */
+static char *s_reference(const char *segment)
+{
+    char *out_dir = tu_path(s_dir, "reference");
+    char args[4096];
+    snprintf(args, sizeof args, "render '%s' -o '%s' --nodes 2 --segment %s --force", s_session, out_dir, segment);
+    char *err = NULL;
+    ck_assert_msg(s_stemfarm(args, NULL, &err) == 0, "%s", err);
+    free(err);
+    return out_dir;
+}
+
+/* Every audio file of `ref` is in `dir` with the same bytes. */
+static void s_assert_same_audio(const char *ref, const char *dir)
+{
+    DIR *d = opendir(ref);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 4, ".wav") != 0)
+            continue;
+        char *a = tu_path(ref, e->d_name), *b = tu_path(dir, e->d_name);
+        ck_assert_msg(tu_files_equal(a, b), "'%s' differs from the reference", b);
+        free(a);
+        free(b);
+        n++;
+    }
+    closedir(d);
+    ck_assert_int_ge(n, 4); /* the 4 stems */
+}
+
+/* Counts "render R job J landed" lines per job in a coordinator log (all
+ * incarnations): fails if a job landed twice; returns how many landed. */
+static int s_landed_once(const char *log_path, int n_jobs)
+{
+    char *log = tu_slurp(log_path, NULL);
+    ck_assert_ptr_nonnull(log);
+    int *seen = calloc((size_t)n_jobs, sizeof *seen), total = 0;
+    for (const char *p = log; (p = strstr(p, " job ")); p++) {
+        int job;
+        char word[16];
+        if (sscanf(p, " job %d %15s", &job, word) == 2 && strcmp(word, "landed") == 0) {
+            ck_assert_int_lt(job, n_jobs);
+            ck_assert_msg(seen[job] == 0, "job %d landed twice", job);
+            seen[job] = 1;
+            total++;
+        }
+    }
+    free(seen);
+    free(log);
+    return total;
+}
+
+/* The number after `key` in the text, or -1. */
+static long s_number_after(const char *text, const char *key)
+{
+    const char *p = strstr(text, key);
+    return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+/* The last 1500 bytes of a log, for assertion messages (Check's are short). */
+static const char *s_tail(const char *log)
+{
+    size_t n = strlen(log);
+    return n > 1500 ? log + n - 1500 : log;
+}
+
+/* Polls status until render 1 has at least min_jobs jobs done. */
+static void s_wait_jobs_done(const coord_t *c, long min_jobs)
+{
+    char args[256];
+    snprintf(args, sizeof args, "status --farm %s --json", c->endpoint);
+    for (int i = 0; i < 300; i++) {
+        char *out = NULL;
+        if (s_stemfarm(args, &out, NULL) == 0 && s_number_after(out, "\"jobs_done\":") >= min_jobs) {
+            free(out);
+            return;
+        }
+        free(out);
+        tu_sleep_ms(100);
+    }
+    ck_abort_msg("render 1 never reached %ld jobs done", min_jobs);
+}
+
 START_TEST(test_status_and_cancel_from_the_command_line)
 {
     coord_t c;
@@ -124,7 +213,8 @@ START_TEST(test_status_and_cancel_from_the_command_line)
     pid_t render = tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "render", s_session, "--farm", c.endpoint, "-o",
                                             out_dir, "--segment", "1s", "--priority", "7", "--json", NULL},
                             render_log);
-    char *status = s_status_until(&c, "\"jobs_done\":1");
+    s_wait_jobs_done(&c, 1);
+    char *status = s_status_until(&c, "\"render_id\":1");
     ck_assert_msg(strstr(status, "\"render_id\":1,\"session\":\"Bench 8x60s\"") && strstr(status, "\"priority\":7") &&
                       strstr(status, "\"jobs_total\":300") &&
                       strstr(status, "\"name\":\"only-node\",\"state\":\"ready\""),
@@ -151,7 +241,7 @@ START_TEST(test_status_and_cancel_from_the_command_line)
 
     ck_assert_int_eq(tu_wait(render, 10000), 1);
     char *log = tu_slurp(render_log, NULL);
-    ck_assert_msg(strstr(log, "cancelled by a client"), "%s", log);
+    ck_assert_msg(strstr(log, "cancelled by a client"), "%s", s_tail(log));
     free(log);
     ck_assert_int_eq(s_count_files(out_dir), 0); /* not even a .partial */
     ck_assert_int_eq(tu_stop(c.pid), 0);
@@ -183,9 +273,109 @@ START_TEST(test_a_node_rejoins_a_restarted_coordinator)
     ck_assert_int_eq(tu_stop(again.pid), 0);
     ck_assert_int_eq(tu_stop(node), 0);
     char *log = s_log_of("faithful-node");
-    ck_assert_msg(strstr(log, "asks this node to join again"), "%s", log);
+    ck_assert_msg(strstr(log, "asks this node to join again"), "%s", s_tail(log));
     free(log);
     free(out_dir);
+}
+END_TEST
+
+/* kill -9 of the coordinator in the middle of a render: the restarted one
+ * replays its journal, renders only what had not landed, and the client
+ * that submitted sees the render through to the end. */
+START_TEST(test_a_killed_coordinator_resumes_without_rendering_a_landed_segment_again)
+{
+    char *ref = s_reference("1s");
+    setenv("STEMFARM_LOG", "debug", 1);
+    coord_t c;
+    s_coord_start(&c, NULL, NULL);
+    pid_t n1 = s_node_start(&c, "node-1", "1"), n2 = s_node_start(&c, "node-2", "1");
+    char *out_dir = tu_path(s_dir, "resumed");
+    char render_log[4096];
+    snprintf(render_log, sizeof render_log, "%s/render.log", s_dir);
+    pid_t render = tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "render", s_session, "--farm", c.endpoint, "-o",
+                                            out_dir, "--segment", "1s", "--json", NULL},
+                            render_log);
+    s_wait_jobs_done(&c, 4);
+    tu_kill9(c.pid);
+    coord_t again;
+    s_coord_start(&again, c.endpoint, NULL);
+    int rc = tu_wait(render, 120000);
+    char *log = tu_slurp(render_log, NULL);
+    ck_assert_msg(rc == 0, "render exited %d: %s", rc, s_tail(log));
+    ck_assert_msg(strstr(log, "the render resumes where it was"), "%s", s_tail(log));
+    free(log);
+    ck_assert_int_eq(tu_stop(again.pid), 0);
+    ck_assert_int_eq(tu_stop(n1), 0);
+    ck_assert_int_eq(tu_stop(n2), 0);
+    unsetenv("STEMFARM_LOG");
+    s_assert_same_audio(ref, out_dir);
+    char *clog = tu_slurp(c.log, NULL);
+    long resumed = s_number_after(clog, "render 1 resumed: ");
+    free(clog);
+    ck_assert_msg(resumed >= 4 && resumed < 300, "resumed with %ld jobs landed", resumed);
+    /* 300 jobs, each landed once: the journal's before the crash, the rest after */
+    ck_assert_int_le(s_landed_once(c.log, 300), 300);
+    ck_assert_int_ge(s_landed_once(c.log, 300), 300 - 1); /* one may land in the journal as the kill hits */
+    char state_journal[4096];
+    snprintf(state_journal, sizeof state_journal, "%s/state/render-1.journal", s_dir);
+    ck_assert_msg(!tu_exists(state_journal), "the journal of a delivered render is removed");
+    free(out_dir);
+    free(ref);
+}
+END_TEST
+
+/* SIGTERM drains: the jobs out come back and are journalled, the
+ * coordinator exits 0, and the next start finishes the render. */
+START_TEST(test_sigterm_drains_and_the_next_start_finishes_the_render)
+{
+    char *ref = s_reference("1s");
+    coord_t c;
+    s_coord_start(&c, NULL, NULL);
+    pid_t n1 = s_node_start(&c, "node-1", "1");
+    char *out_dir = tu_path(s_dir, "drained");
+    char render_log[4096];
+    snprintf(render_log, sizeof render_log, "%s/render.log", s_dir);
+    pid_t render = tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "render", s_session, "--farm", c.endpoint, "-o",
+                                            out_dir, "--segment", "1s", "--json", NULL},
+                            render_log);
+    s_wait_jobs_done(&c, 4);
+    kill(c.pid, SIGTERM);
+    ck_assert_int_eq(tu_wait(c.pid, 30000), 0);
+    char *clog = tu_slurp(c.log, NULL);
+    ck_assert_msg(strstr(clog, "draining: no new jobs") && strstr(clog, "render 1 kept for the next start"), "%s",
+                  s_tail(clog));
+    long kept = s_number_after(clog, "kept for the next start: ");
+    free(clog);
+    /* a new submission while it is down waits; the old client waits too */
+    coord_t again;
+    s_coord_start(&again, c.endpoint, NULL);
+    int rc = tu_wait(render, 120000);
+    char *log = tu_slurp(render_log, NULL);
+    ck_assert_msg(rc == 0, "render exited %d: %s", rc, s_tail(log));
+    ck_assert_msg(strstr(log, "the coordinator is shutting down") && strstr(log, "resumes"), "%s", s_tail(log));
+    free(log);
+    ck_assert_int_eq(tu_stop(again.pid), 0);
+    ck_assert_int_eq(tu_stop(n1), 0);
+    s_assert_same_audio(ref, out_dir);
+    clog = tu_slurp(again.log, NULL);
+    ck_assert_int_eq(s_number_after(clog, "render 1 resumed: "), kept);
+    free(clog);
+    free(out_dir);
+    free(ref);
+}
+END_TEST
+
+START_TEST(test_a_second_coordinator_on_the_same_state_folder_is_refused)
+{
+    coord_t c;
+    s_coord_start(&c, NULL, NULL);
+    free(s_status_until(&c, "\"renders\":[]"));
+    char args[4096], *err = NULL;
+    snprintf(args, sizeof args, "coordinator --bind tcp://127.0.0.1:%d --state '%s/state'", tu_free_port(), s_dir);
+    ck_assert_int_eq(s_stemfarm(args, NULL, &err), 2);
+    ck_assert_msg(strstr(err, "is in use by another running coordinator"), "%s", err);
+    free(err);
+    ck_assert_int_eq(tu_stop(c.pid), 0);
 }
 END_TEST
 
@@ -197,6 +387,9 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_status_and_cancel_from_the_command_line);
     tcase_add_test(tc, test_a_node_rejoins_a_restarted_coordinator);
+    tcase_add_test(tc, test_a_killed_coordinator_resumes_without_rendering_a_landed_segment_again);
+    tcase_add_test(tc, test_sigterm_drains_and_the_next_start_finishes_the_render);
+    tcase_add_test(tc, test_a_second_coordinator_on_the_same_state_folder_is_refused);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
