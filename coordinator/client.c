@@ -29,7 +29,13 @@ static void s_close(s_conn_t *k)
     k->sock = k->ctx = NULL;
 }
 
-static int s_open(const client_config_t *c, s_conn_t *k)
+static int s_silence_limit(const client_config_t *c)
+{
+    return c->silence_limit_ms > 0 ? c->silence_limit_ms : S_DEFAULT_SILENCE_MS;
+}
+
+/* Connects; waits up to wait_ms for the handshake. */
+static int s_open(const client_config_t *c, s_conn_t *k, int wait_ms)
 {
     memset(k, 0, sizeof *k);
     k->ctx = zmq_ctx_new();
@@ -51,10 +57,20 @@ static int s_open(const client_config_t *c, s_conn_t *k)
     zmq_setsockopt(k->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(k->sock, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size);
     zmq_setsockopt(k->sock, ZMQ_ROUTING_ID, id, sizeof id);
-    if (zmq_connect(k->sock, c->endpoint) != 0) {
-        fprintf(stderr, "stemfarm: error: cannot connect to '%s': %s\n", c->endpoint, zmq_strerror(zmq_errno()));
+    /* Waits for the handshake: a refused key is an error now, not silence. */
+    sf_secure_client_t plain = {0};
+    sf_err_t err = {0};
+    sf_rc rc = sf_secure_connect(k->ctx, k->sock, c->endpoint, c->curve ? c->curve : &plain, "client", wait_ms,
+                                 c->interrupt, &err);
+    if (rc) {
+        fprintf(stderr, "stemfarm: error: %s\n", err.msg);
         s_close(k);
-        return 2;
+        return rc == SF_E_INPUT ? 2 : 3;
+    }
+    if (c->interrupt && atomic_load(c->interrupt)) {
+        fprintf(stderr, "stemfarm: interrupted before the coordinator answered\n");
+        s_close(k);
+        return 3;
     }
     return 0;
 }
@@ -94,15 +110,10 @@ static int s_recv(s_conn_t *k, sf_wire_msg_t *m, int wait_ms)
     return got;
 }
 
-static int s_silence_limit(const client_config_t *c)
-{
-    return c->silence_limit_ms > 0 ? c->silence_limit_ms : S_DEFAULT_SILENCE_MS;
-}
-
 int client_render(const client_config_t *c, const dispatch_request_t *req, events_t *ev)
 {
     s_conn_t k;
-    int rc = s_open(c, &k);
+    int rc = s_open(c, &k, s_silence_limit(c));
     if (rc)
         return rc;
     sf_wire_msg_t sub = {.kind = SF_WIRE_SUBMIT};
@@ -169,6 +180,9 @@ int client_render(const client_config_t *c, const dispatch_request_t *req, event
     return rc;
 }
 
+/* A question (status, cancel) is answered at once, or not at all. */
+static int s_ask_limit(const client_config_t *c) { return s_silence_limit(c) < 10000 ? s_silence_limit(c) : 10000; }
+
 /* Sends ask and waits for its answer, a Status or a Done (decoded into
  * reply when 0 is returned). */
 static int s_ask(const client_config_t *c, s_conn_t *k, const sf_wire_msg_t *ask, sf_wire_msg_t *reply)
@@ -176,7 +190,7 @@ static int s_ask(const client_config_t *c, s_conn_t *k, const sf_wire_msg_t *ask
     int rc = s_send(k, ask);
     if (rc)
         return rc;
-    const int limit_ms = s_silence_limit(c) < 10000 ? s_silence_limit(c) : 10000;
+    const int limit_ms = s_ask_limit(c);
     for (int waited = 0; waited < limit_ms; waited += S_POLL_MS) {
         if (c->interrupt && atomic_load(c->interrupt))
             return 3;
@@ -257,7 +271,7 @@ static void s_status_table(const client_config_t *c, const sf_wire_msg_t *m, FIL
 int client_status(const client_config_t *c, bool json, FILE *out)
 {
     s_conn_t k;
-    int rc = s_open(c, &k);
+    int rc = s_open(c, &k, s_ask_limit(c));
     if (rc)
         return rc;
     sf_wire_msg_t ask = {.kind = SF_WIRE_STATUS_REQUEST}, reply;
@@ -280,7 +294,7 @@ int client_status(const client_config_t *c, bool json, FILE *out)
 int client_cancel(const client_config_t *c, uint32_t render_id)
 {
     s_conn_t k;
-    int rc = s_open(c, &k);
+    int rc = s_open(c, &k, s_ask_limit(c));
     if (rc)
         return rc;
     sf_wire_msg_t ask = {.kind = SF_WIRE_CANCEL}, reply;

@@ -14,15 +14,18 @@
 #include "dispatch.h"
 #include "events.h"
 
+#include "sf/secure.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
 typedef struct {
-    const char *endpoint;  /* tcp://HOST:PORT */
-    int silence_limit_ms;  /* give up after this long without a word; 0: 60000 */
-    atomic_int *interrupt; /* optional: stop waiting (the render goes on) */
+    const char *endpoint;            /* tcp://HOST:PORT */
+    const sf_secure_client_t *curve; /* keys (sf/secure.h); NULL or not enabled: plain */
+    int silence_limit_ms;            /* give up after this long without a word; 0: 60000 */
+    atomic_int *interrupt;           /* optional: stop waiting (the render goes on) */
 } client_config_t;
 
 /* Submits req (absolute paths) and streams its events into ev until DONE. */

@@ -1432,6 +1432,11 @@ sf_rc dispatch_new(const dispatch_config_t *cfg, dispatch_t **out, sf_err_t *err
     zmq_setsockopt(d->router, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size);
     zmq_setsockopt(d->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(d->router, ZMQ_LINGER, &linger, sizeof linger);
+    sf_rc secure_rc = cfg->secure ? sf_secure_server_apply(cfg->secure, d->router, err) : SF_OK;
+    if (secure_rc) { /* before the bind: no peer ever meets a plain socket */
+        dispatch_destroy(&d);
+        return secure_rc;
+    }
     if (zmq_bind(d->router, cfg->bind) != 0) {
         int e = zmq_errno();
         dispatch_destroy(&d);

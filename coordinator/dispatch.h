@@ -31,6 +31,7 @@
 #define DISPATCH_H
 
 #include "sf/error.h"
+#include "sf/secure.h"
 #include "sf/session.h"
 
 #include <stdatomic.h>
@@ -54,6 +55,8 @@ typedef struct {
     bool exit_when_idle;    /* return once every render is finished (embedded) */
     atomic_int *stop;       /* optional: return soon after *stop != 0 */
     atomic_int *drain;      /* optional: *drain != 0 starts a drain (see dispatch_run) */
+    /* optional: CURVE and the allowlist (sf/secure.h); its ZAP handler must run on zmq_context */
+    sf_secure_server_t *secure;
 } dispatch_config_t;
 
 typedef enum {

@@ -2,10 +2,12 @@
  *
  *   stemfarm render SESSION.yaml [-o DIR] [--nodes N] [--threads N] [--segment TIME] [--force] [--json]
  *   stemfarm render SESSION.yaml --farm tcp://HOST:PORT [-o DIR] [--segment TIME] [--force] [--json]
+ *                   [--key CLIENT.key --server-key COORDINATOR.pub]
  *   stemfarm plan SESSION.yaml [--segment TIME] [--json]
  *   stemfarm validate SESSION.yaml [--strict]
  *   stemfarm verify DIR|MANIFEST
- *   stemfarm coordinator --bind ENDPOINT
+ *   stemfarm coordinator --bind ENDPOINT [--key COORDINATOR.key --allow DIR|FILE.pub ...] [--insecure]
+ *   stemfarm keygen NAME [--dir DIR]
  *
  * Exit codes: 0 done and verified, 1 render or verification failed,
  * 2 bad input or usage, 3 farm failure.
@@ -24,6 +26,7 @@
 #include "sf/hash.h"
 #include "sf/log.h"
 #include "sf/profile.h"
+#include "sf/secure.h"
 #include "sf/session.h"
 #include "sf/value.h"
 #include "sf/wire.h"
@@ -81,14 +84,16 @@ static const char s_help[] =
     "  stemfarm render SESSION.yaml [-o DIR] [--nodes N] [--threads N] [--segment TIME] [--profile NAME]\n"
     "                  [--force] [--json]\n"
     "  stemfarm render SESSION.yaml --farm tcp://HOST:PORT [-o DIR] [--segment TIME] [--profile NAME]\n"
-    "                  [--priority N] [--force] [--json]\n"
+    "                  [--priority N] [--force] [--json] [--key CLIENT.key --server-key COORDINATOR.pub]\n"
     "  stemfarm plan SESSION.yaml [--segment TIME] [--json]\n"
     "  stemfarm validate SESSION.yaml [--strict] [--profile NAME]\n"
     "  stemfarm verify DIR|MANIFEST\n"
-    "  stemfarm coordinator --bind ENDPOINT [--node-timeout SECONDS] [--stuck-timeout SECONDS]\n"
-    "                  [--quarantine-after N] [--quarantine-time SECONDS]\n"
-    "  stemfarm status --farm tcp://HOST:PORT [--json]\n"
-    "  stemfarm cancel --farm tcp://HOST:PORT RENDER\n"
+    "  stemfarm coordinator --bind ENDPOINT [--state DIR] [--node-timeout SECONDS] [--stuck-timeout SECONDS]\n"
+    "                  [--quarantine-after N] [--quarantine-time SECONDS] [--drain-timeout SECONDS]\n"
+    "                  [--key COORDINATOR.key --allow DIR|FILE.pub ...] [--insecure]\n"
+    "  stemfarm status --farm tcp://HOST:PORT [--json] [--key CLIENT.key --server-key COORDINATOR.pub]\n"
+    "  stemfarm cancel --farm tcp://HOST:PORT RENDER [--key CLIENT.key --server-key COORDINATOR.pub]\n"
+    "  stemfarm keygen NAME [--dir DIR]\n"
     "\n"
     "render      bounce every stem; without --farm, a coordinator and --nodes local render\n"
     "            nodes run in this process (default: one node per core)\n"
@@ -98,14 +103,27 @@ static const char s_help[] =
     "coordinator run a farm coordinator that stemfarm-node processes join\n"
     "status      the renders (number, priority, progress) and nodes of a running coordinator\n"
     "cancel      stop a render on a running coordinator; its partial files are removed\n"
+    "keygen      write a CURVE key pair: NAME.key (secret, mode 0600) and NAME.pub\n"
     "\n"
     "--profile   stem-mastering, ebu-r128, atsc-a85 or archive: settings the session must\n"
     "            have and measurements the files must meet (replaces output.profile)\n"
+    "--key       coordinator: its key pair; CURVE encryption, and only the public keys\n"
+    "            given with --allow (folders of *.pub, or files) may connect.\n"
+    "            render --farm: this client's key pair, with --server-key the coordinator's\n"
+    "            .pub (default $STEMFARM_KEY, $STEMFARM_SERVER_KEY)\n"
+    "--insecure  let the coordinator bind a non-loopback address without keys\n"
     "\n"
     "exit status: 0 done and verified, 1 render or verification failed,\n"
     "             2 bad input or usage, 3 farm failure\n";
 
 /* ---- options -------------------------------------------------------- */
+
+#define MAX_LIST 64
+
+typedef struct {
+    const char *items[MAX_LIST];
+    size_t n;
+} str_list_t;
 
 typedef struct {
     const char *session;
@@ -114,6 +132,10 @@ typedef struct {
     const char *farm;
     const char *bind;
     const char *profile;
+    const char *key;        /* coordinator, render --farm: our key pair */
+    const char *server_key; /* render --farm: the coordinator's .pub */
+    const char *dir;        /* keygen */
+    str_list_t allow;       /* coordinator: folders of .pub files, .pub files */
     int nodes;
     int threads;
     int node_timeout_s;
@@ -123,10 +145,10 @@ typedef struct {
     int quarantine_s;
     int drain_timeout_s;
     const char *state_dir;
-    bool force, json, strict, resume;
+    bool force, json, strict, resume, insecure;
 } options_t;
 
-typedef enum { OPT_FLAG, OPT_TEXT, OPT_COUNT } opt_kind_t;
+typedef enum { OPT_FLAG, OPT_TEXT, OPT_COUNT, OPT_LIST } opt_kind_t;
 
 typedef struct {
     const char *name;  /* "--nodes" */
@@ -168,6 +190,13 @@ static int s_parse(const char *cmd, int argc, char **argv, const opt_spec_t *spe
         const char *value = argv[++i];
         if (spec->kind == OPT_TEXT) {
             *(const char **)field = value;
+            continue;
+        }
+        if (spec->kind == OPT_LIST) {
+            str_list_t *list = field;
+            if (list->n == MAX_LIST)
+                return s_usage_error("%s is given more than %d times", spec->name, MAX_LIST);
+            list->items[list->n++] = value;
             continue;
         }
         char *end;
@@ -378,7 +407,20 @@ static int s_render_embedded(const options_t *o, const char *path, const uint8_t
     return ev.exit_code;
 }
 
-static int s_render_farm(const options_t *o, const char *path, const uint8_t *yaml, size_t n_yaml, int64_t segment)
+/* --key/--server-key (or STEMFARM_KEY/STEMFARM_SERVER_KEY) of a farm client. */
+static int s_client_keys(const options_t *o, sf_secure_client_t *curve)
+{
+    sf_err_t err = {0};
+    memset(curve, 0, sizeof *curve);
+    if (sf_secure_client_load(o->key, o->server_key, curve, &err)) {
+        fprintf(stderr, "stemfarm: error: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+static int s_render_farm(const options_t *o, const sf_secure_client_t *curve, const char *path, const uint8_t *yaml,
+                         size_t n_yaml, int64_t segment)
 {
     char *abs_session = realpath(path, NULL);
     if (!abs_session) {
@@ -394,7 +436,7 @@ static int s_render_farm(const options_t *o, const char *path, const uint8_t *ya
                               .force = o->force,
                               .profile = o->profile,
                               .priority = o->priority};
-    client_config_t c = {.endpoint = o->farm, .interrupt = &g_stop};
+    client_config_t c = {.endpoint = o->farm, .curve = curve, .interrupt = &g_stop};
     events_t ev;
     events_init(&ev, o->json);
     int rc = client_render(&c, &req, &ev);
@@ -416,6 +458,8 @@ static int s_cmd_render(int argc, char **argv)
         OPT("--resume", NULL, OPT_FLAG, resume, 0, 0),
         OPT("--profile", NULL, OPT_TEXT, profile, 0, 0),
         OPT("--priority", NULL, OPT_COUNT, priority, -SF_WIRE_MAX_PRIORITY, SF_WIRE_MAX_PRIORITY),
+        OPT("--key", NULL, OPT_TEXT, key, 0, 0),
+        OPT("--server-key", NULL, OPT_TEXT, server_key, 0, 0),
     };
     options_t o = {0};
     int rc = s_parse("render", argc, argv, specs, sizeof specs / sizeof *specs, &o.session, &o);
@@ -429,6 +473,11 @@ static int s_cmd_render(int argc, char **argv)
         return s_usage_error("--nodes and --threads are for embedded renders, not with --farm");
     if (!o.farm && o.priority)
         return s_usage_error("--priority orders renders on a farm: it needs --farm");
+    if (!o.farm && (o.key || o.server_key))
+        return s_usage_error("--key and --server-key are for --farm (an embedded render never leaves this process)");
+    sf_secure_client_t curve = {0};
+    if (o.farm && (rc = s_client_keys(&o, &curve)))
+        return rc;
     uint8_t *yaml;
     size_t n_yaml;
     sf_session_t *s;
@@ -441,7 +490,7 @@ static int s_cmd_render(int argc, char **argv)
         rc = s_apply_profile(&o, s);
     sf_session_destroy(&s);
     if (rc == EXIT_OK)
-        rc = o.farm ? s_render_farm(&o, o.session, yaml, n_yaml, segment)
+        rc = o.farm ? s_render_farm(&o, &curve, o.session, yaml, n_yaml, segment)
                     : s_render_embedded(&o, o.session, yaml, n_yaml, segment);
     sf_free(yaml);
     return rc;
@@ -541,6 +590,8 @@ static int s_cmd_status(int argc, char **argv)
     static const opt_spec_t specs[] = {
         OPT("--farm", NULL, OPT_TEXT, farm, 0, 0),
         OPT("--json", NULL, OPT_FLAG, json, 0, 0),
+        OPT("--key", NULL, OPT_TEXT, key, 0, 0),
+        OPT("--server-key", NULL, OPT_TEXT, server_key, 0, 0),
     };
     options_t o = {0};
     const char *positional = NULL;
@@ -551,14 +602,21 @@ static int s_cmd_status(int argc, char **argv)
         return s_usage_error("'status' takes no argument, got '%s'", positional);
     if (!o.farm)
         return s_usage_error("'status' needs --farm ENDPOINT (e.g. tcp://127.0.0.1:5555)");
-    client_config_t c = {.endpoint = o.farm, .interrupt = &g_stop};
+    sf_secure_client_t curve;
+    if ((rc = s_client_keys(&o, &curve)))
+        return rc;
+    client_config_t c = {.endpoint = o.farm, .curve = &curve, .interrupt = &g_stop};
     return client_status(&c, o.json, stdout);
 }
 
 /* stemfarm cancel --farm ENDPOINT RENDER_ID */
 static int s_cmd_cancel(int argc, char **argv)
 {
-    static const opt_spec_t specs[] = {OPT("--farm", NULL, OPT_TEXT, farm, 0, 0)};
+    static const opt_spec_t specs[] = {
+        OPT("--farm", NULL, OPT_TEXT, farm, 0, 0),
+        OPT("--key", NULL, OPT_TEXT, key, 0, 0),
+        OPT("--server-key", NULL, OPT_TEXT, server_key, 0, 0),
+    };
     options_t o = {0};
     const char *positional = NULL;
     int rc = s_parse("cancel", argc, argv, specs, sizeof specs / sizeof *specs, &positional, &o);
@@ -572,11 +630,41 @@ static int s_cmd_cancel(int argc, char **argv)
     if (!positional || errno || *end || id < 1 || id > UINT32_MAX || positional[0] == '-')
         return s_usage_error("'cancel' needs the render's number (as 'stemfarm status' shows it), got '%s'",
                              positional ? positional : "");
-    client_config_t c = {.endpoint = o.farm, .interrupt = &g_stop};
+    sf_secure_client_t curve;
+    if ((rc = s_client_keys(&o, &curve)))
+        return rc;
+    client_config_t c = {.endpoint = o.farm, .curve = &curve, .interrupt = &g_stop};
     return client_cancel(&c, (uint32_t)id);
 }
 
-static int s_cmd_coordinator(int argc, char **argv)
+static void s_log_security(void *ctx, bool warning, const char *line)
+{
+    (void)ctx;
+    sf_log(warning ? SF_LOG_WARN : SF_LOG_INFO, "coordinator security", "%s", line);
+}
+
+/* Without keys anyone who reaches the port may join as a node or submit a
+ * render, which reads and writes files here: so loopback only, unless asked. */
+static int s_check_plain_bind(const options_t *o)
+{
+    if (sf_secure_endpoint_is_loopback(o->bind))
+        return EXIT_OK;
+    if (!o->insecure) {
+        fprintf(stderr,
+                "stemfarm: error: refusing to bind '%s' without keys: it is not a loopback address, so any host "
+                "that reaches it could join the farm and submit renders; give --key COORDINATOR.key and --allow "
+                "DIR (see 'stemfarm keygen'), or --insecure\n",
+                o->bind);
+        return EXIT_USAGE;
+    }
+    sf_log(SF_LOG_WARN, "coordinator security",
+           "--insecure: '%s' is open to any host that reaches it, unencrypted and unauthenticated", o->bind);
+    return EXIT_OK;
+}
+
+/* Parses and checks the coordinator's options; security first, so that a
+ * refused bind or a bad key file leaves nothing listening. */
+static int s_coordinator_options(int argc, char **argv, options_t *o)
 {
     static const opt_spec_t specs[] = {
         OPT("--bind", NULL, OPT_TEXT, bind, 0, 0),
@@ -586,36 +674,87 @@ static int s_cmd_coordinator(int argc, char **argv)
         OPT("--quarantine-time", NULL, OPT_COUNT, quarantine_s, 1, 86400),
         OPT("--state", NULL, OPT_TEXT, state_dir, 0, 0),
         OPT("--drain-timeout", NULL, OPT_COUNT, drain_timeout_s, 1, 86400),
+        OPT("--key", NULL, OPT_TEXT, key, 0, 0),
+        OPT("--allow", NULL, OPT_LIST, allow, 0, 0),
+        OPT("--insecure", NULL, OPT_FLAG, insecure, 0, 0),
     };
-    options_t o = {0};
     const char *positional = NULL;
-    int rc = s_parse("coordinator", argc, argv, specs, sizeof specs / sizeof *specs, &positional, &o);
+    int rc = s_parse("coordinator", argc, argv, specs, sizeof specs / sizeof *specs, &positional, o);
     if (rc)
         return rc;
     if (positional)
         return s_usage_error("'coordinator' takes no file, got '%s'", positional);
-    if (!o.bind)
+    if (!o->bind)
         return s_usage_error("'coordinator' needs --bind ENDPOINT (e.g. tcp://127.0.0.1:5555)");
-    /* Journals are on by default: a coordinator that crashes loses nothing. */
-    char default_state[PATH_MAX];
-    const char *state_dir = o.state_dir;
-    if (!state_dir && getenv("STEMFARM_STATE_DIR") && *getenv("STEMFARM_STATE_DIR"))
-        state_dir = getenv("STEMFARM_STATE_DIR");
-    if (!state_dir && getenv("XDG_STATE_HOME") && *getenv("XDG_STATE_HOME")) {
-        snprintf(default_state, sizeof default_state, "%s/stemfarm", getenv("XDG_STATE_HOME"));
-        state_dir = default_state;
+    if (o->key && o->insecure)
+        return s_usage_error("--insecure and --key exclude each other");
+    if (o->key && !o->allow.n)
+        return s_usage_error("--key needs --allow DIR|FILE.pub: the public keys of the nodes and clients that may "
+                             "connect");
+    if (!o->key && o->allow.n)
+        return s_usage_error("--allow needs --key COORDINATOR.key: the allowlist is checked over CURVE");
+    return o->key ? EXIT_OK : s_check_plain_bind(o);
+}
+
+/* The state folder: --state, $STEMFARM_STATE_DIR, $XDG_STATE_HOME/stemfarm or
+ * ~/.local/state/stemfarm. Journals are on by default: a coordinator that
+ * crashes loses nothing. NULL (after a usage message) without any. */
+static char *s_state_dir(const options_t *o)
+{
+    char fallback[PATH_MAX];
+    const char *dir = o->state_dir;
+    if (!dir && getenv("STEMFARM_STATE_DIR") && *getenv("STEMFARM_STATE_DIR"))
+        dir = getenv("STEMFARM_STATE_DIR");
+    if (!dir && getenv("XDG_STATE_HOME") && *getenv("XDG_STATE_HOME")) {
+        snprintf(fallback, sizeof fallback, "%s/stemfarm", getenv("XDG_STATE_HOME"));
+        dir = fallback;
     }
-    if (!state_dir && getenv("HOME") && *getenv("HOME")) {
-        snprintf(default_state, sizeof default_state, "%s/.local/state/stemfarm", getenv("HOME"));
-        state_dir = default_state;
+    if (!dir && getenv("HOME") && *getenv("HOME")) {
+        snprintf(fallback, sizeof fallback, "%s/.local/state/stemfarm", getenv("HOME"));
+        dir = fallback;
     }
+    if (!dir) {
+        s_usage_error("'coordinator' needs --state DIR (no HOME to keep its journals under)");
+        return NULL;
+    }
+    char *abs = s_absolute(dir);
+    if (!abs)
+        s_usage_error("bad --state '%s'", dir);
+    return abs;
+}
+
+static int s_cmd_coordinator(int argc, char **argv)
+{
+    options_t o = {0};
+    int rc = s_coordinator_options(argc, argv, &o);
+    if (rc)
+        return rc;
+    char *state_dir = s_state_dir(&o);
     if (!state_dir)
-        return s_usage_error("'coordinator' needs --state DIR (no HOME to keep its journals under)");
-    char *abs_state = s_absolute(state_dir);
-    if (!abs_state)
-        return s_usage_error("bad --state '%s'", state_dir);
-    state_dir = abs_state;
+        return EXIT_USAGE;
+    sf_err_t err = {0};
+    void *ctx = NULL;
+    sf_secure_server_t *srv = NULL;
+    if (o.key) {
+        /* The ZAP handler must live in the ROUTER's context: ours, shared. */
+        sf_secure_keypair_t keys;
+        rc = sf_secure_load_keypair(o.key, &keys, &err) ? EXIT_USAGE : EXIT_OK;
+        if (rc == EXIT_OK && !(ctx = zmq_ctx_new())) {
+            snprintf(err.msg, sizeof err.msg, "cannot create a ZeroMQ context: %s", zmq_strerror(zmq_errno()));
+            rc = EXIT_FARM;
+        }
+        if (rc == EXIT_OK &&
+            sf_secure_server_new(ctx, &keys, o.allow.items, o.allow.n, s_log_security, NULL, &srv, &err))
+            rc = err.code == SF_E_INPUT || err.code == SF_E_IO ? EXIT_USAGE : EXIT_FARM;
+        memset(&keys, 0, sizeof keys);
+        if (rc) {
+            fprintf(stderr, "stemfarm: error: %s\n", err.msg);
+            goto term_ctx;
+        }
+    }
     dispatch_config_t cfg = {.bind = o.bind,
+                             .zmq_context = ctx,
+                             .secure = srv,
                              .node_timeout_ms = o.node_timeout_s * 1000,
                              .stuck_timeout_ms = o.stuck_timeout_s * 1000,
                              .quarantine_after = o.quarantine_after,
@@ -625,21 +764,59 @@ static int s_cmd_coordinator(int argc, char **argv)
                              .drain = &g_stop,
                              .stop = &g_hard_stop};
     dispatch_t *d = NULL;
-    sf_err_t err = {0};
     if (dispatch_new(&cfg, &d, &err)) {
         fprintf(stderr, "stemfarm: error: %s\n", err.msg);
-        sf_free(abs_state);
-        return err.code == SF_E_INPUT ? EXIT_USAGE : EXIT_FARM;
+        rc = err.code == SF_E_INPUT ? EXIT_USAGE : EXIT_FARM;
+        goto destroy_server;
     }
-    sf_log(SF_LOG_INFO, "coordinator", "listening on %s; journals in '%s'", o.bind, state_dir);
+    if (srv)
+        sf_log(SF_LOG_INFO, "coordinator", "listening on %s (CURVE; %zu key%s in the allowlist); journals in '%s'",
+               o.bind, sf_secure_server_n_allowed(srv), sf_secure_server_n_allowed(srv) == 1 ? "" : "s", state_dir);
+    else
+        sf_log(SF_LOG_INFO, "coordinator", "listening on %s (without CURVE); journals in '%s'", o.bind, state_dir);
     sf_rc r = dispatch_run(d, &err);
     dispatch_destroy(&d);
-    sf_free(abs_state);
     if (r) {
         fprintf(stderr, "stemfarm: error: %s\n", err.msg);
-        return EXIT_FARM;
+        rc = EXIT_FARM;
+    } else {
+        sf_log(SF_LOG_INFO, "coordinator", "stopped");
     }
-    sf_log(SF_LOG_INFO, "coordinator", "stopped");
+destroy_server:
+    sf_secure_server_destroy(&srv); /* after the ROUTER is closed, before the context ends */
+term_ctx:
+    if (ctx)
+        zmq_ctx_term(ctx);
+    sf_free(state_dir);
+    return rc;
+}
+
+/* ---- keygen ------------------------------------------------------------ */
+
+static int s_cmd_keygen(int argc, char **argv)
+{
+    static const opt_spec_t specs[] = {OPT("--dir", NULL, OPT_TEXT, dir, 0, 0)};
+    options_t o = {0};
+    const char *name = NULL;
+    int rc = s_parse("keygen", argc, argv, specs, sizeof specs / sizeof *specs, &name, &o);
+    if (rc)
+        return rc;
+    if (!name)
+        return s_usage_error("'keygen' needs a NAME (e.g. 'stemfarm keygen node1' writes node1.key and node1.pub)");
+    sf_secure_keypair_t keys;
+    char *key_path = NULL, *pub_path = NULL;
+    sf_err_t err = {0};
+    if (sf_secure_keygen(o.dir, name, &keys, &key_path, &pub_path, &err)) {
+        fprintf(stderr, "stemfarm: error: %s\n", err.msg);
+        return err.code == SF_E_INPUT || err.code == SF_E_IO ? EXIT_USAGE : EXIT_FAILED;
+    }
+    printf("%s: key pair (secret, mode 0600): keep it on this host\n"
+           "%s: public key: for the coordinator's --allow, or --server-key if this is the coordinator\n"
+           "public key: %s\n",
+           key_path, pub_path, keys.public_key);
+    memset(&keys, 0, sizeof keys);
+    sf_free(key_path);
+    sf_free(pub_path);
     return EXIT_OK;
 }
 
@@ -675,5 +852,7 @@ int main(int argc, char **argv)
         return s_cmd_status(argc - 2, argv + 2);
     if (strcmp(cmd, "cancel") == 0)
         return s_cmd_cancel(argc - 2, argv + 2);
+    if (strcmp(cmd, "keygen") == 0)
+        return s_cmd_keygen(argc - 2, argv + 2);
     return s_usage_error("unknown command '%s'", cmd);
 }

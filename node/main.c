@@ -2,11 +2,15 @@
  *
  *   stemfarm-node --connect tcp://HOST:PORT [--threads N] [--slots N]
  *                 [--name NAME] [--timeout SECONDS] [-v]
+ *                 [--key NODE.key --server-key COORDINATOR.pub]
  *
  * Exit codes (DESIGN.md): 0 after a shutdown or SIGINT/SIGTERM, 2 bad
- * arguments, 3 the coordinator was unreachable or went silent.
+ * arguments or key files, 3 the coordinator was unreachable, refused this
+ * node's key or went silent.
  */
 #include "worker.h"
+
+#include "sf/secure.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -41,12 +45,18 @@ static void s_usage(FILE *out)
                  "  --name NAME         node name in logs (default: host name and pid)\n"
                  "  --timeout SECONDS   give up when the coordinator is silent this long\n"
                  "                      (default: 30)\n"
+                 "  --key FILE          this node's key pair (NAME.key from 'stemfarm keygen');\n"
+                 "                      default $STEMFARM_KEY\n"
+                 "  --server-key FILE   the coordinator's public key (its .pub); default\n"
+                 "                      $STEMFARM_SERVER_KEY. With both, the connection is\n"
+                 "                      CURVE-encrypted and the coordinator checks the key\n"
                  "  -v, --verbose       log every job\n"
                  "  --help              this text\n"
                  "  --version           the version\n"
                  "\n"
                  "Exit status: 0 shut down by the coordinator or by SIGINT/SIGTERM,\n"
-                 "2 bad arguments, 3 coordinator unreachable or silent.\n");
+                 "2 bad arguments or key files, 3 coordinator unreachable, silent, or\n"
+                 "refusing this node's key.\n");
 }
 
 /* One line on stderr, exit status 2. */
@@ -109,8 +119,9 @@ static int s_check_name(const char *text)
     return 0;
 }
 
-/* Parses argv into cfg. Returns -1 to go on, or an exit status. */
-static int s_parse(int argc, char **argv, worker_config_t *cfg)
+/* Parses argv into cfg and the key file paths. Returns -1 to go on, or an
+ * exit status. */
+static int s_parse(int argc, char **argv, worker_config_t *cfg, const char **key, const char **server_key)
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -140,7 +151,8 @@ static int s_parse(int argc, char **argv, worker_config_t *cfg)
         memcpy(opt, arg, n);
         opt[n] = '\0';
         int known = !strcmp(opt, "--connect") || !strcmp(opt, "--threads") || !strcmp(opt, "--slots") ||
-                    !strcmp(opt, "--name") || !strcmp(opt, "--timeout");
+                    !strcmp(opt, "--name") || !strcmp(opt, "--timeout") || !strcmp(opt, "--key") ||
+                    !strcmp(opt, "--server-key");
         if (!known)
             return s_bad("unknown option '%s' (see --help)", opt);
         const char *value = eq ? eq + 1 : NULL;
@@ -157,6 +169,10 @@ static int s_parse(int argc, char **argv, worker_config_t *cfg)
             rc = s_parse_int(opt, value, 1, 256, &cfg->threads);
         } else if (!strcmp(opt, "--slots")) {
             rc = s_parse_int(opt, value, 1, 256, &cfg->slots);
+        } else if (!strcmp(opt, "--key")) {
+            *key = value;
+        } else if (!strcmp(opt, "--server-key")) {
+            *server_key = value;
         } else if (!strcmp(opt, "--name")) {
             rc = s_check_name(value);
             cfg->name = value;
@@ -174,9 +190,15 @@ static int s_parse(int argc, char **argv, worker_config_t *cfg)
 int main(int argc, char **argv)
 {
     worker_config_t cfg = {0};
-    int rc = s_parse(argc, argv, &cfg);
+    const char *key = NULL, *server_key = NULL;
+    int rc = s_parse(argc, argv, &cfg, &key, &server_key);
     if (rc >= 0)
         return rc;
+    sf_secure_client_t curve;
+    sf_err_t err = {0};
+    if (sf_secure_client_load(key, server_key, &curve, &err))
+        return s_bad("%s", err.msg);
+    cfg.curve = &curve;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;

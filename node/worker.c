@@ -25,6 +25,7 @@
 #include "sf/hash.h"
 #include "sf/log.h"
 #include "sf/render.h"
+#include "sf/secure.h"
 #include "sf/session.h"
 #include "sf/wire.h"
 
@@ -860,9 +861,13 @@ static int s_open_socket(s_worker_t *w, void *ctx)
     zmq_setsockopt(w->sock, ZMQ_MAXMSGSIZE, &max_bytes, sizeof max_bytes);
     zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(w->sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
-    if (zmq_connect(w->sock, w->endpoint) != 0) {
-        sf_log(SF_LOG_ERROR, w->component, "cannot connect to '%s': %s", w->endpoint, zmq_strerror(errno));
-        return 2;
+    /* Waits for the handshake, so a refused key ends the node at once (a
+     * refused peer hears nothing over ZMQ); a *stop lets s_loop say bye. */
+    sf_err_t err = {0};
+    sf_rc rc = sf_secure_connect(ctx, w->sock, w->endpoint, w->cfg->curve, "node", w->timeout_ms, w->cfg->stop, &err);
+    if (rc) {
+        sf_log(SF_LOG_ERROR, w->component, "%s", err.msg);
+        return rc == SF_E_INPUT ? 2 : 3;
     }
     return 0;
 }

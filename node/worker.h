@@ -12,6 +12,7 @@
 #define WORKER_H
 
 #include "sf/error.h"
+#include "sf/secure.h"
 
 #include <stdatomic.h>
 
@@ -24,11 +25,14 @@ typedef struct {
     int coordinator_timeout_ms; /* silence after which the node gives up; 0: 30000 */
     atomic_int *stop;           /* optional: the worker returns soon after *stop != 0 */
     int verbose;                /* log every job */
+    /* optional: CURVE keys for tcp:// and ipc:// (sf/secure.h); NULL or disabled: plain */
+    const sf_secure_client_t *curve;
 } worker_config_t;
 
 /* Returns 0 after a shutdown from the coordinator or a stop request, 3 when
- * the coordinator could not be reached or went silent (farm failure), 2 for a
- * bad configuration. Logs one line per event to stderr. */
+ * the coordinator could not be reached, refused this node's key (or
+ * handshake) or went silent (farm failure), 2 for a bad configuration.
+ * Logs one line per event to stderr. */
 int worker_run(const worker_config_t *cfg);
 
 #endif
