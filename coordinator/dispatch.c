@@ -330,6 +330,7 @@ static render_t *s_render_new(dispatch_t *d, const dispatch_request_t *req, uint
     sf_diags_t diags = SF_DIAGS_INIT;
     sf_err_t e = {0};
     sf_session_load_opts_t opts = sf_session_load_opts_default();
+    opts.pathmap = d->cfg.pathmap;
     sf_rc rc = sf_session_load_text(session_path, (const char *)yaml, n_yaml_bytes, &opts, &r->session, &diags, &e);
     if (rc) {
         char *text = diags.n_errors ? s_diags_text(&diags) : NULL;
@@ -352,7 +353,16 @@ static render_t *s_render_new(dispatch_t *d, const dispatch_request_t *req, uint
             return r;
         }
     }
-    r->out_dir = sf_strdup(out_dir && *out_dir ? out_dir : r->session->output.dir);
+    if (out_dir && *out_dir && d->cfg.pathmap) { /* the client's path: map it as the session's are */
+        rc = sf_pathmap_apply(d->cfg.pathmap, out_dir, &r->out_dir, &e);
+        if (rc == SF_E_INPUT) {
+            sf_err_prefix(&e, "cannot map the output folder: ");
+            s_finish(d, r, 2, e.msg, NULL);
+            return r;
+        }
+    } else {
+        r->out_dir = sf_strdup(out_dir && *out_dir ? out_dir : r->session->output.dir);
+    }
     if (!r->out_dir) {
         s_finish(d, r, 1, "out of memory", NULL);
         return r;
@@ -575,6 +585,7 @@ static void s_send_job(dispatch_t *d, node_t *n, render_t *r, size_t j)
         sf_wire_msg_t m = {.kind = SF_WIRE_SESSION};
         m.u.session.session_hash = r->session->hash;
         m.u.session.path = r->session->path;
+        m.u.session.base_dir = r->session->base_dir;
         m.u.session.yaml = r->yaml;
         m.u.session.n_yaml_bytes = r->n_yaml_bytes;
         s_send(d, n->id, n->n_id, &m);

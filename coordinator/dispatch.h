@@ -57,6 +57,10 @@ typedef struct {
     atomic_int *drain;      /* optional: *drain != 0 starts a drain (see dispatch_run) */
     /* optional: CURVE and the allowlist (sf/secure.h); its ZAP handler must run on zmq_context */
     sf_secure_server_t *secure;
+    /* NULL: paths as submitted. Else this coordinator's view of shared
+     * storage (sf/pathmap.h): sessions load with it and a submitted out_dir
+     * is mapped. Borrowed: it outlives the dispatcher. */
+    const sf_pathmap_t *pathmap;
 } dispatch_config_t;
 
 typedef enum {

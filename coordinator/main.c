@@ -8,6 +8,11 @@
  *   stemfarm verify DIR|MANIFEST
  *   stemfarm coordinator --bind ENDPOINT [--key COORDINATOR.key --allow DIR|FILE.pub ...] [--insecure]
  *   stemfarm keygen NAME [--dir DIR]
+ *   stemfarm check-path --config FILE PATH...
+ *
+ * render, plan, validate and coordinator take --config FILE: this
+ * machine's path_map and media_roots (sf/pathmap.h) for every session they
+ * load.
  *
  * Exit codes: 0 done and verified, 1 render or verification failed,
  * 2 bad input or usage, 3 farm failure.
@@ -25,12 +30,14 @@
 #include "sf/alloc.h"
 #include "sf/hash.h"
 #include "sf/log.h"
+#include "sf/pathmap.h"
 #include "sf/profile.h"
 #include "sf/secure.h"
 #include "sf/session.h"
 #include "sf/value.h"
 #include "sf/wire.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -90,10 +97,11 @@ static const char s_help[] =
     "  stemfarm verify DIR|MANIFEST\n"
     "  stemfarm coordinator --bind ENDPOINT [--state DIR] [--node-timeout SECONDS] [--stuck-timeout SECONDS]\n"
     "                  [--quarantine-after N] [--quarantine-time SECONDS] [--drain-timeout SECONDS]\n"
-    "                  [--key COORDINATOR.key --allow DIR|FILE.pub ...] [--insecure]\n"
+    "                  [--key COORDINATOR.key --allow DIR|FILE.pub ...] [--insecure] [--config FILE]\n"
     "  stemfarm status --farm tcp://HOST:PORT [--json] [--key CLIENT.key --server-key COORDINATOR.pub]\n"
     "  stemfarm cancel --farm tcp://HOST:PORT RENDER [--key CLIENT.key --server-key COORDINATOR.pub]\n"
     "  stemfarm keygen NAME [--dir DIR]\n"
+    "  stemfarm check-path --config FILE PATH...\n"
     "\n"
     "render      bounce every stem; without --farm, a coordinator and --nodes local render\n"
     "            nodes run in this process (default: one node per core)\n"
@@ -104,7 +112,11 @@ static const char s_help[] =
     "status      the renders (number, priority, progress) and nodes of a running coordinator\n"
     "cancel      stop a render on a running coordinator; its partial files are removed\n"
     "keygen      write a CURVE key pair: NAME.key (secret, mode 0600) and NAME.pub\n"
+    "check-path  map each PATH by the config's path_map and say whether this machine\n"
+    "            can read it (exists, readable, under a media root); exit 1 if one cannot\n"
     "\n"
+    "--config    render, plan, validate, coordinator: a YAML file with path_map rules\n"
+    "            (the studio's paths -> this machine's) and media_roots (folders it may read)\n"
     "--profile   stem-mastering, ebu-r128, atsc-a85 or archive: settings the session must\n"
     "            have and measurements the files must meet (replaces output.profile)\n"
     "--key       coordinator: its key pair; CURVE encryption, and only the public keys\n"
@@ -136,6 +148,7 @@ typedef struct {
     const char *server_key; /* render --farm: the coordinator's .pub */
     const char *dir;        /* keygen */
     str_list_t allow;       /* coordinator: folders of .pub files, .pub files */
+    const char *config;     /* path_map and media_roots (sf/pathmap.h) */
     int nodes;
     int threads;
     int node_timeout_s;
@@ -212,6 +225,29 @@ static int s_parse(const char *cmd, int argc, char **argv, const opt_spec_t *spe
 
 /* ---- shared steps ---------------------------------------------------- */
 
+/* This process's view of shared storage (--config), for every load. */
+static sf_pathmap_t *s_pathmap;
+
+static void s_free_config(void) { sf_pathmap_destroy(&s_pathmap); }
+
+/* Loads --config (NULL: none); prints every problem. EXIT_USAGE when bad. */
+static int s_use_config(const char *path)
+{
+    if (!path)
+        return EXIT_OK;
+    sf_diags_t diags = SF_DIAGS_INIT;
+    sf_err_t err = {0};
+    sf_rc rc = sf_pathmap_load(path, &s_pathmap, &diags, &err);
+    sf_diags_print(&diags, stderr);
+    sf_diags_free(&diags);
+    if (rc && rc != SF_E_INPUT)
+        fprintf(stderr, "stemfarm: error: %s\n", err.msg);
+    if (rc)
+        return rc == SF_E_NOMEM ? EXIT_FAILED : EXIT_USAGE;
+    atexit(s_free_config);
+    return EXIT_OK;
+}
+
 static int s_read_file(const char *path, uint8_t **out, size_t *n_bytes)
 {
     FILE *f = fopen(path, "rb");
@@ -263,6 +299,7 @@ static int s_load(const char *path, bool strict, uint8_t **yaml, size_t *n_yaml,
         return rc;
     sf_session_load_opts_t opts = sf_session_load_opts_default();
     opts.strict = strict;
+    opts.pathmap = s_pathmap;
     sf_diags_t diags = SF_DIAGS_INIT;
     sf_err_t err = {0};
     sf_rc lrc = sf_session_load_text(path, (const char *)*yaml, *n_yaml, &opts, s, &diags, &err);
@@ -344,7 +381,8 @@ static int s_render_embedded(const options_t *o, const char *path, const uint8_t
     void *ctx = zmq_ctx_new();
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "inproc://stemfarm-%ld", (long)getpid());
-    dispatch_config_t cfg = {.bind = endpoint, .zmq_context = ctx, .exit_when_idle = true, .stop = &g_stop};
+    dispatch_config_t cfg = {
+        .bind = endpoint, .zmq_context = ctx, .exit_when_idle = true, .stop = &g_stop, .pathmap = s_pathmap};
     dispatch_t *d = NULL;
     sf_err_t err = {0};
     if (dispatch_new(&cfg, &d, &err)) {
@@ -380,7 +418,8 @@ static int s_render_embedded(const options_t *o, const char *path, const uint8_t
                                          .name = name,
                                          .threads = threads,
                                          .slots = 1,
-                                         .stop = &stop_nodes};
+                                         .stop = &stop_nodes,
+                                         .pathmap = s_pathmap};
         if (pthread_create(&nodes[i].thread, NULL, s_node_main, &nodes[i]) != 0) {
             sf_free(name);
             break;
@@ -460,10 +499,11 @@ static int s_cmd_render(int argc, char **argv)
         OPT("--priority", NULL, OPT_COUNT, priority, -SF_WIRE_MAX_PRIORITY, SF_WIRE_MAX_PRIORITY),
         OPT("--key", NULL, OPT_TEXT, key, 0, 0),
         OPT("--server-key", NULL, OPT_TEXT, server_key, 0, 0),
+        OPT("--config", NULL, OPT_TEXT, config, 0, 0),
     };
     options_t o = {0};
     int rc = s_parse("render", argc, argv, specs, sizeof specs / sizeof *specs, &o.session, &o);
-    if (rc)
+    if (rc || (rc = s_use_config(o.config)))
         return rc;
     if (!o.session)
         return s_usage_error("'render' needs a session file");
@@ -503,10 +543,11 @@ static int s_cmd_plan(int argc, char **argv)
     static const opt_spec_t specs[] = {
         OPT("--segment", NULL, OPT_TEXT, segment, 0, 0),
         OPT("--json", NULL, OPT_FLAG, json, 0, 0),
+        OPT("--config", NULL, OPT_TEXT, config, 0, 0),
     };
     options_t o = {0};
     int rc = s_parse("plan", argc, argv, specs, sizeof specs / sizeof *specs, &o.session, &o);
-    if (rc)
+    if (rc || (rc = s_use_config(o.config)))
         return rc;
     if (!o.session)
         return s_usage_error("'plan' needs a session file");
@@ -539,10 +580,11 @@ static int s_cmd_plan(int argc, char **argv)
 static int s_cmd_validate(int argc, char **argv)
 {
     static const opt_spec_t specs[] = {OPT("--strict", NULL, OPT_FLAG, strict, 0, 0),
-                                       OPT("--profile", NULL, OPT_TEXT, profile, 0, 0)};
+                                       OPT("--profile", NULL, OPT_TEXT, profile, 0, 0),
+                                       OPT("--config", NULL, OPT_TEXT, config, 0, 0)};
     options_t o = {0};
-    int rc = s_parse("validate", argc, argv, specs, 2, &o.session, &o);
-    if (rc)
+    int rc = s_parse("validate", argc, argv, specs, sizeof specs / sizeof *specs, &o.session, &o);
+    if (rc || (rc = s_use_config(o.config)))
         return rc;
     if (!o.session)
         return s_usage_error("'validate' needs a session file");
@@ -677,6 +719,7 @@ static int s_coordinator_options(int argc, char **argv, options_t *o)
         OPT("--key", NULL, OPT_TEXT, key, 0, 0),
         OPT("--allow", NULL, OPT_LIST, allow, 0, 0),
         OPT("--insecure", NULL, OPT_FLAG, insecure, 0, 0),
+        OPT("--config", NULL, OPT_TEXT, config, 0, 0),
     };
     const char *positional = NULL;
     int rc = s_parse("coordinator", argc, argv, specs, sizeof specs / sizeof *specs, &positional, o);
@@ -729,6 +772,8 @@ static int s_cmd_coordinator(int argc, char **argv)
     int rc = s_coordinator_options(argc, argv, &o);
     if (rc)
         return rc;
+    if ((rc = s_use_config(o.config)))
+        return rc;
     char *state_dir = s_state_dir(&o);
     if (!state_dir)
         return EXIT_USAGE;
@@ -755,6 +800,7 @@ static int s_cmd_coordinator(int argc, char **argv)
     dispatch_config_t cfg = {.bind = o.bind,
                              .zmq_context = ctx,
                              .secure = srv,
+                             .pathmap = s_pathmap,
                              .node_timeout_ms = o.node_timeout_s * 1000,
                              .stuck_timeout_ms = o.stuck_timeout_s * 1000,
                              .quarantine_after = o.quarantine_after,
@@ -820,6 +866,75 @@ static int s_cmd_keygen(int argc, char **argv)
     return EXIT_OK;
 }
 
+/* ---- check-path -------------------------------------------------------- */
+
+/* Prints "PATH -> MAPPED: ok", or the reason this machine cannot read it.
+ * Returns 1 when it cannot. */
+static int s_check_path(const char *path)
+{
+    char *mapped = NULL, *real = NULL;
+    sf_err_t err = {0};
+    int bad = 1;
+    struct stat st;
+    char reason[256];
+    if (sf_pathmap_apply(s_pathmap, path, &mapped, &err)) {
+        printf("%s -> (not mapped): %s\n", path, err.msg);
+    } else if (stat(mapped, &st) != 0) {
+        snprintf(reason, sizeof reason, "%s", errno == ENOENT || errno == ENOTDIR ? "not found" : strerror(errno));
+        reason[0] = (char)tolower((unsigned char)reason[0]);
+        printf("%s -> %s: %s\n", path, mapped, reason);
+    } else if (sf_pathmap_check_root(s_pathmap, mapped, &real, &err)) {
+        printf("%s -> %s: %s\n", path, mapped, err.msg);
+    } else if (access(real, R_OK) != 0) {
+        snprintf(reason, sizeof reason, "%s", strerror(errno));
+        reason[0] = (char)tolower((unsigned char)reason[0]);
+        printf("%s -> %s: not readable: %s\n", path, mapped, reason);
+    } else {
+        printf("%s -> %s: ok\n", path, mapped);
+        bad = 0;
+    }
+    sf_free(mapped);
+    sf_free(real);
+    return bad;
+}
+
+static int s_cmd_check_path(int argc, char **argv)
+{
+    const char *config = NULL;
+    int n_paths = 0, dashdash = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!dashdash && !strcmp(argv[i], "--config")) {
+            if (++i >= argc)
+                return s_usage_error("--config needs a value");
+            config = argv[i];
+        } else if (!dashdash && !strcmp(argv[i], "--")) {
+            dashdash = 1;
+        } else if (!dashdash && argv[i][0] == '-' && argv[i][1]) {
+            return s_usage_error("unknown option '%s' for 'check-path'", argv[i]);
+        } else {
+            n_paths++;
+        }
+    }
+    if (!config)
+        return s_usage_error("'check-path' needs --config FILE");
+    if (!n_paths)
+        return s_usage_error("'check-path' needs at least one path");
+    int rc = s_use_config(config);
+    if (rc)
+        return rc;
+    int n_bad = 0;
+    dashdash = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!dashdash && !strcmp(argv[i], "--config"))
+            i++;
+        else if (!dashdash && !strcmp(argv[i], "--"))
+            dashdash = 1;
+        else
+            n_bad += s_check_path(argv[i]);
+    }
+    return n_bad ? EXIT_FAILED : EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     s_install_signals();
@@ -854,5 +969,7 @@ int main(int argc, char **argv)
         return s_cmd_cancel(argc - 2, argv + 2);
     if (strcmp(cmd, "keygen") == 0)
         return s_cmd_keygen(argc - 2, argv + 2);
+    if (strcmp(cmd, "check-path") == 0)
+        return s_cmd_check_path(argc - 2, argv + 2);
     return s_usage_error("unknown command '%s'", cmd);
 }

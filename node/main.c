@@ -1,7 +1,7 @@
 /* main.c -- stemfarm-node: parse the command line, run one worker.
  *
  *   stemfarm-node --connect tcp://HOST:PORT [--threads N] [--slots N]
- *                 [--name NAME] [--timeout SECONDS] [-v]
+ *                 [--name NAME] [--timeout SECONDS] [--config FILE] [-v]
  *                 [--key NODE.key --server-key COORDINATOR.pub]
  *
  * Exit codes (DESIGN.md): 0 after a shutdown or SIGINT/SIGTERM, 2 bad
@@ -11,6 +11,8 @@
 #include "worker.h"
 
 #include "sf/secure.h"
+#include "sf/log.h"
+#include "sf/pathmap.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -25,6 +27,7 @@
 #define S_PROG "stemfarm-node"
 
 static atomic_int s_stop;
+static const char *s_config_path; /* --config: the node config (path_map, media_roots) */
 
 static void s_on_signal(int sig)
 {
@@ -50,6 +53,9 @@ static void s_usage(FILE *out)
                  "  --server-key FILE   the coordinator's public key (its .pub); default\n"
                  "                      $STEMFARM_SERVER_KEY. With both, the connection is\n"
                  "                      CURVE-encrypted and the coordinator checks the key\n"
+                 "  --config FILE       node config (YAML): path_map rules from the studio's\n"
+                 "                      paths to this node's mounts, media_roots it may read\n"
+                 "                      (test a rule with 'stemfarm check-path')\n"
                  "  -v, --verbose       log every job\n"
                  "  --help              this text\n"
                  "  --version           the version\n"
@@ -152,7 +158,7 @@ static int s_parse(int argc, char **argv, worker_config_t *cfg, const char **key
         opt[n] = '\0';
         int known = !strcmp(opt, "--connect") || !strcmp(opt, "--threads") || !strcmp(opt, "--slots") ||
                     !strcmp(opt, "--name") || !strcmp(opt, "--timeout") || !strcmp(opt, "--key") ||
-                    !strcmp(opt, "--server-key");
+                    !strcmp(opt, "--server-key") || !strcmp(opt, "--config");
         if (!known)
             return s_bad("unknown option '%s' (see --help)", opt);
         const char *value = eq ? eq + 1 : NULL;
@@ -173,6 +179,8 @@ static int s_parse(int argc, char **argv, worker_config_t *cfg, const char **key
             *key = value;
         } else if (!strcmp(opt, "--server-key")) {
             *server_key = value;
+        } else if (!strcmp(opt, "--config")) {
+            s_config_path = value;
         } else if (!strcmp(opt, "--name")) {
             rc = s_check_name(value);
             cfg->name = value;
@@ -199,6 +207,21 @@ int main(int argc, char **argv)
     if (sf_secure_client_load(key, server_key, &curve, &err))
         return s_bad("%s", err.msg);
     cfg.curve = &curve;
+    sf_pathmap_t *map = NULL;
+    if (s_config_path) {
+        sf_diags_t diags = SF_DIAGS_INIT;
+        sf_rc lrc = sf_pathmap_load(s_config_path, &map, &diags, &err);
+        sf_diags_print(&diags, stderr);
+        sf_diags_free(&diags);
+        if (lrc) {
+            if (lrc != SF_E_INPUT)
+                fprintf(stderr, S_PROG ": %s\n", err.msg);
+            return 2;
+        }
+        sf_log(SF_LOG_INFO, "node", "config '%s': %zu path_map rules, %zu media roots", s_config_path,
+               sf_pathmap_n_rules(map), sf_pathmap_n_roots(map));
+        cfg.pathmap = map;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;
@@ -207,5 +230,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     cfg.stop = &s_stop;
-    return worker_run(&cfg);
+    rc = worker_run(&cfg);
+    sf_pathmap_destroy(&map);
+    return rc;
 }

@@ -82,6 +82,8 @@ struct s_task {
     atomic_int_least64_t progress; /* frames rendered so far, written by the render thread */
     /* load input */
     char *path;
+    char *base_dir;              /* the coordinator's, the hash input ("" when not sent) */
+    const sf_pathmap_t *pathmap; /* the node's config, shared read-only */
     char *yaml;
     size_t n_yaml_bytes;
     /* output */
@@ -125,6 +127,7 @@ static void s_task_free(s_task_t *t)
     if (!t)
         return;
     sf_free(t->path);
+    sf_free(t->base_dir);
     sf_free(t->yaml);
     sf_session_destroy(&t->loaded);
     sf_free(t->packed);
@@ -165,6 +168,10 @@ static void s_run_load(s_task_t *t)
 {
     sf_session_load_opts_t opts = sf_session_load_opts_default();
     opts.check_sources = true;
+    /* Where this node mounts the media may differ from the coordinator's
+     * view; the session's identity (its hash) stays the coordinator's. */
+    opts.pathmap = t->pathmap;
+    opts.hash_base_dir = t->base_dir[0] ? t->base_dir : NULL;
     sf_diags_t diags = SF_DIAGS_INIT;
     sf_err_t err = {0};
     sf_rc rc = sf_session_load_text(t->path, t->yaml, t->n_yaml_bytes, &opts, &t->loaded, &diags, &err);
@@ -605,9 +612,11 @@ static void s_on_session(s_worker_t *w, const sf_wire_msg_t *m)
     if (t) {
         t->kind = S_TASK_LOAD;
         t->path = sf_strdup(m->u.session.path);
+        t->base_dir = sf_strdup(m->u.session.base_dir ? m->u.session.base_dir : "");
+        t->pathmap = w->cfg->pathmap;
         t->yaml = sf_malloc(m->u.session.n_yaml_bytes + 1);
     }
-    if (!t || !t->path || !t->yaml) {
+    if (!t || !t->path || !t->base_dir || !t->yaml) {
         s_task_free(t);
         e->state = S_ENTRY_FAILED;
         e->error = sf_strdup("out of memory loading the session on the node");

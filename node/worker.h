@@ -13,6 +13,7 @@
 
 #include "sf/error.h"
 #include "sf/secure.h"
+#include "sf/pathmap.h"
 
 #include <stdatomic.h>
 
@@ -27,6 +28,10 @@ typedef struct {
     int verbose;                /* log every job */
     /* optional: CURVE keys for tcp:// and ipc:// (sf/secure.h); NULL or disabled: plain */
     const sf_secure_client_t *curve;
+    /* NULL: sessions' paths as written. Else this node's view of shared
+     * storage (path_map, media_roots) for every session it loads. Borrowed:
+     * it outlives the worker. */
+    const sf_pathmap_t *pathmap;
 } worker_config_t;
 
 /* Returns 0 after a shutdown from the coordinator or a stop request, 3 when

@@ -327,6 +327,7 @@ static sf_rc s_check(sf_rc code, const sf_wire_msg_t *m, sf_err_t *err)
     case SF_WIRE_SESSION:
         S_TRY(s_check_hash(code, k, m->u.session.session_hash, 32, err));
         S_TRY(s_check_path(code, k, "path", m->u.session.path, 1, 0, err));
+        S_TRY(s_check_path(code, k, "base_dir", m->u.session.base_dir, 0, 1, err));
         return s_check_yaml(code, k, m->u.session.yaml, m->u.session.n_yaml_bytes, err);
     case SF_WIRE_JOB: return s_check_job(code, k, m, err);
     case SF_WIRE_RESULT: return s_check_result(code, k, m, err);
@@ -548,6 +549,7 @@ static void s_fill_envelope(const sf_wire_msg_t *m, Stemfarm__Envelope *env, s_b
         stemfarm__session_data__init(&b->session);
         b->session.session_hash = s_bin(m->u.session.session_hash, 32);
         b->session.path = s_str(m->u.session.path);
+        b->session.base_dir = s_str(m->u.session.base_dir);
         b->session.yaml = s_bin(m->u.session.yaml, m->u.session.n_yaml_bytes);
         env->body_case = STEMFARM__ENVELOPE__BODY_SESSION;
         env->session = &b->session;
@@ -898,6 +900,7 @@ static void s_from_envelope(const Stemfarm__Envelope *env, sf_wire_kind_t kind, 
         /* A hash of the wrong length is caught by s_check: pass its length. */
         m->u.session.session_hash = b->session_hash.len == 32 ? b->session_hash.data : NULL;
         m->u.session.path = s_cstr(b->path);
+        m->u.session.base_dir = s_cstr(b->base_dir);
         m->u.session.yaml = b->yaml.data;
         m->u.session.n_yaml_bytes = b->yaml.data ? b->yaml.len : 0;
         break;

@@ -205,7 +205,20 @@ START_TEST(test_roundtrip_every_kind)
     ck_assert_str_eq(d.u.session.path, "/shared/songs/a song.yaml");
     ck_assert_uint_eq(d.u.session.n_yaml_bytes, sizeof yaml - 1);
     ck_assert_mem_eq(d.u.session.yaml, yaml, sizeof yaml - 1);
+    ck_assert_str_eq(d.u.session.base_dir, ""); /* not sent: the node hashes with its own */
     sf_wire_msg_clear(&d);
+    m.u.session.base_dir = "/shared/songs";
+    s_roundtrip(&m, &d);
+    ck_assert_str_eq(d.u.session.base_dir, "/shared/songs");
+    sf_wire_msg_clear(&d);
+    m.u.session.base_dir = "songs"; /* the coordinator's base_dir is absolute */
+    {
+        uint8_t *buf = NULL;
+        size_t n_buf = 0;
+        sf_err_t e = {0};
+        ck_assert_int_eq(sf_wire_encode(&m, &buf, &n_buf, &e), SF_E_INPUT);
+        ck_assert_ptr_nonnull(strstr(e.msg, "base_dir 'songs' is not absolute"));
+    }
 
     m = (sf_wire_msg_t){.kind = SF_WIRE_JOB};
     m.u.job.job_id = ((uint64_t)7 << 32) | 99;

@@ -21,6 +21,13 @@
  * reads the copy, and every frame count in it is at the session rate.
  * Effect parameters are validated against sf_fx_param_specs.
  *
+ * With a path map (opts.pathmap, sf/pathmap.h) the session path and every
+ * absolute path the file names are mapped to this machine's view of the
+ * shared storage before use; relative paths need no mapping of their own,
+ * since they resolve under folders already mapped. With media roots, every
+ * source and impulse response is checked (symlinks followed) before it is
+ * opened, and then opened by its resolved path.
+ *
  * Invariants of a returned model: see sf/session.h. A load that found any
  * error returns SF_E_INPUT and no model; an allocation failure anywhere
  * returns SF_E_NOMEM and frees everything.
@@ -125,6 +132,11 @@ typedef struct {
     size_t n_copies;
     size_t cap_copies;
     const struct s_node *profile; /* output.profile's value: where its violations are reported */
+    /* this machine's view of shared storage (opts.pathmap), or NULL */
+    const sf_pathmap_t *pathmap;
+    /* session.media_root could not be mapped (reported): sources under it
+     * are not looked for */
+    bool media_root_bad;
 } s_ctx_t;
 
 static sf_mark_t s_mark_of(yaml_mark_t m)
@@ -638,6 +650,24 @@ static char *s_join(s_ctx_t *c, const char *dir, const char *rel)
     return path;
 }
 
+/* The path that v->text (a `what`: "source", "'session.media_root'")
+ * names: mapped when absolute and there is a path map, else joined to dir
+ * as s_join does. NULL when it cannot be mapped (reported at v) or out of
+ * memory (c->rc). */
+static char *s_resolve(s_ctx_t *c, const s_node_t *v, const char *dir, const char *what)
+{
+    if (!c->pathmap || !sf_pathmap_is_absolute(v->text))
+        return s_join(c, dir, v->text);
+    char *mapped;
+    sf_err_t e = {0};
+    sf_rc rc = sf_pathmap_apply(c->pathmap, v->text, &mapped, &e);
+    if (rc == SF_E_NOMEM)
+        c->rc = rc;
+    else if (rc)
+        s_error(c, v->mark, "cannot map %s: %s", what, e.msg); /* e.msg names the path */
+    return rc ? NULL : mapped;
+}
+
 /* "'A', 'B', 'C'" from names(i) for i < n (NULL names skipped), cut short
  * with ", ..." where it would not fit: the choices a message offers. */
 static const char *s_name_list(const char *(*name_of)(const sf_session_t *, size_t), const sf_session_t *s, size_t n,
@@ -723,9 +753,10 @@ static void s_session_section(s_ctx_t *c, const s_node_t *root, s_region_t *regi
     if ((v = s_name(c, sec, &w, false)))
         s->name = s_dup(c, v->text);
     if ((v = s_scalar(c, sec, "media_root", &w, false))) {
-        s->media_root = s_join(c, s->base_dir, v->text);
         if (!v->text[0])
             s_error(c, v->mark, "'session.media_root' must not be empty");
+        else if (!(s->media_root = s_resolve(c, v, s->base_dir, "'session.media_root'")))
+            c->media_root_bad = true;
     }
     if ((v = s_scalar(c, sec, "start", &w, false)) && s_time(c, v, &s->start))
         region->start = v;
@@ -816,7 +847,7 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
     s_where_t w = s_where_section("output");
     const s_node_t *sec = s_get(root, "output");
     const char *dir = "bounces", *name = "{session}_{stem}";
-    const s_node_t *v, *format_node = NULL, *sample_node = NULL;
+    const s_node_t *v, *format_node = NULL, *sample_node = NULL, *dir_node = NULL;
     int i;
     o->format = SF_FILE_WAV;
     o->sample_format = SF_SAMPLE_PCM24;
@@ -829,7 +860,7 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
         s_check_keys(c, sec, keys, sizeof keys / sizeof keys[0], &w);
         if ((v = s_scalar(c, sec, "dir", &w, false))) {
             if (v->text[0])
-                dir = v->text;
+                dir = (dir_node = v)->text;
             else
                 s_error(c, v->mark, "'output.dir' must not be empty");
         }
@@ -880,7 +911,7 @@ static void s_output_section(s_ctx_t *c, const s_node_t *root, const s_node_t **
                 s_error(c, v->mark, "unknown profile '%s' (expected %s)", v->text, sf_profile_names());
         }
     }
-    o->dir = s_join(c, c->s->base_dir, dir);
+    o->dir = dir_node ? s_resolve(c, dir_node, c->s->base_dir, "'output.dir'") : s_join(c, c->s->base_dir, dir);
     o->name_template = s_dup(c, name);
 
     SF_INFO info = {.samplerate = c->rate ? c->rate : S_FALLBACK_RATE,
@@ -1038,6 +1069,38 @@ static void s_errno_text(int errnum, char *buf, size_t n)
     buf[0] = (char)tolower((unsigned char)buf[0]);
 }
 
+/* With media roots, checks that *path (the `what` written v->text) resolves
+ * under one and replaces it with the resolved path, so that what is opened
+ * is what was checked. A path that does not resolve passes: s_probe then
+ * says why it cannot be opened. False when outside (reported at v) or out
+ * of memory (c->rc). */
+static bool s_check_root(s_ctx_t *c, const s_node_t *v, char **path, const char *what)
+{
+    if (!sf_pathmap_n_roots(c->pathmap))
+        return true;
+    char *real;
+    sf_err_t e = {0};
+    sf_rc rc = sf_pathmap_check_root(c->pathmap, *path, &real, &e);
+    if (rc == SF_E_IO)
+        return true;
+    if (rc == SF_E_NOMEM)
+        c->rc = rc;
+    else if (rc)
+        s_error(c, v->mark, "%s '%s' is not readable on this machine: %s", what, v->text, e.msg);
+    if (rc)
+        return false;
+    sf_free(*path);
+    *path = real;
+    return true;
+}
+
+/* True when a relative `what` (v->text) cannot be looked for because
+ * session.media_root could not be mapped (already reported). */
+static bool s_under_bad_root(const s_ctx_t *c, const s_node_t *v)
+{
+    return c->media_root_bad && !sf_pathmap_is_absolute(v->text); /* only a path map makes it bad */
+}
+
 /* Opens the media file at `path`, written v->text in the session and used
  * as a `what` ("source", "impulse response"), far enough to read its header
  * into *info. False when it cannot be used (reported at v). */
@@ -1109,7 +1172,18 @@ static const char *s_copy_of(s_ctx_t *c, const s_node_t *v, const char *path, co
         c->n_copies++;
         char *made = NULL;
         sf_err_t e = {0};
-        sf_rc rc = sf_media_resampled(path, c->rate, c->s->cache_dir, &made, &e);
+        /* The cache is read like the sources: it must lie under a media
+         * root too (checked where it is, or where it will be made). */
+        struct stat st;
+        const char *cache = stat(c->s->cache_dir, &st) == 0 ? c->s->cache_dir : c->s->base_dir;
+        sf_rc rc = sf_pathmap_n_roots(c->pathmap) ? sf_pathmap_check_root(c->pathmap, cache, NULL, &e) : SF_OK;
+        if (rc && rc != SF_E_NOMEM) {
+            s_error(c, mark, "cannot resample %s '%s' from %d Hz to %d Hz: the cache folder '%s' is not usable: %s",
+                    what, v->text, rate, c->rate, c->s->cache_dir, e.msg);
+            return NULL;
+        }
+        if (rc == SF_OK)
+            rc = sf_media_resampled(path, c->rate, c->s->cache_dir, &made, &e);
         if (rc == SF_E_NOMEM) {
             c->rc = rc;
             return NULL;
@@ -1258,10 +1332,12 @@ static void s_ir(s_ctx_t *c, const s_node_t *v, const char *owner, int n_channel
         s_error(c, v->mark, "'ir' in convolve of %s must not be empty", owner);
         return;
     }
-    if (!(ins->ir_path = s_join(c, c->s->media_root, v->text)) || !c->check_sources)
+    if (!(ins->ir_path = s_resolve(c, v, c->s->media_root, "impulse response")) || !c->check_sources ||
+        s_under_bad_root(c, v))
         return;
     sf_media_info_t info;
-    if (!s_probe(c, v, ins->ir_path, "impulse response", &info))
+    if (!s_check_root(c, v, &ins->ir_path, "impulse response") ||
+        !s_probe(c, v, ins->ir_path, "impulse response", &info))
         return;
     if (info.channels > 2) {
         s_error(c, v->mark, "impulse response '%s' has %d channels (expected mono or stereo)", v->text, info.channels);
@@ -1558,7 +1634,7 @@ static bool s_resample(s_ctx_t *c, const s_node_t *v, sf_clip_t *clip)
  * source is unusable (reported at v). */
 static bool s_source(s_ctx_t *c, const s_node_t *v, const s_node_t *v_channel, sf_clip_t *clip)
 {
-    clip->path = s_join(c, c->s->media_root, v->text);
+    clip->path = s_resolve(c, v, c->s->media_root, "source");
     if (!clip->path)
         return false;
     if (!v->text[0]) {
@@ -1567,9 +1643,11 @@ static bool s_source(s_ctx_t *c, const s_node_t *v, const s_node_t *v_channel, s
     }
     if (!c->check_sources)
         return true;
+    if (s_under_bad_root(c, v))
+        return false;
 
     sf_media_info_t info;
-    if (!s_probe(c, v, clip->path, "source", &info))
+    if (!s_check_root(c, v, &clip->path, "source") || !s_probe(c, v, clip->path, "source", &info))
         return false;
     bool ok = true;
     if (info.channels < 1 || info.channels > SF_MAX_CHANNELS) {
@@ -2803,10 +2881,23 @@ sf_session_load_opts_t sf_session_load_opts_default(void)
     return (sf_session_load_opts_t){.strict = false, .check_sources = true, .resample = true};
 }
 
-/* The absolute, symlink-free folder of `path`. */
-static sf_rc s_base_dir(const char *path, char **out, sf_err_t *err)
+/* The absolute, symlink-free folder of `path`, mapped first by `map`
+ * (NULL: none). */
+static sf_rc s_base_dir(const char *path, const sf_pathmap_t *map, char **out, sf_err_t *err)
 {
     char dir[PATH_MAX], real[PATH_MAX];
+    if (map) {
+        char *mapped;
+        sf_rc rc = sf_pathmap_apply(map, path, &mapped, err);
+        if (rc) {
+            if (rc != SF_E_NOMEM)
+                sf_err_prefix(err, "cannot map the session path: ");
+            return rc;
+        }
+        rc = s_base_dir(mapped, NULL, out, err);
+        sf_free(mapped);
+        return rc;
+    }
     const char *slash = strrchr(path, '/');
     if (!slash)
         snprintf(dir, sizeof dir, ".");
@@ -2825,16 +2916,17 @@ static sf_rc s_base_dir(const char *path, char **out, sf_err_t *err)
     return SF_OK;
 }
 
-/* SHA-256 over the YAML bytes, a NUL byte and base_dir. */
-static sf_rc s_hash(sf_session_t *s, const char *yaml, size_t n_bytes)
+/* SHA-256 over the YAML bytes, a NUL byte and base_dir (or the folder
+ * that stands for it, opts.hash_base_dir). */
+static sf_rc s_hash(sf_session_t *s, const char *yaml, size_t n_bytes, const char *base_dir)
 {
-    size_t n_dir = strlen(s->base_dir);
+    size_t n_dir = strlen(base_dir);
     uint8_t *buf = sf_malloc(n_bytes + 1 + n_dir);
     if (!buf)
         return SF_E_NOMEM;
     memcpy(buf, yaml, n_bytes);
     buf[n_bytes] = 0;
-    memcpy(buf + n_bytes + 1, s->base_dir, n_dir);
+    memcpy(buf + n_bytes + 1, base_dir, n_dir);
     sf_hash_sha256(buf, n_bytes + 1 + n_dir, s->hash);
     sf_free(buf);
     return SF_OK;
@@ -2870,6 +2962,7 @@ sf_rc sf_session_load_text(const char *path, const char *yaml, size_t n_bytes, c
                  .strict = opts->strict,
                  .check_sources = opts->check_sources,
                  .resample = opts->check_sources && opts->resample,
+                 .pathmap = opts->pathmap,
                  .names_complete = true,
                  .bus_names_complete = true,
                  .n_errors_before = n_errors_before};
@@ -2882,7 +2975,7 @@ sf_rc sf_session_load_text(const char *path, const char *yaml, size_t n_bytes, c
         rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
         goto out_destroy;
     }
-    if ((rc = s_base_dir(path, &c.s->base_dir, err)))
+    if ((rc = s_base_dir(path, opts->pathmap, &c.s->base_dir, err)))
         goto out_destroy;
 
     s_tree_parse(&c, yaml, n_bytes, &root);
@@ -2900,7 +2993,7 @@ sf_rc sf_session_load_text(const char *path, const char *yaml, size_t n_bytes, c
         rc = SF_ERR(err, SF_E_INPUT, "'%s' has %zu error%s", path, n, n == 1 ? "" : "s");
         goto out_destroy;
     }
-    if (s_hash(c.s, yaml, n_bytes)) {
+    if (s_hash(c.s, yaml, n_bytes, opts->hash_base_dir ? opts->hash_base_dir : c.s->base_dir)) {
         rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
         goto out_destroy;
     }

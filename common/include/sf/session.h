@@ -14,6 +14,7 @@
 
 #include "sf/error.h"
 #include "sf/fx.h"
+#include "sf/pathmap.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -176,7 +177,8 @@ typedef struct {
 
 typedef struct sf_session {
     char *path;       /* the session file as given (owned); used in messages */
-    char *base_dir;   /* folder that relative paths resolve against (owned) */
+    char *base_dir;   /* folder that relative paths resolve against (owned): the session
+                         file's, mapped (opts.pathmap) and resolved (realpath) */
     char *media_root; /* folder that sources resolve under (owned) */
     char *name;
     int sample_rate; /* 8000..384000 */
@@ -204,7 +206,8 @@ typedef struct sf_session {
     size_t n_mixes;
     bool multitracks;                    /* also deliver every track consolidated, unprocessed */
     char *cache_dir;                     /* where resampled sources live (owned): <base_dir>/.stemfarm-cache */
-    uint8_t hash[SF_SESSION_HASH_BYTES]; /* SHA-256 of the YAML bytes and base_dir */
+    uint8_t hash[SF_SESSION_HASH_BYTES]; /* SHA-256 of the YAML bytes and base_dir
+                                            (or opts.hash_base_dir) */
 } sf_session_t;
 
 typedef struct {
@@ -212,6 +215,17 @@ typedef struct {
     bool check_sources; /* open every source (default true via sf_session_load_opts_default) */
     bool resample;      /* make or reuse resampled copies of sources at another rate
                               (sf_media_resampled); default true. Needs check_sources. */
+    /* NULL (default): paths are used as written. Else this machine's view
+     * of shared storage (sf/pathmap.h): the session path and every absolute
+     * path in the file (media_root, sources, impulse responses, output.dir)
+     * are mapped before use, relative ones resolve under the mapped folders
+     * (the cache too), and with media roots every source and impulse
+     * response must resolve under one. */
+    const sf_pathmap_t *pathmap;
+    /* NULL (default): base_dir. Else the folder named in the hash instead:
+     * a node passes the coordinator's base_dir, so that the hash stays the
+     * coordinator's wherever this machine mounts the session. */
+    const char *hash_base_dir;
 } sf_session_load_opts_t;
 
 sf_session_load_opts_t sf_session_load_opts_default(void);
@@ -228,7 +242,8 @@ sf_rc sf_session_load(const char *path, const sf_session_load_opts_t *opts, sf_s
 /* The same from YAML text already in memory (a node receives the session
  * over the wire): `path` is used for messages and to derive the folder that
  * relative paths resolve against, exactly as sf_session_load does, so both
- * give the same model and hash. */
+ * give the same model and hash. With opts->pathmap, `path` is mapped first
+ * (SF_E_INPUT when it cannot be: a Windows path without a rule). */
 sf_rc sf_session_load_text(const char *path, const char *yaml, size_t n_bytes, const sf_session_load_opts_t *opts,
                            sf_session_t **out, sf_diags_t *diags, sf_err_t *err);
 

@@ -109,6 +109,7 @@ typedef struct {
             const char *path;
             const uint8_t *yaml;
             size_t n_yaml_bytes;
+            const char *base_dir; /* the coordinator's (session hash input); "" or NULL: unknown */
         } session;
         struct {
             uint64_t job_id;
@@ -199,7 +200,7 @@ void sf_wire_msg_clear(sf_wire_msg_t *msg);
  *     done.message): ..SF_WIRE_MAX_TEXT bytes of UTF-8, no control
  *     characters but tab and newline;
  *   paths (session.path 1.., submit.session_path 1.. absolute,
- *     submit.out_dir empty or absolute, done.manifest_path): ..SF_WIRE_MAX_TEXT
+ *     submit.out_dir and session.base_dir empty or absolute, done.manifest_path): ..SF_WIRE_MAX_TEXT
  *     bytes, no NUL (any other bytes: file names need not be UTF-8);
  *   hello: cores 1..SF_WIRE_MAX_CORES, threads 1..SF_WIRE_MAX_THREADS,
  *     slots 1..SF_WIRE_MAX_SLOTS;

@@ -1,0 +1,707 @@
+/* pathmap.c -- path-mapping rules, media roots and their config file
+ * (see sf/pathmap.h for the rules users rely on).
+ *
+ * A path is parsed once into its form and its components (s_path_t): the
+ * components live NUL-separated in one buffer, `.` and empty ones dropped,
+ * `..` kept so that the mapping can refuse one that climbs above a rule's
+ * target. For a drive path the first component is the drive ("M:", letter
+ * upper-cased); for a UNC path the first two are server and share. Matching
+ * and the longest-prefix choice then work on components only, never on
+ * bytes, which is what keeps `/Volumes/Media` from matching
+ * `/Volumes/MediaOld`.
+ *
+ * Invariants: every rule's `from` is absolute and free of `..`; every `to`
+ * and root is an absolute POSIX path in normal form ("/" or "/a/b", no `.`,
+ * `..`, doubled or trailing slash), so joining a remainder gives a normal
+ * path too.
+ */
+
+/* realpath(3) is XSI: glibc declares it only with _XOPEN_SOURCE. */
+#define _XOPEN_SOURCE 700
+
+#include "sf/pathmap.h"
+
+#include "sf/alloc.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+typedef enum { S_RELATIVE, S_POSIX, S_DRIVE, S_UNC } s_form_t;
+
+typedef struct {
+    s_form_t form;
+    char *buf;    /* owned: the components, NUL-separated */
+    char **comps; /* owned: pointers into buf */
+    size_t n_comps;
+} s_path_t;
+
+typedef struct {
+    char *from_text; /* owned: as written, for messages */
+    s_path_t from;
+    char *to; /* owned: normal absolute POSIX path */
+} s_rule_t;
+
+struct sf_pathmap {
+    s_rule_t *rules; /* owned, in the order given: the first wins a tie */
+    size_t n_rules;
+    size_t cap_rules;
+    char **roots; /* owned: normal absolute POSIX paths, as given */
+    size_t n_roots;
+    size_t cap_roots;
+};
+
+/* ---- parsing paths ------------------------------------------------------- */
+
+static bool s_is_win_sep(char ch) { return ch == '/' || ch == '\\'; }
+
+static s_form_t s_form_of(const char *p)
+{
+    /* `//server/share` is UNC; `///x` and `/x` are POSIX (Linux reads a
+     * doubled leading slash as one). */
+    if (p[0] == '/' && p[1] == '/' && p[2] && p[2] != '/')
+        return S_UNC;
+    if (p[0] == '\\' && s_is_win_sep(p[1]))
+        return S_UNC;
+    if (p[0] == '/')
+        return S_POSIX;
+    if (isalpha((unsigned char)p[0]) && p[1] == ':' && (!p[2] || s_is_win_sep(p[2])))
+        return S_DRIVE;
+    return S_RELATIVE;
+}
+
+static void s_path_free(s_path_t *p)
+{
+    sf_free(p->buf);
+    sf_free(p->comps);
+    memset(p, 0, sizeof *p);
+}
+
+static void s_path_push(s_path_t *p, char *comp)
+{
+    if (!comp[0] || !strcmp(comp, "."))
+        return;
+    p->comps[p->n_comps++] = comp;
+}
+
+/* Splits `path` into *p. SF_E_INPUT for a UNC path without server and share
+ * (message names the path); SF_E_NOMEM. A relative path gets no components. */
+static sf_rc s_path_parse(const char *path, s_path_t *p, sf_err_t *err)
+{
+    memset(p, 0, sizeof *p);
+    p->form = s_form_of(path);
+    if (p->form == S_RELATIVE)
+        return SF_OK;
+    size_t n = strlen(path);
+    p->buf = sf_malloc(n + 1);
+    p->comps = sf_malloc((n / 2 + 2) * sizeof *p->comps); /* components are at least one byte plus a separator */
+    if (!p->buf || !p->comps) {
+        s_path_free(p);
+        return SF_ERR(err, SF_E_NOMEM, "out of memory");
+    }
+    memcpy(p->buf, path, n + 1);
+    size_t start = 0;
+    if (p->form == S_DRIVE) {
+        p->buf[0] = (char)toupper((unsigned char)p->buf[0]);
+        p->buf[2 < n ? 2 : n] = '\0'; /* "M:" */
+        p->comps[p->n_comps++] = p->buf;
+        start = 3;
+    } else {
+        start = p->form == S_UNC ? 2 : 1;
+    }
+    char *comp = p->buf + start;
+    for (size_t i = start; i <= n; i++) {
+        bool sep = p->form == S_POSIX ? p->buf[i] == '/' : s_is_win_sep(p->buf[i]);
+        if (i < n && !sep)
+            continue;
+        p->buf[i] = '\0';
+        s_path_push(p, comp);
+        comp = p->buf + i + 1;
+    }
+    if (p->form == S_UNC && (p->n_comps < 2 || !strcmp(p->comps[0], "..") || !strcmp(p->comps[1], ".."))) {
+        s_path_free(p);
+        return SF_ERR(err, SF_E_INPUT, "'%s' is not a complete UNC path (expected \\\\server\\share\\...)", path);
+    }
+    return SF_OK;
+}
+
+static bool s_has_dotdot(const s_path_t *p)
+{
+    for (size_t i = 0; i < p->n_comps; i++)
+        if (!strcmp(p->comps[i], ".."))
+            return true;
+    return false;
+}
+
+/* Components compare exactly on POSIX, ASCII case-insensitively on Windows. */
+static bool s_comp_eq(s_form_t form, const char *a, const char *b)
+{
+    return form == S_POSIX ? strcmp(a, b) == 0 : strcasecmp(a, b) == 0;
+}
+
+/* True when rule `from` is a leading run of components of `p`. */
+static bool s_prefix_of(const s_path_t *from, const s_path_t *p)
+{
+    if (from->form != p->form || from->n_comps > p->n_comps)
+        return false;
+    for (size_t i = 0; i < from->n_comps; i++)
+        if (!s_comp_eq(from->form, from->comps[i], p->comps[i]))
+            return false;
+    return true;
+}
+
+/* "/" + comps[from..n) joined by "/" onto `base` (a normal POSIX path). */
+static char *s_join_comps(const char *base, char *const *comps, size_t n_comps)
+{
+    size_t n = strlen(base) + 1;
+    for (size_t i = 0; i < n_comps; i++)
+        n += strlen(comps[i]) + 1;
+    char *out = sf_malloc(n);
+    if (!out)
+        return NULL;
+    size_t len = (size_t)snprintf(out, n, "%s", base);
+    for (size_t i = 0; i < n_comps; i++)
+        len += (size_t)snprintf(out + len, n - len, "%s%s", len && out[len - 1] == '/' ? "" : "/", comps[i]);
+    return out;
+}
+
+/* The normal form of an absolute POSIX path (`what` names it in messages:
+ * "'to'", "media root"). SF_E_INPUT for any other path or one with `..`. */
+static sf_rc s_posix_normal(const char *text, const char *what, char **out, sf_err_t *err)
+{
+    *out = NULL;
+    if (s_form_of(text) != S_POSIX)
+        return SF_ERR(err, SF_E_INPUT, "%s '%s' is not an absolute POSIX path (expected /...)", what, text);
+    s_path_t p;
+    sf_rc rc = s_path_parse(text, &p, err);
+    if (rc)
+        return rc;
+    if (s_has_dotdot(&p))
+        rc = SF_ERR(err, SF_E_INPUT, "%s '%s' must not contain '..'", what, text);
+    else if (!(*out = s_join_comps("/", p.comps, p.n_comps)))
+        rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
+    s_path_free(&p);
+    return rc;
+}
+
+/* A rule's `from`, parsed. SF_E_INPUT when relative or with `..`. */
+static sf_rc s_from_parse(const char *text, s_path_t *p, sf_err_t *err)
+{
+    if (s_form_of(text) == S_RELATIVE) {
+        memset(p, 0, sizeof *p);
+        return SF_ERR(err, SF_E_INPUT,
+                      "'from' path '%s' is not absolute (expected /..., X:\\... or \\\\server\\share...)", text);
+    }
+    sf_rc rc = s_path_parse(text, p, err);
+    if (rc)
+        return rc;
+    if (s_has_dotdot(p)) {
+        s_path_free(p);
+        return SF_ERR(err, SF_E_INPUT, "'from' path '%s' must not contain '..'", text);
+    }
+    return SF_OK;
+}
+
+/* ---- the map -------------------------------------------------------------- */
+
+sf_rc sf_pathmap_new(sf_pathmap_t **out, sf_err_t *err)
+{
+    *out = sf_calloc(1, sizeof **out);
+    return *out ? SF_OK : SF_ERR(err, SF_E_NOMEM, "out of memory");
+}
+
+void sf_pathmap_destroy(sf_pathmap_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sf_pathmap_t *m = *self_p;
+    for (size_t i = 0; i < m->n_rules; i++) {
+        sf_free(m->rules[i].from_text);
+        s_path_free(&m->rules[i].from);
+        sf_free(m->rules[i].to);
+    }
+    sf_free(m->rules);
+    for (size_t i = 0; i < m->n_roots; i++)
+        sf_free(m->roots[i]);
+    sf_free(m->roots);
+    sf_free(m);
+    *self_p = NULL;
+}
+
+static bool s_grow(void **items, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return true;
+    size_t bigger = *cap ? 2 * *cap : 4;
+    void *p = sf_realloc(*items, bigger * size);
+    if (!p)
+        return false;
+    *items = p;
+    *cap = bigger;
+    return true;
+}
+
+/* Takes ownership of *from (emptied) and *to (NULLed), also on failure. */
+static sf_rc s_add_parsed(sf_pathmap_t *m, const char *from_text, s_path_t *from, char **to, sf_err_t *err)
+{
+    s_rule_t r = {.from = *from, .to = *to, .from_text = sf_strdup(from_text)};
+    memset(from, 0, sizeof *from);
+    *to = NULL;
+    if (!r.from_text || !s_grow((void **)&m->rules, &m->cap_rules, m->n_rules, sizeof *m->rules)) {
+        sf_free(r.from_text);
+        s_path_free(&r.from);
+        sf_free(r.to);
+        return SF_ERR(err, SF_E_NOMEM, "out of memory");
+    }
+    m->rules[m->n_rules++] = r;
+    return SF_OK;
+}
+
+sf_rc sf_pathmap_add_rule(sf_pathmap_t *m, const char *from, const char *to, sf_err_t *err)
+{
+    s_path_t p;
+    char *target;
+    sf_rc rc = s_from_parse(from, &p, err);
+    if (rc)
+        return rc;
+    if ((rc = s_posix_normal(to, "'to' path", &target, err))) {
+        s_path_free(&p);
+        return rc;
+    }
+    return s_add_parsed(m, from, &p, &target, err);
+}
+
+sf_rc sf_pathmap_add_root(sf_pathmap_t *m, const char *root, sf_err_t *err)
+{
+    char *normal;
+    sf_rc rc = s_posix_normal(root, "media root", &normal, err);
+    if (rc)
+        return rc;
+    if (!s_grow((void **)&m->roots, &m->cap_roots, m->n_roots, sizeof *m->roots)) {
+        sf_free(normal);
+        return SF_ERR(err, SF_E_NOMEM, "out of memory");
+    }
+    m->roots[m->n_roots++] = normal;
+    return SF_OK;
+}
+
+size_t sf_pathmap_n_rules(const sf_pathmap_t *m) { return m ? m->n_rules : 0; }
+size_t sf_pathmap_n_roots(const sf_pathmap_t *m) { return m ? m->n_roots : 0; }
+
+bool sf_pathmap_is_absolute(const char *path) { return s_form_of(path) != S_RELATIVE; }
+
+/* The rule to suggest for an unmatched Windows path: its drive or share. */
+static void s_suggest(const s_path_t *p, char *buf, size_t n)
+{
+    if (p->form == S_DRIVE)
+        snprintf(buf, n, "%s\\", p->comps[0]);
+    else
+        snprintf(buf, n, "\\\\%s\\%s", p->comps[0], p->comps[1]);
+}
+
+sf_rc sf_pathmap_apply(const sf_pathmap_t *m, const char *path, char **out, sf_err_t *err)
+{
+    *out = NULL;
+    s_path_t p;
+    sf_rc rc = s_path_parse(path, &p, err);
+    if (rc)
+        return rc;
+    const s_rule_t *best = NULL;
+    for (size_t i = 0; m && i < m->n_rules; i++) {
+        const s_rule_t *r = &m->rules[i];
+        if (s_prefix_of(&r->from, &p) && (!best || r->from.n_comps > best->from.n_comps))
+            best = r;
+    }
+    if (!best && (p.form == S_DRIVE || p.form == S_UNC)) {
+        char rule[512];
+        s_suggest(&p, rule, sizeof rule);
+        rc = SF_ERR(err, SF_E_INPUT,
+                    "no path_map rule maps '%s': a Windows path cannot be opened on this machine; "
+                    "add a rule to the config, e.g. {from: '%s', to: /where/it/is/mounted}",
+                    path, rule);
+        goto out;
+    }
+    if (!best) { /* relative, or POSIX that no rule claims: as it is */
+        if (!(*out = sf_strdup(path)))
+            rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    /* Resolve `..` in the remainder in place: comps[best->from.n_comps ..
+     * top) is the stack; a `..` on an empty stack would leave `to`. */
+    size_t base = best->from.n_comps, top = base;
+    for (size_t i = base; i < p.n_comps; i++) {
+        if (strcmp(p.comps[i], "..") != 0) {
+            p.comps[top++] = p.comps[i];
+        } else if (top > base) {
+            top--;
+        } else {
+            rc = SF_ERR(err, SF_E_INPUT, "'%s' climbs above '%s' with '..' (the path_map rule for '%s' maps no higher)",
+                        path, best->to, best->from_text);
+            goto out;
+        }
+    }
+    if (!(*out = s_join_comps(best->to, p.comps + base, top - base)))
+        rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
+out:
+    s_path_free(&p);
+    return rc;
+}
+
+/* ---- media roots ---------------------------------------------------------- */
+
+/* True when `real` is `root` or lies below it (both resolved). */
+static bool s_under(const char *real, const char *root)
+{
+    size_t n = strlen(root);
+    if (strncmp(real, root, n) != 0)
+        return false;
+    return real[n] == '\0' || real[n] == '/' || (n == 1 && root[0] == '/');
+}
+
+sf_rc sf_pathmap_check_root(const sf_pathmap_t *m, const char *path, char **real_out, sf_err_t *err)
+{
+    char real[PATH_MAX], root[PATH_MAX];
+    if (real_out)
+        *real_out = NULL;
+    if (!realpath(path, real)) {
+        char reason[256];
+        snprintf(reason, sizeof reason, "%s", strerror(errno));
+        reason[0] = (char)tolower((unsigned char)reason[0]);
+        return SF_ERR(err, SF_E_IO, "cannot resolve '%s': %s", path, reason);
+    }
+    bool ok = sf_pathmap_n_roots(m) == 0;
+    /* Roots resolve at each check: a mount may appear after start-up, and
+     * a root that is a symlink compares as its target. */
+    for (size_t i = 0; !ok && i < m->n_roots; i++)
+        ok = realpath(m->roots[i], root) && s_under(real, root);
+    if (!ok) {
+        char list[1024];
+        size_t len = 0;
+        list[0] = '\0';
+        for (size_t i = 0; i < m->n_roots && len < sizeof list; i++)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s'%s'", i ? ", " : "", m->roots[i]);
+        if (strcmp(real, path) != 0)
+            return SF_ERR(err, SF_E_INPUT, "'%s' resolves to '%s', outside the media roots (%s)", path, real, list);
+        return SF_ERR(err, SF_E_INPUT, "'%s' is outside the media roots (%s)", path, list);
+    }
+    if (real_out && !(*real_out = sf_strdup(real)))
+        return SF_ERR(err, SF_E_NOMEM, "out of memory");
+    return SF_OK;
+}
+
+/* ---- the config file ------------------------------------------------------ */
+
+typedef struct {
+    const char *file;
+    sf_diags_t *diags;
+    yaml_document_t *doc;
+    sf_pathmap_t *map;
+    sf_rc rc;                      /* SF_E_NOMEM once an allocation failed */
+    const yaml_node_t **rule_from; /* owned: the `from` node of every rule added, for duplicates */
+} s_cfg_t;
+
+__attribute__((format(printf, 3, 4))) static void s_cfg_error(s_cfg_t *c, const yaml_node_t *at, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* libyaml counts from 0. */
+    uint32_t line = at ? (uint32_t)at->start_mark.line + 1 : 0, col = at ? (uint32_t)at->start_mark.column + 1 : 0;
+    sf_diags_add(c->diags, SF_DIAG_ERROR, c->file, line, col, "%s", msg);
+}
+
+static const char *s_cfg_text(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
+
+static bool s_cfg_is_null(const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *t = s_cfg_text(n);
+    return !*t || !strcmp(t, "~") || !strcmp(t, "null") || !strcmp(t, "Null") || !strcmp(t, "NULL");
+}
+
+static const char *s_cfg_kind(const yaml_node_t *n)
+{
+    if (s_cfg_is_null(n))
+        return "empty";
+    return n->type == YAML_MAPPING_NODE ? "a mapping" : n->type == YAML_SEQUENCE_NODE ? "a list" : "a value";
+}
+
+/* A non-empty scalar, or NULL (reported as `what`). */
+static const char *s_cfg_string(s_cfg_t *c, const yaml_node_t *n, const char *what)
+{
+    if (n->type != YAML_SCALAR_NODE || s_cfg_is_null(n)) {
+        s_cfg_error(c, n, "%s must be a path, not %s", what, s_cfg_kind(n));
+        return NULL;
+    }
+    if (!*s_cfg_text(n)) {
+        s_cfg_error(c, n, "%s must not be empty", what);
+        return NULL;
+    }
+    return s_cfg_text(n);
+}
+
+static void s_cfg_roots(s_cfg_t *c, const yaml_node_t *list)
+{
+    if (list->type != YAML_SEQUENCE_NODE) {
+        s_cfg_error(c, list, "'media_roots' must be a list of folders, not %s", s_cfg_kind(list));
+        return;
+    }
+    for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top; it++) {
+        const yaml_node_t *n = yaml_document_get_node(c->doc, *it);
+        const char *text = s_cfg_string(c, n, "a media root");
+        sf_err_t e = {0};
+        sf_rc rc = text ? sf_pathmap_add_root(c->map, text, &e) : SF_OK;
+        if (rc == SF_E_NOMEM)
+            c->rc = rc;
+        else if (rc)
+            s_cfg_error(c, n, "%s", e.msg);
+    }
+}
+
+/* The `from` node of the rule already added whose prefix equals p's. */
+static const yaml_node_t *s_cfg_duplicate(const s_cfg_t *c, const s_path_t *p)
+{
+    for (size_t i = 0; i < c->map->n_rules; i++) {
+        const s_path_t *q = &c->map->rules[i].from;
+        if (q->n_comps == p->n_comps && s_prefix_of(q, p))
+            return c->rule_from[i];
+    }
+    return NULL;
+}
+
+static void s_cfg_rule(s_cfg_t *c, const yaml_node_t *item, size_t index)
+{
+    if (item->type != YAML_MAPPING_NODE) {
+        s_cfg_error(c, item, "path_map entry %zu must be a mapping with 'from' and 'to', not %s", index + 1,
+                    s_cfg_kind(item));
+        return;
+    }
+    const yaml_node_t *from = NULL, *to = NULL;
+    for (yaml_node_pair_t *pr = item->data.mapping.pairs.start; pr < item->data.mapping.pairs.top; pr++) {
+        const yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+        const yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
+        const char *key = k->type == YAML_SCALAR_NODE ? s_cfg_text(k) : "";
+        const yaml_node_t **slot = !strcmp(key, "from") ? &from : !strcmp(key, "to") ? &to : NULL;
+        if (!slot)
+            s_cfg_error(c, k, "unknown key '%s' in path_map entry %zu (expected from, to)", key, index + 1);
+        else if (*slot)
+            s_cfg_error(c, k, "duplicate key '%s' in path_map entry %zu", key, index + 1);
+        else
+            *slot = v;
+    }
+    if (!from || !to) {
+        s_cfg_error(c, item, "path_map entry %zu needs '%s'", index + 1, !from ? "from" : "to");
+        return;
+    }
+    const char *from_text = s_cfg_string(c, from, "'from'");
+    const char *to_text = s_cfg_string(c, to, "'to'");
+    if (!from_text || !to_text)
+        return;
+    s_path_t p;
+    char *target = NULL;
+    sf_err_t e = {0};
+    sf_rc rc = s_from_parse(from_text, &p, &e);
+    if (rc) {
+        if (rc == SF_E_NOMEM)
+            c->rc = rc;
+        else
+            s_cfg_error(c, from, "%s", e.msg);
+        return;
+    }
+    const yaml_node_t *first = s_cfg_duplicate(c, &p);
+    if (first) {
+        s_cfg_error(c, from, "a second path_map rule for '%s' (the first is at line %u)", from_text,
+                    (unsigned)first->start_mark.line + 1);
+        s_path_free(&p);
+        return;
+    }
+    if ((rc = s_posix_normal(to_text, "'to' path", &target, &e))) {
+        if (rc == SF_E_NOMEM)
+            c->rc = rc;
+        else
+            s_cfg_error(c, to, "%s", e.msg);
+        s_path_free(&p);
+        return;
+    }
+    const yaml_node_t **grown = sf_realloc(c->rule_from, (c->map->n_rules + 1) * sizeof *grown);
+    if (!grown) {
+        c->rc = SF_E_NOMEM;
+        s_path_free(&p);
+        sf_free(target);
+        return;
+    }
+    c->rule_from = grown;
+    c->rule_from[c->map->n_rules] = from;
+    if (s_add_parsed(c->map, from_text, &p, &target, NULL))
+        c->rc = SF_E_NOMEM;
+}
+
+static void s_cfg_rules(s_cfg_t *c, const yaml_node_t *list)
+{
+    if (list->type != YAML_SEQUENCE_NODE) {
+        s_cfg_error(c, list, "'path_map' must be a list of {from, to} rules, not %s", s_cfg_kind(list));
+        return;
+    }
+    size_t index = 0;
+    for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top && !c->rc; it++)
+        s_cfg_rule(c, yaml_document_get_node(c->doc, *it), index++);
+}
+
+static void s_cfg_top(s_cfg_t *c, const yaml_node_t *root)
+{
+    if (root->type != YAML_MAPPING_NODE) {
+        s_cfg_error(c, root, "the top level must be a mapping with media_roots and path_map, not %s", s_cfg_kind(root));
+        return;
+    }
+    const yaml_node_t *roots = NULL, *rules = NULL;
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
+        const yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+        const yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
+        const char *key = k->type == YAML_SCALAR_NODE ? s_cfg_text(k) : "";
+        const yaml_node_t **slot = !strcmp(key, "media_roots") ? &roots : !strcmp(key, "path_map") ? &rules : NULL;
+        if (!slot)
+            s_cfg_error(c, k, "unknown key '%s' (expected media_roots, path_map)", key);
+        else if (*slot)
+            s_cfg_error(c, k, "duplicate key '%s'", key);
+        else
+            *slot = v;
+    }
+    if (roots)
+        s_cfg_roots(c, roots);
+    if (rules && !c->rc)
+        s_cfg_rules(c, rules);
+}
+
+/* libyaml's complaint at its position (reader errors carry only a byte
+ * offset: the line is counted from it). */
+static void s_cfg_parser_error(s_cfg_t *c, const yaml_parser_t *p, const char *yaml, size_t n_bytes)
+{
+    if (p->error == YAML_MEMORY_ERROR) {
+        c->rc = SF_E_NOMEM;
+        return;
+    }
+    const char *problem = p->problem ? p->problem : "unknown error";
+    if (p->error == YAML_READER_ERROR) {
+        uint32_t line = 1;
+        for (size_t i = 0; i < p->problem_offset && i < n_bytes; i++)
+            line += yaml[i] == '\n';
+        sf_diags_add(c->diags, SF_DIAG_ERROR, c->file, line, 1, "invalid YAML: %s", problem);
+        return;
+    }
+    uint32_t line = (uint32_t)p->problem_mark.line + 1, col = (uint32_t)p->problem_mark.column + 1;
+    if (p->context) /* where it began: an unclosed quote is found only at the end */
+        sf_diags_add(c->diags, SF_DIAG_ERROR, c->file, line, col, "invalid YAML: %s (%s at line %u)", problem,
+                     p->context, (unsigned)p->context_mark.line + 1);
+    else
+        sf_diags_add(c->diags, SF_DIAG_ERROR, c->file, line, col, "invalid YAML: %s", problem);
+}
+
+sf_rc sf_pathmap_load_text(const char *path, const char *yaml, size_t n_bytes, sf_pathmap_t **out, sf_diags_t *diags,
+                           sf_err_t *err)
+{
+    sf_diags_t local = SF_DIAGS_INIT;
+    if (!diags)
+        diags = &local;
+    *out = NULL;
+    size_t n_errors_before = diags->n_errors;
+    int nomem_before = diags->nomem;
+    s_cfg_t c = {.file = path, .diags = diags};
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    bool have_doc = false;
+    sf_rc rc = sf_pathmap_new(&c.map, err);
+    if (rc)
+        goto out_diags;
+    if (!yaml_parser_initialize(&parser)) {
+        rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
+        goto out_map;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, n_bytes);
+    if (!yaml_parser_load(&parser, &doc)) {
+        s_cfg_parser_error(&c, &parser, yaml, n_bytes);
+    } else {
+        have_doc = true;
+        c.doc = &doc;
+        const yaml_node_t *root = yaml_document_get_root_node(&doc);
+        if (!root || s_cfg_is_null(root))
+            sf_diags_add(diags, SF_DIAG_ERROR, path, root ? (uint32_t)root->start_mark.line + 1 : 0,
+                         root ? (uint32_t)root->start_mark.column + 1 : 0,
+                         "the config file is empty (expected media_roots and path_map)");
+        else
+            s_cfg_top(&c, root);
+    }
+    sf_diags_sort(diags);
+    if (c.rc || (diags->nomem && !nomem_before)) {
+        rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
+    } else if (diags->n_errors > n_errors_before) {
+        size_t n = diags->n_errors - n_errors_before;
+        rc = SF_ERR(err, SF_E_INPUT, "'%s' has %zu error%s", path, n, n == 1 ? "" : "s");
+    } else {
+        *out = c.map;
+        c.map = NULL;
+    }
+    if (have_doc)
+        yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+out_map:
+    sf_pathmap_destroy(&c.map);
+    sf_free(c.rule_from);
+out_diags:
+    if (diags == &local)
+        sf_diags_free(&local);
+    return rc;
+}
+
+sf_rc sf_pathmap_load(const char *path, sf_pathmap_t **out, sf_diags_t *diags, sf_err_t *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        char reason[256];
+        snprintf(reason, sizeof reason, "%s", strerror(errno));
+        reason[0] = (char)tolower((unsigned char)reason[0]);
+        return SF_ERR(err, SF_E_IO, "cannot open '%s': %s", path, reason);
+    }
+    char *text = NULL;
+    size_t n = 0, cap = 0;
+    sf_rc rc = SF_OK;
+    for (;;) {
+        if (n == cap) {
+            /* A config is a few lines: anything this large is not one. */
+            if (cap >= (1u << 20)) {
+                if (diags)
+                    sf_diags_add(diags, SF_DIAG_ERROR, path, 0, 0, "larger than 1 MiB: not a stemfarm config");
+                rc = SF_ERR(err, SF_E_INPUT, "'%s' is larger than 1 MiB: not a stemfarm config", path);
+                goto out;
+            }
+            cap = cap ? 2 * cap : 4096;
+            char *bigger = sf_realloc(text, cap);
+            if (!bigger) {
+                rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
+                goto out;
+            }
+            text = bigger;
+        }
+        size_t got = fread(text + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(f))
+        rc = SF_ERR(err, SF_E_IO, "cannot read '%s'", path);
+    else
+        rc = sf_pathmap_load_text(path, text, n, out, diags, err);
+out:
+    fclose(f);
+    sf_free(text);
+    return rc;
+}
