@@ -299,10 +299,12 @@ static json_t *s_file_entry(const plan_t *plan, stitch_t *st, const s_readback_t
         const int64_t offset = plan->jobs[j].start_frame - s->start;
         int64_t in_file = stitch_length(st) - offset;
         in_file = in_file < 0 ? 0 : in_file > plan->jobs[j].n_frames ? plan->jobs[j].n_frames : in_file;
-        json_array_append_new(segs,
-                              json_pack("{s:i, s:I, s:I, s:s, s:s}", "index", (int)k, "frames", (json_int_t)in_file,
-                                        "rendered_frames", (json_int_t)plan->jobs[j].n_frames, "xxh3", xxh, "node",
-                                        segments[j].node_name));
+        json_t *seg =
+            json_pack("{s:i, s:I, s:I, s:s, s:s}", "index", (int)k, "frames", (json_int_t)in_file, "rendered_frames",
+                      (json_int_t)plan->jobs[j].n_frames, "xxh3", xxh, "node", segments[j].node_name);
+        if (seg && segments[j].checked_by[0])
+            json_object_set_new(seg, "checked_by", json_string(segments[j].checked_by));
+        json_array_append_new(segs, seg);
     }
     int channels = s->output.interleave ? pt->n_channels : 1;
     json_t *labels = json_array();
@@ -416,8 +418,17 @@ static json_t *s_manifest(const plan_t *plan, const stitch_t *st, const deliver_
     gmtime_r(&now, &tm);
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *mismatches = json_array();
+    for (const char *p = info->spot_mismatches; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        json_array_append_new(mismatches, json_stringn(p, len));
+        p += len + (nl != NULL);
+    }
+    json_t *spot = json_pack("{s:f, s:I, s:o}", "fraction", info->spot_fraction, "checked",
+                             (json_int_t)info->n_spot_checked, "mismatches", mismatches);
     return json_pack("{s:i, s:s, s:s, s:{s:s, s:s, s:s}, s:{s:I, s:I, s:i, s:I, s:i, s:s, s:s, s:s, s:b, s:i, s:f},"
-                     " s:O, s:O}",
+                     " s:O, s:o, s:O}",
                      "manifest_version", DELIVER_MANIFEST_VERSION, "stemfarm_version", STEMFARM_VERSION, "created",
                      when, "session", "name", s->name, "path", s->path, "hash", hex, "render", "start",
                      (json_int_t)s->start, "frames", (json_int_t)stitch_length(st), "sample_rate", s->sample_rate,
@@ -428,7 +439,7 @@ static json_t *s_manifest(const plan_t *plan, const stitch_t *st, const deliver_
                      : s->output.dither == SF_DITHER_TPDF ? "tpdf"
                                                           : "auto",
                      "master_applied", s->output.master_apply, "nodes", info->n_nodes, "wall_seconds",
-                     info->wall_seconds, "null_test", null_test, "files", files);
+                     info->wall_seconds, "null_test", null_test, "spot_checks", spot, "files", files);
 }
 
 sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *segments, const deliver_info_t *info,

@@ -26,14 +26,18 @@
 #define DELIVER_SUMS_NAME        "SHA256SUMS" /* `sha256sum -c SHA256SUMS` in the folder checks every file */
 
 typedef struct {
-    char node_name[64]; /* the node whose result was accepted */
-    uint64_t xxh3;      /* of the segment's float frames */
+    char node_name[64];  /* the node whose result was accepted */
+    char checked_by[64]; /* the node whose copy agreed (spot check), or "" */
+    uint64_t xxh3;       /* of the segment's float frames */
 } deliver_segment_t;
 
 typedef struct {
     const char *out_dir;
     int n_nodes; /* nodes that took part */
     double wall_seconds;
+    double spot_fraction;        /* of the jobs spot-checked (dispatch.h) */
+    size_t n_spot_checked;       /* jobs whose two copies agreed */
+    const char *spot_mismatches; /* one line per disagreement (a third node decided), or NULL */
 } deliver_info_t;
 
 /* SF_E_INPUT "'DIR/NAME' exists (pass --force to replace it)" for the first

@@ -74,6 +74,20 @@ typedef struct {
     char msg[MAX_NODES_PER_JOB][512];
 } failure_log_t;
 
+/* A job rendered twice, on two nodes, to compare the hashes (spot check).
+ * Its second copy has a slot of its own after the plan's jobs. */
+typedef struct {
+    size_t job;        /* the plan job checked */
+    uint32_t n_copies; /* results held: 0..2 */
+    uint64_t xxh3[2];
+    char node[2][NODE_NAME_MAX];
+    float *pcm[2];  /* held until the copies agree */
+    bool queued;    /* its second copy went into the queue */
+    bool tie_break; /* the copies disagreed: a third render decides */
+    bool skipped;   /* no second node: the first copy lands unchecked */
+    bool settled;
+} spot_t;
+
 /* The last Reset sent to an unknown peer. */
 typedef struct {
     uint8_t id[ROUTING_ID_MAX];
@@ -91,6 +105,12 @@ struct render {
     plan_t *plan;
     stitch_t *stitch;
     int32_t priority;
+    size_t n_slots; /* plan jobs, then one per spot check: the arrays below */
+    spot_t *spots;
+    size_t n_spots;
+    size_t *spot_of;  /* per plan job: its spot check, or SIZE_MAX */
+    char *mismatches; /* spot checks that disagreed, one line each (owned), or NULL */
+    size_t n_checked;
     job_state_t *state;
     uint32_t *attempt;
     failure_log_t **fails; /* per job, NULL until it first fails */
@@ -210,9 +230,16 @@ static void s_render_free(render_t *r)
     sf_free(r->out_dir);
     sf_free(r->state);
     sf_free(r->attempt);
-    if (r->fails && r->plan)
-        for (size_t j = 0; j < r->plan->n_jobs; j++)
+    if (r->fails)
+        for (size_t j = 0; j < r->n_slots; j++)
             sf_free(r->fails[j]);
+    for (size_t k = 0; r->spots && k < r->n_spots; k++) {
+        sf_free(r->spots[k].pcm[0]);
+        sf_free(r->spots[k].pcm[1]);
+    }
+    sf_free(r->spots);
+    sf_free(r->spot_of);
+    sf_free(r->mismatches);
     sf_free(r->fails);
     sf_free(r->node_of);
     sf_free(r->moved_ms);
@@ -257,10 +284,38 @@ static char *s_diags_text(const sf_diags_t *diags)
     return text;
 }
 
-/* epoch0: the first lease epoch of every job (the incarnation's). */
-static sf_rc s_render_alloc(render_t *r, uint32_t epoch0)
+/* Is plan job j of render `id` spot-checked at `fraction`? A hash, so the
+ * choice is the same after a restart. */
+static bool s_spot_chosen(uint32_t id, size_t j, double fraction)
 {
-    size_t n = r->plan->n_jobs ? r->plan->n_jobs : 1;
+    uint64_t z = ((uint64_t)id << 32) + j + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (double)(z >> 11) * 0x1.0p-53 < fraction;
+}
+
+/* epoch0: the first lease epoch of every job (the incarnation's). */
+static sf_rc s_render_alloc(render_t *r, uint32_t epoch0, double spot_fraction)
+{
+    size_t n_jobs = r->plan->n_jobs;
+    r->spot_of = sf_malloc((n_jobs ? n_jobs : 1) * sizeof *r->spot_of);
+    if (!r->spot_of)
+        return SF_E_NOMEM;
+    for (size_t j = 0; j < n_jobs; j++) {
+        r->spot_of[j] = SIZE_MAX;
+        r->n_spots += s_spot_chosen(r->id, j, spot_fraction);
+    }
+    r->spots = sf_calloc(r->n_spots ? r->n_spots : 1, sizeof *r->spots);
+    if (!r->spots)
+        return SF_E_NOMEM;
+    for (size_t j = 0, k = 0; j < n_jobs; j++)
+        if (s_spot_chosen(r->id, j, spot_fraction)) {
+            r->spots[k].job = j;
+            r->spot_of[j] = k++;
+        }
+    r->n_slots = n_jobs + r->n_spots;
+    size_t n = r->n_slots ? r->n_slots : 1;
     r->state = sf_calloc(n, sizeof *r->state);
     r->attempt = sf_calloc(n, sizeof *r->attempt);
     r->fails = sf_calloc(n, sizeof *r->fails);
@@ -371,7 +426,8 @@ static render_t *s_render_new(dispatch_t *d, const dispatch_request_t *req, uint
     if (rc == SF_OK && !resumed)
         rc = deliver_check_targets(r->plan, r->out_dir, req->force, &e);
     if (rc == SF_OK)
-        rc = s_render_alloc(r, d->incarnation << 16) ? SF_ERR(&e, SF_E_NOMEM, "out of memory") : SF_OK;
+        rc = s_render_alloc(r, d->incarnation << 16, d->cfg.spot_check) ? SF_ERR(&e, SF_E_NOMEM, "out of memory")
+                                                                        : SF_OK;
     if (rc == SF_OK)
         rc = sf_media_mkdirs(r->out_dir, &e);
     if (rc == SF_OK)
@@ -395,8 +451,9 @@ static render_t *s_render_new(dispatch_t *d, const dispatch_request_t *req, uint
         s_finish(d, r, rc == SF_E_INPUT ? 2 : 1, e.msg, NULL);
         return r;
     }
-    sf_log(SF_LOG_INFO, "coordinator dispatch", "render %u of '%s': %zu jobs (%u targets x %u segments), priority %d",
-           r->id, r->session->name, r->plan->n_jobs, r->plan->n_targets, r->plan->n_segments, (int)r->priority);
+    sf_log(SF_LOG_INFO, "coordinator dispatch",
+           "render %u of '%s': %zu jobs (%u targets x %u segments), priority %d, %zu spot-checked", r->id,
+           r->session->name, r->plan->n_jobs, r->plan->n_targets, r->plan->n_segments, (int)r->priority, r->n_spots);
     s_emit(d, r, DISPATCH_EV_STARTED, 0, NULL, NULL);
     return r;
 }
@@ -434,10 +491,32 @@ static bool s_failed_on(const render_t *r, size_t j, const char *name)
     return false;
 }
 
-/* May node n run job j of r now? */
+/* The plan job a slot renders: itself, or the job a spot check copies. */
+static size_t s_plan_job(const render_t *r, size_t slot)
+{
+    return slot < r->plan->n_jobs ? slot : r->spots[slot - r->plan->n_jobs].job;
+}
+
+/* A spot check's copies must come from different nodes: may n not take
+ * this slot because it has, or is rendering, another copy of the job? */
+static bool s_spot_conflict(const dispatch_t *d, const render_t *r, size_t slot, const node_t *n)
+{
+    size_t j = s_plan_job(r, slot);
+    size_t k = r->spot_of[j];
+    if (k == SIZE_MAX || r->spots[k].settled)
+        return false;
+    const spot_t *sp = &r->spots[k];
+    for (uint32_t i = 0; i < sp->n_copies; i++)
+        if (strcmp(sp->node[i], n->name) == 0)
+            return true;
+    size_t other = slot == j ? r->plan->n_jobs + k : j;
+    return r->state[other] == JOB_RUNNING && &d->nodes[r->node_of[other]] == n;
+}
+
+/* May node n run slot j of r now? */
 static bool s_eligible(const dispatch_t *d, const node_t *n, const render_t *r, size_t j, int64_t now)
 {
-    return n->alive && !s_quarantined(d, n->name, now) && !s_failed_on(r, j, n->name);
+    return n->alive && !s_quarantined(d, n->name, now) && !s_failed_on(r, j, n->name) && !s_spot_conflict(d, r, j, n);
 }
 
 static void s_requeue(render_t *r, size_t j)
@@ -462,7 +541,7 @@ static void s_lose_node(dispatch_t *d, node_t *n, const char *why)
     for (render_t *r = d->renders; r; r = r->next) {
         if (r->finished || !r->plan)
             continue;
-        for (size_t j = 0; j < r->plan->n_jobs; j++)
+        for (size_t j = 0; j < r->n_slots; j++)
             if (r->state[j] == JOB_RUNNING && r->node_of[j] == idx) {
                 s_requeue(r, j);
                 n_jobs++;
@@ -575,7 +654,8 @@ static size_t s_order_renders(dispatch_t *d)
     for (render_t *r = d->renders; r; r = r->next)
         if (!r->finished && r->plan)
             d->order[n++] = r;
-    qsort(d->order, n, sizeof *d->order, s_by_priority);
+    if (n > 1)
+        qsort(d->order, n, sizeof *d->order, s_by_priority);
     return n;
 }
 
@@ -591,7 +671,13 @@ static void s_send_job(dispatch_t *d, node_t *n, render_t *r, size_t j)
         s_send(d, n->id, n->n_id, &m);
         memcpy(n->known[n->n_known++ % MAX_KNOWN_SESSIONS], r->session->hash, SF_SESSION_HASH_BYTES);
     }
-    const plan_job_t *pj = &r->plan->jobs[j];
+    const plan_job_t *pj = &r->plan->jobs[s_plan_job(r, j)];
+    /* A spot-checked job's second copy goes out while the first renders. */
+    size_t k = j < r->plan->n_jobs ? r->spot_of[j] : SIZE_MAX;
+    if (k != SIZE_MAX && !r->spots[k].queued) {
+        r->spots[k].queued = true;
+        r->requeued[r->n_requeued++] = r->plan->n_jobs + k;
+    }
     sf_wire_msg_t m = {.kind = SF_WIRE_JOB};
     m.u.job.job_id = ((uint64_t)r->id << 32) | j;
     m.u.job.session_hash = r->session->hash;
@@ -645,7 +731,7 @@ static render_t *s_find_job(dispatch_t *d, uint64_t job_id, size_t *out_j)
     uint32_t id = (uint32_t)(job_id >> 32);
     size_t j = (size_t)(job_id & 0xffffffffu);
     for (render_t *r = d->renders; r; r = r->next)
-        if (r->id == id && !r->finished && r->plan && j < r->plan->n_jobs) {
+        if (r->id == id && !r->finished && r->plan && j < r->n_slots) {
             *out_j = j;
             return r;
         }
@@ -660,7 +746,10 @@ static void s_complete(dispatch_t *d, render_t *r)
     if (rc == SF_OK) {
         deliver_info_t info = {.out_dir = r->out_dir,
                                .n_nodes = (int)s_live_nodes(d),
-                               .wall_seconds = (double)(s_now_ms() - r->started_ms) / 1000.0};
+                               .wall_seconds = (double)(s_now_ms() - r->started_ms) / 1000.0,
+                               .spot_fraction = d->cfg.spot_check,
+                               .n_spot_checked = r->n_checked,
+                               .spot_mismatches = r->mismatches};
         rc = deliver_finish(r->plan, r->stitch, r->segments, &info, &manifest, &e);
     }
     s_finish(d, r, rc == SF_OK ? 0 : 1, rc == SF_OK ? NULL : e.msg, manifest);
@@ -714,7 +803,7 @@ static void s_node_failed(dispatch_t *d, node_t *n, const char *why)
  * fails the render once it has failed on MAX_NODES_PER_JOB nodes. */
 static void s_job_failed(dispatch_t *d, render_t *r, size_t j, node_t *n, const char *why)
 {
-    const plan_job_t *pj = &r->plan->jobs[j];
+    const plan_job_t *pj = &r->plan->jobs[s_plan_job(r, j)];
     char target[256];
     plan_target_label(r->plan, pj->target_index, target, sizeof target);
     if (!r->fails[j])
@@ -741,16 +830,138 @@ static void s_job_failed(dispatch_t *d, render_t *r, size_t j, node_t *n, const 
     s_requeue(r, j);
 }
 
+/* Plan job j's frames land: journalled (after a crash they are replayed,
+ * not rendered), then stitched. checked_by: the node whose copy agreed, or
+ * NULL. False when the render failed here. */
+static bool s_land(dispatch_t *d, render_t *r, size_t j, const float *pcm, uint64_t xxh3, const char *node_name,
+                   const char *checked_by)
+{
+    const plan_job_t *pj = &r->plan->jobs[j];
+    const int channels = r->plan->targets[pj->target_index].n_channels;
+    sf_err_t e = {0};
+    if (r->journal &&
+        journal_append_segment(r->journal, j, (uint32_t)channels, (uint64_t)pj->n_frames, pcm, xxh3, node_name, &e)) {
+        s_finish(d, r, 1, e.msg, NULL);
+        return false;
+    }
+    if (stitch_accept(r->stitch, j, pcm, &e)) {
+        s_finish(d, r, 1, e.msg, NULL);
+        return false;
+    }
+    sf_log(SF_LOG_DEBUG, "coordinator dispatch", "render %u job %zu landed from node '%s'", r->id, j, node_name);
+    snprintf(r->segments[j].node_name, sizeof r->segments[j].node_name, "%s", node_name);
+    snprintf(r->segments[j].checked_by, sizeof r->segments[j].checked_by, "%s", checked_by ? checked_by : "");
+    r->segments[j].xxh3 = xxh3;
+    r->jobs_done++;
+    s_emit(d, r, DISPATCH_EV_PROGRESS, 0, NULL, NULL);
+    if (stitch_complete(r->stitch))
+        s_complete(d, r);
+    return true;
+}
+
+static void s_spot_settle(dispatch_t *d, render_t *r, spot_t *sp, int copy, const char *checked_by)
+{
+    sp->settled = true;
+    /* a copy still queued is not needed any more; one out is dropped when it comes */
+    size_t slots[2] = {sp->job, r->plan->n_jobs + (size_t)(sp - r->spots)};
+    for (int i = 0; i < 2; i++)
+        if (r->state[slots[i]] == JOB_QUEUED)
+            r->state[slots[i]] = JOB_DONE;
+    float *pcm = sp->pcm[copy];
+    sp->pcm[copy] = NULL;
+    sf_free(sp->pcm[1 - copy]);
+    sp->pcm[1 - copy] = NULL;
+    if (checked_by)
+        r->n_checked++;
+    s_land(d, r, sp->job, pcm, sp->xxh3[copy], sp->node[copy], checked_by);
+    sf_free(pcm);
+}
+
+static void s_add_mismatch(render_t *r, const char *line)
+{
+    size_t had = r->mismatches ? strlen(r->mismatches) : 0;
+    char *grown = sf_realloc(r->mismatches, had + strlen(line) + 2);
+    if (!grown)
+        return;
+    snprintf(grown + had, strlen(line) + 2, "%s%s", had ? "\n" : "", line);
+    r->mismatches = grown;
+}
+
+/* A copy of spot-checked job sp->job from node n. Two agreeing copies land;
+ * two that disagree send a third to another node, and the copy it agrees
+ * with lands while the other's node is quarantined. */
+static void s_spot_result(dispatch_t *d, render_t *r, spot_t *sp, node_t *n, const float *pcm, size_t n_bytes,
+                          uint64_t xxh3)
+{
+    char target[256], line[1024];
+    const plan_job_t *pj = &r->plan->jobs[sp->job];
+    plan_target_label(r->plan, pj->target_index, target, sizeof target);
+    if (sp->tie_break) {
+        int agree = xxh3 == sp->xxh3[0] ? 0 : xxh3 == sp->xxh3[1] ? 1 : -1;
+        if (agree < 0) {
+            snprintf(line, sizeof line,
+                     "spot check: %s segment %u rendered three ways: '%s' %016" PRIx64 ", '%s' %016" PRIx64
+                     ", '%s' %016" PRIx64 "; the nodes do not render alike",
+                     target, pj->segment_index, sp->node[0], sp->xxh3[0], sp->node[1], sp->xxh3[1], n->name, xxh3);
+            s_finish(d, r, 1, line, NULL);
+            return;
+        }
+        const char *odd = sp->node[1 - agree];
+        snprintf(line, sizeof line,
+                 "spot check: node '%s' rendered %s segment %u differently from '%s' and '%s' (xxh3 %016" PRIx64
+                 " against %016" PRIx64 ")",
+                 odd, target, pj->segment_index, sp->node[agree], n->name, sp->xxh3[1 - agree], xxh3);
+        sf_log(SF_LOG_ERROR, "coordinator dispatch", "%s", line);
+        s_add_mismatch(r, line);
+        s_emit_node_event(d, line);
+        for (size_t i = 0; i < d->n_nodes; i++)
+            if (d->nodes[i].alive && strcmp(d->nodes[i].name, odd) == 0 && !s_quarantined(d, odd, s_now_ms())) {
+                d->nodes[i].fails_in_row = (uint32_t)d->cfg.quarantine_after - 1;
+                s_node_failed(d, &d->nodes[i], "a spot check found its frames differ from two other nodes'");
+            }
+        s_spot_settle(d, r, sp, agree, n->name);
+        return;
+    }
+    uint32_t c = sp->n_copies++;
+    sp->xxh3[c] = xxh3;
+    snprintf(sp->node[c], sizeof sp->node[c], "%s", n->name);
+    sp->pcm[c] = sf_malloc(n_bytes);
+    if (!sp->pcm[c]) {
+        s_finish(d, r, 1, "out of memory holding a spot-checked segment", NULL);
+        return;
+    }
+    memcpy(sp->pcm[c], pcm, n_bytes);
+    if (sp->n_copies == 1 && sp->skipped) {
+        s_spot_settle(d, r, sp, 0, NULL);
+        return;
+    }
+    if (sp->n_copies < 2)
+        return;
+    if (sp->xxh3[0] == sp->xxh3[1]) {
+        s_spot_settle(d, r, sp, 0, sp->node[1]);
+        return;
+    }
+    sp->tie_break = true;
+    snprintf(line, sizeof line,
+             "spot check: '%s' and '%s' rendered %s segment %u differently (xxh3 %016" PRIx64 " and %016" PRIx64
+             "); a third node decides",
+             sp->node[0], sp->node[1], target, pj->segment_index, sp->xxh3[0], sp->xxh3[1]);
+    sf_log(SF_LOG_WARN, "coordinator dispatch", "%s", line);
+    s_emit_node_event(d, line);
+    s_requeue(r, r->plan->n_jobs + (size_t)(sp - r->spots));
+}
+
 static void s_on_result(dispatch_t *d, node_t *n, const sf_wire_msg_t *m)
 {
-    size_t j;
-    render_t *r = s_find_job(d, m->u.result.job_id, &j);
+    size_t slot;
+    render_t *r = s_find_job(d, m->u.result.job_id, &slot);
     int idx = (int)(n - d->nodes);
-    if (!r || r->state[j] != JOB_RUNNING || r->node_of[j] != idx || r->attempt[j] != m->u.result.attempt) {
+    if (!r || r->state[slot] != JOB_RUNNING || r->node_of[slot] != idx || r->attempt[slot] != m->u.result.attempt) {
         sf_log(SF_LOG_DEBUG, "coordinator dispatch", "stale result %" PRIu64 " from node '%s' dropped",
                m->u.result.job_id, n->name);
         return;
     }
+    size_t j = s_plan_job(r, slot);
     const plan_job_t *pj = &r->plan->jobs[j];
     char why[256] = "";
     int expect_channels = r->plan->targets[pj->target_index].n_channels;
@@ -760,33 +971,20 @@ static void s_on_result(dispatch_t *d, node_t *n, const sf_wire_msg_t *m)
     else if (sf_hash_xxh3(m->u.result.pcm, m->u.result.n_pcm_bytes) != m->u.result.xxh3)
         snprintf(why, sizeof why, "checksum mismatch: the frames do not match their xxh3");
     if (*why) {
-        s_job_failed(d, r, j, n, why);
+        s_job_failed(d, r, slot, n, why);
         return;
     }
-    sf_err_t e = {0};
-    /* Landed once journalled: after a crash it is replayed, not rendered. */
-    if (r->journal && journal_append_segment(r->journal, j, m->u.result.n_channels, m->u.result.n_frames,
-                                             m->u.result.pcm, m->u.result.xxh3, n->name, &e)) {
-        s_finish(d, r, 1, e.msg, NULL);
-        return;
-    }
-    if (stitch_accept(r->stitch, j, m->u.result.pcm, &e)) {
-        r->state[j] = JOB_DONE;
-        r->node_of[j] = -1;
-        s_finish(d, r, 1, e.msg, NULL);
-        return;
-    }
-    sf_log(SF_LOG_DEBUG, "coordinator dispatch", "render %u job %zu landed from node '%s'", r->id, j, n->name);
-    r->state[j] = JOB_DONE;
-    r->node_of[j] = -1;
+    r->state[slot] = JOB_DONE;
+    r->node_of[slot] = -1;
     n->fails_in_row = 0;
     n->jobs_done++;
-    snprintf(r->segments[j].node_name, sizeof r->segments[j].node_name, "%s", n->name);
-    r->segments[j].xxh3 = m->u.result.xxh3;
-    r->jobs_done++;
-    s_emit(d, r, DISPATCH_EV_PROGRESS, 0, NULL, NULL);
-    if (stitch_complete(r->stitch))
-        s_complete(d, r);
+    if (r->segments[j].node_name[0])
+        return; /* landed already: a spot check settled without this copy */
+    size_t k = r->spot_of[j];
+    if (k != SIZE_MAX && !r->spots[k].settled)
+        s_spot_result(d, r, &r->spots[k], n, m->u.result.pcm, m->u.result.n_pcm_bytes, m->u.result.xxh3);
+    else
+        s_land(d, r, j, m->u.result.pcm, m->u.result.xxh3, n->name, NULL);
 }
 
 static void s_on_job_error(dispatch_t *d, node_t *n, const sf_wire_msg_t *m)
@@ -896,7 +1094,7 @@ static void s_on_status(dispatch_t *d, const uint8_t *id, size_t n_id)
         if (r->finished)
             continue;
         uint32_t running = 0;
-        for (size_t j = 0; r->plan && j < r->plan->n_jobs; j++)
+        for (size_t j = 0; r->plan && j < r->n_slots; j++)
             running += r->state[j] == JOB_RUNNING;
         renders[k++] = (sf_wire_render_info_t){.render_id = r->id,
                                                .session_name = r->session ? r->session->name : "",
@@ -1045,7 +1243,7 @@ static void s_on_message(dispatch_t *d, const uint8_t *id, size_t n_id, const ui
 static void s_check_stuck(dispatch_t *d, int64_t now)
 {
     for (render_t *r = d->renders; r; r = r->next) {
-        for (size_t j = 0; !r->finished && r->plan && j < r->plan->n_jobs; j++) {
+        for (size_t j = 0; !r->finished && r->plan && j < r->n_slots; j++) {
             if (r->state[j] != JOB_RUNNING || now - r->moved_ms[j] <= d->cfg.stuck_timeout_ms)
                 continue;
             char why[160];
@@ -1054,6 +1252,36 @@ static void s_check_stuck(dispatch_t *d, int64_t now)
             s_job_failed(d, r, j, &d->nodes[r->node_of[j]], why);
         }
     }
+}
+
+/* A copy of a spot-checked job that no node may render (they all have a
+ * copy, failed it or are quarantined). Without a second node the check is
+ * skipped: the first copy lands unchecked. Two copies that disagree with no
+ * third node to decide fail the render. True when it was dealt with here. */
+static bool s_spot_unplaceable(dispatch_t *d, render_t *r, spot_t *sp)
+{
+    char target[256], line[1024];
+    const plan_job_t *pj = &r->plan->jobs[sp->job];
+    plan_target_label(r->plan, pj->target_index, target, sizeof target);
+    if (sp->tie_break) {
+        snprintf(line, sizeof line,
+                 "spot check: '%s' and '%s' rendered %s segment %u differently and no third node can tell which is "
+                 "right",
+                 sp->node[0], sp->node[1], target, pj->segment_index);
+        s_finish(d, r, 1, line, NULL);
+        return true;
+    }
+    size_t check = r->plan->n_jobs + (size_t)(sp - r->spots);
+    if (sp->n_copies == 0 && r->state[sp->job] == JOB_QUEUED && r->state[check] != JOB_RUNNING)
+        return false; /* the job itself has nowhere to go: the caller's message */
+    sf_log(SF_LOG_WARN, "coordinator dispatch", "spot check of %s segment %u skipped: no second node to render it",
+           target, pj->segment_index);
+    sp->skipped = true;
+    if (r->state[check] == JOB_QUEUED)
+        r->state[check] = JOB_DONE;
+    if (sp->n_copies == 1)
+        s_spot_settle(d, r, sp, 0, NULL);
+    return true;
 }
 
 /* A queued job that no connected node may run (each failed it, or is
@@ -1090,8 +1318,11 @@ static void s_check_eligible(dispatch_t *d, int64_t now)
             r->ineligible_since_ms = now;
         if (now - r->ineligible_since_ms < 3 * d->cfg.heartbeat_ms)
             continue;
+        size_t k = r->spot_of[s_plan_job(r, stuck_job)];
+        if (k != SIZE_MAX && !r->spots[k].settled && s_spot_unplaceable(d, r, &r->spots[k]))
+            continue;
         char target[256], failed[1800], quarantined[1024] = "", msg[3500];
-        const plan_job_t *pj = &r->plan->jobs[stuck_job];
+        const plan_job_t *pj = &r->plan->jobs[s_plan_job(r, stuck_job)];
         plan_target_label(r->plan, pj->target_index, target, sizeof target);
         s_failures_text(r->fails[stuck_job], failed, sizeof failed);
         size_t used = 0;
@@ -1340,6 +1571,11 @@ static sf_rc s_replay_segment(void *ctx, uint32_t render_id, const journal_segme
     if (rc)
         return rc;
     r->state[j] = JOB_DONE;
+    size_t k = r->spot_of[j];
+    if (k != SIZE_MAX) { /* landed: checked before, or not at all */
+        r->spots[k].settled = r->spots[k].queued = true;
+        r->state[r->plan->n_jobs + k] = JOB_DONE;
+    }
     snprintf(r->segments[j].node_name, sizeof r->segments[j].node_name, "%s", seg->node_name);
     r->segments[j].xxh3 = seg->xxh3;
     r->jobs_done++;

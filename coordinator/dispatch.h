@@ -23,6 +23,13 @@
  * it). A peer that is not a known node and sends node traffic (after a
  * coordinator restart) is told to say hello again (Reset).
  *
+ * Spot checks: a fraction of the jobs (chosen by a hash of render and job,
+ * so the same after a restart) is rendered twice, on two nodes, and lands
+ * only when the two xxh3 agree. When they differ a third node renders it;
+ * the copy it agrees with lands, the other's node is quarantined, and the
+ * mismatch is reported (event, log, manifest). Without a second node the
+ * check is skipped; with no third to decide, the render fails.
+ *
  * Renders come from this process (the embedded `stemfarm render`) or from
  * clients (`stemfarm render --farm`), which get progress and a final status.
  * Everything runs in the calling thread; deadlines use CLOCK_MONOTONIC.
@@ -50,6 +57,7 @@ typedef struct {
     int stuck_timeout_ms;   /* a running job whose progress stands still this long is re-issued; 0: 120000 */
     int quarantine_after;   /* failed jobs in a row that quarantine a node; 0: 3 */
     int quarantine_ms;      /* how long a quarantine lasts; 0: 300000 */
+    double spot_check;      /* fraction of jobs rendered twice on two nodes and compared, 0..1 */
     const char *state_dir;  /* journals (journal.h): renders survive a crash; NULL: none */
     int drain_timeout_ms;   /* drain: how long to wait for the jobs out; 0: 60000 */
     bool exit_when_idle;    /* return once every render is finished (embedded) */

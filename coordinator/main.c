@@ -97,6 +97,7 @@ static const char s_help[] =
     "  stemfarm verify DIR|MANIFEST\n"
     "  stemfarm coordinator --bind ENDPOINT [--state DIR] [--node-timeout SECONDS] [--stuck-timeout SECONDS]\n"
     "                  [--quarantine-after N] [--quarantine-time SECONDS] [--drain-timeout SECONDS]\n"
+    "                  [--spot-check PERCENT]\n"
     "                  [--key COORDINATOR.key --allow DIR|FILE.pub ...] [--insecure] [--config FILE]\n"
     "  stemfarm status --farm tcp://HOST:PORT [--json] [--key CLIENT.key --server-key COORDINATOR.pub]\n"
     "  stemfarm cancel --farm tcp://HOST:PORT RENDER [--key CLIENT.key --server-key COORDINATOR.pub]\n"
@@ -158,6 +159,7 @@ typedef struct {
     int quarantine_s;
     int drain_timeout_s;
     const char *state_dir;
+    const char *spot_check; /* coordinator: percent of jobs rendered twice */
     bool force, json, strict, resume, insecure;
 } options_t;
 
@@ -716,6 +718,7 @@ static int s_coordinator_options(int argc, char **argv, options_t *o)
         OPT("--quarantine-time", NULL, OPT_COUNT, quarantine_s, 1, 86400),
         OPT("--state", NULL, OPT_TEXT, state_dir, 0, 0),
         OPT("--drain-timeout", NULL, OPT_COUNT, drain_timeout_s, 1, 86400),
+        OPT("--spot-check", NULL, OPT_TEXT, spot_check, 0, 0),
         OPT("--key", NULL, OPT_TEXT, key, 0, 0),
         OPT("--allow", NULL, OPT_LIST, allow, 0, 0),
         OPT("--insecure", NULL, OPT_FLAG, insecure, 0, 0),
@@ -766,11 +769,31 @@ static char *s_state_dir(const options_t *o)
     return abs;
 }
 
+/* --spot-check PERCENT (0..100, "2", "0.5", "5%"); default 2 %. */
+static int s_spot_fraction(const options_t *o, double *fraction)
+{
+    *fraction = 0.02;
+    if (!o->spot_check)
+        return EXIT_OK;
+    char *end;
+    errno = 0;
+    double v = strtod(o->spot_check, &end);
+    if (*end == '%')
+        end++;
+    if (errno || end == o->spot_check || *end || !(v >= 0.0 && v <= 100.0))
+        return s_usage_error("--spot-check needs a percentage from 0 to 100, got '%s'", o->spot_check);
+    *fraction = v / 100.0;
+    return EXIT_OK;
+}
+
 static int s_cmd_coordinator(int argc, char **argv)
 {
     options_t o = {0};
     int rc = s_coordinator_options(argc, argv, &o);
     if (rc)
+        return rc;
+    double spot_fraction;
+    if ((rc = s_spot_fraction(&o, &spot_fraction)))
         return rc;
     if ((rc = s_use_config(o.config)))
         return rc;
@@ -805,6 +828,7 @@ static int s_cmd_coordinator(int argc, char **argv)
                              .stuck_timeout_ms = o.stuck_timeout_s * 1000,
                              .quarantine_after = o.quarantine_after,
                              .quarantine_ms = o.quarantine_s * 1000,
+                             .spot_check = spot_fraction,
                              .state_dir = state_dir,
                              .drain_timeout_ms = o.drain_timeout_s * 1000,
                              .drain = &g_stop,

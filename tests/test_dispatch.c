@@ -17,6 +17,7 @@
 #include "sf/wire.h"
 
 #include <check.h>
+#include <jansson.h>
 #include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -227,7 +228,17 @@ static int s_next_job(node_t *n, sf_wire_msg_t *job)
     }
 }
 
-typedef enum { ANSWER_RIGHT, ANSWER_ERROR, ANSWER_BAD_XXH3, ANSWER_ONE_CHANNEL, ANSWER_STALE, ANSWER_NONE } answer_t;
+/* ANSWER_ODD: frames a hair off the right ones with their own (matching)
+ * xxh3, as from a node whose build or hardware renders differently. */
+typedef enum {
+    ANSWER_RIGHT,
+    ANSWER_ERROR,
+    ANSWER_BAD_XXH3,
+    ANSWER_ONE_CHANNEL,
+    ANSWER_STALE,
+    ANSWER_ODD,
+    ANSWER_NONE
+} answer_t;
 
 static void s_answer(node_t *n, fixture_t *f, const sf_wire_msg_t *job, answer_t how)
 {
@@ -246,6 +257,8 @@ static void s_answer(node_t *n, fixture_t *f, const sf_wire_msg_t *job, answer_t
     m.u.result.n_frames = frames;
     m.u.result.pcm = pcm;
     m.u.result.n_pcm_bytes = frames * (size_t)channels * sizeof(float);
+    if (how == ANSWER_ODD)
+        pcm[frames / 2] += 1.0f / 65536.0f;
     m.u.result.xxh3 = sf_hash_xxh3(pcm, m.u.result.n_pcm_bytes) ^ (how == ANSWER_BAD_XXH3);
     if (how == ANSWER_ONE_CHANNEL && channels > 1) {
         m.u.result.n_channels = 1;
@@ -639,6 +652,115 @@ START_TEST(test_a_silent_node_loses_its_job_to_another)
 }
 END_TEST
 
+/* Every job is spot-checked; odd-node renders a sample differently. */
+static answer_t s_odd_and_right(int node, const sf_wire_msg_t *job)
+{
+    (void)job;
+    return node == 0 ? ANSWER_ODD : ANSWER_RIGHT;
+}
+
+/* The manifest of f's render, parsed. */
+static json_t *s_manifest(const fixture_t *f)
+{
+    char *path = tu_path(f->out_dir, "manifest.json");
+    json_error_t err;
+    json_t *m = json_load_file(path, 0, &err);
+    ck_assert_msg(m, "%s: %s", path, err.text);
+    free(path);
+    return m;
+}
+
+START_TEST(test_a_spot_check_mismatch_is_decided_by_a_third_node_and_reported)
+{
+    fixture_t f;
+    dispatch_config_t cfg = {.node_timeout_ms = 5000, .no_node_timeout_ms = 5000, .spot_check = 1.0};
+    s_start_with(&f, "inproc://d8", cfg, 1, 0);
+    node_t n[3];
+    const char *names[3] = {"odd-node", "good-a", "good-b"};
+    for (int i = 0; i < 3; i++)
+        s_join(&n[i], &f, "inproc://d8", names[i]);
+    int answered[3] = {0};
+    s_serve_many(n, 3, &f, s_odd_and_right, answered);
+    for (int i = 0; i < 3; i++)
+        s_close(&n[i]);
+    ck_assert_msg(f.exit_code == 0, "%s", f.message);
+    ck_assert_msg(strstr(f.events, "spot check: node 'odd-node' rendered stem 'S") &&
+                      strstr(f.events, "node 'odd-node' quarantined"),
+                  "%s", f.events);
+    ck_assert_int_ge(answered[1] + answered[2], 18); /* nine jobs, each twice: all by the good nodes */
+    json_t *m = s_manifest(&f);
+    json_t *spot = json_object_get(m, "spot_checks");
+    ck_assert_int_ge(json_array_size(json_object_get(spot, "mismatches")), 1);
+    ck_assert_msg(strstr(json_string_value(json_array_get(json_object_get(spot, "mismatches"), 0)), "'odd-node'"),
+                  "no node named in the mismatch");
+    /* every segment was rendered twice and agreed, or was decided by a third: none is odd-node's */
+    size_t checked = 0, files = json_array_size(json_object_get(m, "files"));
+    for (size_t i = 0; i < files; i++) {
+        json_t *segs = json_object_get(json_array_get(json_object_get(m, "files"), i), "segments");
+        for (size_t k = 0; k < json_array_size(segs); k++) {
+            json_t *seg = json_array_get(segs, k);
+            const char *node = json_string_value(json_object_get(seg, "node"));
+            const char *by = json_string_value(json_object_get(seg, "checked_by"));
+            ck_assert_msg(node && strcmp(node, "odd-node") != 0, "a segment of odd-node's landed");
+            ck_assert_msg(by && strcmp(by, "odd-node") != 0 && strcmp(by, node) != 0, "segment %zu: checked by %s", k,
+                          by ? by : "nobody");
+            checked++;
+        }
+    }
+    ck_assert_uint_eq(checked, 6); /* two stems of three segments; the null-test reference is checked too */
+    ck_assert_int_eq(json_integer_value(json_object_get(spot, "checked")), 9);
+    json_decref(m);
+    s_finish(&f);
+}
+END_TEST
+
+START_TEST(test_a_spot_check_without_a_second_node_is_skipped)
+{
+    fixture_t f;
+    dispatch_config_t cfg = {.node_timeout_ms = 5000, .no_node_timeout_ms = 5000, .spot_check = 1.0};
+    s_start_with(&f, "inproc://d9", cfg, 1, 0);
+    node_t n;
+    s_join(&n, &f, "inproc://d9", "only-node");
+    int answered = 0;
+    s_serve_many(&n, 1, &f, s_odd_and_right, &answered);
+    s_close(&n);
+    ck_assert_msg(f.exit_code == 0, "%s", f.message);
+    ck_assert_int_eq(answered, 9); /* each job once: no copy for the same node */
+    json_t *m = s_manifest(&f);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(m, "spot_checks"), "checked")), 0);
+    json_decref(m);
+    s_finish(&f);
+}
+END_TEST
+
+/* Two nodes, both odd in their own way, and no third: nobody can tell. */
+static answer_t s_right_and_odd(int node, const sf_wire_msg_t *job)
+{
+    (void)job;
+    return node == 1 ? ANSWER_ODD : ANSWER_RIGHT;
+}
+
+START_TEST(test_a_spot_check_mismatch_without_a_third_node_fails_the_render)
+{
+    fixture_t f;
+    dispatch_config_t cfg = {.node_timeout_ms = 5000, .no_node_timeout_ms = 5000, .spot_check = 1.0};
+    s_start_with(&f, "inproc://d10", cfg, 1, 0);
+    node_t n[2];
+    s_join(&n[0], &f, "inproc://d10", "node-a");
+    s_join(&n[1], &f, "inproc://d10", "node-b");
+    s_serve_many(n, 2, &f, s_right_and_odd, NULL);
+    s_close(&n[0]);
+    s_close(&n[1]);
+    int files = s_count_files(f.out_dir);
+    s_finish(&f);
+    ck_assert_int_eq(f.exit_code, 1);
+    ck_assert_msg(strstr(f.message, "'node-a' and 'node-b' rendered") &&
+                      strstr(f.message, "differently and no third node can tell which is right"),
+                  "%s", f.message);
+    ck_assert_int_eq(files, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dispatch");
@@ -655,6 +777,9 @@ int main(void)
     tcase_add_test(tc, test_wrong_shape_fails_and_leaves_no_file);
     tcase_add_test(tc, test_no_node_is_a_farm_failure);
     tcase_add_test(tc, test_a_silent_node_loses_its_job_to_another);
+    tcase_add_test(tc, test_a_spot_check_mismatch_is_decided_by_a_third_node_and_reported);
+    tcase_add_test(tc, test_a_spot_check_without_a_second_node_is_skipped);
+    tcase_add_test(tc, test_a_spot_check_mismatch_without_a_third_node_fails_the_render);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
