@@ -1215,6 +1215,54 @@ START_TEST(test_no_source_check)
 }
 END_TEST
 
+/* ---- inputs found by fuzzing (fuzz/fuzz_session.c) ------------------------ */
+
+/* Each row is an input that once crashed the loader or met undefined
+ * behaviour, loaded as the fuzzer loads it (no source checks), with what a
+ * user must see instead. */
+typedef struct {
+    const char *what; /* and the cause */
+    const char *yaml;
+    sf_rc rc;
+    const char *want; /* printed diagnostics */
+} fuzzed_t;
+
+static const fuzzed_t fuzzed[] = {
+    /* at + length overflowed int64 in `end: auto` (s_auto_end): the check that
+     * the clip ends on the timeline ran only when sources were checked. */
+    {"clip end past int64",
+     "version: 1\n"
+     "session: {sample_rate: 48000}\n"
+     "tracks:\n"
+     "  - name: Kick\n"
+     "    clips: [{source: kick.wav, at: 9223372036854775807, length: 9223372036854775807}]\n"
+     "stems: [{name: Drums, tracks: [Kick]}]\n",
+     SF_E_INPUT, "fuzz.yaml:5:36: error: 'at' in clip 1 of track 'Kick' (9223372036854775807) is too large\n"},
+};
+
+START_TEST(test_fuzzed_inputs)
+{
+    const fuzzed_t *f = &fuzzed[_i];
+    sf_session_load_opts_t opts = sf_session_load_opts_default();
+    opts.check_sources = false;
+    sf_session_t *s = (sf_session_t *)1;
+    sf_diags_t diags = SF_DIAGS_INIT;
+    sf_rc rc = sf_session_load_text("fuzz.yaml", f->yaml, strlen(f->yaml), &opts, &s, &diags, NULL);
+    char *printed = NULL;
+    size_t n = 0;
+    FILE *out = open_memstream(&printed, &n);
+    ck_assert_ptr_nonnull(out);
+    sf_diags_print(&diags, out);
+    fclose(out);
+    ck_assert_msg(rc == f->rc, "%s: rc %d, expected %d", f->what, rc, f->rc);
+    ck_assert_msg(!strcmp(printed, f->want), "%s: printed\n%s\nexpected\n%s", f->what, printed, f->want);
+    ck_assert(rc == SF_OK ? s != NULL : s == NULL);
+    free(printed);
+    sf_diags_free(&diags);
+    sf_session_destroy(&s);
+}
+END_TEST
+
 /* ---- file names -------------------------------------------------------- */
 
 START_TEST(test_stem_filename)
@@ -1949,6 +1997,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_hash);
     tcase_add_test(tc, test_io_errors);
     tcase_add_test(tc, test_no_source_check);
+    tcase_add_loop_test(tc, test_fuzzed_inputs, 0, sizeof fuzzed / sizeof fuzzed[0]);
     tcase_add_test(tc, test_stem_filename);
     tcase_add_loop_test(tc, test_bad_session, 0, sizeof bad / sizeof bad[0]);
     tcase_add_test(tc, test_nomem_good);

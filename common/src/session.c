@@ -1749,6 +1749,14 @@ static void s_clip_fit(s_ctx_t *c, const s_where_t *w, const sf_clip_t *clip, co
                 (long long)clip->crossfade, (long long)clip->length);
 }
 
+/* The clip must end on the timeline: at + length fits in 64 bits. */
+static void s_clip_end_fits(s_ctx_t *c, const s_where_t *w, const sf_clip_t *clip, const s_node_t *v_at)
+{
+    char subject[400];
+    if (v_at && clip->at > INT64_MAX - clip->length)
+        s_error(c, v_at->mark, "%s (%s) is too large", s_subject(w, "at", subject, sizeof subject), v_at->text);
+}
+
 /* Fills a clip from a `clips` entry, or from the `source:` shorthand when
  * map is NULL (v_source is then the shorthand's value and v_channel the
  * track's `channel:`). */
@@ -1795,8 +1803,10 @@ static void s_clip(s_ctx_t *c, const s_node_t *map, const s_node_t *v_source, co
     if (!c->rate)
         return;
     if (!usable || !c->check_sources) {
-        if (v_length && clip->length > 0)
+        if (v_length && clip->length > 0) {
+            s_clip_end_fits(c, w, clip, v_at);
             s_clip_fit(c, w, clip, v_in, v_out, v_cross);
+        }
         return;
     }
 
@@ -1813,8 +1823,7 @@ static void s_clip(s_ctx_t *c, const s_node_t *map, const s_node_t *v_source, co
                 "clip runs past the end of source '%s' (offset + length is %lld frames, "
                 "the source has %lld)",
                 v_source->text, (long long)(clip->offset + clip->length), (long long)n);
-    if (v_at && clip->at > INT64_MAX - clip->length)
-        s_error(c, v_at->mark, "%s (%s) is too large", s_subject(w, "at", subject, sizeof subject), v_at->text);
+    s_clip_end_fits(c, w, clip, v_at);
     if (clip->length > 0)
         s_clip_fit(c, w, clip, v_in, v_out, v_cross);
 }
