@@ -8,6 +8,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,7 +256,7 @@ START_TEST(test_a_node_rejoins_a_restarted_coordinator)
     coord_t c;
     s_coord_start(&c, NULL, NULL);
     pid_t node = s_node_start(&c, "faithful-node", "1");
-    s_status_until(&c, "faithful-node");
+    free(s_status_until(&c, "faithful-node"));
     tu_kill9(c.pid);
     tu_sleep_ms(300);
     coord_t again;
@@ -379,6 +380,151 @@ START_TEST(test_a_second_coordinator_on_the_same_state_folder_is_refused)
 }
 END_TEST
 
+/* `stemfarm keygen NAME --dir DIR`, which must succeed. */
+static void s_keygen(const char *dir, const char *name)
+{
+    char args[4096], *err = NULL;
+    snprintf(args, sizeof args, "keygen '%s' --dir '%s'", name, dir);
+    ck_assert_msg(s_stemfarm(args, NULL, &err) == 0, "keygen %s: %s", name, err);
+    free(err);
+}
+
+/* jobs_done of render 1 from `status --json`, or -1 when the coordinator
+ * does not answer (it may be down on purpose). */
+static long s_jobs_done(const coord_t *c)
+{
+    char args[256], *out = NULL;
+    snprintf(args, sizeof args, "status --farm %s --json", c->endpoint);
+    long done = s_stemfarm(args, &out, NULL) == 0 ? s_number_after(out, "\"jobs_done\":") : -1;
+    free(out);
+    return done;
+}
+
+static void s_wait_at_least(const coord_t *c, long jobs, pid_t render)
+{
+    for (int i = 0; i < 1200 && s_jobs_done(c) < jobs; i++) {
+        ck_assert_msg(tu_wait(render, 0) == -2, "the render ended before %ld jobs were done", jobs);
+        tu_sleep_ms(100);
+    }
+}
+
+/* The chaos test. Four nodes on a CURVE farm render a session of 1200 jobs (quarter-second segments)
+ * with spot checks on; at moments drawn at random two nodes die by kill -9,
+ * a fifth joins, the coordinator dies by kill -9 and is restarted, and a
+ * node with a key that is not in the allowlist tries to join. The stems
+ * must equal a clean render byte for byte and no job may land twice.
+ * STEMFARM_CHAOS_SEED replays one draw (the seed is printed). */
+START_TEST(test_chaos_nodes_and_the_coordinator_die_and_the_stems_are_still_right)
+{
+    char *ref = s_reference("0.25s");
+    const char *seed_text = getenv("STEMFARM_CHAOS_SEED");
+    unsigned seed = seed_text ? (unsigned)strtoul(seed_text, NULL, 10) : (unsigned)(tu_now_ms() ^ getpid());
+    fprintf(stderr, "chaos: STEMFARM_CHAOS_SEED=%u\n", seed);
+    srand(seed);
+    /* four moments, in jobs done: node dies, node dies, coordinator dies, intruder knocks */
+    long at[4];
+    for (int i = 0; i < 4; i++)
+        at[i] = 20 + rand() % 900;
+    for (int i = 0; i < 3; i++) /* the kills in order; the intruder any time */
+        for (int k = i + 1; k < 3; k++)
+            if (at[k] < at[i]) {
+                long t = at[i];
+                at[i] = at[k];
+                at[k] = t;
+            }
+    fprintf(stderr, "chaos: node dies at %ld, node dies at %ld, coordinator dies at %ld, intruder at %ld jobs\n", at[0],
+            at[1], at[2], at[3]);
+
+    char *keys = tu_path(s_dir, "keys");
+    s_keygen(keys, "coordinator");
+    s_keygen(keys, "farm");
+    s_keygen(keys, "intruder");
+    char *coord_key = tu_path(keys, "coordinator.key"), *coord_pub = tu_path(keys, "coordinator.pub");
+    char *farm_key = tu_path(keys, "farm.key"), *farm_pub = tu_path(keys, "farm.pub");
+    char *intruder_key = tu_path(keys, "intruder.key");
+    setenv("STEMFARM_KEY", farm_key, 1); /* every node and client below, but the intruder */
+    setenv("STEMFARM_SERVER_KEY", coord_pub, 1);
+    setenv("STEMFARM_LOG", "debug", 1);
+    char *const secure[] = {"--key", coord_key, "--allow", farm_pub, "--node-timeout", "2", "--spot-check", "10", NULL};
+    coord_t c;
+    s_coord_start(&c, NULL, secure);
+    pid_t nodes[5];
+    const char *names[5] = {"node-1", "node-2", "node-3", "node-4", "node-5"};
+    for (int i = 0; i < 4; i++)
+        nodes[i] = s_node_start(&c, names[i], "1");
+    char *out_dir = tu_path(s_dir, "chaos");
+    char render_log[4096];
+    snprintf(render_log, sizeof render_log, "%s/render.log", s_dir);
+    pid_t render = tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "render", s_session, "--farm", c.endpoint, "-o",
+                                            out_dir, "--segment", "0.25s", "--json", NULL},
+                            render_log);
+    bool intruder_tried = false;
+    pid_t intruder = -1;
+    char intruder_log[4096];
+    snprintf(intruder_log, sizeof intruder_log, "%s/intruder.log", s_dir);
+    for (int step = 0; step < 3; step++) {
+        if (!intruder_tried && at[3] <= at[step]) {
+            s_wait_at_least(&c, at[3], render);
+            intruder = tu_spawn((char *const[]){(char *)tu_node_bin(), "--connect", c.endpoint, "--threads", "1",
+                                                "--name", "intruder", "--key", intruder_key, NULL},
+                                intruder_log);
+            intruder_tried = true;
+        }
+        s_wait_at_least(&c, at[step], render);
+        if (step == 0) {
+            tu_kill9(nodes[0]);
+            nodes[4] = s_node_start(&c, names[4], "1");
+        } else if (step == 1) {
+            tu_kill9(nodes[1]);
+        } else {
+            tu_kill9(c.pid);
+            tu_sleep_ms(rand() % 1000);
+            coord_t again;
+            s_coord_start(&again, c.endpoint, secure);
+            c = again;
+        }
+    }
+    if (!intruder_tried)
+        intruder = tu_spawn((char *const[]){(char *)tu_node_bin(), "--connect", c.endpoint, "--threads", "1", "--name",
+                                            "intruder", "--key", intruder_key, NULL},
+                            intruder_log);
+    int rc = tu_wait(render, 240000);
+    char *log = tu_slurp(render_log, NULL);
+    ck_assert_msg(rc == 0, "render exited %d (seed %u): %s", rc, seed, s_tail(log));
+    free(log);
+    int intruder_rc = tu_wait(intruder, 30000);
+    char *ilog = tu_slurp(intruder_log, NULL);
+    ck_assert_msg(intruder_rc == 3 && strstr(ilog, "refused this node's key"), "intruder exited %d: %s", intruder_rc,
+                  ilog ? ilog : "");
+    free(ilog);
+    ck_assert_int_eq(tu_stop(c.pid), 0);
+    for (int i = 2; i < 5; i++)
+        ck_assert_int_eq(tu_stop(nodes[i]), 0);
+    unsetenv("STEMFARM_LOG");
+    unsetenv("STEMFARM_KEY");
+    unsetenv("STEMFARM_SERVER_KEY");
+    s_assert_same_audio(ref, out_dir);
+    ck_assert_int_ge(s_landed_once(c.log, 1200), 1199); /* one may land in the journal as the kill hits */
+    char *manifest_path = tu_path(out_dir, "manifest.json");
+    char *manifest = tu_slurp(manifest_path, NULL);
+    ck_assert_msg(manifest && strstr(manifest, "\"checked_by\""), "no spot check landed: %s",
+                  manifest ? manifest : "no manifest");
+    char *clog = tu_slurp(c.log, NULL);
+    ck_assert_msg(!strstr(clog, "rendered differently"), "nodes of one build disagreed (seed %u)", seed);
+    free(clog);
+    free(manifest);
+    free(manifest_path);
+    free(out_dir);
+    free(keys);
+    free(coord_key);
+    free(coord_pub);
+    free(farm_key);
+    free(farm_pub);
+    free(intruder_key);
+    free(ref);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("farm");
@@ -391,5 +537,11 @@ int main(void)
     tcase_add_test(tc, test_sigterm_drains_and_the_next_start_finishes_the_render);
     tcase_add_test(tc, test_a_second_coordinator_on_the_same_state_folder_is_refused);
     suite_add_tcase(s, tc);
+    /* alone, 20 times: for i in $(seq 20); do CK_RUN_CASE=chaos ./test_farm || break; done */
+    TCase *chaos = tcase_create("chaos");
+    tcase_add_checked_fixture(chaos, setup, teardown);
+    tcase_set_timeout(chaos, 400);
+    tcase_add_test(chaos, test_chaos_nodes_and_the_coordinator_die_and_the_stems_are_still_right);
+    suite_add_tcase(s, chaos);
     return tu_run_suite(s);
 }

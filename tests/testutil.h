@@ -36,7 +36,8 @@ typedef struct Suite Suite;
 int tu_run_suite(Suite *suite);
 
 /* A fresh folder under $TMPDIR (default /tmp); caller frees the string and
- * may remove the folder with tu_rm_rf. */
+ * may remove the folder with tu_rm_rf (which keeps it, and prints its path,
+ * when STEMFARM_KEEP_TEST_DIRS is set). */
 char *tu_tmpdir(void);
 void tu_rm_rf(const char *dir);
 
