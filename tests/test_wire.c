@@ -21,6 +21,7 @@
 #include "sf/wire.h"
 
 #include <check.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1041,13 +1042,15 @@ static void s_coord_open(s_coord_t *c, void *ctx, const char *endpoint)
 
 static void s_coord_close(s_coord_t *c) { zmq_close(c->router); }
 
-/* Receives the next message that is not a heartbeat, within timeout_ms. */
-static void s_coord_recv(s_coord_t *c, sf_wire_msg_t *m, int timeout_ms)
+/* Receives the next message that is not a heartbeat, within timeout_ms:
+ * false when none came. */
+static bool s_coord_poll(s_coord_t *c, sf_wire_msg_t *m, int timeout_ms)
 {
     int64_t deadline = tu_now_ms() + timeout_ms;
     for (;;) {
         int64_t left = deadline - tu_now_ms();
-        ck_assert_msg(left > 0, "no message from the node within %d ms", timeout_ms);
+        if (left <= 0)
+            return false;
         zmq_pollitem_t item = {.socket = c->router, .events = ZMQ_POLLIN};
         int rc = zmq_poll(&item, 1, (long)left);
         if (rc <= 0)
@@ -1068,10 +1071,16 @@ static void s_coord_recv(s_coord_t *c, sf_wire_msg_t *m, int timeout_ms)
         zmq_msg_close(&body);
         ck_assert_msg(drc == SF_OK, "the node sent a bad message: %s", err.msg);
         if (m->kind != SF_WIRE_HEARTBEAT)
-            return;
+            return true;
         c->heartbeats++;
         sf_wire_msg_clear(m);
     }
+}
+
+/* The same, failing the test when nothing came. */
+static void s_coord_recv(s_coord_t *c, sf_wire_msg_t *m, int timeout_ms)
+{
+    ck_assert_msg(s_coord_poll(c, m, timeout_ms), "no message from the node within %d ms", timeout_ms);
 }
 
 static void s_coord_expect(s_coord_t *c, sf_wire_kind_t kind, sf_wire_msg_t *m, int timeout_ms)
@@ -1479,6 +1488,69 @@ START_TEST(test_node_session_cache)
 }
 END_TEST
 
+/* A Reset (the coordinator restarted) while a job renders: the node says
+ * hello again; the old job's frames are never sent to the new coordinator
+ * (its lease belonged to the old one), yet its slot comes back as credit;
+ * a job of the new era renders as usual. */
+START_TEST(test_node_reset_starts_a_new_era)
+{
+    enum { SLOTS = 2 };
+    s_fixture_t f;
+    s_fixture_make(&f);
+    void *ctx = zmq_ctx_new();
+    s_coord_t c;
+    s_coord_open(&c, ctx, NULL);
+    s_node_t node = {
+        .cfg = {
+            .endpoint = c.endpoint, .name = "survivor", .threads = 1, .slots = SLOTS, .coordinator_timeout_ms = 10000}};
+    s_node_start(&node);
+    ck_assert_uint_eq(s_handshake(&c, "survivor", SLOTS, 1, 1000), SLOTS);
+    s_send_session(&c, f.session->hash, f.path, f.yaml, f.n_yaml_bytes);
+    /* 20 s of both stems: still rendering when the Reset comes right behind it */
+    s_job_t old = {.job_id = 100, .stem = 0, .start = 0, .n_frames = 20 * 48000, .attempt = 1, .hash = f.session->hash};
+    s_send_job(&c, &old);
+    sf_wire_msg_t m = {.kind = SF_WIRE_RESET};
+    m.u.reset.reason = "coordinator restarted";
+    s_coord_send(&c, &m);
+    /* Whatever comes before the new hello belongs to the old era. */
+    bool old_answered_first = false;
+    for (;;) {
+        s_coord_recv(&c, &m, 10000);
+        sf_wire_kind_t kind = m.kind;
+        old_answered_first |= kind == SF_WIRE_RESULT && m.u.result.job_id == old.job_id;
+        sf_wire_msg_clear(&m);
+        if (kind == SF_WIRE_HELLO)
+            break;
+    }
+    s_send_welcome(&c, 1000);
+    /* The new era's credit: the slots free now, then the old job's slot once
+     * it ends; together SLOTS (less the old job if it went out first). */
+    uint32_t credit = 0;
+    while (s_coord_poll(&c, &m, 3000)) {
+        ck_assert_msg(m.kind == SF_WIRE_CREDIT, "after the new hello: %s", sf_wire_kind_name(m.kind));
+        credit += m.u.credit.n_jobs;
+        sf_wire_msg_clear(&m);
+    }
+    ck_assert_uint_eq(credit, SLOTS);
+    fprintf(stderr, "reset: the old job %s\n",
+            old_answered_first ? "finished before the Reset (answered in its era)" : "was dropped after the Reset");
+    /* The new era works: a job, its right frames. */
+    s_job_t fresh = {.job_id = 200, .stem = 1, .start = 4000, .n_frames = 9000, .attempt = 1u << 16, .hash = NULL};
+    fresh.hash = f.session->hash;
+    s_send_session(&c, f.session->hash, f.path, f.yaml, f.n_yaml_bytes);
+    s_send_job(&c, &fresh);
+    s_coord_expect(&c, SF_WIRE_RESULT, &m, 10000);
+    ck_assert_uint_eq(m.u.result.job_id, 200);
+    s_check_result(&f, &fresh, &m);
+    sf_wire_msg_clear(&m);
+    s_send_shutdown(&c);
+    ck_assert_int_eq(s_node_join(&node, 10000), 0);
+    s_coord_close(&c);
+    zmq_ctx_term(ctx);
+    s_fixture_free(&f);
+}
+END_TEST
+
 /* inproc, with the context shared as `stemfarm render` does: stop -> Bye, 0. */
 START_TEST(test_node_stop_sends_bye)
 {
@@ -1563,6 +1635,7 @@ int main(void)
     TCase *net = tcase_create("node");
     tcase_add_test(net, test_node_protocol);
     tcase_add_test(net, test_node_session_cache);
+    tcase_add_test(net, test_node_reset_starts_a_new_era);
     tcase_add_test(net, test_node_stop_sends_bye);
     tcase_add_test(net, test_node_gives_up_on_a_silent_coordinator);
     tcase_add_test(net, test_node_without_coordinator);
