@@ -792,10 +792,10 @@ static void s_node_failed(dispatch_t *d, node_t *n, const char *why)
     q->until_ms = now + d->cfg.quarantine_ms;
     snprintf(q->why, sizeof q->why, "%u failed jobs in a row, the last: %s", n->fails_in_row, why);
     n->fails_in_row = 0;
-    sf_log(SF_LOG_WARN, "coordinator dispatch", "node '%s' quarantined for %.0f s: %s", n->name,
+    sf_log(SF_LOG_WARN, "coordinator dispatch", "node '%s' quarantined for %g s: %s", n->name,
            d->cfg.quarantine_ms / 1000.0, q->why);
     char line[768];
-    snprintf(line, sizeof line, "node '%s' quarantined for %.0f s: %s", n->name, d->cfg.quarantine_ms / 1000.0, q->why);
+    snprintf(line, sizeof line, "node '%s' quarantined for %g s: %s", n->name, d->cfg.quarantine_ms / 1000.0, q->why);
     s_emit_node_event(d, line);
 }
 
@@ -1071,6 +1071,15 @@ static void s_on_cancel(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_
     s_reply_done(d, id, n_id, 2, line);
 }
 
+/* Status lists renders in the order they are served (s_by_priority). */
+static int s_info_by_priority(const void *a, const void *b)
+{
+    const sf_wire_render_info_t *ra = a, *rb = b;
+    if (ra->priority != rb->priority)
+        return ra->priority > rb->priority ? -1 : 1;
+    return ra->render_id < rb->render_id ? -1 : ra->render_id > rb->render_id;
+}
+
 static void s_on_status(dispatch_t *d, const uint8_t *id, size_t n_id)
 {
     size_t n_renders = 0, n_nodes = 0;
@@ -1118,7 +1127,9 @@ static void s_on_status(dispatch_t *d, const uint8_t *id, size_t n_id)
                                            .failures = n->failures,
                                            .last_seen_ms = (uint64_t)(now - n->last_seen_ms)};
     }
+    qsort(renders, n_renders, sizeof *renders, s_info_by_priority);
     sf_wire_msg_t m = {.kind = SF_WIRE_STATUS};
+    m.u.status.draining = d->draining;
     m.u.status.renders = renders;
     m.u.status.n_renders = n_renders;
     m.u.status.nodes = nodes;
@@ -1340,9 +1351,27 @@ static void s_check_eligible(dispatch_t *d, int64_t now)
     }
 }
 
+/* Quarantines that are over: said once, so an operator sees the node back. */
+static void s_end_quarantines(dispatch_t *d, int64_t now)
+{
+    for (size_t i = 0; i < d->n_quarantine;) {
+        if (d->quarantine[i].until_ms > now) {
+            i++;
+            continue;
+        }
+        char line[256];
+        snprintf(line, sizeof line, "node '%s' re-admitted: its quarantine of %g s is over", d->quarantine[i].name,
+                 d->cfg.quarantine_ms / 1000.0);
+        sf_log(SF_LOG_INFO, "coordinator dispatch", "%s", line);
+        s_emit_node_event(d, line);
+        d->quarantine[i] = d->quarantine[--d->n_quarantine];
+    }
+}
+
 static void s_timers(dispatch_t *d)
 {
     int64_t now = s_now_ms();
+    s_end_quarantines(d, now);
     for (size_t i = 0; i < d->n_nodes; i++) {
         node_t *n = &d->nodes[i];
         if (n->alive && now - n->last_seen_ms > d->cfg.node_timeout_ms)

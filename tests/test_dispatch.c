@@ -20,6 +20,8 @@
 #include <jansson.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -761,6 +763,90 @@ START_TEST(test_a_spot_check_mismatch_without_a_third_node_fails_the_render)
 }
 END_TEST
 
+/* flaky-node fails its first three jobs, then renders right; steady-node
+ * renders right, a job every 100 ms. */
+static int s_flaky_jobs;
+static answer_t s_flaky_then_right(int node, const sf_wire_msg_t *job)
+{
+    (void)job;
+    if (node == 1) {
+        tu_sleep_ms(100);
+        return ANSWER_RIGHT;
+    }
+    return s_flaky_jobs++ < 3 ? ANSWER_ERROR : ANSWER_RIGHT;
+}
+
+START_TEST(test_a_quarantined_node_is_re_admitted_after_the_cool_down)
+{
+    fixture_t f;
+    dispatch_config_t cfg = {.node_timeout_ms = 5000, .no_node_timeout_ms = 5000, .quarantine_ms = 300};
+    s_start_with(&f, "inproc://d11", cfg, 1, 0);
+    node_t n[2];
+    s_join(&n[0], &f, "inproc://d11", "flaky-node");
+    s_join(&n[1], &f, "inproc://d11", "steady-node");
+    s_flaky_jobs = 0;
+    int answered[2] = {0};
+    s_serve_many(n, 2, &f, s_flaky_then_right, answered);
+    s_close(&n[0]);
+    s_close(&n[1]);
+    s_finish(&f);
+    ck_assert_msg(f.exit_code == 0, "%s", f.message);
+    ck_assert_msg(strstr(f.events, "node 'flaky-node' quarantined for 0.3 s: 3 failed jobs in a row") &&
+                      strstr(f.events, "node 'flaky-node' re-admitted: its quarantine of 0.3 s is over"),
+                  "%s", f.events);
+    ck_assert_int_gt(answered[0], 3); /* work again after the cool-down */
+}
+END_TEST
+
+/* A drain with a job out: status says so, a submission is refused with
+ * exit 3, the job's answer still comes in, and then the loop returns; a
+ * render without a journal ends with exit 3. */
+START_TEST(test_a_drain_shows_in_status_and_refuses_submissions)
+{
+    fixture_t f;
+    atomic_int drain = 0;
+    dispatch_config_t cfg = {.node_timeout_ms = 5000, .no_node_timeout_ms = 5000, .drain = &drain};
+    s_start_with(&f, "inproc://d12", cfg, 1, 0);
+    node_t n;
+    s_join(&n, &f, "inproc://d12", "busy-node");
+    sf_wire_msg_t job;
+    ck_assert(s_next_job(&n, &job));
+    atomic_store(&drain, 1);
+    void *client = zmq_socket(f.ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(client, ZMQ_LINGER, &linger, sizeof linger);
+    ck_assert_int_eq(zmq_connect(client, "inproc://d12"), 0);
+    sf_wire_msg_t ask = {.kind = SF_WIRE_STATUS_REQUEST}, reply;
+    bool draining = false;
+    for (int i = 0; i < 20 && !draining; i++) { /* the loop sees the flag within a poll */
+        s_client_ask(&f, client, &ask, &reply);
+        ck_assert_int_eq(reply.kind, SF_WIRE_STATUS);
+        draining = reply.u.status.draining;
+        sf_wire_msg_clear(&reply);
+    }
+    ck_assert_msg(draining, "status never said draining");
+    sf_wire_msg_t submit = {.kind = SF_WIRE_SUBMIT};
+    submit.u.submit.session_path = f.session_path;
+    submit.u.submit.yaml = f.yaml;
+    submit.u.submit.n_yaml_bytes = f.n_yaml;
+    submit.u.submit.out_dir = f.out_dir;
+    s_client_ask(&f, client, &submit, &reply);
+    ck_assert_int_eq(reply.kind, SF_WIRE_DONE);
+    ck_assert_uint_eq(reply.u.done.exit_code, 3);
+    ck_assert_msg(strstr(reply.u.done.message, "shutting down"), "%s", reply.u.done.message);
+    sf_wire_msg_clear(&reply);
+    s_answer(&n, &f, &job, ANSWER_RIGHT);
+    sf_wire_msg_clear(&job);
+    for (int64_t until = tu_now_ms() + 5000; !f.done && tu_now_ms() < until;)
+        tu_sleep_ms(10);
+    zmq_close(client);
+    s_close(&n);
+    s_finish(&f);
+    ck_assert_int_eq(f.exit_code, 3);
+    ck_assert_msg(strstr(f.message, "the coordinator stopped before the render finished"), "%s", f.message);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dispatch");
@@ -780,6 +866,8 @@ int main(void)
     tcase_add_test(tc, test_a_spot_check_mismatch_is_decided_by_a_third_node_and_reported);
     tcase_add_test(tc, test_a_spot_check_without_a_second_node_is_skipped);
     tcase_add_test(tc, test_a_spot_check_mismatch_without_a_third_node_fails_the_render);
+    tcase_add_test(tc, test_a_quarantined_node_is_re_admitted_after_the_cool_down);
+    tcase_add_test(tc, test_a_drain_shows_in_status_and_refuses_submissions);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

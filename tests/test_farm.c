@@ -5,6 +5,10 @@
  * embedded render, and nodes that rejoin a restarted coordinator. */
 #include "testutil.h"
 
+#include "sf/alloc.h"
+#include "sf/hash.h"
+#include "sf/wire.h"
+
 #include <check.h>
 #include <dirent.h>
 #include <signal.h>
@@ -14,6 +18,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zmq.h>
 
 static char *s_dir;
 static char *s_session; /* a generated bench session */
@@ -380,6 +385,215 @@ START_TEST(test_a_second_coordinator_on_the_same_state_folder_is_refused)
 }
 END_TEST
 
+/* Two clients at once on one coordinator: the later, higher-priority
+ * render takes the nodes first and is delivered first; both are
+ * byte-identical to the embedded render. */
+START_TEST(test_two_renders_at_once_go_by_priority)
+{
+    char *ref = s_reference("1s");
+    coord_t c;
+    s_coord_start(&c, NULL, NULL);
+    pid_t n1 = s_node_start(&c, "node-1", "1"), n2 = s_node_start(&c, "node-2", "1");
+    char *low_dir = tu_path(s_dir, "low"), *high_dir = tu_path(s_dir, "high");
+    char low_log[4096], high_log[4096];
+    snprintf(low_log, sizeof low_log, "%s/low.log", s_dir);
+    snprintf(high_log, sizeof high_log, "%s/high.log", s_dir);
+    pid_t low = tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "render", s_session, "--farm", c.endpoint, "-o",
+                                         low_dir, "--segment", "1s", "--json", NULL},
+                         low_log);
+    s_wait_jobs_done(&c, 10);
+    pid_t high = tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "render", s_session, "--farm", c.endpoint, "-o",
+                                          high_dir, "--segment", "1s", "--priority", "50", "--json", NULL},
+                          high_log);
+    char *status = s_status_until(&c, "\"render_id\":2");
+    /* listed by priority: the later render first */
+    char *first = strstr(status, "\"render_id\":2"), *second = strstr(status, "\"render_id\":1");
+    ck_assert_msg(first && second && first < second, "%s", status);
+    free(status);
+    ck_assert_int_eq(tu_wait(high, 120000), 0);
+    ck_assert_int_eq(tu_wait(low, 120000), 0);
+    ck_assert_int_eq(tu_stop(c.pid), 0);
+    ck_assert_int_eq(tu_stop(n1), 0);
+    ck_assert_int_eq(tu_stop(n2), 0);
+    s_assert_same_audio(ref, high_dir);
+    s_assert_same_audio(ref, low_dir);
+    char *clog = tu_slurp(c.log, NULL);
+    char *high_done = strstr(clog, "render 2 of 'Bench 8x60s' delivered"),
+         *low_done = strstr(clog, "render 1 of 'Bench 8x60s' delivered");
+    ck_assert_msg(high_done && low_done && high_done < low_done, "%s", s_tail(clog));
+    free(clog);
+    free(low_dir);
+    free(high_dir);
+    free(ref);
+}
+END_TEST
+
+/* ---- hostile traffic ------------------------------------------------------ */
+
+static void s_raw_send(void *sock, const void *data, size_t n) { ck_assert_int_ge(zmq_send(sock, data, n, 0), 0); }
+
+static void s_msg_send(void *sock, const sf_wire_msg_t *m)
+{
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    sf_err_t err = {0};
+    ck_assert_msg(sf_wire_encode(m, &buf, &n, &err) == SF_OK, "%s", err.msg);
+    s_raw_send(sock, buf, n);
+    sf_free(buf);
+}
+
+/* The next message of `kind` within timeout_ms (others are skipped);
+ * false when none came. */
+static bool s_msg_wait(void *sock, sf_wire_kind_t kind, sf_wire_msg_t *m, int timeout_ms)
+{
+    int64_t deadline = tu_now_ms() + timeout_ms;
+    while (tu_now_ms() < deadline) {
+        zmq_pollitem_t item = {.socket = sock, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, 100) <= 0)
+            continue;
+        zmq_msg_t body;
+        zmq_msg_init(&body);
+        int n = zmq_msg_recv(&body, sock, 0);
+        sf_err_t err = {0};
+        bool ok = n >= 0 && sf_wire_decode(zmq_msg_data(&body), zmq_msg_size(&body), m, &err) == SF_OK;
+        zmq_msg_close(&body);
+        if (ok && m->kind == kind)
+            return true;
+        if (ok)
+            sf_wire_msg_clear(m);
+    }
+    return false;
+}
+
+static void *s_dealer(void *ctx, const char *endpoint)
+{
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    ck_assert_int_eq(zmq_connect(sock, endpoint), 0);
+    return sock;
+}
+
+/* While a real node renders a real client's session, a peer throws
+ * everything wrong at the coordinator: garbage, a message of several
+ * frames, one past the size limit, node traffic without a hello, a bad
+ * session, a cancel of nothing; then it joins as a node, takes a job,
+ * answers it for the wrong lease and falls silent. The coordinator answers
+ * what deserves an answer, drops the rest, hands the silent node's job to
+ * the real one, and delivers stems byte-identical to the embedded render. */
+START_TEST(test_hostile_traffic_does_not_disturb_a_render)
+{
+    char *ref = s_reference("1s");
+    coord_t c;
+    s_coord_start(&c, NULL, (char *const[]){"--node-timeout", "2", NULL});
+    void *ctx = zmq_ctx_new();
+    void *peer = s_dealer(ctx, c.endpoint);
+    free(s_status_until(&c, "\"renders\":[]"));
+
+    /* garbage, a multi-frame message, one past the limit */
+    uint8_t junk[256];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)(sf_hash_xxh3(&i, sizeof i) & 0xff);
+    s_raw_send(peer, junk, sizeof junk);
+    ck_assert_int_ge(zmq_send(peer, junk, 8, ZMQ_SNDMORE), 0);
+    s_raw_send(peer, junk, 8);
+    size_t big_n = SF_WIRE_MAX_MESSAGE_BYTES + 1;
+    uint8_t *big = calloc(1, big_n);
+    s_raw_send(peer, big, big_n);
+    free(big);
+    zmq_close(peer); /* the coordinator drops a connection past the limit */
+    peer = s_dealer(ctx, c.endpoint);
+
+    /* node traffic from a stranger: told to say hello */
+    sf_wire_msg_t m = {.kind = SF_WIRE_RESULT}, in;
+    float pcm[2] = {0.5f, -0.5f};
+    m.u.result.job_id = 12345;
+    m.u.result.attempt = 1;
+    m.u.result.n_channels = 2;
+    m.u.result.n_frames = 1;
+    m.u.result.pcm = pcm;
+    m.u.result.n_pcm_bytes = sizeof pcm;
+    m.u.result.xxh3 = sf_hash_xxh3(pcm, sizeof pcm);
+    s_msg_send(peer, &m);
+    ck_assert_msg(s_msg_wait(peer, SF_WIRE_RESET, &in, 5000), "no Reset for a stranger's result");
+    sf_wire_msg_clear(&in);
+
+    /* a session that does not parse, a cancel of a render that does not exist */
+    static const char bad_yaml[] = "version: 1\nsession: {name: X, sample_rate: 48000}\ntracks:\n  - {nmae: A}\n";
+    m = (sf_wire_msg_t){.kind = SF_WIRE_SUBMIT};
+    char *bad_path = tu_path(s_dir, "bad.yaml"); /* never written: the text travels in the message */
+    m.u.submit.session_path = bad_path;
+    m.u.submit.yaml = (const uint8_t *)bad_yaml;
+    m.u.submit.n_yaml_bytes = sizeof bad_yaml - 1;
+    m.u.submit.out_dir = s_dir;
+    s_msg_send(peer, &m);
+    ck_assert_msg(s_msg_wait(peer, SF_WIRE_DONE, &in, 5000), "no answer to a bad submission");
+    ck_assert_msg(in.u.done.exit_code == 2, "exit %u: %s", in.u.done.exit_code, in.u.done.message);
+    ck_assert_msg(strstr(in.u.done.message, "bad.yaml:4:") && strstr(in.u.done.message, "nmae"), "%s",
+                  in.u.done.message);
+    sf_wire_msg_clear(&in);
+    free(bad_path);
+    m = (sf_wire_msg_t){.kind = SF_WIRE_CANCEL};
+    m.u.cancel.render_id = 77;
+    s_msg_send(peer, &m);
+    ck_assert_msg(s_msg_wait(peer, SF_WIRE_DONE, &in, 5000), "no answer to a cancel of nothing");
+    ck_assert_msg(strstr(in.u.done.message, "no render 77 in progress"), "%s", in.u.done.message);
+    sf_wire_msg_clear(&in);
+
+    /* the peer joins as a node before the real one, so the first job is its */
+    m = (sf_wire_msg_t){.kind = SF_WIRE_HELLO};
+    m.u.hello.node_name = "impostor";
+    m.u.hello.cores = m.u.hello.threads = m.u.hello.slots = 1;
+    m.u.hello.simd = "scalar";
+    s_msg_send(peer, &m);
+    ck_assert(s_msg_wait(peer, SF_WIRE_WELCOME, &in, 5000));
+    sf_wire_msg_clear(&in);
+    m = (sf_wire_msg_t){.kind = SF_WIRE_CREDIT};
+    m.u.credit.n_jobs = 200; /* more than its one slot: capped */
+    s_msg_send(peer, &m);
+    char *out_dir = tu_path(s_dir, "hostile");
+    char render_log[4096];
+    snprintf(render_log, sizeof render_log, "%s/render.log", s_dir);
+    pid_t render = tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "render", s_session, "--farm", c.endpoint, "-o",
+                                            out_dir, "--segment", "1s", "--json", NULL},
+                            render_log);
+    ck_assert_msg(s_msg_wait(peer, SF_WIRE_JOB, &in, 10000), "the impostor got no job");
+    ck_assert_msg(!s_msg_wait(peer, SF_WIRE_JOB, &m, 500), "a second job for a node of one slot");
+    /* an answer for another lease, silence after */
+    uint32_t channels = 2;
+    size_t frames = (size_t)in.u.job.n_frames;
+    float *wrong = calloc(frames * channels, sizeof *wrong);
+    m = (sf_wire_msg_t){.kind = SF_WIRE_RESULT};
+    m.u.result.job_id = in.u.job.job_id;
+    m.u.result.attempt = in.u.job.attempt + 1;
+    m.u.result.n_channels = channels;
+    m.u.result.n_frames = frames;
+    m.u.result.pcm = wrong;
+    m.u.result.n_pcm_bytes = frames * channels * sizeof *wrong;
+    m.u.result.xxh3 = sf_hash_xxh3(wrong, m.u.result.n_pcm_bytes);
+    s_msg_send(peer, &m);
+    free(wrong);
+    sf_wire_msg_clear(&in);
+    pid_t node = s_node_start(&c, "honest-node", "1");
+    int rc = tu_wait(render, 120000);
+    char *log = tu_slurp(render_log, NULL);
+    ck_assert_msg(rc == 0, "render exited %d: %s", rc, s_tail(log));
+    free(log);
+    zmq_close(peer);
+    zmq_ctx_term(ctx);
+    ck_assert_int_eq(tu_stop(c.pid), 0);
+    ck_assert_int_eq(tu_stop(node), 0);
+    s_assert_same_audio(ref, out_dir);
+    char *clog = tu_slurp(c.log, NULL);
+    ck_assert_msg(strstr(clog, "bad message from peer") &&
+                      strstr(clog, "node 'impostor' lost (silent past the timeout)"),
+                  "%s", s_tail(clog));
+    free(clog);
+    free(out_dir);
+    free(ref);
+}
+END_TEST
+
 /* `stemfarm keygen NAME --dir DIR`, which must succeed. */
 static void s_keygen(const char *dir, const char *name)
 {
@@ -536,6 +750,8 @@ int main(void)
     tcase_add_test(tc, test_a_killed_coordinator_resumes_without_rendering_a_landed_segment_again);
     tcase_add_test(tc, test_sigterm_drains_and_the_next_start_finishes_the_render);
     tcase_add_test(tc, test_a_second_coordinator_on_the_same_state_folder_is_refused);
+    tcase_add_test(tc, test_two_renders_at_once_go_by_priority);
+    tcase_add_test(tc, test_hostile_traffic_does_not_disturb_a_render);
     suite_add_tcase(s, tc);
     /* alone, 20 times: for i in $(seq 20); do CK_RUN_CASE=chaos ./test_farm || break; done */
     TCase *chaos = tcase_create("chaos");
