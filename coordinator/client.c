@@ -110,7 +110,7 @@ static int s_recv(s_conn_t *k, sf_wire_msg_t *m, int wait_ms)
     return got;
 }
 
-int client_render(const client_config_t *c, const dispatch_request_t *req, events_t *ev)
+int client_render(const client_config_t *c, const dispatch_request_t *req, dispatch_event_fn fn, void *ctx)
 {
     s_conn_t k;
     int rc = s_open(c, &k, s_silence_limit(c));
@@ -134,12 +134,13 @@ int client_render(const client_config_t *c, const dispatch_request_t *req, event
      * pause, after which the resumed render reports again. */
     const int limit_ms = s_silence_limit(c);
     int silent_ms = 0;
-    bool noted = false;
-    while (!ev->done && !(c->interrupt && atomic_load(c->interrupt)) && silent_ms < limit_ms) {
+    bool noted = false, done = false;
+    int exit_code = 3;
+    while (!done && !(c->interrupt && atomic_load(c->interrupt)) && silent_ms < limit_ms) {
         sf_wire_msg_t m;
         if (!s_recv(&k, &m, S_POLL_MS)) {
             silent_ms += S_POLL_MS;
-            if (silent_ms >= S_NOTE_SILENCE_MS && !noted && !ev->json) {
+            if (silent_ms >= S_NOTE_SILENCE_MS && !noted && !c->quiet) {
                 fprintf(stderr, "stemfarm: the coordinator at '%s' is silent; waiting up to %d s\n", c->endpoint,
                         limit_ms / 1000);
                 noted = true;
@@ -156,18 +157,20 @@ int client_render(const client_config_t *c, const dispatch_request_t *req, event
             e.jobs_total = m.u.progress.jobs_total;
             e.nodes = m.u.progress.nodes;
             e.message = *m.u.progress.event ? m.u.progress.event : NULL;
-            events_on_dispatch(ev, &e);
+            fn(ctx, &e);
         } else if (m.kind == SF_WIRE_DONE) {
             e.kind = DISPATCH_EV_DONE;
             e.exit_code = (int)m.u.done.exit_code;
             e.message = *m.u.done.message ? m.u.done.message : NULL;
             e.manifest_path = *m.u.done.manifest_path ? m.u.done.manifest_path : NULL;
-            events_on_dispatch(ev, &e);
+            done = true;
+            exit_code = e.exit_code;
+            fn(ctx, &e);
         }
         sf_wire_msg_clear(&m);
     }
-    if (ev->done)
-        rc = ev->exit_code;
+    if (done)
+        rc = exit_code;
     else if (c->interrupt && atomic_load(c->interrupt)) {
         fprintf(stderr, "stemfarm: interrupted; the render goes on at '%s'\n", c->endpoint);
         rc = 3;

@@ -12,7 +12,6 @@
 #define CLIENT_H
 
 #include "dispatch.h"
-#include "events.h"
 
 #include "sf/secure.h"
 
@@ -26,10 +25,13 @@ typedef struct {
     const sf_secure_client_t *curve; /* keys (sf/secure.h); NULL or not enabled: plain */
     int silence_limit_ms;            /* give up after this long without a word; 0: 60000 */
     atomic_int *interrupt;           /* optional: stop waiting (the render goes on) */
+    bool quiet;                      /* no notes on stderr about a silent coordinator (--json) */
 } client_config_t;
 
-/* Submits req (absolute paths) and streams its events into ev until DONE. */
-int client_render(const client_config_t *c, const dispatch_request_t *req, events_t *ev);
+/* Submits req (absolute paths) and passes its events to fn until DONE
+ * (its exit code is returned). Not thread-safe per fn/ctx; one call per
+ * thread may run at once, each with its own socket. */
+int client_render(const client_config_t *c, const dispatch_request_t *req, dispatch_event_fn fn, void *ctx);
 
 /* Prints the coordinator's renders and nodes: a table, or one JSON object. */
 int client_status(const client_config_t *c, bool json, FILE *out);

@@ -22,7 +22,9 @@
 
 #include "client.h"
 #include "dispatch.h"
+#include "batch.h"
 #include "events.h"
+#include "localfarm.h"
 #include "plan.h"
 #include "verify.h"
 #include "worker.h"
@@ -92,6 +94,8 @@ static const char s_help[] =
     "                  [--force] [--json]\n"
     "  stemfarm render SESSION.yaml --farm tcp://HOST:PORT [-o DIR] [--segment TIME] [--profile NAME]\n"
     "                  [--priority N] [--force] [--json] [--key CLIENT.key --server-key COORDINATOR.pub]\n"
+    "  stemfarm batch CATALOGUE.yaml [-o ROOT] [--farm tcp://HOST:PORT] [--nodes N] [--threads N]\n"
+    "                  [--in-flight N] [--json] [--dry-run] [--log NAME] [--key ... --server-key ...]\n"
     "  stemfarm plan SESSION.yaml [--segment TIME] [--json]\n"
     "  stemfarm validate SESSION.yaml [--strict] [--profile NAME]\n"
     "  stemfarm verify DIR|MANIFEST\n"
@@ -106,6 +110,8 @@ static const char s_help[] =
     "\n"
     "render      bounce every stem; without --farm, a coordinator and --nodes local render\n"
     "            nodes run in this process (default: one node per core)\n"
+    "batch       bounce every session of a catalogue through one farm; skips what was\n"
+    "            delivered and verified; a failing session never stops the others\n"
     "plan        print the jobs (stem x segment) and the work; renders nothing\n"
     "validate    parse and validate the session and open every source\n"
     "verify      re-check delivered files against their manifest.json\n"
@@ -169,7 +175,9 @@ typedef struct {
     int drain_timeout_s;
     const char *state_dir;
     const char *spot_check; /* coordinator: percent of jobs rendered twice */
-    bool force, json, strict, resume, insecure;
+    const char *log_name;   /* batch: a log per session in its output folder */
+    int in_flight;          /* batch: sessions rendering at once */
+    bool force, json, strict, resume, insecure, dry_run;
 } options_t;
 
 typedef enum { OPT_FLAG, OPT_TEXT, OPT_COUNT, OPT_LIST } opt_kind_t;
@@ -369,36 +377,13 @@ static char *s_absolute(const char *path)
 
 /* ---- render ---------------------------------------------------------- */
 
-typedef struct {
-    worker_config_t cfg;
-    pthread_t thread;
-    int rc;
-} local_node_t;
-
-static void *s_node_main(void *arg)
-{
-    local_node_t *n = arg;
-    n->rc = worker_run(&n->cfg);
-    return NULL;
-}
-
 static int s_render_embedded(const options_t *o, const char *path, const uint8_t *yaml, size_t n_yaml, int64_t segment)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cores < 1)
-        cores = 1;
-    int n_nodes = o->nodes ? o->nodes : (int)cores;
-    int threads = o->threads ? o->threads : (int)(cores / n_nodes > 0 ? cores / n_nodes : 1);
-    void *ctx = zmq_ctx_new();
-    char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "inproc://stemfarm-%ld", (long)getpid());
-    dispatch_config_t cfg = {
-        .bind = endpoint, .zmq_context = ctx, .exit_when_idle = true, .stop = &g_stop, .pathmap = s_pathmap};
-    dispatch_t *d = NULL;
+    dispatch_config_t cfg = {.stop = &g_stop, .pathmap = s_pathmap};
+    localfarm_t *lf = NULL;
     sf_err_t err = {0};
-    if (dispatch_new(&cfg, &d, &err)) {
+    if (localfarm_new(&cfg, o->nodes, o->threads, &lf, &err)) {
         fprintf(stderr, "stemfarm: error: %s\n", err.msg);
-        zmq_ctx_term(ctx);
         return EXIT_FARM;
     }
     events_t ev;
@@ -410,42 +395,13 @@ static int s_render_embedded(const options_t *o, const char *path, const uint8_t
                               .segment_frames = segment,
                               .force = o->force,
                               .profile = o->profile};
-    if (dispatch_submit(d, &req, events_on_dispatch, &ev, &err)) {
+    if (dispatch_submit(localfarm_dispatcher(lf), &req, events_on_dispatch, &ev, &err)) {
         fprintf(stderr, "stemfarm: error: %s\n", err.msg);
-        dispatch_destroy(&d);
-        zmq_ctx_term(ctx);
+        localfarm_destroy(&lf);
         return EXIT_FAILED;
     }
-    atomic_int stop_nodes = 0;
-    local_node_t *nodes = sf_calloc((size_t)n_nodes, sizeof *nodes);
-    int started = 0;
-    for (int i = 0; nodes && i < n_nodes && !ev.done; i++) {
-        char *name = sf_malloc(32);
-        if (!name)
-            break;
-        snprintf(name, 32, "local-%d", i + 1);
-        nodes[i].cfg = (worker_config_t){.endpoint = endpoint,
-                                         .zmq_context = ctx,
-                                         .name = name,
-                                         .threads = threads,
-                                         .slots = 1,
-                                         .stop = &stop_nodes,
-                                         .pathmap = s_pathmap};
-        if (pthread_create(&nodes[i].thread, NULL, s_node_main, &nodes[i]) != 0) {
-            sf_free(name);
-            break;
-        }
-        started++;
-    }
-    sf_rc rc = dispatch_run(d, &err);
-    atomic_store(&stop_nodes, 1);
-    for (int i = 0; i < started; i++) {
-        pthread_join(nodes[i].thread, NULL);
-        sf_free((char *)nodes[i].cfg.name);
-    }
-    sf_free(nodes);
-    dispatch_destroy(&d);
-    zmq_ctx_term(ctx);
+    sf_rc rc = ev.done ? SF_OK : localfarm_run(lf, &err);
+    localfarm_destroy(&lf);
     if (rc && !ev.done) {
         fprintf(stderr, "stemfarm: error: %s\n", err.msg);
         return EXIT_FARM;
@@ -486,10 +442,10 @@ static int s_render_farm(const options_t *o, const sf_secure_client_t *curve, co
                               .force = o->force,
                               .profile = o->profile,
                               .priority = o->priority};
-    client_config_t c = {.endpoint = o->farm, .curve = curve, .interrupt = &g_stop};
+    client_config_t c = {.endpoint = o->farm, .curve = curve, .interrupt = &g_stop, .quiet = o->json};
     events_t ev;
     events_init(&ev, o->json);
-    int rc = client_render(&c, &req, &ev);
+    int rc = client_render(&c, &req, events_on_dispatch, &ev);
     free(abs_session);
     sf_free(abs_out);
     return rc;
@@ -545,6 +501,54 @@ static int s_cmd_render(int argc, char **argv)
                     : s_render_embedded(&o, o.session, yaml, n_yaml, segment);
     sf_free(yaml);
     return rc;
+}
+
+/* ---- batch ------------------------------------------------------------ */
+
+static int s_cmd_batch(int argc, char **argv)
+{
+    static const opt_spec_t specs[] = {
+        OPT("--output", "-o", OPT_TEXT, out_dir, 0, 0),
+        OPT("--nodes", NULL, OPT_COUNT, nodes, 1, 256),
+        OPT("--threads", NULL, OPT_COUNT, threads, 1, 256),
+        OPT("--farm", NULL, OPT_TEXT, farm, 0, 0),
+        OPT("--in-flight", NULL, OPT_COUNT, in_flight, 1, 16),
+        OPT("--json", NULL, OPT_FLAG, json, 0, 0),
+        OPT("--dry-run", NULL, OPT_FLAG, dry_run, 0, 0),
+        OPT("--log", NULL, OPT_TEXT, log_name, 0, 0),
+        OPT("--key", NULL, OPT_TEXT, key, 0, 0),
+        OPT("--server-key", NULL, OPT_TEXT, server_key, 0, 0),
+        OPT("--config", NULL, OPT_TEXT, config, 0, 0),
+    };
+    options_t o = {0};
+    int rc = s_parse("batch", argc, argv, specs, sizeof specs / sizeof *specs, &o.session, &o);
+    if (rc || (rc = s_use_config(o.config)))
+        return rc;
+    if (!o.session)
+        return s_usage_error("'batch' needs a catalogue file");
+    if (o.farm && (o.nodes || o.threads))
+        return s_usage_error("--nodes and --threads are for the embedded farm, not with --farm");
+    if (!o.farm && (o.key || o.server_key))
+        return s_usage_error("--key and --server-key are for --farm");
+    if (o.log_name &&
+        (!*o.log_name || strchr(o.log_name, '/') || !strcmp(o.log_name, ".") || !strcmp(o.log_name, "..")))
+        return s_usage_error("--log takes a file name (written in each session's output folder), got '%s'", o.log_name);
+    sf_secure_client_t curve = {0};
+    if (o.farm && (rc = s_client_keys(&o, &curve)))
+        return rc;
+    batch_options_t b = {.catalogue = o.session,
+                         .root = o.out_dir,
+                         .farm = o.farm,
+                         .curve = &curve,
+                         .nodes = o.nodes,
+                         .threads = o.threads,
+                         .window = o.in_flight,
+                         .json = o.json,
+                         .dry_run = o.dry_run,
+                         .log_name = o.log_name,
+                         .pathmap = s_pathmap,
+                         .stop = &g_stop};
+    return batch_run(&b);
 }
 
 /* ---- plan, validate ---------------------------------------------------- */
@@ -990,6 +994,8 @@ int main(int argc, char **argv)
         return s_cmd_render(argc - 2, argv + 2);
     if (strcmp(cmd, "plan") == 0)
         return s_cmd_plan(argc - 2, argv + 2);
+    if (strcmp(cmd, "batch") == 0)
+        return s_cmd_batch(argc - 2, argv + 2);
     if (strcmp(cmd, "validate") == 0)
         return s_cmd_validate(argc - 2, argv + 2);
     if (strcmp(cmd, "verify") == 0)
