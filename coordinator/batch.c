@@ -6,6 +6,7 @@
 
 #include "catalogue.h"
 #include "client.h"
+#include "estimate.h"
 #include "localfarm.h"
 #include "plan.h"
 #include "verify.h"
@@ -44,8 +45,9 @@ typedef struct {
     char profile[32];
     int64_t segment_frames;
     uint64_t jobs_total, jobs_done;
-    double audio_s;   /* delivered audio, all stems */
-    double preroll_s; /* rendered and dropped: the price of segments */
+    double audio_s;    /* delivered audio, all stems */
+    double preroll_s;  /* rendered and dropped: the price of segments */
+    double estimate_s; /* --dry-run: rendering it on this machine (estimate.h) */
     bs_state_t state;
     int exit_code;
     char *message; /* why: invalid, skipped, failed (owned) */
@@ -108,7 +110,7 @@ static void s_emit(batch_t *b, const char *event, json_t *fields)
 
 static json_t *s_session_fields(const bsession_t *s)
 {
-    return json_pack("{s:s, s:s, s:s?}", "session", s->name, "path", s->item->session_path, "output", s->out_dir);
+    return json_pack("{s:s, s:s, s:s*}", "session", s->name, "path", s->item->session_path, "output", s->out_dir);
 }
 
 /* A line in the session's --log file (opened once its folder exists). */
@@ -281,6 +283,9 @@ static void s_plan(batch_t *b, bsession_t *s)
         for (size_t j = 0; j < plan->n_jobs; j++)
             preroll += plan->jobs[j].preroll_frames;
         s->preroll_s = (double)preroll / session->sample_rate;
+        estimate_t est;
+        if (b->o->dry_run && estimate_plan(plan, &est, &err) == SF_OK)
+            s->estimate_s = est.machine_s;
         plan_destroy(&plan);
     } else if (s->state != BS_INVALID) {
         s->state = BS_INVALID;
@@ -513,6 +518,37 @@ static int s_run_farm(batch_t *b)
     return started ? 0 : 3;
 }
 
+/* The farm at hand: this machine, or the coordinator's nodes taken to be
+ * as fast as this machine (their speed is not known here). */
+static void s_print_estimate(batch_t *b, double machine_s)
+{
+    char took[32];
+    uint32_t nodes = 1, slots = 0;
+    if (b->o->farm) {
+        client_config_t c = {.endpoint = b->o->farm, .curve = b->o->curve, .interrupt = b->o->stop, .quiet = true};
+        if (client_farm_size(&c, &nodes, &slots) || nodes == 0) {
+            if (!b->o->json)
+                fprintf(stderr,
+                        "estimate: %s of rendering on this machine; the farm at '%s' has no node to ask about\n",
+                        (estimate_format(machine_s, took, sizeof took), took), b->o->farm);
+            s_emit(b, "estimate", json_pack("{s:f, s:f, s:i}", "machine_s", machine_s, "farm_s", 0.0, "nodes", 0));
+            return;
+        }
+    }
+    estimate_format(machine_s / nodes, took, sizeof took);
+    if (!b->o->json) {
+        if (b->o->farm)
+            fprintf(stderr,
+                    "estimate: %s of rendering on the farm at '%s' (%u nodes, taken to be as fast as this one)\n", took,
+                    b->o->farm, nodes);
+        else
+            fprintf(stderr, "estimate: %s of rendering on this machine (from a calibration render of each session)\n",
+                    took);
+    }
+    s_emit(b, "estimate",
+           json_pack("{s:f, s:f, s:i}", "machine_s", machine_s, "farm_s", machine_s / nodes, "nodes", (int)nodes));
+}
+
 /* ---- the whole batch ------------------------------------------------------- */
 
 static int s_by_priority(const void *x, const void *y, void *ctx)
@@ -551,7 +587,7 @@ static void s_summary(batch_t *b, int exit_code)
         json_t *sessions = json_array();
         for (size_t i = 0; i < b->n; i++) {
             const bsession_t *s = &b->s[i];
-            json_t *f = json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "path", s->item->session_path, "state",
+            json_t *f = json_pack("{s:s, s:s, s:s, s:s*, s:s*}", "path", s->item->session_path, "state",
                                   s_state_names[s->state], "session", s->name, "output", s->out_dir, "reason",
                                   s->state == BS_DELIVERED ? NULL : s->message);
             json_array_append_new(sessions, f);
@@ -572,8 +608,13 @@ static void s_summary(batch_t *b, int exit_code)
         printf("%-9s  %-28.28s  %.*s%s\n", s_state_names[s->state], s->name[0] ? s->name : s->item->session_path,
                nl ? (int)(nl - what) : (int)strlen(what), what, nl ? " (...)" : "");
     }
-    printf("batch: %zu sessions: %zu delivered, %zu skipped, %zu failed, %zu invalid, %zu stopped in %.1f s\n", b->n,
-           count[BS_DELIVERED], count[BS_SKIPPED], count[BS_FAILED], count[BS_INVALID], count[BS_STOPPED], wall);
+    if (b->o->dry_run)
+        printf("batch (dry run): %zu sessions: %zu to render, %zu skipped, %zu invalid\n", b->n, count[BS_QUEUED],
+               count[BS_SKIPPED], count[BS_INVALID]);
+    else
+        printf("batch: %zu sessions: %zu delivered, %zu skipped, %zu failed, %zu invalid, %zu stopped in %.1f s\n",
+               b->n, count[BS_DELIVERED], count[BS_SKIPPED], count[BS_FAILED], count[BS_INVALID], count[BS_STOPPED],
+               wall);
     fflush(stdout);
 }
 
@@ -615,7 +656,7 @@ int batch_run(const batch_options_t *o)
         s_plan(&b, s);
     }
     s_check_folders(&b);
-    double audio_s = 0, preroll_s = 0;
+    double audio_s = 0, preroll_s = 0, estimate_s = 0;
     size_t n_skipped = 0, n_invalid = 0;
     for (size_t i = 0; i < b.n; i++) {
         bsession_t *s = &b.s[i];
@@ -646,6 +687,9 @@ int batch_run(const batch_options_t *o)
         json_object_set_new(f, "preroll_s", json_real(s->preroll_s));
         json_object_set_new(f, "priority", json_integer(s->item->priority));
         json_object_set_new(f, "note", json_string(why));
+        if (o->dry_run)
+            json_object_set_new(f, "estimate_s", json_real(s->estimate_s));
+        estimate_s += s->estimate_s;
         s_emit(&b, "session_planned", f);
     }
     qsort_r(b.order, b.n_order, sizeof *b.order, s_by_priority, &b);
@@ -654,6 +698,8 @@ int batch_run(const batch_options_t *o)
             stderr,
             "batch: %zu sessions: %zu to render (%.2f audio-hours, pre-roll %.1f %% more), %zu skipped, %zu invalid\n",
             b.n, b.n_order, audio_s / 3600.0, audio_s > 0 ? 100.0 * preroll_s / audio_s : 0.0, n_skipped, n_invalid);
+    if (o->dry_run)
+        s_print_estimate(&b, estimate_s);
     int farm_rc = 0;
     if (!o->dry_run && b.n_order)
         farm_rc = o->farm ? s_run_farm(&b) : s_run_embedded(&b);

@@ -81,8 +81,8 @@ static void s_add(s_ctx_t *c, const catalogue_item_t *tmpl, const yaml_node_t *a
     for (size_t i = 0; i < c->cat->n_items; i++)
         if (!strcmp(c->cat->items[i].session_path, real)) {
             if (!matched)
-                sf_yamldoc_error(&c->y, at, "session '%s' is listed twice (first by the entry at line %u)", path,
-                                 c->cat->items[i].line);
+                sf_yamldoc_error(&c->y, at, "session '%s' is listed twice (first by the entry at line %u)",
+                                 sf_yamldoc_text(at), c->cat->items[i].line);
             free(real);
             return;
         }

@@ -315,3 +315,29 @@ int client_cancel(const client_config_t *c, uint32_t render_id)
     s_close(&k);
     return rc;
 }
+
+int client_farm_size(const client_config_t *c, uint32_t *nodes, uint32_t *slots)
+{
+    *nodes = *slots = 0;
+    s_conn_t k;
+    int rc = s_open(c, &k, s_ask_limit(c));
+    if (rc)
+        return rc;
+    sf_wire_msg_t ask = {.kind = SF_WIRE_STATUS_REQUEST}, reply;
+    rc = s_ask(c, &k, &ask, &reply);
+    if (rc == 0) {
+        if (reply.kind == SF_WIRE_STATUS) {
+            for (size_t i = 0; i < reply.u.status.n_nodes; i++)
+                if (strcmp(reply.u.status.nodes[i].state, "quarantined") != 0) {
+                    (*nodes)++;
+                    *slots += reply.u.status.nodes[i].slots;
+                }
+        } else {
+            fprintf(stderr, "stemfarm: error: %s\n", reply.u.done.message);
+            rc = reply.u.done.exit_code ? (int)reply.u.done.exit_code : 1;
+        }
+        sf_wire_msg_clear(&reply);
+    }
+    s_close(&k);
+    return rc;
+}

@@ -36,6 +36,9 @@ int client_render(const client_config_t *c, const dispatch_request_t *req, dispa
 /* Prints the coordinator's renders and nodes: a table, or one JSON object. */
 int client_status(const client_config_t *c, bool json, FILE *out);
 
+/* The nodes connected and not quarantined, and their slots. */
+int client_farm_size(const client_config_t *c, uint32_t *nodes, uint32_t *slots);
+
 /* Cancels render_id; prints the coordinator's answer on stderr. */
 int client_cancel(const client_config_t *c, uint32_t render_id);
 

@@ -23,6 +23,7 @@
 #include "client.h"
 #include "dispatch.h"
 #include "batch.h"
+#include "estimate.h"
 #include "events.h"
 #include "localfarm.h"
 #include "plan.h"
@@ -581,11 +582,16 @@ static int s_cmd_plan(int argc, char **argv)
         fprintf(stderr, "%s: error: %s\n", o.session, err.msg);
         rc = EXIT_USAGE;
     }
+    estimate_t est = {0};
+    if (rc == EXIT_OK && estimate_plan(p, &est, &err)) {
+        fprintf(stderr, "%s: error: calibration render: %s\n", o.session, err.msg);
+        rc = EXIT_FAILED;
+    }
     if (rc == EXIT_OK) {
         if (o.json)
-            rc = plan_print_json(p, stdout, &err) ? EXIT_FAILED : EXIT_OK;
+            rc = plan_print_json(p, &est, stdout, &err) ? EXIT_FAILED : EXIT_OK;
         else
-            plan_print_text(p, stdout);
+            plan_print_text(p, &est, stdout);
     }
     plan_destroy(&p);
     sf_session_destroy(&s);

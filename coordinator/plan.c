@@ -1,6 +1,8 @@
 /* plan.c -- targets x segments (see plan.h). */
 #include "plan.h"
 
+#include "estimate.h"
+
 #include "sf/alloc.h"
 #include "sf/render.h"
 #include "sf/wire.h"
@@ -206,7 +208,7 @@ static void s_print_stem_graph(const sf_session_t *s, const sf_stem_t *st, FILE 
     fprintf(out, "%s\n", st->n_buses ? "" : " none (straight to the master)");
 }
 
-void plan_print_text(const plan_t *p, FILE *out)
+void plan_print_text(const plan_t *p, const estimate_t *est, FILE *out)
 {
     const sf_session_t *s = p->session;
     fprintf(out, "session '%s': %" PRIu32 " targets x %" PRIu32 " segments = %zu jobs\n", s->name, p->n_targets,
@@ -222,6 +224,14 @@ void plan_print_text(const plan_t *p, FILE *out)
             "work: %.3f audio-seconds delivered, %.3f rendered (tracks' mean pre-roll and null-test reference: "
             "+%.1f%%)\n",
             s_seconds(p, p->output_frames), s_seconds(p, p->rendered_frames), overhead);
+    if (est) {
+        char took[32];
+        estimate_format(est->machine_s, took, sizeof took);
+        fprintf(out,
+                "estimate: %s on this machine (a calibration render of %.1f s of every target took %.2f s: "
+                "%.1fx real time)\n",
+                took, est->slice_s, est->calibration_s, est->frames_per_s / p->session->sample_rate);
+    }
     char label[256];
     for (uint32_t t = 0; t < p->n_targets; t++) {
         plan_target_label(p, t, label, sizeof label);
@@ -269,7 +279,7 @@ static json_t *s_target_json(const plan_t *p, uint32_t t)
     return obj;
 }
 
-sf_rc plan_print_json(const plan_t *p, FILE *out, sf_err_t *err)
+sf_rc plan_print_json(const plan_t *p, const estimate_t *est, FILE *out, sf_err_t *err)
 {
     const sf_session_t *s = p->session;
     char hex[65];
@@ -298,6 +308,11 @@ sf_rc plan_print_json(const plan_t *p, FILE *out, sf_err_t *err)
                             (int)j->segment_index, "start_frame", (json_int_t)j->start_frame, "frames",
                             (json_int_t)j->n_frames, "preroll_frames", (json_int_t)j->preroll_frames));
     }
+    if (est)
+        json_object_set_new(root, "estimate",
+                            json_pack("{s:f, s:f, s:f, s:f}", "machine_s", est->machine_s, "calibration_s",
+                                      est->calibration_s, "slice_s", est->slice_s, "realtime",
+                                      est->frames_per_s / s->sample_rate));
     json_object_set_new(root, "targets", targets);
     json_object_set_new(root, "jobs", jobs);
     int rc = json_dumpf(root, out, JSON_COMPACT);

@@ -78,8 +78,11 @@ void plan_target_label(const plan_t *p, uint32_t target_index, char *buf, size_t
 /* The order jobs are dispatched in: the i-th job to send. */
 size_t plan_dispatch_order(const plan_t *p, size_t i);
 
-/* Human table / one JSON document describing every job and the work. */
-void plan_print_text(const plan_t *p, FILE *out);
-sf_rc plan_print_json(const plan_t *p, FILE *out, sf_err_t *err);
+typedef struct estimate estimate_t; /* estimate.h */
+
+/* Human table / one JSON document describing every job and the work, and
+ * the estimate on this machine when est is not NULL. */
+void plan_print_text(const plan_t *p, const estimate_t *est, FILE *out);
+sf_rc plan_print_json(const plan_t *p, const estimate_t *est, FILE *out, sf_err_t *err);
 
 #endif
