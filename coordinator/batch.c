@@ -71,6 +71,7 @@ struct batch {
     int drawn_lines;
     bool tty;
     uint64_t node_seq;
+    unsigned nodes;       /* as the last event counted them */
     pthread_mutex_t lock; /* --farm: one thread per session in flight */
 };
 
@@ -403,6 +404,7 @@ static void s_on_event(void *ctx, const dispatch_event_t *e)
         break;
     case DISPATCH_EV_DONE: s_ended(s, e); break;
     }
+    b->nodes = e->nodes;
     s_draw(b, e->nodes, e->kind == DISPATCH_EV_DONE);
     pthread_mutex_unlock(&b->lock);
     if (e->kind == DISPATCH_EV_DONE && b->d)
@@ -703,7 +705,7 @@ int batch_run(const batch_options_t *o)
     int farm_rc = 0;
     if (!o->dry_run && b.n_order)
         farm_rc = o->farm ? s_run_farm(&b) : s_run_embedded(&b);
-    s_draw(&b, 0, true);
+    s_draw(&b, b.nodes, true);
     int exit_code = 0;
     for (size_t i = 0; i < b.n; i++) {
         bsession_t *s = &b.s[i];
