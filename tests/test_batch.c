@@ -305,6 +305,57 @@ START_TEST(test_dry_run_plans_and_renders_nothing)
 }
 END_TEST
 
+/* The same catalogue through a running coordinator and two node
+ * processes: delivered there, skipped on the second run; the dry run
+ * counts the farm's nodes. */
+START_TEST(test_a_catalogue_through_a_farm)
+{
+    free(tu_write_text(s_dir, "small.yaml",
+                       "version: 1\nsessions:\n  - path: cat/song0[1-3].yaml\n    output: farm/{session}\n"));
+    char endpoint[64], log[4200], state[4200];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
+    snprintf(log, sizeof log, "%s/coordinator.log", s_dir);
+    snprintf(state, sizeof state, "%s/state", s_dir);
+    pid_t coord = tu_spawn(
+        (char *const[]){(char *)tu_stemfarm_bin(), "coordinator", "--bind", endpoint, "--state", state, NULL}, log);
+    pid_t nodes[2];
+    for (int i = 0; i < 2; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "farm-node-%d", i + 1);
+        nodes[i] = tu_spawn(
+            (char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "1", "--name", name, NULL}, log);
+    }
+    char cmd[8192], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' batch small.yaml --farm %s", s_dir, tu_stemfarm_bin(), endpoint);
+    int rc = tu_run(cmd, &out, &err, 240);
+    ck_assert_msg(rc == 0, "exit %d: %s %s", rc, out, err);
+    ck_assert_msg(strstr(out, "3 sessions: 3 delivered, 0 skipped"), "%s", out);
+    free(out);
+    free(err);
+    for (int i = 1; i <= 3; i++) {
+        char manifest[4200];
+        snprintf(manifest, sizeof manifest, "%s/farm/Song %02d/manifest.json", s_dir, i);
+        ck_assert_msg(tu_exists(manifest), "%s", manifest);
+    }
+    rc = tu_run(cmd, &out, &err, 240);
+    ck_assert_msg(rc == 0 && strstr(out, "3 sessions: 0 delivered, 3 skipped"), "exit %d: %s", rc, out);
+    free(out);
+    free(err);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && touch cat/song02.yaml && sed -i 's/gain_db: -2.0/gain_db: -2.5/' cat/song02.yaml && '%s' "
+             "batch small.yaml --farm %s --dry-run",
+             s_dir, tu_stemfarm_bin(), endpoint);
+    rc = tu_run(cmd, &out, &err, 240);
+    ck_assert_msg(rc == 0 && strstr(out, "1 to render, 2 skipped") && strstr(err, "(2 nodes, taken to be as fast"),
+                  "exit %d: %s %s", rc, out, err);
+    free(out);
+    free(err);
+    ck_assert_int_eq(tu_stop(coord), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(tu_stop(nodes[i]), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("batch");
@@ -314,6 +365,7 @@ int main(void)
     tcase_add_test(tc, test_a_catalogue_is_bounced_interrupted_resumed_and_nothing_is_done_twice);
     tcase_add_test(tc, test_catalogue_errors_are_reported_at_once_with_positions);
     tcase_add_test(tc, test_dry_run_plans_and_renders_nothing);
+    tcase_add_test(tc, test_a_catalogue_through_a_farm);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
