@@ -34,7 +34,7 @@
 #endif
 
 /* Top-level field numbers of the Envelope. */
-enum { S_FIELD_VERSION = 1, S_FIELD_BODY_FIRST = 10, S_FIELD_BODY_LAST = 26 };
+enum { S_FIELD_VERSION = 1, S_FIELD_BODY_FIRST = 10, S_FIELD_BODY_LAST = 29 };
 
 typedef struct {
     Stemfarm__Envelope *env; /* unpacked envelope */
@@ -42,6 +42,9 @@ typedef struct {
     void *list;              /* the C view of a repeated field (heartbeat jobs, status renders) */
     void *list2;             /* status nodes */
 } s_owned_t;
+
+/* SessionData.media and its fields, for the nested scan. */
+enum { S_FIELD_SESSION_MEDIA = 5, S_FIELD_MEDIA_NAME = 1 };
 
 /* ---- names ----------------------------------------------------------- */
 
@@ -65,11 +68,14 @@ const char *sf_wire_kind_name(sf_wire_kind_t kind)
     case SF_WIRE_STATUS_REQUEST: return "status_request";
     case SF_WIRE_STATUS: return "status";
     case SF_WIRE_RESET: return "reset";
+    case SF_WIRE_FETCH: return "fetch";
+    case SF_WIRE_FETCH_DATA: return "fetch_data";
+    case SF_WIRE_FETCH_ERROR: return "fetch_error";
     }
     return "unknown";
 }
 
-/* The kinds are declared in the order of the Envelope's body fields 10..26. */
+/* The kinds are declared in the order of the Envelope's body fields 10..29. */
 static sf_wire_kind_t s_kind_of_field(uint32_t field) { return (sf_wire_kind_t)(field - S_FIELD_BODY_FIRST + 1); }
 
 static const ProtobufCMessageDescriptor *s_body_descriptor(sf_wire_kind_t kind)
@@ -92,6 +98,9 @@ static const ProtobufCMessageDescriptor *s_body_descriptor(sf_wire_kind_t kind)
     case SF_WIRE_STATUS_REQUEST: return &stemfarm__status_request__descriptor;
     case SF_WIRE_STATUS: return &stemfarm__status__descriptor;
     case SF_WIRE_RESET: return &stemfarm__reset__descriptor;
+    case SF_WIRE_FETCH: return &stemfarm__fetch__descriptor;
+    case SF_WIRE_FETCH_DATA: return &stemfarm__fetch_data__descriptor;
+    case SF_WIRE_FETCH_ERROR: return &stemfarm__fetch_error__descriptor;
     }
     return NULL;
 }
@@ -290,6 +299,29 @@ static sf_rc s_check_result(sf_rc code, const char *k, const sf_wire_msg_t *m, s
     return SF_OK;
 }
 
+static sf_rc s_check_media(sf_rc code, const char *k, const sf_wire_msg_t *m, sf_err_t *err)
+{
+    S_RANGE("media", m->u.session.n_media, 0, SF_WIRE_MAX_LIST);
+    for (size_t i = 0; i < m->u.session.n_media; i++) {
+        const sf_wire_media_t *f = &m->u.session.media[i];
+        S_TRY(s_check_path(code, k, "media name", f->name, 1, 0, err));
+        if (!f->sha256)
+            return SF_ERR(err, code, "%s: media %zu has no 32-byte sha256", k, i);
+        S_RANGE("media size", f->n_bytes, 1, SF_WIRE_MAX_FILE_BYTES);
+    }
+    return SF_OK;
+}
+
+/* What fetch, fetch_data and fetch_error share: the session, the file, the offset. */
+static sf_rc s_check_fetch_place(sf_rc code, const char *k, const uint8_t *session_hash, uint32_t index,
+                                 uint64_t offset, sf_err_t *err)
+{
+    S_TRY(s_check_hash(code, k, session_hash, 32, err));
+    S_RANGE("index", index, 0, SF_WIRE_MAX_LIST - 1);
+    S_RANGE("offset", offset, 0, SF_WIRE_MAX_FILE_BYTES);
+    return SF_OK;
+}
+
 static sf_rc s_check_status(sf_rc code, const char *k, const sf_wire_msg_t *m, sf_err_t *err)
 {
     S_RANGE("renders", m->u.status.n_renders, 0, SF_WIRE_MAX_LIST);
@@ -328,6 +360,7 @@ static sf_rc s_check(sf_rc code, const sf_wire_msg_t *m, sf_err_t *err)
         S_TRY(s_check_hash(code, k, m->u.session.session_hash, 32, err));
         S_TRY(s_check_path(code, k, "path", m->u.session.path, 1, 0, err));
         S_TRY(s_check_path(code, k, "base_dir", m->u.session.base_dir, 0, 1, err));
+        S_TRY(s_check_media(code, k, m, err));
         return s_check_yaml(code, k, m->u.session.yaml, m->u.session.n_yaml_bytes, err);
     case SF_WIRE_JOB: return s_check_job(code, k, m, err);
     case SF_WIRE_RESULT: return s_check_result(code, k, m, err);
@@ -366,6 +399,24 @@ static sf_rc s_check(sf_rc code, const sf_wire_msg_t *m, sf_err_t *err)
     case SF_WIRE_STATUS_REQUEST: return SF_OK;
     case SF_WIRE_STATUS: return s_check_status(code, k, m, err);
     case SF_WIRE_RESET: S_TEXT("reason", m->u.reset.reason, 0, SF_WIRE_MAX_TEXT, S_TEXT_FREE); return SF_OK;
+    case SF_WIRE_FETCH:
+        S_TRY(s_check_fetch_place(code, k, m->u.fetch.session_hash, m->u.fetch.index, m->u.fetch.offset, err));
+        if (!m->u.fetch.sha256)
+            return SF_ERR(err, code, "fetch: sha256 must have 32 bytes");
+        S_RANGE("length", m->u.fetch.n_bytes, 1, SF_WIRE_MAX_FETCH_BYTES);
+        return SF_OK;
+    case SF_WIRE_FETCH_DATA:
+        S_TRY(s_check_fetch_place(code, k, m->u.fetch_data.session_hash, m->u.fetch_data.index, m->u.fetch_data.offset,
+                                  err));
+        if (!m->u.fetch_data.data)
+            return SF_ERR(err, code, "fetch_data: data is empty");
+        S_RANGE("data bytes", m->u.fetch_data.n_bytes, 1, SF_WIRE_MAX_FETCH_BYTES);
+        return SF_OK;
+    case SF_WIRE_FETCH_ERROR:
+        S_TRY(s_check_fetch_place(code, k, m->u.fetch_error.session_hash, m->u.fetch_error.index,
+                                  m->u.fetch_error.offset, err));
+        S_TEXT("message", m->u.fetch_error.message, 1, SF_WIRE_MAX_TEXT, S_TEXT_FREE);
+        return SF_OK;
     }
     return SF_ERR(err, code, "envelope: unknown message kind %d", (int)m->kind);
 }
@@ -428,6 +479,9 @@ typedef union {
     Stemfarm__StatusRequest status_request;
     Stemfarm__Status status;
     Stemfarm__Reset reset;
+    Stemfarm__Fetch fetch;
+    Stemfarm__FetchData fetch_data;
+    Stemfarm__FetchError fetch_error;
 } s_body_t;
 
 /* The repeated parts of a body: arrays of messages and of pointers to them,
@@ -439,6 +493,8 @@ typedef struct {
     Stemfarm__RenderInfo **render_ptrs;
     Stemfarm__NodeInfo *nodes;
     Stemfarm__NodeInfo **node_ptrs;
+    Stemfarm__MediaFile *media;
+    Stemfarm__MediaFile **media_ptrs;
 } s_lists_t;
 
 static void s_lists_free(s_lists_t *l)
@@ -449,6 +505,8 @@ static void s_lists_free(s_lists_t *l)
     sf_free(l->render_ptrs);
     sf_free(l->nodes);
     sf_free(l->node_ptrs);
+    sf_free(l->media);
+    sf_free(l->media_ptrs);
 }
 
 /* Allocates the lists m needs; false when out of memory. */
@@ -492,6 +550,22 @@ static bool s_lists_fill(const sf_wire_msg_t *m, s_lists_t *l)
             l->render_ptrs[i] = o;
         }
     }
+    if (m->kind == SF_WIRE_SESSION && m->u.session.n_media) {
+        size_t n = m->u.session.n_media;
+        l->media = sf_calloc(n, sizeof *l->media);
+        l->media_ptrs = sf_calloc(n, sizeof *l->media_ptrs);
+        if (!l->media || !l->media_ptrs)
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            const sf_wire_media_t *f = &m->u.session.media[i];
+            Stemfarm__MediaFile *o = &l->media[i];
+            stemfarm__media_file__init(o);
+            o->name = s_str(f->name);
+            o->sha256 = s_bin(f->sha256, 32);
+            o->size = f->n_bytes;
+            l->media_ptrs[i] = o;
+        }
+    }
     if (m->kind == SF_WIRE_STATUS && m->u.status.n_nodes) {
         size_t n = m->u.status.n_nodes;
         l->nodes = sf_calloc(n, sizeof *l->nodes);
@@ -528,6 +602,7 @@ static void s_fill_envelope(const sf_wire_msg_t *m, Stemfarm__Envelope *env, s_b
         b->hello.threads = m->u.hello.threads;
         b->hello.slots = m->u.hello.slots;
         b->hello.simd = s_str(m->u.hello.simd);
+        b->hello.ship_media = m->u.hello.ship_media;
         env->body_case = STEMFARM__ENVELOPE__BODY_HELLO;
         env->hello = &b->hello;
         break;
@@ -551,6 +626,8 @@ static void s_fill_envelope(const sf_wire_msg_t *m, Stemfarm__Envelope *env, s_b
         b->session.path = s_str(m->u.session.path);
         b->session.base_dir = s_str(m->u.session.base_dir);
         b->session.yaml = s_bin(m->u.session.yaml, m->u.session.n_yaml_bytes);
+        b->session.n_media = m->u.session.n_media;
+        b->session.media = l->media_ptrs;
         env->body_case = STEMFARM__ENVELOPE__BODY_SESSION;
         env->session = &b->session;
         break;
@@ -662,6 +739,34 @@ static void s_fill_envelope(const sf_wire_msg_t *m, Stemfarm__Envelope *env, s_b
         b->reset.reason = s_str(m->u.reset.reason);
         env->body_case = STEMFARM__ENVELOPE__BODY_RESET;
         env->reset = &b->reset;
+        break;
+    case SF_WIRE_FETCH:
+        stemfarm__fetch__init(&b->fetch);
+        b->fetch.session_hash = s_bin(m->u.fetch.session_hash, 32);
+        b->fetch.index = m->u.fetch.index;
+        b->fetch.sha256 = s_bin(m->u.fetch.sha256, 32);
+        b->fetch.offset = m->u.fetch.offset;
+        b->fetch.length = m->u.fetch.n_bytes;
+        env->body_case = STEMFARM__ENVELOPE__BODY_FETCH;
+        env->fetch = &b->fetch;
+        break;
+    case SF_WIRE_FETCH_DATA:
+        stemfarm__fetch_data__init(&b->fetch_data);
+        b->fetch_data.session_hash = s_bin(m->u.fetch_data.session_hash, 32);
+        b->fetch_data.index = m->u.fetch_data.index;
+        b->fetch_data.offset = m->u.fetch_data.offset;
+        b->fetch_data.data = s_bin(m->u.fetch_data.data, m->u.fetch_data.n_bytes);
+        env->body_case = STEMFARM__ENVELOPE__BODY_FETCH_DATA;
+        env->fetch_data = &b->fetch_data;
+        break;
+    case SF_WIRE_FETCH_ERROR:
+        stemfarm__fetch_error__init(&b->fetch_error);
+        b->fetch_error.session_hash = s_bin(m->u.fetch_error.session_hash, 32);
+        b->fetch_error.index = m->u.fetch_error.index;
+        b->fetch_error.offset = m->u.fetch_error.offset;
+        b->fetch_error.message = s_str(m->u.fetch_error.message);
+        env->body_case = STEMFARM__ENVELOPE__BODY_FETCH_ERROR;
+        env->fetch_error = &b->fetch_error;
         break;
     }
 }
@@ -815,6 +920,24 @@ static void s_scan_envelope(const uint8_t *data, size_t n_bytes, s_scan_t *sc)
     }
 }
 
+/* A MediaFile's name, which protobuf-c would cut at a NUL like a body's strings. */
+static sf_rc s_scan_media(const uint8_t *data, size_t n_bytes, sf_err_t *err)
+{
+    s_reader_t r = {data, data + n_bytes};
+    while (r.p < r.end) {
+        s_field_t f;
+        if (!s_next_field(&r, &f))
+            return SF_ERR(err, SF_E_PROTO, "session: truncated or corrupt media entry");
+        if (f.number != S_FIELD_MEDIA_NAME || f.wire_type != 2)
+            continue;
+        if (f.n_bytes > SF_WIRE_MAX_TEXT)
+            return SF_ERR(err, SF_E_PROTO, "session: media name is longer than %d bytes", SF_WIRE_MAX_TEXT);
+        if (f.n_bytes && memchr(f.data, 0, f.n_bytes))
+            return SF_ERR(err, SF_E_PROTO, "session: media name contains a NUL byte");
+    }
+    return SF_OK;
+}
+
 /* Checks the string fields of a body for length and NUL bytes. */
 static sf_rc s_scan_body(sf_wire_kind_t kind, const uint8_t *data, size_t n_bytes, sf_err_t *err)
 {
@@ -831,6 +954,12 @@ static sf_rc s_scan_body(sf_wire_kind_t kind, const uint8_t *data, size_t n_byte
          * their number here, where nothing has been allocated yet. */
         if (fd && fd->label == PROTOBUF_C_LABEL_REPEATED && ++n_list_entries > SF_WIRE_MAX_LIST)
             return SF_ERR(err, SF_E_PROTO, "%s: %s has more than %d entries", k, fd->name, SF_WIRE_MAX_LIST);
+        if (kind == SF_WIRE_SESSION && f.number == S_FIELD_SESSION_MEDIA && f.wire_type == 2) {
+            sf_rc rc = s_scan_media(f.data, f.n_bytes, err);
+            if (rc)
+                return rc;
+            continue;
+        }
         if (!fd || fd->type != PROTOBUF_C_TYPE_STRING || f.wire_type != 2)
             continue;
         if (f.n_bytes > SF_WIRE_MAX_TEXT)
@@ -875,6 +1004,9 @@ static sf_rc s_scan_check(const uint8_t *data, size_t n_bytes, sf_wire_kind_t *k
 
 static const char *s_cstr(const char *s) { return s ? s : ""; }
 
+/* A hash field: its bytes when it has 32 (else NULL, and s_raw_hash_len says how many it had). */
+static const uint8_t *s_hash32(ProtobufCBinaryData b) { return b.len == 32 ? b.data : NULL; }
+
 /* Copies the unpacked body into m (pointers into env). */
 static void s_from_envelope(const Stemfarm__Envelope *env, sf_wire_kind_t kind, sf_wire_msg_t *m)
 {
@@ -887,6 +1019,7 @@ static void s_from_envelope(const Stemfarm__Envelope *env, sf_wire_kind_t kind, 
         m->u.hello.threads = b->threads;
         m->u.hello.slots = b->slots;
         m->u.hello.simd = s_cstr(b->simd);
+        m->u.hello.ship_media = b->ship_media != 0;
         break;
     }
     case SF_WIRE_WELCOME:
@@ -965,6 +1098,32 @@ static void s_from_envelope(const Stemfarm__Envelope *env, sf_wire_kind_t kind, 
     case SF_WIRE_STATUS_REQUEST: break;
     case SF_WIRE_STATUS: m->u.status.draining = env->status->draining != 0; break;
     case SF_WIRE_RESET: m->u.reset.reason = s_cstr(env->reset->reason); break;
+    case SF_WIRE_FETCH: {
+        const Stemfarm__Fetch *b = env->fetch;
+        m->u.fetch.session_hash = s_hash32(b->session_hash);
+        m->u.fetch.index = b->index;
+        m->u.fetch.sha256 = s_hash32(b->sha256);
+        m->u.fetch.offset = b->offset;
+        m->u.fetch.n_bytes = b->length;
+        break;
+    }
+    case SF_WIRE_FETCH_DATA: {
+        const Stemfarm__FetchData *b = env->fetch_data;
+        m->u.fetch_data.session_hash = s_hash32(b->session_hash);
+        m->u.fetch_data.index = b->index;
+        m->u.fetch_data.offset = b->offset;
+        m->u.fetch_data.data = b->data.len ? b->data.data : NULL;
+        m->u.fetch_data.n_bytes = b->data.data ? b->data.len : 0;
+        break;
+    }
+    case SF_WIRE_FETCH_ERROR: {
+        const Stemfarm__FetchError *b = env->fetch_error;
+        m->u.fetch_error.session_hash = s_hash32(b->session_hash);
+        m->u.fetch_error.index = b->index;
+        m->u.fetch_error.offset = b->offset;
+        m->u.fetch_error.message = s_cstr(b->message);
+        break;
+    }
     }
 }
 
@@ -1025,6 +1184,19 @@ static bool s_lists_from_envelope(const Stemfarm__Envelope *env, sf_wire_kind_t 
         m->u.status.nodes = ns;
         m->u.status.n_nodes = n;
     }
+    if (kind == SF_WIRE_SESSION && env->session->n_media) {
+        size_t n = env->session->n_media;
+        sf_wire_media_t *fs = sf_calloc(n, sizeof *fs);
+        if (!fs)
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            const Stemfarm__MediaFile *f = env->session->media[i];
+            fs[i] = (sf_wire_media_t){.name = s_cstr(f->name), .sha256 = s_hash32(f->sha256), .n_bytes = f->size};
+        }
+        owned->list = fs;
+        m->u.session.media = fs;
+        m->u.session.n_media = n;
+    }
     return true;
 }
 
@@ -1035,6 +1207,12 @@ static size_t s_raw_hash_len(const Stemfarm__Envelope *env, sf_wire_kind_t kind)
         return env->session->session_hash.len;
     if (kind == SF_WIRE_JOB)
         return env->job->session_hash.len;
+    if (kind == SF_WIRE_FETCH)
+        return env->fetch->session_hash.len;
+    if (kind == SF_WIRE_FETCH_DATA)
+        return env->fetch_data->session_hash.len;
+    if (kind == SF_WIRE_FETCH_ERROR)
+        return env->fetch_error->session_hash.len;
     return 32;
 }
 

@@ -411,6 +411,37 @@ START_TEST(test_config_good)
     sf_pathmap_destroy(&m);
     free(diags);
 
+    /* a node that ships its media, and its cache */
+    diags = s_load_cfg("media: ship\ncache: {dir: /var/cache//stemfarm/, max_size: 20G}\n", &rc, &m);
+    ck_assert_msg(rc == SF_OK, "%s", diags);
+    ck_assert_int_eq(sf_pathmap_media(m), SF_MEDIA_SHIP);
+    ck_assert_str_eq(sf_pathmap_cache_dir(m), "/var/cache/stemfarm");
+    ck_assert_uint_eq(sf_pathmap_cache_max_bytes(m), 20ull << 30);
+    sf_pathmap_destroy(&m);
+    free(diags);
+    diags = s_load_cfg("media: shared\n", &rc, &m);
+    ck_assert_msg(rc == SF_OK, "%s", diags);
+    ck_assert_int_eq(sf_pathmap_media(m), SF_MEDIA_SHARED);
+    ck_assert_ptr_null(sf_pathmap_cache_dir(m));
+    ck_assert_uint_eq(sf_pathmap_cache_max_bytes(m), 0);
+    sf_pathmap_destroy(&m);
+    free(diags);
+    ck_assert_int_eq(sf_pathmap_media(NULL), SF_MEDIA_SHARED);
+    static const struct {
+        const char *text;
+        uint64_t bytes;
+    } sizes[] = {{"1", 1}, {"4096", 4096}, {"3k", 3072}, {"512M", 512u << 20}, {"2T", 2ull << 40}};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        uint64_t v = 0;
+        ck_assert_int_eq(sf_pathmap_parse_size(sizes[i].text, &v, NULL), SF_OK);
+        ck_assert_uint_eq(v, sizes[i].bytes);
+    }
+    static const char *const bad_sizes[] = {"", "G", "-1", "1.5G", "20GB", "0", "99999999999999999999", "5000000T"};
+    for (size_t i = 0; i < sizeof bad_sizes / sizeof *bad_sizes; i++) {
+        uint64_t v = 0;
+        ck_assert_msg(sf_pathmap_parse_size(bad_sizes[i], &v, NULL) == SF_E_INPUT, "'%s' accepted", bad_sizes[i]);
+    }
+
     /* only roots, only rules, or empty lists are configs too */
     static const char *const small[] = {"media_roots: [/mnt/media]\n", "path_map: []\n", "media_roots: []\n"};
     for (size_t i = 0; i < sizeof small / sizeof *small; i++) {
@@ -428,7 +459,7 @@ START_TEST(test_config_errors_at_line_col)
         const char *yaml, *want;
     } cases[] = {
         {"media_roots: [/mnt/media]\npath_mpa: []\n",
-         "node.yaml:2:1: error: unknown key 'path_mpa' (expected media_roots, path_map)\n"},
+         "node.yaml:2:1: error: unknown key 'path_mpa' (expected media_roots, path_map, media, cache)\n"},
         {"media_roots: /mnt/media\n", "node.yaml:1:14: error: 'media_roots' must be a list of folders, not a value\n"},
         {"media_roots:\n  - /mnt/media\n  - media\n  - [/x]\n",
          "node.yaml:3:5: error: media root 'media' is not an absolute POSIX path (expected /...)\n"
@@ -457,6 +488,17 @@ START_TEST(test_config_errors_at_line_col)
         {"", "node.yaml: error: the config file is empty (expected media_roots and path_map)\n"},
         {"- /a\n", "node.yaml:1:1: error: the top level must be a mapping with media_roots and path_map, not a list\n"},
         {"media_roots: [/a]\nmedia_roots: [/b]\n", "node.yaml:2:1: error: duplicate key 'media_roots'\n"},
+        {"media: shipped\n", "node.yaml:1:8: error: unknown media mode 'shipped' (expected shared or ship)\n"},
+        {"media: [ship]\n", "node.yaml:1:8: error: 'media' must be shared or ship, not a list\n"},
+        {"cache: /var/cache\n", "node.yaml:1:8: error: 'cache' must be a mapping with dir and max_size, not a value\n"},
+        {"cache: {dir: cache, max_size: 20X, size: 1}\n",
+         "node.yaml:1:14: error: cache dir 'cache' is not an absolute POSIX path (expected /...)\n"
+         "node.yaml:1:31: error: cache max_size: invalid size '20X' (expected a whole number of bytes above 0 with "
+         "an optional K, M, G or T suffix, e.g. 20G)\n"
+         "node.yaml:1:36: error: unknown key 'size' in cache (expected dir, max_size)\n"},
+        {"cache: {max_size: 0}\n",
+         "node.yaml:1:19: error: cache max_size: invalid size '0' (expected a whole number of bytes above 0 with an "
+         "optional K, M, G or T suffix, e.g. 20G)\n"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         sf_rc rc;

@@ -821,6 +821,222 @@ START_TEST(test_encode_refuses_bad_messages)
     ck_assert_str_eq(err.msg, "status: name is empty");
 }
 
+/* Media shipping: Hello's flag, SessionData's file list, Fetch and its two answers. */
+START_TEST(test_fetch_messages)
+{
+    sf_wire_msg_t m, d;
+    static const uint8_t sha_a[32] = {0xaa, 1, 2, 3}, sha_b[32] = {0xbb, 9};
+
+    m = (sf_wire_msg_t){.kind = SF_WIRE_HELLO};
+    m.u.hello.node_name = "ship-1";
+    m.u.hello.cores = m.u.hello.threads = m.u.hello.slots = 1;
+    m.u.hello.simd = "scalar";
+    m.u.hello.ship_media = true;
+    s_roundtrip(&m, &d);
+    ck_assert(d.u.hello.ship_media);
+    sf_wire_msg_clear(&d);
+
+    sf_wire_media_t files[2] = {{"drums/kick.wav", sha_a, 123456}, {"/abs/ir \xff.wav", sha_b, 1}};
+    m = (sf_wire_msg_t){.kind = SF_WIRE_SESSION};
+    m.u.session.session_hash = s_hash32;
+    m.u.session.path = "/songs/a.yaml";
+    m.u.session.yaml = (const uint8_t *)"version: 1\n";
+    m.u.session.n_yaml_bytes = 11;
+    m.u.session.media = files;
+    m.u.session.n_media = 2;
+    s_roundtrip(&m, &d);
+    ck_assert_uint_eq(d.u.session.n_media, 2);
+    ck_assert_str_eq(d.u.session.media[0].name, "drums/kick.wav");
+    ck_assert_mem_eq(d.u.session.media[0].sha256, sha_a, 32);
+    ck_assert_uint_eq(d.u.session.media[0].n_bytes, 123456);
+    ck_assert_str_eq(d.u.session.media[1].name, "/abs/ir \xff.wav"); /* a path: any bytes but NUL */
+    ck_assert_mem_eq(d.u.session.media[1].sha256, sha_b, 32);
+    sf_wire_msg_clear(&d);
+
+    m = (sf_wire_msg_t){.kind = SF_WIRE_FETCH};
+    m.u.fetch.session_hash = s_hash32;
+    m.u.fetch.index = 4095;
+    m.u.fetch.sha256 = sha_a;
+    m.u.fetch.offset = 3u << 20;
+    m.u.fetch.n_bytes = SF_WIRE_MAX_FETCH_BYTES;
+    s_roundtrip(&m, &d);
+    ck_assert_mem_eq(d.u.fetch.session_hash, s_hash32, 32);
+    ck_assert_uint_eq(d.u.fetch.index, 4095);
+    ck_assert_mem_eq(d.u.fetch.sha256, sha_a, 32);
+    ck_assert_uint_eq(d.u.fetch.offset, 3u << 20);
+    ck_assert_uint_eq(d.u.fetch.n_bytes, SF_WIRE_MAX_FETCH_BYTES);
+    sf_wire_msg_clear(&d);
+
+    uint8_t data[300];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7);
+    m = (sf_wire_msg_t){.kind = SF_WIRE_FETCH_DATA};
+    m.u.fetch_data.session_hash = s_hash32;
+    m.u.fetch_data.index = 1;
+    m.u.fetch_data.offset = 77;
+    m.u.fetch_data.data = data;
+    m.u.fetch_data.n_bytes = sizeof data;
+    s_roundtrip(&m, &d);
+    ck_assert_uint_eq(d.u.fetch_data.index, 1);
+    ck_assert_uint_eq(d.u.fetch_data.offset, 77);
+    ck_assert_uint_eq(d.u.fetch_data.n_bytes, sizeof data);
+    ck_assert_mem_eq(d.u.fetch_data.data, data, sizeof data);
+    sf_wire_msg_clear(&d);
+
+    m = (sf_wire_msg_t){.kind = SF_WIRE_FETCH_ERROR};
+    m.u.fetch_error.session_hash = s_hash32;
+    m.u.fetch_error.index = 2;
+    m.u.fetch_error.offset = 5;
+    m.u.fetch_error.message = "media 2 of session 0102030405 is not served here";
+    s_roundtrip(&m, &d);
+    ck_assert_uint_eq(d.u.fetch_error.index, 2);
+    ck_assert_uint_eq(d.u.fetch_error.offset, 5);
+    ck_assert_str_eq(d.u.fetch_error.message, m.u.fetch_error.message);
+    sf_wire_msg_clear(&d);
+
+    ck_assert_str_eq(sf_wire_kind_name(SF_WIRE_FETCH), "fetch");
+    ck_assert_str_eq(sf_wire_kind_name(SF_WIRE_FETCH_DATA), "fetch_data");
+    ck_assert_str_eq(sf_wire_kind_name(SF_WIRE_FETCH_ERROR), "fetch_error");
+
+    /* encode refuses what decode would */
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    sf_err_t err = {0};
+    m = (sf_wire_msg_t){.kind = SF_WIRE_FETCH};
+    m.u.fetch.session_hash = s_hash32;
+    m.u.fetch.sha256 = sha_a;
+    m.u.fetch.n_bytes = SF_WIRE_MAX_FETCH_BYTES + 1;
+    ck_assert_int_eq(sf_wire_encode(&m, &buf, &n, &err), SF_E_INPUT);
+    ck_assert_str_eq(err.msg, "fetch: length 1048577 out of range 1..1048576");
+    m.u.fetch.n_bytes = 0;
+    ck_assert_int_eq(sf_wire_encode(&m, &buf, &n, &err), SF_E_INPUT);
+    ck_assert_str_eq(err.msg, "fetch: length 0 out of range 1..1048576");
+    m.u.fetch.n_bytes = 1;
+    m.u.fetch.index = SF_WIRE_MAX_LIST;
+    ck_assert_int_eq(sf_wire_encode(&m, &buf, &n, &err), SF_E_INPUT);
+    ck_assert_str_eq(err.msg, "fetch: index 4096 out of range 0..4095");
+    m.u.fetch.index = 0;
+    m.u.fetch.offset = SF_WIRE_MAX_FILE_BYTES + 1;
+    ck_assert_int_eq(sf_wire_encode(&m, &buf, &n, &err), SF_E_INPUT);
+    ck_assert_str_eq(err.msg, "fetch: offset 4611686018427387905 out of range 0..4611686018427387904");
+    m.u.fetch.offset = 0;
+    m.u.fetch.sha256 = NULL;
+    ck_assert_int_eq(sf_wire_encode(&m, &buf, &n, &err), SF_E_INPUT);
+    ck_assert_str_eq(err.msg, "fetch: sha256 must have 32 bytes");
+
+    m = (sf_wire_msg_t){.kind = SF_WIRE_FETCH_ERROR};
+    m.u.fetch_error.session_hash = s_hash32;
+    m.u.fetch_error.message = "";
+    ck_assert_int_eq(sf_wire_encode(&m, &buf, &n, &err), SF_E_INPUT);
+    ck_assert_str_eq(err.msg, "fetch_error: message is empty");
+
+    files[0].n_bytes = 0;
+    m = (sf_wire_msg_t){.kind = SF_WIRE_SESSION};
+    m.u.session.session_hash = s_hash32;
+    m.u.session.path = "/songs/a.yaml";
+    m.u.session.yaml = (const uint8_t *)"version: 1\n";
+    m.u.session.n_yaml_bytes = 11;
+    m.u.session.media = files;
+    m.u.session.n_media = 2;
+    ck_assert_int_eq(sf_wire_encode(&m, &buf, &n, &err), SF_E_INPUT);
+    ck_assert_str_eq(err.msg, "session: media size 0 out of range 1..4611686018427387904");
+    ck_assert_ptr_null(buf);
+}
+END_TEST
+
+typedef struct {
+    const char *what;
+    s_buf_t body;
+    sf_wire_kind_t kind;
+    const char *expect;
+} s_fetch_case_t;
+
+/* Hand-built Fetch traffic that our encoder never sends: each refused with its reason. */
+START_TEST(test_fetch_malformed)
+{
+    s_fetch_case_t cases[8];
+    size_t n_cases = 0;
+    s_buf_t b = {0};
+
+    s_fb(&b, 1, s_hash32, 31);
+    s_fv(&b, 2, 0);
+    s_fb(&b, 3, s_hash32, 32);
+    s_fv(&b, 5, 10);
+    cases[n_cases++] =
+        (s_fetch_case_t){"fetch hash 31", b, SF_WIRE_FETCH, "fetch: session_hash has 31 bytes, expected 32"};
+
+    b = (s_buf_t){0};
+    s_fb(&b, 1, s_hash32, 32);
+    s_fb(&b, 3, s_hash32, 16);
+    s_fv(&b, 5, 10);
+    cases[n_cases++] = (s_fetch_case_t){"fetch sha 16", b, SF_WIRE_FETCH, "fetch: sha256 must have 32 bytes"};
+
+    b = (s_buf_t){0};
+    s_fb(&b, 1, s_hash32, 32);
+    s_fb(&b, 3, s_hash32, 32);
+    s_fv(&b, 5, SF_WIRE_MAX_FETCH_BYTES + 1);
+    cases[n_cases++] =
+        (s_fetch_case_t){"fetch length", b, SF_WIRE_FETCH, "fetch: length 1048577 out of range 1..1048576"};
+
+    b = (s_buf_t){0};
+    s_fb(&b, 1, s_hash32, 32);
+    s_fv(&b, 2, 1);
+    cases[n_cases++] = (s_fetch_case_t){"no data", b, SF_WIRE_FETCH_DATA, "fetch_data: data is empty"};
+
+    b = (s_buf_t){0};
+    s_fb(&b, 1, s_hash32, 32);
+    char *big = calloc(1, SF_WIRE_MAX_FETCH_BYTES + 1);
+    s_fb(&b, 4, big, SF_WIRE_MAX_FETCH_BYTES + 1);
+    free(big);
+    cases[n_cases++] = (s_fetch_case_t){"data too big", b, SF_WIRE_FETCH_DATA,
+                                        "fetch_data: data bytes 1048577 out of range 1..1048576"};
+
+    b = (s_buf_t){0};
+    s_fb(&b, 1, s_hash32, 32);
+    s_fv(&b, 2, SF_WIRE_MAX_LIST);
+    s_fs(&b, 4, "x");
+    cases[n_cases++] =
+        (s_fetch_case_t){"error index", b, SF_WIRE_FETCH_ERROR, "fetch_error: index 4096 out of range 0..4095"};
+
+    /* a media name with a NUL, which protobuf-c would cut short */
+    b = (s_buf_t){0};
+    s_fb(&b, 1, s_hash32, 32);
+    s_fs(&b, 2, "/a.yaml");
+    s_fs(&b, 3, "version: 1\n");
+    s_buf_t f = {0};
+    s_fb(&f, 1, "kick\0.wav", 9);
+    s_fb(&f, 2, s_hash32, 32);
+    s_fv(&f, 3, 10);
+    s_fb(&b, 5, f.p, f.n);
+    s_free_buf(&f);
+    cases[n_cases++] = (s_fetch_case_t){"media NUL", b, SF_WIRE_SESSION, "session: media name contains a NUL byte"};
+
+    b = (s_buf_t){0};
+    s_fb(&b, 1, s_hash32, 32);
+    s_fs(&b, 2, "/a.yaml");
+    s_fs(&b, 3, "version: 1\n");
+    f = (s_buf_t){0};
+    s_fs(&f, 1, "kick.wav");
+    s_fb(&f, 2, s_hash32, 31);
+    s_fv(&f, 3, 10);
+    s_fb(&b, 5, f.p, f.n);
+    s_free_buf(&f);
+    cases[n_cases++] = (s_fetch_case_t){"media sha 31", b, SF_WIRE_SESSION, "session: media 0 has no 32-byte sha256"};
+
+    for (size_t i = 0; i < n_cases; i++) {
+        s_buf_t e = s_env(1, cases[i].kind, &cases[i].body);
+        sf_wire_msg_t m;
+        sf_err_t err = {0};
+        ck_assert_msg(sf_wire_decode(e.p, e.n, &m, &err) == SF_E_PROTO, "%s: decoded", cases[i].what);
+        ck_assert_msg(strstr(err.msg, cases[i].expect), "%s: got '%s', want '%s'", cases[i].what, err.msg,
+                      cases[i].expect);
+        ck_assert_ptr_null(m.owned_);
+        s_free_buf(&e);
+        s_free_buf(&cases[i].body);
+    }
+}
+END_TEST
+
 /* A list longer than the limit is refused before protobuf-c allocates it. */
 START_TEST(test_decode_refuses_long_lists)
 {
@@ -1628,6 +1844,8 @@ int main(void)
     tcase_add_test(unit, test_malformed_inputs);
     tcase_add_test(unit, test_encode_refuses_bad_messages);
     tcase_add_test(unit, test_decode_refuses_long_lists);
+    tcase_add_test(unit, test_fetch_messages);
+    tcase_add_test(unit, test_fetch_malformed);
     tcase_add_test(unit, test_decode_allocation_failures);
     tcase_add_test(unit, test_fuzz_decode);
     tcase_set_timeout(unit, 120);

@@ -66,6 +66,33 @@ sf_rc sf_hash_sha256_file(const char *path, uint8_t out[32], sf_err_t *err)
     return SF_OK;
 }
 
+struct sf_sha256_stream {
+    crypto_hash_sha256_state state;
+};
+
+sf_sha256_stream_t *sf_sha256_stream_new(void)
+{
+    sf_sha256_stream_t *st = sf_calloc(1, sizeof *st);
+    if (st)
+        crypto_hash_sha256_init(&st->state);
+    return st;
+}
+
+void sf_sha256_stream_update(sf_sha256_stream_t *st, const void *data, size_t n_bytes)
+{
+    crypto_hash_sha256_update(&st->state, data, n_bytes);
+}
+
+void sf_sha256_stream_final(sf_sha256_stream_t *st, uint8_t out[32]) { crypto_hash_sha256_final(&st->state, out); }
+
+void sf_sha256_stream_destroy(sf_sha256_stream_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sf_free(*self_p);
+    *self_p = NULL;
+}
+
 void sf_hash_hex(const uint8_t *bytes, size_t n_bytes, char *hex)
 {
     static const char digits[] = "0123456789abcdef";

@@ -55,6 +55,9 @@ struct sf_pathmap {
     char **roots; /* owned: normal absolute POSIX paths, as given */
     size_t n_roots;
     size_t cap_roots;
+    sf_media_mode_t media;    /* `media:`, SF_MEDIA_SHARED by default */
+    char *cache_dir;          /* owned: `cache: {dir}` in normal form, or NULL */
+    uint64_t cache_max_bytes; /* `cache: {max_size}`, 0 when not given */
 };
 
 /* ---- parsing paths ------------------------------------------------------- */
@@ -230,6 +233,7 @@ void sf_pathmap_destroy(sf_pathmap_t **self_p)
     for (size_t i = 0; i < m->n_roots; i++)
         sf_free(m->roots[i]);
     sf_free(m->roots);
+    sf_free(m->cache_dir);
     sf_free(m);
     *self_p = NULL;
 }
@@ -395,6 +399,44 @@ sf_rc sf_pathmap_check_root(const sf_pathmap_t *m, const char *path, char **real
     return SF_OK;
 }
 
+sf_media_mode_t sf_pathmap_media(const sf_pathmap_t *m) { return m ? m->media : SF_MEDIA_SHARED; }
+const char *sf_pathmap_cache_dir(const sf_pathmap_t *m) { return m ? m->cache_dir : NULL; }
+uint64_t sf_pathmap_cache_max_bytes(const sf_pathmap_t *m) { return m ? m->cache_max_bytes : 0; }
+
+sf_rc sf_pathmap_parse_size(const char *text, uint64_t *out, sf_err_t *err)
+{
+    const char *p = text;
+    uint64_t v = 0;
+    if (!isdigit((unsigned char)*p))
+        goto bad;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            goto bad;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    unsigned shift = 0;
+    switch (toupper((unsigned char)*p)) {
+    case '\0': break;
+    case 'K': shift = 10; break;
+    case 'M': shift = 20; break;
+    case 'G': shift = 30; break;
+    case 'T': shift = 40; break;
+    default: goto bad;
+    }
+    if (*p && p[1])
+        goto bad;
+    /* Above 2^62 bytes no disk exists: the bound keeps sums from overflowing. */
+    if (v == 0 || v > (UINT64_C(1) << 62) >> shift)
+        goto bad;
+    *out = v << shift;
+    return SF_OK;
+bad:
+    return SF_ERR(
+        err, SF_E_INPUT,
+        "invalid size '%s' (expected a whole number of bytes above 0 with an optional K, M, G or T suffix, e.g. 20G)",
+        text);
+}
+
 /* ---- the config file ------------------------------------------------------ */
 
 typedef struct {
@@ -556,20 +598,73 @@ static void s_cfg_rules(s_cfg_t *c, const yaml_node_t *list)
         s_cfg_rule(c, yaml_document_get_node(c->doc, *it), index++);
 }
 
+static void s_cfg_media(s_cfg_t *c, const yaml_node_t *v)
+{
+    const char *text = v->type == YAML_SCALAR_NODE ? s_cfg_text(v) : "";
+    if (!strcmp(text, "shared"))
+        c->map->media = SF_MEDIA_SHARED;
+    else if (!strcmp(text, "ship"))
+        c->map->media = SF_MEDIA_SHIP;
+    else if (v->type != YAML_SCALAR_NODE)
+        s_cfg_error(c, v, "'media' must be shared or ship, not %s", s_cfg_kind(v));
+    else
+        s_cfg_error(c, v, "unknown media mode '%s' (expected shared or ship)", text);
+}
+
+static void s_cfg_cache(s_cfg_t *c, const yaml_node_t *map)
+{
+    if (map->type != YAML_MAPPING_NODE) {
+        s_cfg_error(c, map, "'cache' must be a mapping with dir and max_size, not %s", s_cfg_kind(map));
+        return;
+    }
+    const yaml_node_t *dir = NULL, *max = NULL;
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top; pr++) {
+        const yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+        const yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
+        const char *key = k->type == YAML_SCALAR_NODE ? s_cfg_text(k) : "";
+        const yaml_node_t **slot = !strcmp(key, "dir") ? &dir : !strcmp(key, "max_size") ? &max : NULL;
+        if (!slot)
+            s_cfg_error(c, k, "unknown key '%s' in cache (expected dir, max_size)", key);
+        else if (*slot)
+            s_cfg_error(c, k, "duplicate key '%s' in cache", key);
+        else
+            *slot = v;
+    }
+    sf_err_t e = {0};
+    const char *text;
+    if (dir && (text = s_cfg_string(c, dir, "cache dir"))) {
+        sf_rc rc = s_posix_normal(text, "cache dir", &c->map->cache_dir, &e);
+        if (rc == SF_E_NOMEM)
+            c->rc = rc;
+        else if (rc)
+            s_cfg_error(c, dir, "%s", e.msg);
+    }
+    if (max) {
+        if (max->type != YAML_SCALAR_NODE || s_cfg_is_null(max))
+            s_cfg_error(c, max, "cache max_size must be a size such as 20G, not %s", s_cfg_kind(max));
+        else if (sf_pathmap_parse_size(s_cfg_text(max), &c->map->cache_max_bytes, &e))
+            s_cfg_error(c, max, "cache max_size: %s", e.msg);
+    }
+}
+
 static void s_cfg_top(s_cfg_t *c, const yaml_node_t *root)
 {
     if (root->type != YAML_MAPPING_NODE) {
         s_cfg_error(c, root, "the top level must be a mapping with media_roots and path_map, not %s", s_cfg_kind(root));
         return;
     }
-    const yaml_node_t *roots = NULL, *rules = NULL;
+    const yaml_node_t *roots = NULL, *rules = NULL, *media = NULL, *cache = NULL;
     for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
         const yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
         const yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
         const char *key = k->type == YAML_SCALAR_NODE ? s_cfg_text(k) : "";
-        const yaml_node_t **slot = !strcmp(key, "media_roots") ? &roots : !strcmp(key, "path_map") ? &rules : NULL;
+        const yaml_node_t **slot = !strcmp(key, "media_roots") ? &roots
+                                   : !strcmp(key, "path_map")  ? &rules
+                                   : !strcmp(key, "media")     ? &media
+                                   : !strcmp(key, "cache")     ? &cache
+                                                               : NULL;
         if (!slot)
-            s_cfg_error(c, k, "unknown key '%s' (expected media_roots, path_map)", key);
+            s_cfg_error(c, k, "unknown key '%s' (expected media_roots, path_map, media, cache)", key);
         else if (*slot)
             s_cfg_error(c, k, "duplicate key '%s'", key);
         else
@@ -579,6 +674,10 @@ static void s_cfg_top(s_cfg_t *c, const yaml_node_t *root)
         s_cfg_roots(c, roots);
     if (rules && !c->rc)
         s_cfg_rules(c, rules);
+    if (media)
+        s_cfg_media(c, media);
+    if (cache && !c->rc)
+        s_cfg_cache(c, cache);
 }
 
 /* libyaml's complaint at its position (reader errors carry only a byte

@@ -137,6 +137,9 @@ typedef struct {
     /* session.media_root could not be mapped (reported): sources under it
      * are not looked for */
     bool media_root_bad;
+    /* opts.media_lookup and its context: sources and impulse responses by name */
+    sf_rc (*media_lookup)(void *ctx, const char *name, char **path, sf_err_t *err);
+    void *media_lookup_ctx;
 } s_ctx_t;
 
 static sf_mark_t s_mark_of(yaml_mark_t m)
@@ -656,7 +659,9 @@ static char *s_join(s_ctx_t *c, const char *dir, const char *rel)
  * memory (c->rc). */
 static char *s_resolve(s_ctx_t *c, const s_node_t *v, const char *dir, const char *what)
 {
-    if (!c->pathmap || !sf_pathmap_is_absolute(v->text))
+    /* With a media lookup this machine reads no path of the session's own:
+     * the rest stays as written, for messages only. */
+    if (!c->pathmap || c->media_lookup || !sf_pathmap_is_absolute(v->text))
         return s_join(c, dir, v->text);
     char *mapped;
     sf_err_t e = {0};
@@ -666,6 +671,27 @@ static char *s_resolve(s_ctx_t *c, const s_node_t *v, const char *dir, const cha
     else if (rc)
         s_error(c, v->mark, "cannot map %s: %s", what, e.msg); /* e.msg names the path */
     return rc ? NULL : mapped;
+}
+
+/* The file a `what` named v->text is read from: s_resolve's, or with a
+ * media lookup the one it gives. NULL when there is none (reported at v) or
+ * out of memory (c->rc). */
+static char *s_media_path(s_ctx_t *c, const s_node_t *v, const char *what)
+{
+    if (!c->media_lookup)
+        return s_resolve(c, v, c->s->media_root, what);
+    char *path = NULL;
+    sf_err_t e = {0};
+    sf_rc rc = c->media_lookup(c->media_lookup_ctx, v->text, &path, &e);
+    if (rc == SF_E_NOMEM)
+        c->rc = rc;
+    else if (rc)
+        s_error(c, v->mark, "%s '%s' is not available on this machine: %s", what, v->text, e.msg);
+    if (rc) {
+        sf_free(path);
+        return NULL;
+    }
+    return path;
 }
 
 /* "'A', 'B', 'C'" from names(i) for i < n (NULL names skipped), cut short
@@ -1332,8 +1358,9 @@ static void s_ir(s_ctx_t *c, const s_node_t *v, const char *owner, int n_channel
         s_error(c, v->mark, "'ir' in convolve of %s must not be empty", owner);
         return;
     }
-    if (!(ins->ir_path = s_resolve(c, v, c->s->media_root, "impulse response")) || !c->check_sources ||
-        s_under_bad_root(c, v))
+    if (!(ins->ir_name = s_dup(c, v->text)))
+        return;
+    if (!(ins->ir_path = s_media_path(c, v, "impulse response")) || !c->check_sources || s_under_bad_root(c, v))
         return;
     sf_media_info_t info;
     if (!s_check_root(c, v, &ins->ir_path, "impulse response") ||
@@ -1634,7 +1661,9 @@ static bool s_resample(s_ctx_t *c, const s_node_t *v, sf_clip_t *clip)
  * source is unusable (reported at v). */
 static bool s_source(s_ctx_t *c, const s_node_t *v, const s_node_t *v_channel, sf_clip_t *clip)
 {
-    clip->path = s_resolve(c, v, c->s->media_root, "source");
+    if (!(clip->source = s_dup(c, v->text)))
+        return false;
+    clip->path = s_media_path(c, v, "source");
     if (!clip->path)
         return false;
     if (!v->text[0]) {
@@ -2972,6 +3001,8 @@ sf_rc sf_session_load_text(const char *path, const char *yaml, size_t n_bytes, c
                  .check_sources = opts->check_sources,
                  .resample = opts->check_sources && opts->resample,
                  .pathmap = opts->pathmap,
+                 .media_lookup = opts->media_lookup,
+                 .media_lookup_ctx = opts->media_lookup_ctx,
                  .names_complete = true,
                  .bus_names_complete = true,
                  .n_errors_before = n_errors_before};
@@ -2984,8 +3015,14 @@ sf_rc sf_session_load_text(const char *path, const char *yaml, size_t n_bytes, c
         rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
         goto out_destroy;
     }
-    if ((rc = s_base_dir(path, opts->pathmap, &c.s->base_dir, err)))
+    if (opts->base_dir) {
+        if (!(c.s->base_dir = sf_strdup(opts->base_dir))) {
+            rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
+            goto out_destroy;
+        }
+    } else if ((rc = s_base_dir(path, opts->pathmap, &c.s->base_dir, err))) {
         goto out_destroy;
+    }
 
     s_tree_parse(&c, yaml, n_bytes, &root);
     if (!c.rc && !root && diags->n_errors == n_errors_before)
@@ -3073,8 +3110,10 @@ static void s_sends_free(sf_send_t *sends, size_t n)
 
 static void s_fx_free(sf_insert_t *fx, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         sf_free(fx[i].ir_path);
+        sf_free(fx[i].ir_name);
+    }
     sf_free(fx);
 }
 
@@ -3088,6 +3127,7 @@ void sf_session_destroy(sf_session_t **self_p)
         for (size_t k = 0; k < tr->n_clips; k++) {
             sf_free(tr->clips[k].path);
             sf_free(tr->clips[k].original_path);
+            sf_free(tr->clips[k].source);
         }
         sf_free(tr->clips);
         sf_free(tr->name);

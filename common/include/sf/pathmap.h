@@ -35,6 +35,11 @@
  *     - {from: /Volumes/Media, to: /mnt/media}
  *     - {from: 'M:\', to: /mnt/media}
  *     - {from: '\\nas01\media', to: /mnt/media}
+ *   media: shared          # or ship: a node fetches sources from the coordinator
+ *   cache: {dir: /var/cache/stemfarm, max_size: 20G}   # where shipped media are kept
+ *
+ * `media` and `cache` matter to render nodes only; other programs read the
+ * same file and ignore them.
  *
  * A map is immutable once built: threads may share it.
  */
@@ -45,6 +50,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct sf_pathmap sf_pathmap_t;
 
@@ -90,6 +96,20 @@ sf_rc sf_pathmap_check_root(const sf_pathmap_t *m, const char *path, char **real
 sf_rc sf_pathmap_load(const char *path, sf_pathmap_t **out, sf_diags_t *diags, sf_err_t *err);
 
 /* The same from text in memory; `path` names it in messages. */
+typedef enum { SF_MEDIA_SHARED, SF_MEDIA_SHIP } sf_media_mode_t;
+
+/* The config's `media` (SF_MEDIA_SHARED for NULL or when not given),
+ * `cache: {dir}` (normal absolute POSIX path; NULL when not given) and
+ * `cache: {max_size}` in bytes (0 when not given). */
+sf_media_mode_t sf_pathmap_media(const sf_pathmap_t *m);
+const char *sf_pathmap_cache_dir(const sf_pathmap_t *m);
+uint64_t sf_pathmap_cache_max_bytes(const sf_pathmap_t *m);
+
+/* A size: a whole number of bytes (1..2^62) with an optional K, M, G or T
+ * suffix (powers of 1024, either case): "20G", "512m", "4096". SF_E_INPUT
+ * with a message quoting the text. */
+sf_rc sf_pathmap_parse_size(const char *text, uint64_t *out, sf_err_t *err);
+
 sf_rc sf_pathmap_load_text(const char *path, const char *yaml, size_t n_bytes, sf_pathmap_t **out, sf_diags_t *diags,
                            sf_err_t *err);
 

@@ -38,6 +38,8 @@ typedef struct {
     sf_fx_params_t params; /* convolve's ir_path points at ir_path below */
     char *ir_path;         /* owned: the impulse response file read at render time (the
                               resampled copy when its rate differs), or NULL */
+    char *ir_name;         /* owned: `ir` as written in the session (what shipped media are
+                              named by), or NULL */
     sf_mark_t mark;        /* of the effect's entry in `fx:` */
 } sf_insert_t;
 
@@ -83,6 +85,8 @@ typedef struct {
     int source_rate;     /* the original file's rate */
     char *original_path; /* the source as named in the session, resolved (owned), when
                               `path` is a resampled copy; NULL otherwise */
+    char *source;        /* owned: the source as written in the session (what shipped
+                              media are named by) */
 } sf_clip_t;
 
 typedef struct {
@@ -226,6 +230,19 @@ typedef struct {
      * a node passes the coordinator's base_dir, so that the hash stays the
      * coordinator's wherever this machine mounts the session. */
     const char *hash_base_dir;
+    /* NULL (default): sources and impulse responses resolve as above. Else
+     * each is looked up by the name written in the session: the hook returns
+     * the file to read (*path, sf_malloc'd, taken by the loader), or an error
+     * whose message is reported at the name. A node whose media are shipped
+     * reads its cache this way. Nothing else is mapped then (the paths the
+     * node does not read stay as written), and the result is still held to
+     * the media roots of opts.pathmap. */
+    sf_rc (*media_lookup)(void *ctx, const char *name, char **path, sf_err_t *err);
+    void *media_lookup_ctx;
+    /* NULL (default): the session file's folder, mapped and resolved. Else
+     * this folder, used as given: a node that has no copy of the session's
+     * folder passes the coordinator's. */
+    const char *base_dir;
 } sf_session_load_opts_t;
 
 sf_session_load_opts_t sf_session_load_opts_default(void);

@@ -58,10 +58,24 @@ typedef enum {
     SF_WIRE_STATUS_REQUEST,
     SF_WIRE_STATUS,
     SF_WIRE_RESET,
+    SF_WIRE_FETCH,
+    SF_WIRE_FETCH_DATA,
+    SF_WIRE_FETCH_ERROR,
 } sf_wire_kind_t;
 
-#define SF_WIRE_MAX_PRIORITY 100  /* submit.priority: -100..100 */
-#define SF_WIRE_MAX_LIST     4096 /* entries of a status list */
+#define SF_WIRE_MAX_PRIORITY    100  /* submit.priority: -100..100 */
+#define SF_WIRE_MAX_LIST        4096 /* entries of a status list, media files of a session */
+/* The most bytes one Fetch asks for: a node's fetch never holds the
+ * coordinator's loop for long, and heartbeats pass between chunks. */
+#define SF_WIRE_MAX_FETCH_BYTES (1u << 20)
+#define SF_WIRE_MAX_FILE_BYTES  (1ull << 62) /* media file sizes and fetch offsets */
+
+/* A file a session reads, for nodes that ship media (session.media). */
+typedef struct {
+    const char *name;      /* as written in the session */
+    const uint8_t *sha256; /* 32 bytes */
+    uint64_t n_bytes;
+} sf_wire_media_t;
 
 typedef struct {
     uint64_t job_id;
@@ -96,6 +110,7 @@ typedef struct {
             const char *node_name;
             uint32_t cores, threads, slots;
             const char *simd;
+            bool ship_media; /* media: ship -- it sends Fetch */
         } hello;
         struct {
             uint32_t node_id, heartbeat_ms;
@@ -109,7 +124,9 @@ typedef struct {
             const char *path;
             const uint8_t *yaml;
             size_t n_yaml_bytes;
-            const char *base_dir; /* the coordinator's (session hash input); "" or NULL: unknown */
+            const char *base_dir;         /* the coordinator's (session hash input); "" or NULL: unknown */
+            const sf_wire_media_t *media; /* to nodes that ship media; index = position */
+            size_t n_media;
         } session;
         struct {
             uint64_t job_id;
@@ -177,6 +194,26 @@ typedef struct {
         struct {
             const char *reason;
         } reset;
+        struct {
+            const uint8_t *session_hash;
+            uint32_t index; /* into session.media */
+            const uint8_t *sha256;
+            uint64_t offset;
+            uint32_t n_bytes;
+        } fetch;
+        struct {
+            const uint8_t *session_hash;
+            uint32_t index;
+            uint64_t offset;
+            const uint8_t *data;
+            size_t n_bytes;
+        } fetch_data;
+        struct {
+            const uint8_t *session_hash;
+            uint32_t index;
+            uint64_t offset;
+            const char *message;
+        } fetch_error;
     } u;
     void *owned_; /* decoder state; do not touch */
 } sf_wire_msg_t;
@@ -219,7 +256,15 @@ void sf_wire_msg_clear(sf_wire_msg_t *msg);
  *   progress: jobs_done <= jobs_total; done: exit_code 0..255;
  *   status: ..SF_WIRE_MAX_LIST renders and nodes, names as text (node name
  *     1..SF_WIRE_MAX_NAME), session_path a path, jobs_done <= jobs_total;
- *   reset: reason as text.
+ *   reset: reason as text;
+ *   session.media: ..SF_WIRE_MAX_LIST files, each name a path 1.., sha256 32
+ *     bytes, n_bytes 1..SF_WIRE_MAX_FILE_BYTES;
+ *   fetch: session_hash and sha256 32 bytes, index ..SF_WIRE_MAX_LIST-1,
+ *     offset ..SF_WIRE_MAX_FILE_BYTES, n_bytes 1..SF_WIRE_MAX_FETCH_BYTES;
+ *   fetch_data: session_hash 32 bytes, index and offset as fetch, data
+ *     1..SF_WIRE_MAX_FETCH_BYTES bytes;
+ *   fetch_error: session_hash 32 bytes, index and offset as fetch, message
+ *     as text 1...
  * The envelope must carry version SF_WIRE_VERSION and exactly one body. */
 
 /* Makes `s` valid wire text in place: truncates it to SF_WIRE_MAX_TEXT bytes,
