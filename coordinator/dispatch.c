@@ -14,6 +14,7 @@
 #include "deliver.h"
 #include "journal.h"
 #include "plan.h"
+#include "ship.h"
 #include "stitch.h"
 
 #include "sf/alloc.h"
@@ -39,7 +40,8 @@
 #define MAX_KNOWN_SESSIONS SF_WIRE_NODE_SESSIONS /* what a node keeps */
 #define ROUTING_ID_MAX     256
 #define NODE_NAME_MAX      64
-#define RESET_EVERY_MS     2000 /* Resets to one unknown peer, at most one per this */
+#define RESET_EVERY_MS     2000       /* Resets to one unknown peer, at most one per this */
+#define HASH_STEP_BYTES    (8u << 20) /* media hashed per loop round: messages wait at most this long */
 
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_state_t;
 
@@ -57,6 +59,7 @@ typedef struct {
     uint32_t fails_in_row; /* failed jobs since its last good one */
     uint32_t failures;     /* failed jobs since it joined */
     uint64_t jobs_done;
+    bool ship; /* media: ship -- gets the media list and fetches the files */
 } node_t;
 
 /* Quarantines outlive connections: a node that reconnects under the same
@@ -127,6 +130,7 @@ struct render {
     int64_t ineligible_since_ms; /* when a queued job last found no node it may run on; 0: none */
     bool finished;
     journal_t *journal; /* with a state folder: where accepted segments land first */
+    ship_t *ship;       /* made when a shipping node first wants a job; hashed a slice per round */
     dispatch_event_fn fn;
     void *ctx;
     render_t *next;
@@ -223,6 +227,7 @@ static void s_emit(dispatch_t *d, render_t *r, dispatch_event_kind_t kind, int e
 static void s_render_free(render_t *r)
 {
     journal_close(&r->journal);
+    ship_destroy(&r->ship);
     stitch_destroy(&r->stitch, true);
     plan_destroy(&r->plan);
     sf_session_destroy(&r->session);
@@ -574,11 +579,13 @@ static void s_on_hello(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_w
     n->n_id = n_id;
     snprintf(n->name, sizeof n->name, "%s", m->u.hello.node_name);
     n->slots = m->u.hello.slots;
+    n->ship = m->u.hello.ship_media;
     n->alive = true;
     n->last_seen_ms = s_now_ms();
     const quarantine_t *q = s_quarantined(d, n->name, n->last_seen_ms);
-    sf_log(SF_LOG_INFO, "coordinator dispatch", "node '%s' joined: %u cores, %u threads, %u slots, %s%s", n->name,
-           m->u.hello.cores, m->u.hello.threads, n->slots, m->u.hello.simd, q ? " (still quarantined)" : "");
+    sf_log(SF_LOG_INFO, "coordinator dispatch", "node '%s' joined: %u cores, %u threads, %u slots, %s%s%s", n->name,
+           m->u.hello.cores, m->u.hello.threads, n->slots, m->u.hello.simd, n->ship ? ", ships media" : "",
+           q ? " (still quarantined)" : "");
     sf_wire_msg_t w = {.kind = SF_WIRE_WELCOME};
     w.u.welcome.node_id = (uint32_t)d->n_nodes;
     w.u.welcome.heartbeat_ms = (uint32_t)d->cfg.heartbeat_ms;
@@ -668,6 +675,8 @@ static void s_send_job(dispatch_t *d, node_t *n, render_t *r, size_t j)
         m.u.session.base_dir = r->session->base_dir;
         m.u.session.yaml = r->yaml;
         m.u.session.n_yaml_bytes = r->n_yaml_bytes;
+        if (n->ship)
+            m.u.session.media = ship_media(r->ship, &m.u.session.n_media);
         s_send(d, n->id, n->n_id, &m);
         memcpy(n->known[n->n_known++ % MAX_KNOWN_SESSIONS], r->session->hash, SF_SESSION_HASH_BYTES);
     }
@@ -696,6 +705,52 @@ static void s_send_job(dispatch_t *d, node_t *n, render_t *r, size_t j)
     s_send(d, n->id, n->n_id, &m);
 }
 
+/* Whether r's media can go to shipping nodes; the first ask makes the
+ * list, which s_hash_media then hashes a slice per loop round. */
+static bool s_ship_ready(dispatch_t *d, render_t *r)
+{
+    if (r->finished)
+        return false;
+    if (!r->ship) {
+        sf_err_t e = {0};
+        sf_rc rc = ship_new(r->session, &r->ship, &e);
+        if (rc) {
+            char msg[SF_WIRE_MAX_TEXT];
+            snprintf(msg, sizeof msg, "cannot ship the session's media: %s", e.msg);
+            s_finish(d, r, rc == SF_E_NOMEM ? 1 : 2, msg, NULL);
+            return false;
+        }
+        sf_log(SF_LOG_INFO, "coordinator dispatch", "render %u: hashing its media for nodes that ship them", r->id);
+    }
+    return ship_ready(r->ship);
+}
+
+/* Hashes a slice of every render's media that a shipping node waits for.
+ * True when there is more to hash (the loop should not sleep). */
+static bool s_hash_media(dispatch_t *d)
+{
+    bool more = false;
+    for (render_t *r = d->renders; r; r = r->next) {
+        if (r->finished || !r->ship || ship_ready(r->ship))
+            continue;
+        sf_err_t e = {0};
+        int done = ship_hash_step(r->ship, HASH_STEP_BYTES, &e);
+        if (done < 0) {
+            char msg[SF_WIRE_MAX_TEXT];
+            snprintf(msg, sizeof msg, "cannot ship the session's media: %s", e.msg);
+            s_finish(d, r, 1, msg, NULL);
+        } else if (done == 0) {
+            more = true;
+        } else {
+            size_t n_files;
+            ship_media(r->ship, &n_files);
+            sf_log(SF_LOG_INFO, "coordinator dispatch", "render %u: %zu media files hashed, ready to ship", r->id,
+                   n_files);
+        }
+    }
+    return more;
+}
+
 /* Hands out queued jobs one per node per round, so work spreads evenly;
  * each node takes from the first render in priority order that has a job
  * it may run. */
@@ -714,6 +769,8 @@ static void s_assign(dispatch_t *d)
                 continue;
             for (size_t k = 0; k < n_order; k++) {
                 size_t j;
+                if (n->ship && !s_ship_ready(d, d->order[k]))
+                    continue;
                 if (!d->order[k]->finished && s_take_job(d, d->order[k], n, now, &j)) {
                     s_send_job(d, n, d->order[k], j);
                     sent = true;
@@ -1191,6 +1248,64 @@ static void s_on_submit(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_
 
 /* ---- the loop --------------------------------------------------------- */
 
+/* Serves a chunk of a media file of a session being rendered, to a node
+ * that ships media. Everything else is answered with a FetchError saying
+ * why: nothing is read that is not on a render's list. */
+static void s_on_fetch(dispatch_t *d, node_t *n, const sf_wire_msg_t *m)
+{
+    char why[SF_WIRE_MAX_TEXT] = "";
+    render_t *found = NULL;
+    for (render_t *r = d->renders; r && !found; r = r->next)
+        if (!r->finished && r->session && !memcmp(r->session->hash, m->u.fetch.session_hash, SF_SESSION_HASH_BYTES))
+            found = r;
+    char hex[65];
+    sf_hash_hex(m->u.fetch.session_hash, 32, hex);
+    hex[12] = '\0';
+    uint8_t *buf = NULL;
+    size_t n_read = 0;
+    if (!n->ship) {
+        snprintf(why, sizeof why, "this node did not say it ships media (media: ship)");
+    } else if (!found) {
+        snprintf(why, sizeof why, "session %s is not being rendered here", hex);
+    } else if (!found->ship || !ship_ready(found->ship)) {
+        snprintf(why, sizeof why, "the media of session %s are not ready to ship yet", hex);
+    } else if (!(buf = sf_malloc(m->u.fetch.n_bytes))) {
+        snprintf(why, sizeof why, "out of memory on the coordinator");
+    } else {
+        sf_err_t e = {0};
+        if (ship_read(found->ship, m->u.fetch.index, m->u.fetch.sha256, m->u.fetch.offset, buf, m->u.fetch.n_bytes,
+                      &n_read, &e))
+            snprintf(why, sizeof why, "session %s: %s", hex, e.msg);
+    }
+    sf_wire_msg_t a;
+    if (why[0]) {
+        sf_wire_text_sanitize(why);
+        sf_log(SF_LOG_WARN, "coordinator dispatch", "fetch from node '%s' refused: %s", n->name, why);
+        a = (sf_wire_msg_t){.kind = SF_WIRE_FETCH_ERROR};
+        a.u.fetch_error.session_hash = m->u.fetch.session_hash;
+        a.u.fetch_error.index = m->u.fetch.index;
+        a.u.fetch_error.offset = m->u.fetch.offset;
+        a.u.fetch_error.message = why;
+    } else {
+        a = (sf_wire_msg_t){.kind = SF_WIRE_FETCH_DATA};
+        a.u.fetch_data.session_hash = m->u.fetch.session_hash;
+        a.u.fetch_data.index = m->u.fetch.index;
+        a.u.fetch_data.offset = m->u.fetch.offset;
+        a.u.fetch_data.data = buf;
+        a.u.fetch_data.n_bytes = n_read;
+    }
+    s_send(d, n->id, n->n_id, &a);
+    sf_free(buf);
+    /* A node fetching media is working for the jobs that wait for them:
+     * they count as moving, so the stuck check leaves them be. */
+    int64_t now = s_now_ms();
+    int idx = (int)(n - d->nodes);
+    for (render_t *r = d->renders; r && !why[0]; r = r->next)
+        for (size_t j = 0; !r->finished && r->plan && j < r->n_slots; j++)
+            if (r->state[j] == JOB_RUNNING && r->node_of[j] == idx)
+                r->moved_ms[j] = now;
+}
+
 static void s_on_message(dispatch_t *d, const uint8_t *id, size_t n_id, const uint8_t *data, size_t n_bytes)
 {
     sf_wire_msg_t m;
@@ -1204,7 +1319,7 @@ static void s_on_message(dispatch_t *d, const uint8_t *id, size_t n_id, const ui
     if (n)
         n->last_seen_ms = s_now_ms();
     bool node_traffic = m.kind == SF_WIRE_CREDIT || m.kind == SF_WIRE_RESULT || m.kind == SF_WIRE_JOB_ERROR ||
-                        m.kind == SF_WIRE_HEARTBEAT || m.kind == SF_WIRE_BYE;
+                        m.kind == SF_WIRE_HEARTBEAT || m.kind == SF_WIRE_BYE || m.kind == SF_WIRE_FETCH;
     if (!n && node_traffic && m.kind != SF_WIRE_BYE) {
         s_reset_peer(d, id, n_id, m.kind);
         sf_wire_msg_clear(&m);
@@ -1240,6 +1355,10 @@ static void s_on_message(dispatch_t *d, const uint8_t *id, size_t n_id, const ui
     case SF_WIRE_HEARTBEAT:
         if (n)
             s_on_heartbeat(d, n, &m);
+        break;
+    case SF_WIRE_FETCH:
+        if (n)
+            s_on_fetch(d, n, &m);
         break;
     default:
         sf_log(SF_LOG_WARN, "coordinator dispatch", "unexpected %s from %s", sf_wire_kind_name(m.kind),
@@ -1496,7 +1615,7 @@ sf_rc dispatch_run(dispatch_t *d, sf_err_t *err)
         if (d->cfg.drain && atomic_load(d->cfg.drain) && !d->draining)
             s_start_drain(d);
         zmq_pollitem_t item = {.socket = d->router, .events = ZMQ_POLLIN};
-        int ready = zmq_poll(&item, 1, 100);
+        int ready = zmq_poll(&item, 1, s_hash_media(d) ? 0 : 100);
         if (ready < 0 && zmq_errno() != EINTR) {
             rc = SF_ERR(err, SF_E_FARM, "poll failed: %s", zmq_strerror(zmq_errno()));
             break;

@@ -16,6 +16,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -55,7 +56,10 @@ static void s_usage(FILE *out)
                  "                      CURVE-encrypted and the coordinator checks the key\n"
                  "  --config FILE       node config (YAML): path_map rules from the studio's\n"
                  "                      paths to this node's mounts, media_roots it may read\n"
-                 "                      (test a rule with 'stemfarm check-path')\n"
+                 "                      (test a rule with 'stemfarm check-path'); 'media: ship'\n"
+                 "                      fetches sources from the coordinator instead, into\n"
+                 "                      'cache: {dir, max_size}' (default\n"
+                 "                      $XDG_CACHE_HOME/stemfarm/media or ~/.cache/stemfarm/media, 20G)\n"
                  "  -v, --verbose       log every job\n"
                  "  --help              this text\n"
                  "  --version           the version\n"
@@ -123,6 +127,26 @@ static int s_check_name(const char *text)
         if (*p < 0x20 || *p == 0x7f)
             return s_bad("--name must not contain control characters, got '%s'", text);
     return 0;
+}
+
+/* The config's cache folder, else $XDG_CACHE_HOME/stemfarm/media, else
+ * ~/.cache/stemfarm/media. -1 to go on, or exit status 2. */
+static int s_default_cache_dir(const sf_pathmap_t *map, char *buf, size_t n_bytes)
+{
+    const char *dir = sf_pathmap_cache_dir(map), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    int n;
+    if (dir)
+        n = snprintf(buf, n_bytes, "%s", dir);
+    else if (xdg && xdg[0] == '/') /* XDG: a relative value is to be ignored */
+        n = snprintf(buf, n_bytes, "%s/stemfarm/media", xdg);
+    else if (home && home[0] == '/')
+        n = snprintf(buf, n_bytes, "%s/.cache/stemfarm/media", home);
+    else
+        return s_bad("media: ship needs a cache folder: set cache: {dir: ...} in '%s' (HOME is not set)",
+                     s_config_path);
+    if (n < 0 || (size_t)n >= n_bytes)
+        return s_bad("the media cache folder is too long a path");
+    return -1;
 }
 
 /* Parses argv into cfg and the key file paths. Returns -1 to go on, or an
@@ -218,9 +242,20 @@ int main(int argc, char **argv)
                 fprintf(stderr, S_PROG ": %s\n", err.msg);
             return 2;
         }
-        sf_log(SF_LOG_INFO, "node", "config '%s': %zu path_map rules, %zu media roots", s_config_path,
-               sf_pathmap_n_rules(map), sf_pathmap_n_roots(map));
+        sf_log(SF_LOG_INFO, "node", "config '%s': %zu path_map rules, %zu media roots, media %s", s_config_path,
+               sf_pathmap_n_rules(map), sf_pathmap_n_roots(map),
+               sf_pathmap_media(map) == SF_MEDIA_SHIP ? "ship" : "shared");
         cfg.pathmap = map;
+    }
+    char cache_dir[PATH_MAX];
+    if (sf_pathmap_media(map) == SF_MEDIA_SHIP) {
+        if ((rc = s_default_cache_dir(map, cache_dir, sizeof cache_dir)) >= 0) {
+            sf_pathmap_destroy(&map);
+            return rc;
+        }
+        cfg.ship_media = true;
+        cfg.cache_dir = cache_dir;
+        cfg.cache_max_bytes = sf_pathmap_cache_max_bytes(map);
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

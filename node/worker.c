@@ -21,6 +21,8 @@
  */
 #include "worker.h"
 
+#include "cache.h"
+
 #include "sf/alloc.h"
 #include "sf/hash.h"
 #include "sf/log.h"
@@ -32,10 +34,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -47,12 +51,26 @@
 #define S_RECV_BATCH         64    /* messages handled per poll round */
 #define S_RESULT_OVERHEAD    256   /* envelope bytes around the pcm, generous */
 #define S_HELLO_AGAIN_MS     2000  /* Hello again while no Welcome came */
+#define S_FETCH_WINDOW       4     /* Fetch chunks asked for ahead of the data written */
 
 /* ---- tasks and the session cache -------------------------------------- */
 
 typedef enum { S_ENTRY_LOADING, S_ENTRY_READY, S_ENTRY_FAILED } s_entry_state_t;
 
 typedef struct s_task s_task_t;
+
+/* A file of a session whose media are shipped (SessionData.media). */
+typedef struct {
+    char *name; /* owned: as written in the session */
+    uint8_t sha256[32];
+    uint64_t n_bytes;
+    bool cached; /* in the cache, verified or fetched */
+} s_media_t;
+
+/* Where a shipped session is before it loads: its cached files are
+ * verified (a render thread), then the missing ones fetched (main thread),
+ * then it loads like any session. */
+typedef enum { S_SHIP_NONE, S_SHIP_VERIFY, S_SHIP_FETCH, S_SHIP_DONE } s_ship_phase_t;
 
 typedef struct {
     uint8_t hash[32];
@@ -62,9 +80,15 @@ typedef struct {
     int refs;                       /* tasks queued or running that use it */
     uint64_t received;              /* tick of its last SessionData: eviction order */
     s_task_t *parked, *parked_tail; /* jobs waiting for a LOADING session */
+    /* media: ship */
+    s_media_t *media; /* owned, n_media: what the session reads */
+    size_t n_media;
+    s_ship_phase_t phase;
+    size_t fetch_at; /* S_SHIP_FETCH: media before it are cached */
+    s_task_t *load;  /* the load, held (with its ref) until the media are in */
 } s_entry_t;
 
-typedef enum { S_TASK_LOAD, S_TASK_JOB } s_task_kind_t;
+typedef enum { S_TASK_LOAD, S_TASK_JOB, S_TASK_VERIFY } s_task_kind_t;
 
 struct s_task {
     s_task_t *next;
@@ -86,6 +110,13 @@ struct s_task {
     const sf_pathmap_t *pathmap; /* the node's config, shared read-only */
     char *yaml;
     size_t n_yaml_bytes;
+    /* load and verify of shipped media: the entry's list (read-only while
+     * the task is out) and the cache folder */
+    const s_media_t *media;
+    size_t n_media;
+    const char *cache_dir;
+    bool *verified; /* verify output, n_media (owned) */
+    size_t n_corrupt;
     /* output */
     sf_rc rc;
     char msg[SF_WIRE_MAX_TEXT + 1]; /* error message when rc != 0 */
@@ -129,6 +160,7 @@ static void s_task_free(s_task_t *t)
     sf_free(t->path);
     sf_free(t->base_dir);
     sf_free(t->yaml);
+    sf_free(t->verified);
     sf_session_destroy(&t->loaded);
     sf_free(t->packed);
     sf_free(t);
@@ -164,6 +196,22 @@ static void s_task_fail(s_task_t *t, sf_rc rc, const char *msg)
     snprintf(t->msg, sizeof t->msg, "%s", msg && *msg ? msg : sf_rc_name(t->rc));
 }
 
+/* A shipped session's sources: the cached file of the name's hash. */
+static sf_rc s_media_lookup(void *ctx, const char *name, char **path, sf_err_t *err)
+{
+    const s_task_t *t = ctx;
+    for (size_t i = 0; i < t->n_media; i++) {
+        if (strcmp(t->media[i].name, name) != 0)
+            continue;
+        char buf[PATH_MAX];
+        cache_path(t->cache_dir, t->media[i].sha256, buf, sizeof buf);
+        if (!(*path = sf_strdup(buf)))
+            return SF_ERR(err, SF_E_NOMEM, "out of memory");
+        return SF_OK;
+    }
+    return SF_ERR(err, SF_E_INPUT, "the coordinator did not ship it (it is not among the session's media)");
+}
+
 static void s_run_load(s_task_t *t)
 {
     sf_session_load_opts_t opts = sf_session_load_opts_default();
@@ -172,6 +220,15 @@ static void s_run_load(s_task_t *t)
      * view; the session's identity (its hash) stays the coordinator's. */
     opts.pathmap = t->pathmap;
     opts.hash_base_dir = t->base_dir[0] ? t->base_dir : NULL;
+    if (t->cache_dir) {
+        /* Shipped: every file comes from the cache, which is this node's
+         * only media root (t->pathmap); the session's folder exists only
+         * on the coordinator. Shipped files are at the session rate. */
+        opts.media_lookup = s_media_lookup;
+        opts.media_lookup_ctx = t;
+        opts.base_dir = t->base_dir[0] ? t->base_dir : "/";
+        opts.resample = false;
+    }
     sf_diags_t diags = SF_DIAGS_INIT;
     sf_err_t err = {0};
     sf_rc rc = sf_session_load_text(t->path, t->yaml, t->n_yaml_bytes, &opts, &t->loaded, &diags, &err);
@@ -265,6 +322,22 @@ done:
     sf_free(pcm);
 }
 
+/* Hashes every cached file of a shipped session again: a file that went
+ * bad on disk is deleted here and fetched again, never rendered from. */
+static void s_run_verify(s_task_t *t)
+{
+    t->rc = SF_OK;
+    for (size_t i = 0; i < t->n_media; i++) {
+        sf_err_t err = {0};
+        sf_rc rc = cache_verify(t->cache_dir, t->media[i].sha256, t->media[i].n_bytes, &err);
+        t->verified[i] = rc == SF_OK;
+        if (rc == SF_E_IO) {
+            if (!t->n_corrupt++)
+                snprintf(t->msg, sizeof t->msg, "%s", err.msg);
+        }
+    }
+}
+
 static void *s_render_thread(void *arg)
 {
     s_pool_t *pool = arg;
@@ -279,6 +352,8 @@ static void *s_render_thread(void *arg)
             break;
         if (t->kind == S_TASK_LOAD)
             s_run_load(t);
+        else if (t->kind == S_TASK_VERIFY)
+            s_run_verify(t);
         else
             s_run_job(t);
         pthread_mutex_lock(&pool->mu);
@@ -385,6 +460,14 @@ typedef struct {
     uint64_t tick;
     s_pool_t pool;
     int pool_started;
+    /* media: ship */
+    cache_t *cache;           /* NULL: media are shared */
+    sf_pathmap_t *ship_roots; /* the cache folder as the only media root */
+    s_entry_t *fetching;      /* whose file fetching->fetch_at is coming in, or NULL */
+    cache_part_t *part;
+    uint64_t requested;  /* bytes of it asked for */
+    int64_t fetch_rx_ms; /* when its last bytes came */
+    uint64_t fetched_files, fetched_bytes, evicted_files;
 } s_worker_t;
 
 static void s_zfree(void *data, void *hint)
@@ -507,6 +590,10 @@ static void s_entry_free(s_entry_t *e)
         return;
     sf_session_destroy(&e->session);
     sf_free(e->error);
+    for (size_t i = 0; i < e->n_media; i++)
+        sf_free(e->media[i].name);
+    sf_free(e->media);
+    s_task_free(e->load);
     s_task_t *t;
     s_list_t parked = {e->parked, e->parked_tail};
     while ((t = s_list_pop(&parked)))
@@ -587,6 +674,281 @@ static void s_on_welcome(s_worker_t *w, const sf_wire_msg_t *m)
         s_send_credit(w, (uint32_t)free_slots);
 }
 
+/* ---- shipped media ------------------------------------------------------ */
+
+static void s_send_job_error(s_worker_t *w, uint64_t job_id, uint32_t attempt, const char *message);
+static void s_fetch_next(s_worker_t *w);
+
+/* Answers the jobs parked on e, now that it is READY (they go to the
+ * pool) or FAILED (each gets e->error). */
+static void s_release_parked(s_worker_t *w, s_entry_t *e)
+{
+    s_list_t parked = {e->parked, e->parked_tail};
+    e->parked = e->parked_tail = NULL;
+    s_task_t *job;
+    while ((job = s_list_pop(&parked))) {
+        if (e->state == S_ENTRY_READY) {
+            s_dispatch_job(w, e, job);
+        } else if (job->era != w->era) {
+            s_unhold(w, job);
+            s_drop_stale(w, job);
+            s_task_free(job);
+        } else {
+            s_unhold(w, job);
+            s_send_job_error(w, job->job_id, job->attempt, e->error ? e->error : "the session failed to load");
+            s_task_free(job);
+        }
+    }
+}
+
+/* A shipped session that cannot get its media: it fails like a session
+ * that cannot load, and its jobs go back to the coordinator. */
+static void s_ship_fail(s_worker_t *w, s_entry_t *e, const char *msg)
+{
+    char hex[13];
+    s_hex12(e->hash, hex);
+    sf_log(SF_LOG_ERROR, w->component, "session %s: %s", hex, msg);
+    e->state = S_ENTRY_FAILED;
+    e->phase = S_SHIP_DONE;
+    sf_free(e->error);
+    e->error = sf_strdup(msg);
+    if (e->load) {
+        s_task_free(e->load);
+        e->load = NULL;
+        e->refs--;
+    }
+    s_release_parked(w, e);
+}
+
+/* Takes the media list of SessionData m for entry e and starts checking
+ * what the cache already holds; `load` waits in e until all is there. */
+static void s_ship_session(s_worker_t *w, s_entry_t *e, s_task_t *load, const sf_wire_msg_t *m)
+{
+    load->cache_dir = cache_dir(w->cache);
+    load->pathmap = w->ship_roots;
+    e->load = load;
+    e->phase = S_SHIP_VERIFY;
+    for (size_t i = 0; i < e->n_media; i++)
+        sf_free(e->media[i].name);
+    sf_free(e->media);
+    e->n_media = 0;
+    e->fetch_at = 0;
+    size_t n = m->u.session.n_media;
+    e->media = n ? sf_calloc(n, sizeof *e->media) : NULL;
+    s_task_t *t = sf_calloc(1, sizeof *t);
+    bool ok = t && (!n || e->media) && (t->verified = sf_calloc(n ? n : 1, sizeof *t->verified));
+    for (size_t i = 0; ok && i < n; i++) {
+        const sf_wire_media_t *f = &m->u.session.media[i];
+        ok = (e->media[i].name = sf_strdup(f->name)) != NULL;
+        memcpy(e->media[i].sha256, f->sha256, 32);
+        e->media[i].n_bytes = f->n_bytes;
+        e->n_media = i + 1;
+    }
+    if (!ok) {
+        s_task_free(t);
+        s_ship_fail(w, e, "out of memory taking the session's media list");
+        return;
+    }
+    load->media = e->media;
+    load->n_media = e->n_media;
+    t->kind = S_TASK_VERIFY;
+    t->entry = e;
+    t->media = e->media;
+    t->n_media = e->n_media;
+    t->cache_dir = cache_dir(w->cache);
+    e->refs++;
+    s_pool_submit(&w->pool, t);
+}
+
+static void s_on_verified(s_worker_t *w, s_task_t *t)
+{
+    s_entry_t *e = t->entry;
+    e->refs--;
+    char hex[13];
+    s_hex12(e->hash, hex);
+    if (t->n_corrupt)
+        sf_log(SF_LOG_WARN, w->component, "session %s: %zu cached media files were bad and are fetched again: %s", hex,
+               t->n_corrupt, t->msg);
+    size_t n_cached = 0;
+    uint64_t n_missing_bytes = 0;
+    for (size_t i = 0; i < e->n_media; i++) {
+        e->media[i].cached = t->verified[i];
+        n_cached += t->verified[i];
+        n_missing_bytes += t->verified[i] ? 0 : e->media[i].n_bytes;
+    }
+    sf_log(SF_LOG_INFO, w->component, "session %s: %zu media files, %zu in the cache, %zu to fetch (%" PRIu64 " bytes)",
+           hex, e->n_media, n_cached, e->n_media - n_cached, n_missing_bytes);
+    s_task_free(t);
+    if (e->state != S_ENTRY_LOADING)
+        return;
+    e->phase = S_SHIP_FETCH;
+    s_fetch_next(w);
+}
+
+/* Every media hash of the sessions this node holds: never evicted. */
+static uint8_t (*s_in_use(const s_worker_t *w, size_t *n_out))[32]
+{
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_entries; i++)
+        n += w->entries[i]->n_media;
+    uint8_t(*keep)[32] = sf_malloc((n ? n : 1) * sizeof *keep);
+    if (!keep)
+        return NULL;
+    n = 0;
+    for (size_t i = 0; i < w->n_entries; i++)
+        for (size_t k = 0; k < w->entries[i]->n_media; k++)
+            memcpy(keep[n++], w->entries[i]->media[k].sha256, 32);
+    *n_out = n;
+    return keep;
+}
+
+static void s_fetch_request(s_worker_t *w)
+{
+    s_entry_t *e = w->fetching;
+    const s_media_t *f = &e->media[e->fetch_at];
+    while (w->requested < f->n_bytes &&
+           w->requested - cache_part_written(w->part) < (uint64_t)S_FETCH_WINDOW * SF_WIRE_MAX_FETCH_BYTES) {
+        uint64_t left = f->n_bytes - w->requested;
+        sf_wire_msg_t m = {.kind = SF_WIRE_FETCH};
+        m.u.fetch.session_hash = e->hash;
+        m.u.fetch.index = (uint32_t)e->fetch_at;
+        m.u.fetch.sha256 = f->sha256;
+        m.u.fetch.offset = w->requested;
+        m.u.fetch.n_bytes = (uint32_t)(left < SF_WIRE_MAX_FETCH_BYTES ? left : SF_WIRE_MAX_FETCH_BYTES);
+        if (s_send(w, &m))
+            return; /* the fetch times out and fails the session */
+        w->requested += m.u.fetch.n_bytes;
+    }
+}
+
+/* Starts the next file any shipped session is missing, one at a time;
+ * a session with every file in goes on to load. */
+static void s_fetch_next(s_worker_t *w)
+{
+    while (!w->fetching) {
+        s_entry_t *e = NULL;
+        for (size_t i = 0; i < w->n_entries; i++) {
+            s_entry_t *c = w->entries[i];
+            if (c->state == S_ENTRY_LOADING && c->phase == S_SHIP_FETCH && (!e || c->received < e->received))
+                e = c;
+        }
+        if (!e)
+            return;
+        char path[PATH_MAX];
+        struct stat st;
+        while (e->fetch_at < e->n_media) {
+            s_media_t *f = &e->media[e->fetch_at];
+            /* Another session may have brought the same bytes in meanwhile. */
+            cache_path(cache_dir(w->cache), f->sha256, path, sizeof path);
+            if (!f->cached && stat(path, &st) == 0 && (uint64_t)st.st_size == f->n_bytes)
+                f->cached = true;
+            if (!f->cached)
+                break;
+            e->fetch_at++;
+        }
+        if (e->fetch_at == e->n_media) {
+            char hex[13];
+            s_hex12(e->hash, hex);
+            e->phase = S_SHIP_DONE;
+            s_task_t *load = e->load;
+            e->load = NULL;
+            if (w->cfg->verbose)
+                sf_log(SF_LOG_INFO, w->component, "loading session %s from the media cache", hex);
+            s_pool_submit(&w->pool, load);
+            continue;
+        }
+        s_media_t *f = &e->media[e->fetch_at];
+        size_t n_keep = 0, n_evicted = 0;
+        uint8_t(*keep)[32] = s_in_use(w, &n_keep);
+        sf_err_t err = {0};
+        sf_rc rc = keep ? cache_make_room(w->cache, f->n_bytes, (const uint8_t(*)[32])keep, n_keep, &n_evicted, &err)
+                        : SF_ERR(&err, SF_E_NOMEM, "out of memory");
+        sf_free(keep);
+        w->evicted_files += n_evicted;
+        if (n_evicted)
+            sf_log(SF_LOG_INFO, w->component,
+                   "media cache: %zu least recently used files evicted to stay under %" PRIu64 " bytes", n_evicted,
+                   cache_max_bytes(w->cache));
+        if (!rc)
+            rc = cache_part_open(w->cache, f->sha256, f->n_bytes, &w->part, &err);
+        if (rc) {
+            char msg[SF_WIRE_MAX_TEXT];
+            snprintf(msg, sizeof msg, "cannot fetch media '%s': %s", f->name, err.msg);
+            s_ship_fail(w, e, msg);
+            continue;
+        }
+        w->fetching = e;
+        w->requested = 0;
+        w->fetch_rx_ms = s_now_ms();
+        s_fetch_request(w);
+    }
+}
+
+/* The fetch in progress ends, well or not; the next one starts. */
+static void s_fetch_end(s_worker_t *w, const char *fail_msg)
+{
+    s_entry_t *e = w->fetching;
+    w->fetching = NULL;
+    cache_part_abort(&w->part);
+    if (fail_msg)
+        s_ship_fail(w, e, fail_msg);
+    s_fetch_next(w);
+}
+
+static bool s_fetch_matches(const s_worker_t *w, const uint8_t *session_hash, uint32_t index)
+{
+    return w->fetching && !memcmp(w->fetching->hash, session_hash, 32) && index == w->fetching->fetch_at;
+}
+
+static void s_on_fetch_data(s_worker_t *w, const sf_wire_msg_t *m)
+{
+    if (!s_fetch_matches(w, m->u.fetch_data.session_hash, m->u.fetch_data.index) ||
+        m->u.fetch_data.offset != cache_part_written(w->part)) {
+        sf_log(SF_LOG_DEBUG, w->component, "fetch data for a fetch no longer running, dropped");
+        return;
+    }
+    s_entry_t *e = w->fetching;
+    s_media_t *f = &e->media[e->fetch_at];
+    char msg[SF_WIRE_MAX_TEXT];
+    sf_err_t err = {0};
+    w->fetch_rx_ms = s_now_ms();
+    if (cache_part_write(w->part, m->u.fetch_data.offset, m->u.fetch_data.data, m->u.fetch_data.n_bytes, &err)) {
+        snprintf(msg, sizeof msg, "cannot fetch media '%s': %s", f->name, err.msg);
+        s_fetch_end(w, msg);
+        return;
+    }
+    if (cache_part_written(w->part) < f->n_bytes) {
+        s_fetch_request(w);
+        return;
+    }
+    sf_rc rc = cache_part_finish(&w->part, &err);
+    if (rc) {
+        snprintf(msg, sizeof msg, "media '%s' %s: %s", f->name, rc == SF_E_INPUT ? "arrived corrupt" : "cannot be kept",
+                 err.msg);
+        s_fetch_end(w, msg);
+        return;
+    }
+    char hex[65];
+    sf_hash_hex(f->sha256, 32, hex);
+    sf_log(SF_LOG_INFO, w->component, "fetched media '%s' (%" PRIu64 " bytes, sha256 %.12s), verified", f->name,
+           f->n_bytes, hex);
+    w->fetched_files++;
+    w->fetched_bytes += f->n_bytes;
+    f->cached = true;
+    e->fetch_at++;
+    s_fetch_end(w, NULL);
+}
+
+static void s_on_fetch_error(s_worker_t *w, const sf_wire_msg_t *m)
+{
+    if (!s_fetch_matches(w, m->u.fetch_error.session_hash, m->u.fetch_error.index))
+        return;
+    char msg[SF_WIRE_MAX_TEXT];
+    snprintf(msg, sizeof msg, "cannot fetch media '%s': the coordinator says: %s",
+             w->fetching->media[w->fetching->fetch_at].name, m->u.fetch_error.message);
+    s_fetch_end(w, msg);
+}
+
 static void s_on_session(s_worker_t *w, const sf_wire_msg_t *m)
 {
     char hex[13];
@@ -628,9 +990,13 @@ static void s_on_session(s_worker_t *w, const sf_wire_msg_t *m)
     t->n_yaml_bytes = m->u.session.n_yaml_bytes;
     t->entry = e;
     e->refs++;
-    if (w->cfg->verbose)
-        sf_log(SF_LOG_INFO, w->component, "loading session %s from '%s'", hex, t->path);
-    s_pool_submit(&w->pool, t);
+    if (w->cache) {
+        s_ship_session(w, e, t, m);
+    } else {
+        if (w->cfg->verbose)
+            sf_log(SF_LOG_INFO, w->component, "loading session %s from '%s'", hex, t->path);
+        s_pool_submit(&w->pool, t);
+    }
     s_cache_trim(w);
 }
 
@@ -695,6 +1061,8 @@ static int s_on_message(s_worker_t *w, const uint8_t *data, size_t n_bytes)
     case SF_WIRE_SESSION: s_on_session(w, &m); break;
     case SF_WIRE_JOB: s_on_job(w, &m); break;
     case SF_WIRE_HEARTBEAT: break;
+    case SF_WIRE_FETCH_DATA: s_on_fetch_data(w, &m); break;
+    case SF_WIRE_FETCH_ERROR: s_on_fetch_error(w, &m); break;
     case SF_WIRE_RESET:
         sf_log(SF_LOG_WARN, w->component, "the coordinator at %s asks this node to join again: %s", w->endpoint,
                m.u.reset.reason);
@@ -743,22 +1111,7 @@ static void s_on_loaded(s_worker_t *w, s_task_t *t)
         e->error = sf_strdup(t->msg);
         sf_log(SF_LOG_ERROR, w->component, "session %s from '%s' failed to load: %s", hex, t->path, t->msg);
     }
-    s_list_t parked = {e->parked, e->parked_tail};
-    e->parked = e->parked_tail = NULL;
-    s_task_t *job;
-    while ((job = s_list_pop(&parked))) {
-        if (e->state == S_ENTRY_READY) {
-            s_dispatch_job(w, e, job);
-        } else if (job->era != w->era) {
-            s_unhold(w, job);
-            s_drop_stale(w, job);
-            s_task_free(job);
-        } else {
-            s_unhold(w, job);
-            s_send_job_error(w, job->job_id, job->attempt, e->error ? e->error : t->msg);
-            s_task_free(job);
-        }
-    }
+    s_release_parked(w, e);
     s_task_free(t);
     s_cache_trim(w);
 }
@@ -804,6 +1157,8 @@ static void s_drain_done(s_worker_t *w)
     while ((t = s_list_pop(&done))) {
         if (t->kind == S_TASK_LOAD)
             s_on_loaded(w, t);
+        else if (t->kind == S_TASK_VERIFY)
+            s_on_verified(w, t);
         else
             s_on_rendered(w, t);
     }
@@ -890,6 +1245,7 @@ static void s_send_hello(s_worker_t *w)
     m.u.hello.threads = (uint32_t)w->omp_threads;
     m.u.hello.slots = (uint32_t)w->slots;
     m.u.hello.simd = sf_wire_simd_level();
+    m.u.hello.ship_media = w->cache != NULL;
     s_send(w, &m);
 }
 
@@ -975,6 +1331,12 @@ static int s_loop(s_worker_t *w)
                        (double)(now - started) / 1000.0);
             return 3;
         }
+        if (w->fetching && now - w->fetch_rx_ms >= w->timeout_ms) {
+            char msg[SF_WIRE_MAX_TEXT];
+            snprintf(msg, sizeof msg, "cannot fetch media '%s': no data from the coordinator for %.1f s",
+                     w->fetching->media[w->fetching->fetch_at].name, (double)(now - w->fetch_rx_ms) / 1000.0);
+            s_fetch_end(w, msg);
+        }
         if (w->welcomed && now >= next_hb) {
             s_send_heartbeat(w);
             next_hb = now + w->heartbeat_ms;
@@ -1016,7 +1378,24 @@ int worker_run(const worker_config_t *cfg)
         sf_log(SF_LOG_ERROR, w.component, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
         return 3;
     }
-    int rc = s_open_socket(&w, ctx);
+    int rc = 0;
+    if (cfg->ship_media) {
+        sf_err_t err = {0};
+        if (!cfg->cache_dir || cfg->cache_dir[0] != '/') {
+            sf_log(SF_LOG_ERROR, w.component, "bad configuration: media: ship needs an absolute cache folder");
+            rc = 2;
+        } else if (cache_open(cfg->cache_dir, cfg->cache_max_bytes, &w.cache, &err) ||
+                   sf_pathmap_new(&w.ship_roots, &err) || sf_pathmap_add_root(w.ship_roots, cfg->cache_dir, &err)) {
+            sf_log(SF_LOG_ERROR, w.component, "%s", err.msg);
+            rc = 2;
+        } else {
+            sf_log(SF_LOG_INFO, w.component, "media: ship, cached in '%s' (at most %" PRIu64 " bytes)",
+                   cache_dir(w.cache), cache_max_bytes(w.cache));
+        }
+        if (rc)
+            goto close_socket;
+    }
+    rc = s_open_socket(&w, ctx);
     if (rc)
         goto close_socket;
     if (s_pool_start(&w.pool, w.slots, w.omp_threads)) {
@@ -1027,7 +1406,12 @@ int worker_run(const worker_config_t *cfg)
     }
     w.pool_started = 1;
     rc = s_loop(&w);
-    if (w.jobs_done || w.jobs_failed || cfg->verbose)
+    if (w.cache)
+        sf_log(SF_LOG_INFO, w.component,
+               "left: %" PRIu64 " jobs done, %" PRIu64 " failed; media fetched: %" PRIu64 " files, %" PRIu64
+               " bytes; %" PRIu64 " evicted",
+               w.jobs_done, w.jobs_failed, w.fetched_files, w.fetched_bytes, w.evicted_files);
+    else if (w.jobs_done || w.jobs_failed || cfg->verbose)
         sf_log(SF_LOG_INFO, w.component, "left: %" PRIu64 " jobs done, %" PRIu64 " failed", w.jobs_done, w.jobs_failed);
 stop_pool:
     if (w.pool_started)
@@ -1037,6 +1421,9 @@ stop_pool:
     sf_free(w.entries);
     sf_free(w.held);
 close_socket:
+    cache_part_abort(&w.part);
+    cache_destroy(&w.cache);
+    sf_pathmap_destroy(&w.ship_roots);
     if (w.sock)
         zmq_close(w.sock);
     if (own_ctx)

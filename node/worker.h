@@ -16,6 +16,8 @@
 #include "sf/pathmap.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 typedef struct {
     const char *endpoint;       /* tcp://HOST:PORT or inproc://NAME */
@@ -32,6 +34,12 @@ typedef struct {
      * storage (path_map, media_roots) for every session it loads. Borrowed:
      * it outlives the worker. */
     const sf_pathmap_t *pathmap;
+    /* media: ship. The node reads no session folder: it fetches every file
+     * a session reads from the coordinator into cache_dir (node/cache.h),
+     * verifying each by its SHA-256, and reads only there. */
+    bool ship_media;
+    const char *cache_dir;    /* absolute; needed with ship_media */
+    uint64_t cache_max_bytes; /* the cache's cap; 0: CACHE_DEFAULT_MAX_BYTES (20 GiB) */
 } worker_config_t;
 
 /* Returns 0 after a shutdown from the coordinator or a stop request, 3 when
