@@ -549,6 +549,9 @@ START_TEST(test_config_file_and_example)
     s_expect_map(m, "M:\\Projects\\Song\\kick.wav", "/mnt/media/Projects/Song/kick.wav");
     s_expect_map(m, "\\\\nas01\\media\\Projects\\Song\\kick.wav", "/mnt/media/Projects/Song/kick.wav");
     s_expect_map(m, "/Volumes/Media/Projects/Song/kick.wav", "/mnt/media/Projects/Song/kick.wav");
+    ck_assert_int_eq(sf_pathmap_media(m), SF_MEDIA_SHARED);
+    ck_assert_str_eq(sf_pathmap_cache_dir(m), "/var/cache/stemfarm");
+    ck_assert_uint_eq(sf_pathmap_cache_max_bytes(m), 20ull << 30);
     sf_pathmap_destroy(&m);
     sf_diags_free(&diags);
     free(example);

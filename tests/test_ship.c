@@ -13,6 +13,8 @@
  *   - a scripted node (a DEALER speaking the protocol) gets a precise
  *     FetchError for every fetch the coordinator does not serve, and the
  *     file's bytes for one it does;
+ *   - a scripted coordinator (a ROUTER) ships bytes that do not match their
+ *     SHA-256: the node keeps nothing and fails the job saying so;
  *   - bad media/cache config values: file:line:col and exit 2. */
 /* realpath(3) is XSI. */
 #define _XOPEN_SOURCE 700
@@ -96,6 +98,14 @@ static char *s_node_config(const char *name, const char *max_size)
     return tu_write_text(s_dir, name, yaml);
 }
 
+/* A sanitizer build's children report there, and must not. */
+static void s_assert_clean_log(const char *path)
+{
+    char *log = tu_slurp(path, NULL);
+    ck_assert_msg(!strstr(log, "Sanitizer") && !strstr(log, "runtime error:"), "%s:\n%s", path, log);
+    free(log);
+}
+
 typedef struct {
     int rc;
     char *err;      /* the client's stderr */
@@ -110,8 +120,11 @@ static run_t s_farm_render(const char *node_cfg, const char *out_name)
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
     char *coord_log = tu_path(s_dir, "coordinator.log"), *node_log = tu_path(s_dir, "node.log");
     unlink(node_log);
+    char *state = tu_path(s_dir, "state"); /* journals of its own: no other coordinator's lock or renders */
     pid_t coord =
-        tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "coordinator", "--bind", endpoint, NULL}, coord_log);
+        tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "coordinator", "--bind", endpoint, "--state", state, NULL},
+                 coord_log);
+    free(state);
     pid_t node = tu_spawn((char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "1", "--name",
                                           "ship-node", "--config", (char *)node_cfg, NULL},
                           node_log);
@@ -122,6 +135,8 @@ static run_t s_farm_render(const char *node_cfg, const char *out_name)
     ck_assert_int_eq(tu_stop(coord), 0);
     ck_assert_int_eq(tu_stop(node), 0);
     r.node_log = tu_slurp(node_log, NULL);
+    s_assert_clean_log(node_log);
+    s_assert_clean_log(coord_log);
     free(session);
     free(coord_log);
     free(node_log);
@@ -351,8 +366,11 @@ START_TEST(test_fetch_serves_only_what_is_being_rendered)
     char endpoint[64], args[8192];
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
     char *coord_log = tu_path(s_dir, "coordinator.log");
+    char *state = tu_path(s_dir, "state"); /* journals of its own: no other coordinator's lock or renders */
     pid_t coord =
-        tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "coordinator", "--bind", endpoint, NULL}, coord_log);
+        tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "coordinator", "--bind", endpoint, "--state", state, NULL},
+                 coord_log);
+    free(state);
     tu_sleep_ms(300);
     void *ctx = zmq_ctx_new();
     void *ship = s_dealer(ctx, endpoint, "scripted-ship", true);
@@ -419,7 +437,6 @@ START_TEST(test_fetch_serves_only_what_is_being_rendered)
     ck_assert_uint_eq(data.u.fetch_data.n_bytes, 100);
     ck_assert_mem_eq(data.u.fetch_data.data, file + n_file - 100, 100);
     sf_wire_msg_clear(&data);
-    sf_wire_msg_clear(&sd);
 
     /* a peer that never said hello is told to */
     void *stranger = zmq_socket(ctx, ZMQ_DEALER);
@@ -430,13 +447,21 @@ START_TEST(test_fetch_serves_only_what_is_being_rendered)
     s_send(stranger, &m);
     s_expect(stranger, SF_WIRE_RESET, &data);
     sf_wire_msg_clear(&data);
+    sf_wire_msg_clear(&sd);
 
+    /* hand the job back, so that the coordinator's drain need not wait for it */
+    sf_wire_msg_t bye = {.kind = SF_WIRE_BYE};
+    bye.u.bye.reason = "test over";
+    s_send(ship, &bye);
+    s_send(plain, &bye);
+    tu_sleep_ms(200);
     tu_kill9(client);
     zmq_close(stranger);
     zmq_close(ship);
     zmq_close(plain);
     zmq_ctx_term(ctx);
-    tu_stop(coord);
+    ck_assert_int_eq(tu_stop(coord), 0);
+    s_assert_clean_log(coord_log);
     char *log = tu_slurp(coord_log, NULL);
     ck_assert_msg(strstr(log, "node 'scripted-ship' joined: 1 cores, 1 threads, 1 slots, scalar, ships media"), "%s",
                   log);
@@ -446,6 +471,146 @@ START_TEST(test_fetch_serves_only_what_is_being_rendered)
     free(session);
     free(client_log);
     free(coord_log);
+}
+END_TEST
+
+/* ---- a scripted coordinator ------------------------------------------------ */
+
+typedef struct {
+    void *router;
+    uint8_t id[256];
+    size_t n_id;
+} s_coord_t;
+
+static void s_coord_expect(s_coord_t *c, sf_wire_kind_t kind, sf_wire_msg_t *m)
+{
+    int64_t until = tu_now_ms() + 20000;
+    for (;;) {
+        zmq_pollitem_t item = {.socket = c->router, .events = ZMQ_POLLIN};
+        long left = (long)(until - tu_now_ms());
+        ck_assert_msg(left > 0 && zmq_poll(&item, 1, left) == 1, "no %s within 20 s", sf_wire_kind_name(kind));
+        int n = zmq_recv(c->router, c->id, sizeof c->id, 0);
+        ck_assert_int_gt(n, 0);
+        c->n_id = (size_t)n;
+        zmq_msg_t zm;
+        zmq_msg_init(&zm);
+        ck_assert_int_ge(zmq_msg_recv(&zm, c->router, 0), 0);
+        sf_err_t err = {0};
+        ck_assert_msg(sf_wire_decode(zmq_msg_data(&zm), zmq_msg_size(&zm), m, &err) == SF_OK, "%s", err.msg);
+        zmq_msg_close(&zm);
+        if (m->kind == kind)
+            return;
+        ck_assert_msg(m->kind == SF_WIRE_HEARTBEAT || m->kind == SF_WIRE_CREDIT, "got %s while waiting for %s",
+                      sf_wire_kind_name(m->kind), sf_wire_kind_name(kind));
+        sf_wire_msg_clear(m);
+    }
+}
+
+static void s_coord_send(s_coord_t *c, const sf_wire_msg_t *m)
+{
+    uint8_t *buf;
+    size_t n;
+    sf_err_t err = {0};
+    ck_assert_msg(sf_wire_encode(m, &buf, &n, &err) == SF_OK, "%s", err.msg);
+    ck_assert_int_eq(zmq_send(c->router, c->id, c->n_id, ZMQ_SNDMORE), (int)c->n_id);
+    ck_assert_int_eq(zmq_send(c->router, buf, n, 0), (int)n);
+    sf_free(buf);
+}
+
+/* Bytes that do not hash to what the session's list says: the node keeps
+ * nothing of them and fails the job, naming the file and both hashes. */
+START_TEST(test_node_refuses_media_that_arrive_corrupt)
+{
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port());
+    void *ctx = zmq_ctx_new();
+    s_coord_t c = {.router = zmq_socket(ctx, ZMQ_ROUTER)};
+    int linger = 0;
+    zmq_setsockopt(c.router, ZMQ_LINGER, &linger, sizeof linger);
+    ck_assert_int_eq(zmq_bind(c.router, endpoint), 0);
+    char *cfg = s_node_config("node.yaml", "10M");
+    char *node_log = tu_path(s_dir, "node.log");
+    pid_t node = tu_spawn((char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "1", "--name",
+                                          "ship-node", "--config", cfg, NULL},
+                          node_log);
+    sf_wire_msg_t m;
+    s_coord_expect(&c, SF_WIRE_HELLO, &m);
+    ck_assert(m.u.hello.ship_media);
+    sf_wire_msg_clear(&m);
+    m = (sf_wire_msg_t){.kind = SF_WIRE_WELCOME};
+    m.u.welcome.node_id = 1;
+    m.u.welcome.heartbeat_ms = 500;
+    s_coord_send(&c, &m);
+
+    size_t n_yaml, n_file;
+    char *session = tu_path(s_dir, "studio/session.yaml"), *studio = tu_path(s_dir, "studio");
+    char *yaml = tu_slurp(session, &n_yaml);
+    char kick_path[PATH_MAX * 2];
+    snprintf(kick_path, sizeof kick_path, "%s/A/media/drums/kick.wav", s_dir);
+    char *file = tu_slurp(kick_path, &n_file);
+    uint8_t hash[32], real[32], claimed[32];
+    sf_hash_sha256(yaml, n_yaml, hash);
+    sf_hash_sha256(file, n_file, real);
+    memcpy(claimed, real, 32);
+    claimed[31] ^= 1;
+    sf_wire_media_t media = {"drums/kick.wav", claimed, n_file};
+    m = (sf_wire_msg_t){.kind = SF_WIRE_SESSION};
+    m.u.session.session_hash = hash;
+    m.u.session.path = session;
+    m.u.session.base_dir = studio;
+    m.u.session.yaml = (const uint8_t *)yaml;
+    m.u.session.n_yaml_bytes = n_yaml;
+    m.u.session.media = &media;
+    m.u.session.n_media = 1;
+    s_coord_send(&c, &m);
+    m = (sf_wire_msg_t){.kind = SF_WIRE_JOB};
+    m.u.job.job_id = 7;
+    m.u.job.session_hash = hash;
+    m.u.job.n_frames = 100;
+    s_coord_send(&c, &m);
+
+    s_coord_expect(&c, SF_WIRE_FETCH, &m);
+    ck_assert_uint_eq(m.u.fetch.index, 0);
+    ck_assert_uint_eq(m.u.fetch.offset, 0);
+    ck_assert_uint_eq(m.u.fetch.n_bytes, n_file); /* under 1 MiB: one chunk */
+    ck_assert_mem_eq(m.u.fetch.sha256, claimed, 32);
+    sf_wire_msg_clear(&m);
+    m = (sf_wire_msg_t){.kind = SF_WIRE_FETCH_DATA};
+    m.u.fetch_data.session_hash = hash;
+    m.u.fetch_data.data = (const uint8_t *)file;
+    m.u.fetch_data.n_bytes = n_file;
+    s_coord_send(&c, &m);
+
+    s_coord_expect(&c, SF_WIRE_JOB_ERROR, &m);
+    ck_assert_uint_eq(m.u.job_error.job_id, 7);
+    char want[512], real_hex[65], claimed_hex[65];
+    sf_hash_hex(real, 32, real_hex);
+    sf_hash_hex(claimed, 32, claimed_hex);
+    snprintf(want, sizeof want, "media 'drums/kick.wav' arrived corrupt: its bytes hash to %s, not %s: deleted",
+             real_hex, claimed_hex);
+    ck_assert_msg(strstr(m.u.job_error.message, want), "got '%s', want '%s'", m.u.job_error.message, want);
+    sf_wire_msg_clear(&m);
+    char cached[PATH_MAX * 2];
+    snprintf(cached, sizeof cached, "%s/cache/%s", s_dir, claimed_hex);
+    ck_assert_msg(!tu_exists(cached), "corrupt bytes were kept as %s", cached);
+    strcat(cached, ".part");
+    ck_assert_msg(!tu_exists(cached), "corrupt bytes were kept as %s", cached);
+    snprintf(cached, sizeof cached, "%s/cache/%s", s_dir, real_hex);
+    ck_assert_msg(!tu_exists(cached), "corrupt bytes were kept as %s", cached);
+
+    m = (sf_wire_msg_t){.kind = SF_WIRE_SHUTDOWN};
+    m.u.shutdown.reason = "test over";
+    s_coord_send(&c, &m);
+    ck_assert_int_eq(tu_wait(node, 10000), 0);
+    s_assert_clean_log(node_log);
+    zmq_close(c.router);
+    zmq_ctx_term(ctx);
+    free(yaml);
+    free(file);
+    free(session);
+    free(studio);
+    free(node_log);
+    free(cfg);
 }
 END_TEST
 
@@ -484,6 +649,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_ship_renders_the_embedded_bytes_and_caches);
     tcase_add_test(tc, test_ship_cache_too_small_fails_the_render);
     tcase_add_test(tc, test_fetch_serves_only_what_is_being_rendered);
+    tcase_add_test(tc, test_node_refuses_media_that_arrive_corrupt);
     tcase_add_test(tc, test_bad_ship_config_exit_2);
     suite_add_tcase(s, tc);
     return s;
