@@ -992,6 +992,66 @@ START_TEST(test_fx_session)
 }
 END_TEST
 
+/* A node whose media are shipped looks every source and impulse response
+ * up by its written name; the session's own folders are taken as given. */
+static sf_rc s_lookup_shipped(void *ctx, const char *name, char **path, sf_err_t *err)
+{
+    const char *refused = ctx;
+    if (refused && !strcmp(name, refused))
+        return SF_ERR(err, SF_E_INPUT, "not in the list");
+    char buf[512];
+    snprintf(buf, sizeof buf, "/cache/%s", name);
+    *path = sf_strdup(buf);
+    return *path ? SF_OK : SF_ERR(err, SF_E_NOMEM, "out of memory");
+}
+
+START_TEST(test_media_lookup)
+{
+    sf_session_load_opts_t opts = sf_session_load_opts_default();
+    opts.check_sources = false;
+    opts.media_lookup = s_lookup_shipped;
+    opts.base_dir = "/on/the/coordinator";
+    sf_session_t *s = NULL;
+    sf_diags_t diags = SF_DIAGS_INIT;
+    ck_assert_int_eq(sf_session_load_text("/elsewhere/session.yaml", s_fx, strlen(s_fx), &opts, &s, &diags, NULL),
+                     SF_OK);
+    ck_assert_str_eq(s->base_dir, "/on/the/coordinator");
+    size_t n_clips = 0, n_irs = 0;
+    for (size_t t = 0; t < s->n_tracks; t++) {
+        for (size_t k = 0; k < s->tracks[t].n_clips; k++, n_clips++) {
+            char want[512];
+            snprintf(want, sizeof want, "/cache/%s", s->tracks[t].clips[k].source);
+            ck_assert_str_eq(s->tracks[t].clips[k].path, want);
+        }
+        for (size_t i = 0; i < s->tracks[t].n_fx; i++)
+            if (s->tracks[t].fx[i].ir_name) {
+                char want[512];
+                snprintf(want, sizeof want, "/cache/%s", s->tracks[t].fx[i].ir_name);
+                ck_assert_str_eq(s->tracks[t].fx[i].ir_path, want);
+                n_irs++;
+            }
+    }
+    ck_assert_uint_gt(n_clips, 0);
+    ck_assert_uint_gt(n_irs, 0);
+    sf_session_destroy(&s);
+    sf_diags_free(&diags);
+
+    /* a name the hook does not know: reported where it is written */
+    opts.media_lookup_ctx = (void *)"irs/room44.wav";
+    ck_assert_int_eq(sf_session_load_text("/elsewhere/session.yaml", s_fx, strlen(s_fx), &opts, &s, &diags, NULL),
+                     SF_E_INPUT);
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n);
+    sf_diags_print(&diags, f);
+    fclose(f);
+    ck_assert_str_eq(out, "/elsewhere/session.yaml:58:24: error: impulse response 'irs/room44.wav' is not "
+                          "available on this machine: not in the list\n");
+    free(out);
+    sf_diags_free(&diags);
+}
+END_TEST
+
 /* ---- end: auto and effect tails ------------------------------------------ */
 
 /* A 1 s track into a bus with a 100 ms delay, feedback 0.5: the render
@@ -1993,6 +2053,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_resampled_source);
     tcase_add_test(tc, test_resample_failure);
     tcase_add_test(tc, test_fx_session);
+    tcase_add_test(tc, test_media_lookup);
     tcase_add_test(tc, test_fx_tails);
     tcase_add_test(tc, test_hash);
     tcase_add_test(tc, test_io_errors);

@@ -1034,6 +1034,21 @@ START_TEST(test_fetch_malformed)
         s_free_buf(&e);
         s_free_buf(&cases[i].body);
     }
+
+    /* more files than a session may list: refused before anything is unpacked */
+    s_buf_t body = {0};
+    s_fb(&body, 1, s_hash32, 32);
+    s_fs(&body, 2, "/a.yaml");
+    s_fs(&body, 3, "version: 1\n");
+    for (int i = 0; i < SF_WIRE_MAX_LIST + 1; i++)
+        s_fb(&body, 5, "", 0);
+    s_buf_t e = s_env(1, SF_WIRE_SESSION, &body);
+    sf_wire_msg_t m;
+    sf_err_t err = {0};
+    ck_assert_int_eq(sf_wire_decode(e.p, e.n, &m, &err), SF_E_PROTO);
+    ck_assert_str_eq(err.msg, "session: media has more than 4096 entries");
+    s_free_buf(&e);
+    s_free_buf(&body);
 }
 END_TEST
 
