@@ -39,6 +39,27 @@
 
 static char *s_dir; /* the temp folder (realpath) */
 
+/* Processes a test started and has not reaped: a failing test must not
+ * leave a coordinator behind (it would hold its port and state folder). */
+static pid_t s_pids[8];
+static size_t s_n_pids;
+
+static pid_t s_spawn(char *const argv[], const char *log_path)
+{
+    ck_assert_uint_lt(s_n_pids, sizeof s_pids / sizeof *s_pids);
+    return s_pids[s_n_pids++] = tu_spawn(argv, log_path);
+}
+
+/* pid is gone (reaped by tu_stop, tu_wait or tu_kill9) unless status
+ * is tu_wait's -2: forget it. Returns status. */
+static int s_reaped(pid_t pid, int status)
+{
+    for (size_t i = 0; i < s_n_pids && status != -2; i++)
+        if (s_pids[i] == pid)
+            s_pids[i] = s_pids[--s_n_pids];
+    return status;
+}
+
 static double s_tone(int ch, int64_t i, void *ctx)
 {
     double f = *(const double *)ctx;
@@ -78,6 +99,8 @@ static void setup(void)
 
 static void teardown(void)
 {
+    while (s_n_pids)
+        tu_kill9(s_pids[--s_n_pids]);
     tu_rm_rf(s_dir);
     free(s_dir);
 }
@@ -122,18 +145,18 @@ static run_t s_farm_render(const char *node_cfg, const char *out_name)
     unlink(node_log);
     char *state = tu_path(s_dir, "state"); /* journals of its own: no other coordinator's lock or renders */
     pid_t coord =
-        tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "coordinator", "--bind", endpoint, "--state", state, NULL},
-                 coord_log);
+        s_spawn((char *const[]){(char *)tu_stemfarm_bin(), "coordinator", "--bind", endpoint, "--state", state, NULL},
+                coord_log);
     free(state);
-    pid_t node = tu_spawn((char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "1", "--name",
-                                          "ship-node", "--config", (char *)node_cfg, NULL},
-                          node_log);
+    pid_t node = s_spawn((char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "1", "--name",
+                                         "ship-node", "--config", (char *)node_cfg, NULL},
+                         node_log);
     char *session = tu_path(s_dir, "studio/session.yaml");
     snprintf(args, sizeof args, "render '%s' -o '%s/%s' --farm %s --segment 9000", session, s_dir, out_name, endpoint);
     run_t r = {0};
     r.rc = s_stemfarm(args, NULL, &r.err);
-    ck_assert_int_eq(tu_stop(coord), 0);
-    ck_assert_int_eq(tu_stop(node), 0);
+    ck_assert_int_eq(s_reaped(coord, tu_stop(coord)), 0);
+    ck_assert_int_eq(s_reaped(node, tu_stop(node)), 0);
     r.node_log = tu_slurp(node_log, NULL);
     s_assert_clean_log(node_log);
     s_assert_clean_log(coord_log);
@@ -368,8 +391,8 @@ START_TEST(test_fetch_serves_only_what_is_being_rendered)
     char *coord_log = tu_path(s_dir, "coordinator.log");
     char *state = tu_path(s_dir, "state"); /* journals of its own: no other coordinator's lock or renders */
     pid_t coord =
-        tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "coordinator", "--bind", endpoint, "--state", state, NULL},
-                 coord_log);
+        s_spawn((char *const[]){(char *)tu_stemfarm_bin(), "coordinator", "--bind", endpoint, "--state", state, NULL},
+                coord_log);
     free(state);
     tu_sleep_ms(300);
     void *ctx = zmq_ctx_new();
@@ -386,10 +409,11 @@ START_TEST(test_fetch_serves_only_what_is_being_rendered)
     m.u.credit.n_jobs = 1;
     s_send(ship, &m);
     char *session = tu_path(s_dir, "studio/session.yaml");
-    snprintf(args, sizeof args, "'%s' render '%s' -o '%s/out' --farm %s --segment 9000", tu_stemfarm_bin(), session,
-             s_dir, endpoint);
+    snprintf(args, sizeof args, "%s/out", s_dir);
     char *client_log = tu_path(s_dir, "client.log");
-    pid_t client = tu_spawn((char *const[]){"/bin/sh", "-c", args, NULL}, client_log);
+    pid_t client = s_spawn((char *const[]){(char *)tu_stemfarm_bin(), "render", session, "-o", args, "--farm", endpoint,
+                                           "--segment", "9000", NULL},
+                           client_log);
     sf_wire_msg_t sd;
     s_expect(ship, SF_WIRE_SESSION, &sd);
     ck_assert_uint_eq(sd.u.session.n_media, 3);
@@ -456,11 +480,12 @@ START_TEST(test_fetch_serves_only_what_is_being_rendered)
     s_send(plain, &bye);
     tu_sleep_ms(200);
     tu_kill9(client);
+    s_reaped(client, 0);
     zmq_close(stranger);
     zmq_close(ship);
     zmq_close(plain);
     zmq_ctx_term(ctx);
-    ck_assert_int_eq(tu_stop(coord), 0);
+    ck_assert_int_eq(s_reaped(coord, tu_stop(coord)), 0);
     s_assert_clean_log(coord_log);
     char *log = tu_slurp(coord_log, NULL);
     ck_assert_msg(strstr(log, "node 'scripted-ship' joined: 1 cores, 1 threads, 1 slots, scalar, ships media"), "%s",
@@ -530,9 +555,9 @@ START_TEST(test_node_refuses_media_that_arrive_corrupt)
     ck_assert_int_eq(zmq_bind(c.router, endpoint), 0);
     char *cfg = s_node_config("node.yaml", "10M");
     char *node_log = tu_path(s_dir, "node.log");
-    pid_t node = tu_spawn((char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "1", "--name",
-                                          "ship-node", "--config", cfg, NULL},
-                          node_log);
+    pid_t node = s_spawn((char *const[]){(char *)tu_node_bin(), "--connect", endpoint, "--threads", "1", "--name",
+                                         "ship-node", "--config", cfg, NULL},
+                         node_log);
     sf_wire_msg_t m;
     s_coord_expect(&c, SF_WIRE_HELLO, &m);
     ck_assert(m.u.hello.ship_media);
@@ -601,7 +626,7 @@ START_TEST(test_node_refuses_media_that_arrive_corrupt)
     m = (sf_wire_msg_t){.kind = SF_WIRE_SHUTDOWN};
     m.u.shutdown.reason = "test over";
     s_coord_send(&c, &m);
-    ck_assert_int_eq(tu_wait(node, 10000), 0);
+    ck_assert_int_eq(s_reaped(node, tu_wait(node, 10000)), 0);
     s_assert_clean_log(node_log);
     zmq_close(c.router);
     zmq_ctx_term(ctx);
