@@ -30,6 +30,12 @@
  * mismatch is reported (event, log, manifest). Without a second node the
  * check is skipped; with no third to decide, the render fails.
  *
+ * Media shipping (ship.h): nodes that say ship_media in their Hello get,
+ * with each session, the list of files it reads, and fetch them in chunks;
+ * a render's files are hashed only once such a node wants one of its jobs
+ * (a slice per loop round), and only files on a running render's list are
+ * ever served. Serving a node's fetch counts as progress of its jobs.
+ *
  * Renders come from this process (the embedded `stemfarm render`) or from
  * clients (`stemfarm render --farm`), which get progress and a final status.
  * Everything runs in the calling thread; deadlines use CLOCK_MONOTONIC.

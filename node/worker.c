@@ -11,13 +11,21 @@
  * Protocol, node side:
  *   -> Hello; <- Welcome; -> Credit(slots)
  *   <- SessionData: cached by hash, the last SF_WIRE_NODE_SESSIONS received
+ *   media: ship -- SessionData lists the session's files: the cached ones are
+ *     hashed again (a render thread), then each missing file is fetched in
+ *     turn, -> Fetch (S_FETCH_WINDOW chunks ahead) <- FetchData | FetchError,
+ *     from this loop between other messages, so heartbeats never wait; the
+ *     session loads once every file is in the cache (node/cache.h)
  *   <- Job: -> Result or JobError, then Credit(1), for every job received
  *   <-> Heartbeat every welcome.heartbeat_ms; any message counts as life
  *   <- Shutdown: return 0, finish nothing further
  *   *stop: -> Bye, return 0;  coordinator silent past the timeout: return 3.
  *
  * Invariants: a session in the cache is freed only when no task refers to it
- * (entry->refs == 0); render threads see only the immutable sf_session_t.
+ * (entry->refs == 0; a shipped session's held load counts); render threads
+ * see only the immutable sf_session_t and, while a verify or load task is
+ * out, an entry's media list, which the main thread then leaves alone; at
+ * most one file is fetched at a time (w->fetching).
  */
 #include "worker.h"
 
