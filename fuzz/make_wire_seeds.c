@@ -67,6 +67,8 @@ int main(int argc, char **argv)
     m.u.hello.slots = 4;
     m.u.hello.simd = "avx2";
     bad |= s_write(dir, "hello", &m);
+    m.u.hello.ship_media = true;
+    bad |= s_write(dir, "hello-ship", &m);
 
     m = (sf_wire_msg_t){.kind = SF_WIRE_WELCOME};
     m.u.welcome.node_id = 7;
@@ -84,6 +86,11 @@ int main(int argc, char **argv)
     m.u.session.yaml = (const uint8_t *)s_yaml;
     m.u.session.n_yaml_bytes = sizeof s_yaml - 1;
     bad |= s_write(dir, "session", &m);
+    const sf_wire_media_t media[2] = {{.name = "kick.wav", .sha256 = s_hash, .n_bytes = 86400000},
+                                      {.name = "IR/hall \xc3\xa9.wav", .sha256 = s_hash, .n_bytes = 1}};
+    m.u.session.media = media;
+    m.u.session.n_media = 2;
+    bad |= s_write(dir, "session-media", &m);
 
     m = (sf_wire_msg_t){.kind = SF_WIRE_JOB};
     m.u.job.job_id = ((uint64_t)3 << 32) | 17;
@@ -194,6 +201,30 @@ int main(int argc, char **argv)
     m = (sf_wire_msg_t){.kind = SF_WIRE_RESET};
     m.u.reset.reason = "coordinator restarted: say hello again";
     bad |= s_write(dir, "reset", &m);
+
+    m = (sf_wire_msg_t){.kind = SF_WIRE_FETCH};
+    m.u.fetch.session_hash = s_hash;
+    m.u.fetch.index = 1;
+    m.u.fetch.sha256 = s_hash;
+    m.u.fetch.offset = 3u << 20;
+    m.u.fetch.n_bytes = SF_WIRE_MAX_FETCH_BYTES;
+    bad |= s_write(dir, "fetch", &m);
+
+    static const uint8_t chunk[64] = {'R', 'I', 'F', 'F', 0x24, 0, 0, 0, 'W', 'A', 'V', 'E'};
+    m = (sf_wire_msg_t){.kind = SF_WIRE_FETCH_DATA};
+    m.u.fetch_data.session_hash = s_hash;
+    m.u.fetch_data.index = 0;
+    m.u.fetch_data.offset = 0;
+    m.u.fetch_data.data = chunk;
+    m.u.fetch_data.n_bytes = sizeof chunk;
+    bad |= s_write(dir, "fetch_data", &m);
+
+    m = (sf_wire_msg_t){.kind = SF_WIRE_FETCH_ERROR};
+    m.u.fetch_error.session_hash = s_hash;
+    m.u.fetch_error.index = 4095;
+    m.u.fetch_error.offset = 1;
+    m.u.fetch_error.message = "no media 4095 in render of this session (it has 2)";
+    bad |= s_write(dir, "fetch_error", &m);
 
     return bad ? 1 : 0;
 }
