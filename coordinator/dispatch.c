@@ -11,6 +11,9 @@
  */
 #include "dispatch.h"
 
+#include "dashboard.h"
+#include "monitor.h"
+
 #include "deliver.h"
 #include "journal.h"
 #include "plan.h"
@@ -25,6 +28,7 @@
 #include "sf/wire.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -60,6 +64,10 @@ typedef struct {
     uint32_t failures;     /* failed jobs since it joined */
     uint64_t jobs_done;
     bool ship; /* media: ship -- gets the media list and fetches the files */
+    uint32_t cores, threads;
+    char simd[16];
+    int64_t joined_ms;
+    double audio_s; /* of the segments it rendered that landed: its throughput */
 } node_t;
 
 /* Quarantines outlive connections: a node that reconnects under the same
@@ -98,6 +106,34 @@ typedef struct {
     int64_t at_ms;
 } reset_t;
 
+/* What the metrics endpoint reports (monitor.h): counters since start,
+ * and per-second buckets of landed audio for the realtime factor. */
+#define LATENCY_BUCKETS 15
+static const double s_latency_le[LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                                     2.5,   5,    10,    30,   60,  120,  300};
+#define RT_WINDOW_S 30
+
+typedef struct {
+    uint64_t results, jobs_failed, retries, quarantines, segments_landed, renders_delivered, renders_failed;
+    uint64_t bytes_in, messages_in;
+    double audio_s; /* landed segments, all targets */
+    uint64_t latency_count[LATENCY_BUCKETS + 1];
+    double latency_sum;
+    double rt_audio[RT_WINDOW_S + 2];
+    int64_t rt_second[RT_WINDOW_S + 2];
+    int64_t started_ms;
+} stats_t;
+
+/* A render that ended, as the dashboard shows it after it is gone. */
+#define FINISHED_KEPT 8
+typedef struct {
+    uint32_t id;
+    char session[128];
+    int exit_code;
+    char message[512];
+    int64_t ended_ms;
+} finished_t;
+
 typedef struct render render_t;
 struct render {
     uint32_t id;
@@ -119,6 +155,8 @@ struct render {
     failure_log_t **fails; /* per job, NULL until it first fails */
     int *node_of;          /* index into nodes while RUNNING */
     int64_t *moved_ms;     /* RUNNING: when its progress last moved (or it was sent) */
+    int64_t *sent_ms;      /* RUNNING: when it was sent (segment latency) */
+    stats_t *stats;        /* the dispatcher's, for the retries counted where jobs are re-queued */
     uint64_t *progress;    /* RUNNING: frames done, as the node last said */
     deliver_segment_t *segments;
     size_t *requeued; /* FIFO of job indices to send before the cursor */
@@ -164,6 +202,10 @@ struct dispatch {
     int64_t drain_until_ms;
     reset_t resets[16]; /* ring */
     size_t n_resets;
+    stats_t stats;
+    monitor_t *monitor;                 /* metrics, status, dashboard; NULL: off */
+    finished_t finished[FINISHED_KEPT]; /* the last renders that ended, for the dashboard */
+    size_t n_finished;
 };
 
 static int64_t s_now_ms(void)
@@ -171,6 +213,44 @@ static int64_t s_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+static void s_count_latency(stats_t *st, double seconds)
+{
+    size_t b = 0;
+    while (b < LATENCY_BUCKETS && seconds > s_latency_le[b])
+        b++;
+    st->latency_count[b]++;
+    st->latency_sum += seconds;
+    st->results++;
+}
+
+static void s_count_audio(stats_t *st, double seconds)
+{
+    int64_t now_s = s_now_ms() / 1000;
+    size_t k = (size_t)(now_s % (RT_WINDOW_S + 2));
+    if (st->rt_second[k] != now_s) {
+        st->rt_second[k] = now_s;
+        st->rt_audio[k] = 0;
+    }
+    st->rt_audio[k] += seconds;
+    st->audio_s += seconds;
+    st->segments_landed++;
+}
+
+/* Audio landed per wall second over the last RT_WINDOW_S whole seconds. */
+static double s_realtime(const stats_t *st)
+{
+    int64_t now_s = s_now_ms() / 1000;
+    double audio = 0;
+    for (size_t k = 0; k < RT_WINDOW_S + 2; k++)
+        if (st->rt_second[k] < now_s && st->rt_second[k] >= now_s - RT_WINDOW_S)
+            audio += st->rt_audio[k];
+    double window = (double)(now_s - st->started_ms / 1000);
+    window = window > RT_WINDOW_S ? RT_WINDOW_S : window < 1 ? 1 : window;
+    return audio / window;
 }
 
 static uint32_t s_live_nodes(const dispatch_t *d)
@@ -248,6 +328,7 @@ static void s_render_free(render_t *r)
     sf_free(r->fails);
     sf_free(r->node_of);
     sf_free(r->moved_ms);
+    sf_free(r->sent_ms);
     sf_free(r->progress);
     sf_free(r->segments);
     sf_free(r->requeued);
@@ -266,6 +347,19 @@ static void s_finish(dispatch_t *d, render_t *r, int exit_code, const char *mess
         if (journal_finish(&r->journal, &e))
             sf_log(SF_LOG_WARN, "coordinator dispatch", "render %u: %s", r->id, e.msg);
     }
+    if (exit_code == 0)
+        d->stats.renders_delivered++;
+    else
+        d->stats.renders_failed++;
+    finished_t *fin = &d->finished[d->n_finished++ % FINISHED_KEPT];
+    fin->id = r->id;
+    snprintf(fin->session, sizeof fin->session, "%s", r->session ? r->session->name : "?");
+    fin->exit_code = exit_code;
+    snprintf(fin->message, sizeof fin->message, "%s",
+             exit_code == 0 ? (manifest_path ? manifest_path : "")
+             : message      ? message
+                            : "");
+    fin->ended_ms = s_now_ms();
     if (exit_code == 0)
         sf_log(SF_LOG_INFO, "coordinator dispatch", "render %u of '%s' delivered: %s", r->id,
                r->session ? r->session->name : "?", manifest_path ? manifest_path : "");
@@ -326,11 +420,12 @@ static sf_rc s_render_alloc(render_t *r, uint32_t epoch0, double spot_fraction)
     r->fails = sf_calloc(n, sizeof *r->fails);
     r->node_of = sf_calloc(n, sizeof *r->node_of);
     r->moved_ms = sf_calloc(n, sizeof *r->moved_ms);
+    r->sent_ms = sf_calloc(n, sizeof *r->sent_ms);
     r->progress = sf_calloc(n, sizeof *r->progress);
     r->segments = sf_calloc(n, sizeof *r->segments);
     r->requeued = sf_calloc(n, sizeof *r->requeued);
-    if (!r->state || !r->attempt || !r->fails || !r->node_of || !r->moved_ms || !r->progress || !r->segments ||
-        !r->requeued)
+    if (!r->state || !r->attempt || !r->fails || !r->node_of || !r->moved_ms || !r->sent_ms || !r->progress ||
+        !r->segments || !r->requeued)
         return SF_E_NOMEM;
     for (size_t j = 0; j < n; j++) {
         r->node_of[j] = -1;
@@ -367,6 +462,7 @@ static render_t *s_render_new(dispatch_t *d, const dispatch_request_t *req, uint
         return NULL;
     }
     r->id = id;
+    r->stats = &d->stats;
     r->journal = resumed;
     r->fn = fn;
     r->ctx = ctx;
@@ -526,6 +622,8 @@ static bool s_eligible(const dispatch_t *d, const node_t *n, const render_t *r, 
 
 static void s_requeue(render_t *r, size_t j)
 {
+    if (r->state[j] == JOB_RUNNING && r->stats)
+        r->stats->retries++;
     r->state[j] = JOB_QUEUED;
     r->node_of[j] = -1;
     r->attempt[j]++; /* a late result of the old lease is now stale */
@@ -580,8 +678,11 @@ static void s_on_hello(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_w
     snprintf(n->name, sizeof n->name, "%s", m->u.hello.node_name);
     n->slots = m->u.hello.slots;
     n->ship = m->u.hello.ship_media;
+    n->cores = m->u.hello.cores;
+    n->threads = m->u.hello.threads;
+    snprintf(n->simd, sizeof n->simd, "%s", m->u.hello.simd);
     n->alive = true;
-    n->last_seen_ms = s_now_ms();
+    n->last_seen_ms = n->joined_ms = s_now_ms();
     const quarantine_t *q = s_quarantined(d, n->name, n->last_seen_ms);
     sf_log(SF_LOG_INFO, "coordinator dispatch", "node '%s' joined: %u cores, %u threads, %u slots, %s%s%s", n->name,
            m->u.hello.cores, m->u.hello.threads, n->slots, m->u.hello.simd, n->ship ? ", ships media" : "",
@@ -698,7 +799,7 @@ static void s_send_job(dispatch_t *d, node_t *n, render_t *r, size_t j)
     m.u.job.attempt = r->attempt[j];
     r->state[j] = JOB_RUNNING;
     r->node_of[j] = (int)(n - d->nodes);
-    r->moved_ms[j] = s_now_ms();
+    r->moved_ms[j] = r->sent_ms[j] = s_now_ms();
     r->progress[j] = 0;
     n->credits--;
     n->in_flight++;
@@ -847,6 +948,7 @@ static void s_node_failed(dispatch_t *d, node_t *n, const char *why)
         snprintf(q->name, sizeof q->name, "%s", n->name);
     }
     q->until_ms = now + d->cfg.quarantine_ms;
+    d->stats.quarantines++;
     snprintf(q->why, sizeof q->why, "%u failed jobs in a row, the last: %s", n->fails_in_row, why);
     n->fails_in_row = 0;
     sf_log(SF_LOG_WARN, "coordinator dispatch", "node '%s' quarantined for %g s: %s", n->name,
@@ -860,6 +962,7 @@ static void s_node_failed(dispatch_t *d, node_t *n, const char *why)
  * fails the render once it has failed on MAX_NODES_PER_JOB nodes. */
 static void s_job_failed(dispatch_t *d, render_t *r, size_t j, node_t *n, const char *why)
 {
+    d->stats.jobs_failed++;
     const plan_job_t *pj = &r->plan->jobs[s_plan_job(r, j)];
     char target[256];
     plan_target_label(r->plan, pj->target_index, target, sizeof target);
@@ -910,6 +1013,7 @@ static bool s_land(dispatch_t *d, render_t *r, size_t j, const float *pcm, uint6
     snprintf(r->segments[j].checked_by, sizeof r->segments[j].checked_by, "%s", checked_by ? checked_by : "");
     r->segments[j].xxh3 = xxh3;
     r->jobs_done++;
+    s_count_audio(&d->stats, (double)pj->n_frames / r->session->sample_rate);
     s_emit(d, r, DISPATCH_EV_PROGRESS, 0, NULL, NULL);
     if (stitch_complete(r->stitch))
         s_complete(d, r);
@@ -1035,6 +1139,8 @@ static void s_on_result(dispatch_t *d, node_t *n, const sf_wire_msg_t *m)
     r->node_of[slot] = -1;
     n->fails_in_row = 0;
     n->jobs_done++;
+    n->audio_s += (double)pj->n_frames / r->session->sample_rate;
+    s_count_latency(&d->stats, (double)(s_now_ms() - r->sent_ms[slot]) / 1000.0);
     if (r->segments[j].node_name[0])
         return; /* landed already: a spot check settled without this copy */
     size_t k = r->spot_of[j];
@@ -1246,6 +1352,228 @@ static void s_on_submit(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_
     }
 }
 
+/* ---- metrics, status and dashboard (monitor.h) ----------------------------- */
+
+static const char *s_node_state(const dispatch_t *d, const node_t *n, int64_t now)
+{
+    return s_quarantined(d, n->name, now) ? "quarantined" : n->in_flight ? "busy" : "idle";
+}
+
+static char *s_metrics_text(dispatch_t *d, size_t *n_bytes)
+{
+    char *text = NULL;
+    FILE *f = open_memstream(&text, n_bytes);
+    if (!f)
+        return NULL;
+    int64_t now = s_now_ms();
+    const stats_t *st = &d->stats;
+    size_t busy = 0, idle = 0, quarantined = 0, queued = 0, running = 0, active = 0;
+    for (size_t i = 0; i < d->n_nodes; i++) {
+        if (!d->nodes[i].alive)
+            continue;
+        const char *state = s_node_state(d, &d->nodes[i], now);
+        busy += state[0] == 'b';
+        idle += state[0] == 'i';
+        quarantined += state[0] == 'q';
+    }
+    for (render_t *r = d->renders; r; r = r->next) {
+        if (r->finished || !r->plan)
+            continue;
+        active++;
+        for (size_t j = 0; j < r->n_slots; j++) {
+            queued += r->state[j] == JOB_QUEUED;
+            running += r->state[j] == JOB_RUNNING;
+        }
+    }
+    fprintf(f, "# HELP stemfarm_nodes Render nodes connected, by state.\n# TYPE stemfarm_nodes gauge\n");
+    fprintf(f, "stemfarm_nodes{state=\"busy\"} %zu\nstemfarm_nodes{state=\"idle\"} %zu\n", busy, idle);
+    fprintf(f, "stemfarm_nodes{state=\"quarantined\"} %zu\n", quarantined);
+    fprintf(f, "# HELP stemfarm_jobs Jobs of the renders in progress, by state.\n# TYPE stemfarm_jobs gauge\n");
+    fprintf(f, "stemfarm_jobs{state=\"queued\"} %zu\nstemfarm_jobs{state=\"running\"} %zu\n", queued, running);
+    fprintf(f,
+            "# HELP stemfarm_jobs_done_total Results accepted from nodes.\n# TYPE stemfarm_jobs_done_total counter\n");
+    fprintf(f, "stemfarm_jobs_done_total %" PRIu64 "\n", st->results);
+    fprintf(f,
+            "# HELP stemfarm_jobs_failed_total Jobs that failed on a node (errors, bad results, lost leases).\n"
+            "# TYPE stemfarm_jobs_failed_total counter\nstemfarm_jobs_failed_total %" PRIu64 "\n",
+            st->jobs_failed);
+    fprintf(f,
+            "# HELP stemfarm_retries_total Jobs issued again after a failure, a lost node or no progress.\n"
+            "# TYPE stemfarm_retries_total counter\nstemfarm_retries_total %" PRIu64 "\n",
+            st->retries);
+    fprintf(f,
+            "# HELP stemfarm_quarantines_total Nodes quarantined.\n# TYPE stemfarm_quarantines_total counter\n"
+            "stemfarm_quarantines_total %" PRIu64 "\n",
+            st->quarantines);
+    fprintf(f,
+            "# HELP stemfarm_segments_landed_total Segments journalled and stitched.\n"
+            "# TYPE stemfarm_segments_landed_total counter\nstemfarm_segments_landed_total %" PRIu64 "\n",
+            st->segments_landed);
+    fprintf(f,
+            "# HELP stemfarm_audio_seconds_rendered_total Audio of the landed segments, all targets.\n"
+            "# TYPE stemfarm_audio_seconds_rendered_total counter\nstemfarm_audio_seconds_rendered_total %.6f\n",
+            st->audio_s);
+    fprintf(f,
+            "# HELP stemfarm_realtime_factor Audio landed per wall second over the last %d s.\n"
+            "# TYPE stemfarm_realtime_factor gauge\nstemfarm_realtime_factor %.3f\n",
+            RT_WINDOW_S, s_realtime(st));
+    fprintf(f,
+            "# HELP stemfarm_bytes_received_total Bytes of the messages received.\n"
+            "# TYPE stemfarm_bytes_received_total counter\nstemfarm_bytes_received_total %" PRIu64 "\n",
+            st->bytes_in);
+    fprintf(f,
+            "# HELP stemfarm_messages_received_total Messages received.\n"
+            "# TYPE stemfarm_messages_received_total counter\nstemfarm_messages_received_total %" PRIu64 "\n",
+            st->messages_in);
+    fprintf(f, "# HELP stemfarm_segment_latency_seconds From sending a job to accepting its result.\n"
+               "# TYPE stemfarm_segment_latency_seconds histogram\n");
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b < LATENCY_BUCKETS; b++) {
+        cumulative += st->latency_count[b];
+        fprintf(f, "stemfarm_segment_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", s_latency_le[b], cumulative);
+    }
+    cumulative += st->latency_count[LATENCY_BUCKETS];
+    fprintf(f, "stemfarm_segment_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cumulative);
+    fprintf(f, "stemfarm_segment_latency_seconds_sum %.6f\nstemfarm_segment_latency_seconds_count %" PRIu64 "\n",
+            st->latency_sum, cumulative);
+    fprintf(f, "# HELP stemfarm_renders Renders in progress.\n# TYPE stemfarm_renders gauge\nstemfarm_renders %zu\n",
+            active);
+    fprintf(f, "# HELP stemfarm_renders_finished_total Renders that ended, by outcome.\n"
+               "# TYPE stemfarm_renders_finished_total counter\n");
+    fprintf(f, "stemfarm_renders_finished_total{outcome=\"delivered\"} %" PRIu64 "\n", st->renders_delivered);
+    fprintf(f, "stemfarm_renders_finished_total{outcome=\"failed\"} %" PRIu64 "\n", st->renders_failed);
+    fprintf(f,
+            "# HELP stemfarm_draining 1 while the coordinator drains.\n# TYPE stemfarm_draining gauge\n"
+            "stemfarm_draining %d\n",
+            d->draining ? 1 : 0);
+    fprintf(f,
+            "# HELP stemfarm_uptime_seconds Since the coordinator started.\n# TYPE stemfarm_uptime_seconds gauge\n"
+            "stemfarm_uptime_seconds %.3f\n",
+            (double)(now - st->started_ms) / 1000.0);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+static json_t *s_render_json(const dispatch_t *d, const render_t *r, int64_t now)
+{
+    (void)d;
+    size_t running = 0;
+    json_t *failures = json_array();
+    char target[256], list[1800];
+    for (size_t j = 0; j < r->n_slots; j++) {
+        running += r->state[j] == JOB_RUNNING;
+        if (r->fails[j] && r->fails[j]->n && json_array_size(failures) < 10) {
+            const plan_job_t *pj = &r->plan->jobs[s_plan_job(r, j)];
+            plan_target_label(r->plan, pj->target_index, target, sizeof target);
+            s_failures_text(r->fails[j], list, sizeof list);
+            json_array_append_new(failures, json_sprintf("%s segment %u: %s", target, pj->segment_index, list));
+        }
+    }
+    double elapsed = (double)(now - r->started_ms) / 1000.0;
+    double total = (double)r->plan->n_jobs, done = (double)r->jobs_done;
+    json_t *o = json_pack("{s:I, s:s, s:s, s:i, s:I, s:I, s:I, s:f, s:f, s:o}", "render_id", (json_int_t)r->id,
+                          "session", r->session->name, "path", r->session->path, "priority", (int)r->priority,
+                          "jobs_done", (json_int_t)r->jobs_done, "jobs_total", (json_int_t)r->plan->n_jobs,
+                          "jobs_running", (json_int_t)running, "elapsed_s", elapsed, "audio_s",
+                          (double)r->plan->output_frames / r->session->sample_rate, "failures", failures);
+    if (o && done > 0)
+        json_object_set_new(o, "eta_s", json_real(elapsed * (total - done) / done));
+    return o;
+}
+
+static char *s_status_text(dispatch_t *d, size_t *n_bytes)
+{
+    int64_t now = s_now_ms();
+    json_t *nodes = json_array(), *renders = json_array(), *finished = json_array();
+    for (size_t i = 0; i < d->n_nodes; i++) {
+        const node_t *n = &d->nodes[i];
+        if (!n->alive)
+            continue;
+        json_t *jobs = json_array();
+        char target[256];
+        for (render_t *r = d->renders; r; r = r->next)
+            for (size_t j = 0; !r->finished && r->plan && j < r->n_slots; j++)
+                if (r->state[j] == JOB_RUNNING && r->node_of[j] == (int)i) {
+                    const plan_job_t *pj = &r->plan->jobs[s_plan_job(r, j)];
+                    plan_target_label(r->plan, pj->target_index, target, sizeof target);
+                    double frames = (double)(pj->n_frames + pj->preroll_frames);
+                    json_array_append_new(jobs, json_pack("{s:I, s:s, s:i, s:f}", "render_id", (json_int_t)r->id,
+                                                          "target", target, "segment", (int)pj->segment_index,
+                                                          "progress", frames > 0 ? r->progress[j] / frames : 0.0));
+                }
+        double up = (double)(now - n->joined_ms) / 1000.0;
+        const quarantine_t *q = s_quarantined(d, n->name, now);
+        json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:i, s:I, s:i, s:f, s:f, s:f, s:o}", "name", n->name,
+                              "state", s_node_state(d, n, now), "cores", (int)n->cores, "threads", (int)n->threads,
+                              "slots", (int)n->slots, "simd", n->simd, "jobs_running", (int)n->in_flight, "jobs_done",
+                              (json_int_t)n->jobs_done, "failures", (int)n->failures, "audio_s", n->audio_s, "realtime",
+                              up > 0 ? n->audio_s / up : 0.0, "last_seen_s", (double)(now - n->last_seen_ms) / 1000.0,
+                              "jobs", jobs);
+        if (o && q)
+            json_object_set_new(o, "quarantine", json_string(q->why));
+        json_array_append_new(nodes, o);
+    }
+    for (render_t *r = d->renders; r; r = r->next)
+        if (!r->finished && r->plan)
+            json_array_append_new(renders, s_render_json(d, r, now));
+    size_t kept = d->n_finished < FINISHED_KEPT ? d->n_finished : FINISHED_KEPT;
+    for (size_t k = 0; k < kept; k++) {
+        const finished_t *fin = &d->finished[(d->n_finished - 1 - k) % FINISHED_KEPT];
+        json_array_append_new(finished, json_pack("{s:I, s:s, s:i, s:s, s:f}", "render_id", (json_int_t)fin->id,
+                                                  "session", fin->session, "exit_code", fin->exit_code, "message",
+                                                  fin->message, "ago_s", (double)(now - fin->ended_ms) / 1000.0));
+    }
+    const stats_t *st = &d->stats;
+    json_t *root =
+        json_pack("{s:f, s:b, s:i, s:f, s:f, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "uptime_s",
+                  (double)(now - st->started_ms) / 1000.0, "draining", d->draining, "incarnation", (int)d->incarnation,
+                  "realtime", s_realtime(st), "audio_s", st->audio_s, "jobs_done", (json_int_t)st->results,
+                  "jobs_failed", (json_int_t)st->jobs_failed, "retries", (json_int_t)st->retries, "quarantines",
+                  (json_int_t)st->quarantines, "nodes", nodes, "renders", renders, "finished", finished);
+    char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    if (!text)
+        return NULL;
+    *n_bytes = strlen(text);
+    char *copy = sf_malloc(*n_bytes + 1);
+    if (copy)
+        memcpy(copy, text, *n_bytes + 1);
+    free(text);
+    return copy;
+}
+
+static void s_http(void *ctx, const char *path, monitor_reply_t *reply)
+{
+    dispatch_t *d = ctx;
+    if (!strcmp(path, "/metrics")) {
+        size_t n = 0;
+        char *text = s_metrics_text(d, &n);
+        if (text) {
+            reply->body = sf_malloc(n ? n : 1);
+            if (reply->body)
+                memcpy(reply->body, text, n);
+            reply->n_body = n;
+            free(text);
+        }
+        reply->status = 200;
+        reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    } else if (!strcmp(path, "/status.json")) {
+        reply->body = s_status_text(d, &reply->n_body);
+        reply->status = 200;
+        reply->content_type = "application/json";
+    } else if (!strcmp(path, "/") || !strcmp(path, "/dashboard")) {
+        reply->n_body = strlen((const char *)dashboard_html);
+        reply->body = sf_malloc(reply->n_body);
+        if (reply->body)
+            memcpy(reply->body, dashboard_html, reply->n_body);
+        reply->status = 200;
+        reply->content_type = "text/html; charset=utf-8";
+    }
+}
+
 /* ---- the loop --------------------------------------------------------- */
 
 /* Serves a chunk of a media file of a session being rendered, to a node
@@ -1311,6 +1639,8 @@ static void s_on_message(dispatch_t *d, const uint8_t *id, size_t n_id, const ui
     sf_wire_msg_t m;
     sf_err_t e = {0};
     node_t *n = s_find_node(d, id, n_id);
+    d->stats.bytes_in += n_bytes;
+    d->stats.messages_in++;
     if (sf_wire_decode(data, n_bytes, &m, &e)) {
         sf_log(SF_LOG_WARN, "coordinator dispatch", "bad message from %s '%s': %s", n ? "node" : "peer",
                n ? n->name : "?", e.msg);
@@ -1614,8 +1944,13 @@ sf_rc dispatch_run(dispatch_t *d, sf_err_t *err)
     while (!s_should_stop(d)) {
         if (d->cfg.drain && atomic_load(d->cfg.drain) && !d->draining)
             s_start_drain(d);
-        zmq_pollitem_t item = {.socket = d->router, .events = ZMQ_POLLIN};
-        int ready = zmq_poll(&item, 1, s_hash_media(d) ? 0 : 100);
+        zmq_pollitem_t items[2] = {{.socket = d->router, .events = ZMQ_POLLIN},
+                                   {.fd = d->monitor ? monitor_fd(d->monitor) : -1, .events = ZMQ_POLLIN}};
+        int ready = zmq_poll(items, d->monitor ? 2 : 1, s_hash_media(d) ? 0 : 100);
+        if (ready > 0 && d->monitor && (items[1].revents & ZMQ_POLLIN)) {
+            monitor_serve(d->monitor, s_http, d);
+            ready -= !(items[0].revents & ZMQ_POLLIN);
+        }
         if (ready < 0 && zmq_errno() != EINTR) {
             rc = SF_ERR(err, SF_E_FARM, "poll failed: %s", zmq_strerror(zmq_errno()));
             break;
@@ -1837,6 +2172,20 @@ sf_rc dispatch_new(const dispatch_config_t *cfg, dispatch_t **out, sf_err_t *err
         dispatch_destroy(&d);
         return SF_ERR(err, e == EADDRINUSE ? SF_E_IO : SF_E_INPUT, "cannot bind '%s': %s", cfg->bind, zmq_strerror(e));
     }
+    if (cfg->http_bind) {
+        sf_err_t e = {0};
+        sf_rc hrc = monitor_open(cfg->http_bind, &d->monitor, &e);
+        if (hrc && cfg->http_required) {
+            dispatch_destroy(&d);
+            return SF_ERR(err, hrc, "%s", e.msg);
+        }
+        if (hrc)
+            sf_log(SF_LOG_WARN, "coordinator", "metrics and dashboard off: %s (--http ADDR:PORT to move them)", e.msg);
+        else
+            sf_log(SF_LOG_INFO, "coordinator", "metrics on http://%s/metrics, status on /status.json, dashboard on /",
+                   monitor_address(d->monitor));
+    }
+    d->stats.started_ms = s_now_ms();
     if (cfg->state_dir && s_resume(d, err) != SF_OK) {
         dispatch_destroy(&d);
         return err ? err->code : SF_E_IO;
@@ -1844,6 +2193,8 @@ sf_rc dispatch_new(const dispatch_config_t *cfg, dispatch_t **out, sf_err_t *err
     *out = d;
     return SF_OK;
 }
+
+const char *dispatch_http_address(const dispatch_t *d) { return d->monitor ? monitor_address(d->monitor) : NULL; }
 
 void dispatch_destroy(dispatch_t **self_p)
 {
@@ -1864,6 +2215,7 @@ void dispatch_destroy(dispatch_t **self_p)
     sf_free(d->nodes);
     sf_free(d->order);
     sf_free(d->quarantine);
+    monitor_close(&d->monitor);
     if (d->state_lock_fd >= 0)
         close(d->state_lock_fd);
     sf_free(d);

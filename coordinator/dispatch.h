@@ -65,6 +65,8 @@ typedef struct {
     int quarantine_ms;      /* how long a quarantine lasts; 0: 300000 */
     double spot_check;      /* fraction of jobs rendered twice on two nodes and compared, 0..1 */
     const char *state_dir;  /* journals (journal.h): renders survive a crash; NULL: none */
+    const char *http_bind;  /* metrics, status and dashboard (monitor.h), "127.0.0.1:9464"; NULL: none */
+    bool http_required;     /* a bind failure fails dispatch_new (else a warning, and no HTTP) */
     int drain_timeout_ms;   /* drain: how long to wait for the jobs out; 0: 60000 */
     bool exit_when_idle;    /* return once every render is finished (embedded) */
     atomic_int *stop;       /* optional: return soon after *stop != 0 */
@@ -105,6 +107,10 @@ typedef void (*dispatch_event_fn)(void *ctx, const dispatch_event_t *ev);
  * state folder cannot be used. */
 sf_rc dispatch_new(const dispatch_config_t *cfg, dispatch_t **out, sf_err_t *err);
 void dispatch_destroy(dispatch_t **self_p);
+
+/* Where the metrics, status and dashboard are served ("127.0.0.1:9464"),
+ * or NULL when they are not. */
+const char *dispatch_http_address(const dispatch_t *d);
 
 /* A render to queue: the session whose file bytes are `yaml` (loaded by the
  * caller from `session_path`), into out_dir (created if missing; NULL or "":

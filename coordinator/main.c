@@ -25,6 +25,7 @@
 #include "batch.h"
 #include "estimate.h"
 #include "events.h"
+#include "monitor.h"
 #include "localfarm.h"
 #include "plan.h"
 #include "verify.h"
@@ -102,7 +103,7 @@ static const char s_help[] =
     "  stemfarm verify DIR|MANIFEST\n"
     "  stemfarm coordinator --bind ENDPOINT [--state DIR] [--node-timeout SECONDS] [--stuck-timeout SECONDS]\n"
     "                  [--quarantine-after N] [--quarantine-time SECONDS] [--drain-timeout SECONDS]\n"
-    "                  [--spot-check PERCENT]\n"
+    "                  [--spot-check PERCENT] [--http ADDR:PORT|off]\n"
     "                  [--key COORDINATOR.key --allow DIR|FILE.pub ...] [--insecure] [--config FILE]\n"
     "  stemfarm status --farm tcp://HOST:PORT [--json] [--key CLIENT.key --server-key COORDINATOR.pub]\n"
     "  stemfarm cancel --farm tcp://HOST:PORT RENDER [--key CLIENT.key --server-key COORDINATOR.pub]\n"
@@ -136,6 +137,8 @@ static const char s_help[] =
     "            nodes first\n"
     "--state     coordinator: the folder of the render journals, resumed at the next start\n"
     "            (default $STEMFARM_STATE_DIR, $XDG_STATE_HOME/stemfarm, ~/.local/state/stemfarm)\n"
+    "--http      coordinator: Prometheus /metrics, /status.json and the dashboard (/) over\n"
+    "            HTTP (default 127.0.0.1:9464; off: none)\n"
     "--spot-check coordinator: percent of the jobs rendered on two nodes and compared\n"
     "            (default 2; 0 for none)\n"
     "--node-timeout, --stuck-timeout: a node silent (15 s), a job without progress (120 s)\n"
@@ -176,6 +179,7 @@ typedef struct {
     int drain_timeout_s;
     const char *state_dir;
     const char *spot_check; /* coordinator: percent of jobs rendered twice */
+    const char *http;       /* coordinator: metrics, status and dashboard; "off" */
     const char *log_name;   /* batch: a log per session in its output folder */
     int in_flight;          /* batch: sessions rendering at once */
     bool force, json, strict, resume, insecure, dry_run;
@@ -738,6 +742,7 @@ static int s_coordinator_options(int argc, char **argv, options_t *o)
         OPT("--state", NULL, OPT_TEXT, state_dir, 0, 0),
         OPT("--drain-timeout", NULL, OPT_COUNT, drain_timeout_s, 1, 86400),
         OPT("--spot-check", NULL, OPT_TEXT, spot_check, 0, 0),
+        OPT("--http", NULL, OPT_TEXT, http, 0, 0),
         OPT("--key", NULL, OPT_TEXT, key, 0, 0),
         OPT("--allow", NULL, OPT_LIST, allow, 0, 0),
         OPT("--insecure", NULL, OPT_FLAG, insecure, 0, 0),
@@ -848,6 +853,10 @@ static int s_cmd_coordinator(int argc, char **argv)
                              .quarantine_after = o.quarantine_after,
                              .quarantine_ms = o.quarantine_s * 1000,
                              .spot_check = spot_fraction,
+                             .http_bind = o.http && !strcmp(o.http, "off") ? NULL
+                                          : o.http                         ? o.http
+                                                                           : MONITOR_DEFAULT_BIND,
+                             .http_required = o.http != NULL,
                              .state_dir = state_dir,
                              .drain_timeout_ms = o.drain_timeout_s * 1000,
                              .drain = &g_stop,

@@ -360,6 +360,8 @@ int tu_wait(pid_t pid, int timeout_ms)
 
 int tu_stop(pid_t pid)
 {
+    if (pid <= 0)
+        return -1; /* kill(-1) would signal every process */
     kill(pid, SIGTERM);
     int rc = tu_wait(pid, 10000);
     if (rc != -2)
@@ -370,6 +372,8 @@ int tu_stop(pid_t pid)
 
 void tu_kill9(pid_t pid)
 {
+    if (pid <= 0)
+        return;
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
 }
