@@ -24,7 +24,9 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "test_ansible: $*" >&2; for f in "$work"/*/var/log/stemfarm/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }; done; exit 1; }
 
-port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+http_port=$(free_port)
 cat > "$work/inventory.yml" <<INV
 all:
   vars:
@@ -36,6 +38,7 @@ all:
     stemfarm_firewall: false
     stemfarm_bind_address: 127.0.0.1
     stemfarm_coordinator_port: $port
+    stemfarm_http: 127.0.0.1:$http_port
     stemfarm_key_exchange_dir: $work/key-exchange
     stemfarm_output_dirs: [$work/deliveries]
   children:
@@ -93,6 +96,10 @@ for f in "$work"/embedded/*.wav; do
   n=$((n + 1))
 done
 [ "$n" -ge 3 ] || fail "only $n stems"
+
+# The deployed coordinator's metrics saw the render.
+metrics=$(curl -sf "http://127.0.0.1:$http_port/metrics") || fail "no metrics on port $http_port"
+grep -q '^stemfarm_renders_finished_total{outcome="delivered"} 1$' <<<"$metrics" || fail "metrics: $metrics"
 
 # Lint and unit checks.
 (cd "$src/ansible" && ansible-lint -q site.yml roles/ > "$work/lint.log" 2>&1) || { cat "$work/lint.log" >&2; fail "ansible-lint"; }
