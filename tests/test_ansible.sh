@@ -27,36 +27,13 @@ fail() { echo "test_ansible: $*" >&2; for f in "$work"/*/var/log/stemfarm/*.log;
 free_port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 http_port=$(free_port)
-cat > "$work/inventory.yml" <<INV
-all:
-  vars:
-    ansible_connection: local
-    ansible_python_interpreter: /usr/bin/python3
-    stemfarm_install_method: prefix
-    stemfarm_build_dir: $build
-    stemfarm_service_manager: none
-    stemfarm_firewall: false
-    stemfarm_bind_address: 127.0.0.1
-    stemfarm_coordinator_port: $port
-    stemfarm_http: 127.0.0.1:$http_port
-    stemfarm_key_exchange_dir: $work/key-exchange
-    stemfarm_output_dirs: [$work/deliveries]
-  children:
-    stemfarm_coordinator:
-      hosts:
-        coordinator:
-          ansible_host: 127.0.0.1
-          stemfarm_prefix: $work/coordinator
-          stemfarm_clients: [ci]
-    stemfarm_nodes:
-      hosts:
-        node-1: {stemfarm_prefix: $work/node-1, stemfarm_node_threads: 1}
-        node-2: {stemfarm_prefix: $work/node-2, stemfarm_node_threads: 1}
-INV
 
-ansible-playbook -i "$work/inventory.yml" "$src/ansible/site.yml" > "$work/run1.log" 2>&1 ||
+# The README's localhost inventory, moved into the scratch folder and onto free ports.
+play=(ansible-playbook -i "$src/ansible/inventory.localhost.yml" "$src/ansible/site.yml" -e "stemfarm_farm_root=$work"
+  -e "stemfarm_build_dir=$build" -e "stemfarm_coordinator_port=$port" -e "stemfarm_http=127.0.0.1:$http_port")
+"${play[@]}" > "$work/run1.log" 2>&1 ||
   { cat "$work/run1.log" >&2; fail "the first run failed"; }
-ansible-playbook -i "$work/inventory.yml" "$src/ansible/site.yml" > "$work/run2.log" 2>&1 ||
+"${play[@]}" > "$work/run2.log" 2>&1 ||
   { cat "$work/run2.log" >&2; fail "the second run failed"; }
 recap=$(sed -n '/PLAY RECAP/,$p' "$work/run2.log")
 echo "$recap" | grep -q 'changed=0' || fail "no recap in the second run"
@@ -80,14 +57,14 @@ done
   fail "the embedded render failed"
 for i in $(seq 100); do
   "$work/coordinator/bin/stemfarm" status --farm "tcp://127.0.0.1:$port" --json \
-    --key "$work/coordinator/etc/stemfarm/keys/clients/ci.key" \
+    --key "$work/coordinator/etc/stemfarm/keys/clients/me.key" \
     --server-key "$work/coordinator/etc/stemfarm/keys/coordinator.pub" > "$work/status.json" 2>/dev/null || true
   grep -q '"node-2"' "$work/status.json" && grep -q '"node-1"' "$work/status.json" && break
   sleep 0.1
 done
 grep -q '"node-2"' "$work/status.json" || fail "the nodes did not join: $(cat "$work/status.json")"
 "$work/coordinator/bin/stemfarm" render "$work/session/session.yaml" --farm "tcp://127.0.0.1:$port" \
-  -o "$work/deliveries/bench" --key "$work/coordinator/etc/stemfarm/keys/clients/ci.key" \
+  -o "$work/deliveries/bench" --key "$work/coordinator/etc/stemfarm/keys/clients/me.key" \
   --server-key "$work/coordinator/etc/stemfarm/keys/coordinator.pub" > "$work/render.log" 2>&1 ||
   { cat "$work/render.log" >&2; fail "the render through the deployed farm failed"; }
 n=0
