@@ -136,6 +136,7 @@ int client_render(const client_config_t *c, const dispatch_request_t *req, dispa
     int silent_ms = 0;
     bool noted = false, done = false;
     int exit_code = 3;
+    dispatch_event_t last = {0}; /* Done carries no counts: the last progress has them */
     while (!done && !(c->interrupt && atomic_load(c->interrupt)) && silent_ms < limit_ms) {
         sf_wire_msg_t m;
         if (!s_recv(&k, &m, S_POLL_MS)) {
@@ -157,8 +158,10 @@ int client_render(const client_config_t *c, const dispatch_request_t *req, dispa
             e.jobs_total = m.u.progress.jobs_total;
             e.nodes = m.u.progress.nodes;
             e.message = *m.u.progress.event ? m.u.progress.event : NULL;
+            last = e;
             fn(ctx, &e);
         } else if (m.kind == SF_WIRE_DONE) {
+            e = last;
             e.kind = DISPATCH_EV_DONE;
             e.exit_code = (int)m.u.done.exit_code;
             e.message = *m.u.done.message ? m.u.done.message : NULL;

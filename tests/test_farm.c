@@ -272,9 +272,12 @@ START_TEST(test_a_node_rejoins_a_restarted_coordinator)
     char *out_dir = tu_path(s_dir, "after-restart");
     char args[4096];
     snprintf(args, sizeof args, "render '%s' --farm %s -o '%s' --json", s_session, again.endpoint, out_dir);
-    char *err = NULL;
-    int rc = s_stemfarm(args, NULL, &err);
+    char *out = NULL, *err = NULL;
+    int rc = s_stemfarm(args, &out, &err);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+    /* the last word counts the jobs, as an embedded render's does */
+    ck_assert_msg(strstr(out, "{\"event\":\"done\",\"jobs_done\":30,\"jobs_total\":30,"), "%s", out);
+    free(out);
     free(err);
     ck_assert_int_eq(tu_stop(again.pid), 0);
     ck_assert_int_eq(tu_stop(node), 0);
