@@ -2,8 +2,9 @@
 # test_package: `cmake --install` and the .deb. The install tree has the
 # programs, man pages that groff reads without a warning, the documents and
 # the example config; the package built by cpack depends only on Debian
-# packages that are installed here, and its programs run from an extracted
-# copy. Arguments: the build folder.
+# packages that are installed here, apt-get resolves and would configure it
+# (simulated: the test never touches the system), and its programs run from
+# an extracted copy. Arguments: the build folder.
 set -euo pipefail
 build=$1
 work=$(mktemp -d)
@@ -34,6 +35,9 @@ done
 contents=$(dpkg-deb -c "$deb")
 grep -q './usr/bin/stemfarm-node$' <<<"$contents" || fail "no /usr/bin/stemfarm-node in the package"
 grep -q './usr/share/man/man5/stemfarm-session.5' <<<"$contents" || fail "no man page in the package"
+# what `apt-get install ./stemfarm_*.deb` would do, without doing it: resolve and configure
+sim=$(apt-get install -s "$deb" 2>&1) || fail "apt-get cannot install the package: $sim"
+grep -q '^Inst stemfarm ' <<<"$sim" && grep -q '^Conf stemfarm ' <<<"$sim" || fail "apt-get would not install it: $sim"
 dpkg-deb -x "$deb" "$work/extracted"
 "$work/extracted/usr/bin/stemfarm-node" --version | grep -q 'stemfarm' || fail "the packaged node does not run"
 echo "test_package: ok: $(basename "$deb"), Depends: $depends"
