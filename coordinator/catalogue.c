@@ -194,8 +194,11 @@ static void s_entry(s_ctx_t *c, const yaml_node_t *entry, size_t index)
     const yaml_node_t *v[4];
     char what[64];
     snprintf(what, sizeof what, "entry %zu of 'sessions'", index + 1);
-    if (!sf_yamldoc_fields(&c->y, entry, what, keys, v))
+    if (!sf_yamldoc_fields(&c->y, entry, what, keys, v)) {
+        sf_yamldoc_error(&c->y, entry, "%s must be a mapping with path, output, profile, priority, not %s", what,
+                         sf_yamldoc_kind(entry));
         return;
+    }
     catalogue_item_t tmpl = {.output = "{session}"};
     bool ok = true;
     if (!v[0] || v[0]->type != YAML_SCALAR_NODE || sf_yamldoc_is_null(v[0]) || !*sf_yamldoc_text(v[0])) {
@@ -257,8 +260,11 @@ static void s_top(s_ctx_t *c, const yaml_node_t *root)
 {
     static const char *const keys[] = {"version", "sessions", NULL};
     const yaml_node_t *v[2];
-    if (!sf_yamldoc_fields(&c->y, root, "a catalogue", keys, v))
+    if (!sf_yamldoc_fields(&c->y, root, "the catalogue", keys, v)) {
+        sf_yamldoc_error(&c->y, root, "a catalogue must be a mapping with version and sessions, not %s",
+                         sf_yamldoc_kind(root));
         return;
+    }
     if (!v[0])
         sf_yamldoc_error(&c->y, root, "a catalogue needs 'version: 1'");
     else if (strcmp(sf_yamldoc_text(v[0]), "1") != 0)
@@ -316,7 +322,9 @@ sf_rc catalogue_load(const char *path, catalogue_t **out, sf_diags_t *diags, sf_
     size_t errors_before = diags->n_errors;
     const yaml_node_t *root;
     rc = sf_yamldoc_parse(&c.y, path, text, n, diags, &root, err);
-    if (rc == SF_OK && root)
+    if (rc == SF_OK && c.y.loaded && (!root || sf_yamldoc_is_null(root)))
+        sf_yamldoc_error(&c.y, root, "the catalogue is empty (expected version: 1 and sessions)");
+    else if (rc == SF_OK && root)
         s_top(&c, root);
     sf_yamldoc_free(&c.y);
     sf_free(text);

@@ -267,11 +267,14 @@ START_TEST(test_catalogue_errors_are_reported_at_once_with_positions)
     free(out);
     free(err);
 
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' batch missing.yaml; '%s' batch catalogue.yaml --log ../x", s_dir,
-             tu_stemfarm_bin(), tu_stemfarm_bin());
+    free(tu_write_text(s_dir, "empty.yaml", "# nothing yet\n"));
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && '%s' batch missing.yaml; '%s' batch catalogue.yaml --log ../x; '%s' batch empty.yaml", s_dir,
+             tu_stemfarm_bin(), tu_stemfarm_bin(), tu_stemfarm_bin());
     ck_assert_int_eq(tu_run(cmd, &out, &err, 60), 2);
     ck_assert_msg(strstr(err, "cannot open 'missing.yaml': no such file or directory") &&
-                      strstr(err, "--log takes a file name"),
+                      strstr(err, "--log takes a file name") &&
+                      strstr(err, "empty.yaml: error: the catalogue is empty (expected version: 1 and sessions)"),
                   "%s", err);
     free(out);
     free(err);

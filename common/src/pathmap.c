@@ -22,6 +22,7 @@
 #include "sf/pathmap.h"
 
 #include "sf/alloc.h"
+#include "sf/yamldoc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -440,65 +441,36 @@ bad:
 /* ---- the config file ------------------------------------------------------ */
 
 typedef struct {
-    const char *file;
-    sf_diags_t *diags;
-    yaml_document_t *doc;
+    sf_yamldoc_t y;
     sf_pathmap_t *map;
     sf_rc rc;                      /* SF_E_NOMEM once an allocation failed */
     const yaml_node_t **rule_from; /* owned: the `from` node of every rule added, for duplicates */
 } s_cfg_t;
 
-__attribute__((format(printf, 3, 4))) static void s_cfg_error(s_cfg_t *c, const yaml_node_t *at, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    /* libyaml counts from 0. */
-    uint32_t line = at ? (uint32_t)at->start_mark.line + 1 : 0, col = at ? (uint32_t)at->start_mark.column + 1 : 0;
-    sf_diags_add(c->diags, SF_DIAG_ERROR, c->file, line, col, "%s", msg);
-}
-
-static const char *s_cfg_text(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
-
-static bool s_cfg_is_null(const yaml_node_t *n)
-{
-    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return false;
-    const char *t = s_cfg_text(n);
-    return !*t || !strcmp(t, "~") || !strcmp(t, "null") || !strcmp(t, "Null") || !strcmp(t, "NULL");
-}
-
-static const char *s_cfg_kind(const yaml_node_t *n)
-{
-    if (s_cfg_is_null(n))
-        return "empty";
-    return n->type == YAML_MAPPING_NODE ? "a mapping" : n->type == YAML_SEQUENCE_NODE ? "a list" : "a value";
-}
+#define s_cfg_error(c, at, ...) sf_yamldoc_error(&(c)->y, at, __VA_ARGS__)
 
 /* A non-empty scalar, or NULL (reported as `what`). */
 static const char *s_cfg_string(s_cfg_t *c, const yaml_node_t *n, const char *what)
 {
-    if (n->type != YAML_SCALAR_NODE || s_cfg_is_null(n)) {
-        s_cfg_error(c, n, "%s must be a path, not %s", what, s_cfg_kind(n));
+    if (n->type != YAML_SCALAR_NODE || sf_yamldoc_is_null(n)) {
+        s_cfg_error(c, n, "%s must be a path, not %s", what, sf_yamldoc_kind(n));
         return NULL;
     }
-    if (!*s_cfg_text(n)) {
+    if (!*sf_yamldoc_text(n)) {
         s_cfg_error(c, n, "%s must not be empty", what);
         return NULL;
     }
-    return s_cfg_text(n);
+    return sf_yamldoc_text(n);
 }
 
 static void s_cfg_roots(s_cfg_t *c, const yaml_node_t *list)
 {
     if (list->type != YAML_SEQUENCE_NODE) {
-        s_cfg_error(c, list, "'media_roots' must be a list of folders, not %s", s_cfg_kind(list));
+        s_cfg_error(c, list, "'media_roots' must be a list of folders, not %s", sf_yamldoc_kind(list));
         return;
     }
     for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top; it++) {
-        const yaml_node_t *n = yaml_document_get_node(c->doc, *it);
+        const yaml_node_t *n = sf_yamldoc_node(&c->y, *it);
         const char *text = s_cfg_string(c, n, "a media root");
         sf_err_t e = {0};
         sf_rc rc = text ? sf_pathmap_add_root(c->map, text, &e) : SF_OK;
@@ -524,22 +496,15 @@ static void s_cfg_rule(s_cfg_t *c, const yaml_node_t *item, size_t index)
 {
     if (item->type != YAML_MAPPING_NODE) {
         s_cfg_error(c, item, "path_map entry %zu must be a mapping with 'from' and 'to', not %s", index + 1,
-                    s_cfg_kind(item));
+                    sf_yamldoc_kind(item));
         return;
     }
-    const yaml_node_t *from = NULL, *to = NULL;
-    for (yaml_node_pair_t *pr = item->data.mapping.pairs.start; pr < item->data.mapping.pairs.top; pr++) {
-        const yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
-        const yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
-        const char *key = k->type == YAML_SCALAR_NODE ? s_cfg_text(k) : "";
-        const yaml_node_t **slot = !strcmp(key, "from") ? &from : !strcmp(key, "to") ? &to : NULL;
-        if (!slot)
-            s_cfg_error(c, k, "unknown key '%s' in path_map entry %zu (expected from, to)", key, index + 1);
-        else if (*slot)
-            s_cfg_error(c, k, "duplicate key '%s' in path_map entry %zu", key, index + 1);
-        else
-            *slot = v;
-    }
+    static const char *const keys[] = {"from", "to", NULL};
+    const yaml_node_t *v[2];
+    char what[64];
+    snprintf(what, sizeof what, "path_map entry %zu", index + 1);
+    sf_yamldoc_fields(&c->y, item, what, keys, v);
+    const yaml_node_t *from = v[0], *to = v[1];
     if (!from || !to) {
         s_cfg_error(c, item, "path_map entry %zu needs '%s'", index + 1, !from ? "from" : "to");
         return;
@@ -590,23 +555,23 @@ static void s_cfg_rule(s_cfg_t *c, const yaml_node_t *item, size_t index)
 static void s_cfg_rules(s_cfg_t *c, const yaml_node_t *list)
 {
     if (list->type != YAML_SEQUENCE_NODE) {
-        s_cfg_error(c, list, "'path_map' must be a list of {from, to} rules, not %s", s_cfg_kind(list));
+        s_cfg_error(c, list, "'path_map' must be a list of {from, to} rules, not %s", sf_yamldoc_kind(list));
         return;
     }
     size_t index = 0;
     for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top && !c->rc; it++)
-        s_cfg_rule(c, yaml_document_get_node(c->doc, *it), index++);
+        s_cfg_rule(c, sf_yamldoc_node(&c->y, *it), index++);
 }
 
 static void s_cfg_media(s_cfg_t *c, const yaml_node_t *v)
 {
-    const char *text = v->type == YAML_SCALAR_NODE ? s_cfg_text(v) : "";
+    const char *text = v->type == YAML_SCALAR_NODE ? sf_yamldoc_text(v) : "";
     if (!strcmp(text, "shared"))
         c->map->media = SF_MEDIA_SHARED;
     else if (!strcmp(text, "ship"))
         c->map->media = SF_MEDIA_SHIP;
     else if (v->type != YAML_SCALAR_NODE)
-        s_cfg_error(c, v, "'media' must be shared or ship, not %s", s_cfg_kind(v));
+        s_cfg_error(c, v, "'media' must be shared or ship, not %s", sf_yamldoc_kind(v));
     else
         s_cfg_error(c, v, "unknown media mode '%s' (expected shared or ship)", text);
 }
@@ -614,22 +579,13 @@ static void s_cfg_media(s_cfg_t *c, const yaml_node_t *v)
 static void s_cfg_cache(s_cfg_t *c, const yaml_node_t *map)
 {
     if (map->type != YAML_MAPPING_NODE) {
-        s_cfg_error(c, map, "'cache' must be a mapping with dir and max_size, not %s", s_cfg_kind(map));
+        s_cfg_error(c, map, "'cache' must be a mapping with dir and max_size, not %s", sf_yamldoc_kind(map));
         return;
     }
-    const yaml_node_t *dir = NULL, *max = NULL;
-    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top; pr++) {
-        const yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
-        const yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
-        const char *key = k->type == YAML_SCALAR_NODE ? s_cfg_text(k) : "";
-        const yaml_node_t **slot = !strcmp(key, "dir") ? &dir : !strcmp(key, "max_size") ? &max : NULL;
-        if (!slot)
-            s_cfg_error(c, k, "unknown key '%s' in cache (expected dir, max_size)", key);
-        else if (*slot)
-            s_cfg_error(c, k, "duplicate key '%s' in cache", key);
-        else
-            *slot = v;
-    }
+    static const char *const keys[] = {"dir", "max_size", NULL};
+    const yaml_node_t *v[2];
+    sf_yamldoc_fields(&c->y, map, "cache", keys, v);
+    const yaml_node_t *dir = v[0], *max = v[1];
     sf_err_t e = {0};
     const char *text;
     if (dir && (text = s_cfg_string(c, dir, "cache dir"))) {
@@ -640,9 +596,9 @@ static void s_cfg_cache(s_cfg_t *c, const yaml_node_t *map)
             s_cfg_error(c, dir, "%s", e.msg);
     }
     if (max) {
-        if (max->type != YAML_SCALAR_NODE || s_cfg_is_null(max))
-            s_cfg_error(c, max, "cache max_size must be a size such as 20G, not %s", s_cfg_kind(max));
-        else if (sf_pathmap_parse_size(s_cfg_text(max), &c->map->cache_max_bytes, &e))
+        if (max->type != YAML_SCALAR_NODE || sf_yamldoc_is_null(max))
+            s_cfg_error(c, max, "cache max_size must be a size such as 20G, not %s", sf_yamldoc_kind(max));
+        else if (sf_pathmap_parse_size(sf_yamldoc_text(max), &c->map->cache_max_bytes, &e))
             s_cfg_error(c, max, "cache max_size: %s", e.msg);
     }
 }
@@ -650,26 +606,14 @@ static void s_cfg_cache(s_cfg_t *c, const yaml_node_t *map)
 static void s_cfg_top(s_cfg_t *c, const yaml_node_t *root)
 {
     if (root->type != YAML_MAPPING_NODE) {
-        s_cfg_error(c, root, "the top level must be a mapping with media_roots and path_map, not %s", s_cfg_kind(root));
+        s_cfg_error(c, root, "the top level must be a mapping with media_roots and path_map, not %s",
+                    sf_yamldoc_kind(root));
         return;
     }
-    const yaml_node_t *roots = NULL, *rules = NULL, *media = NULL, *cache = NULL;
-    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
-        const yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
-        const yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
-        const char *key = k->type == YAML_SCALAR_NODE ? s_cfg_text(k) : "";
-        const yaml_node_t **slot = !strcmp(key, "media_roots") ? &roots
-                                   : !strcmp(key, "path_map")  ? &rules
-                                   : !strcmp(key, "media")     ? &media
-                                   : !strcmp(key, "cache")     ? &cache
-                                                               : NULL;
-        if (!slot)
-            s_cfg_error(c, k, "unknown key '%s' (expected media_roots, path_map, media, cache)", key);
-        else if (*slot)
-            s_cfg_error(c, k, "duplicate key '%s'", key);
-        else
-            *slot = v;
-    }
+    static const char *const keys[] = {"media_roots", "path_map", "media", "cache", NULL};
+    const yaml_node_t *v[4];
+    sf_yamldoc_fields(&c->y, root, NULL, keys, v);
+    const yaml_node_t *roots = v[0], *rules = v[1], *media = v[2], *cache = v[3];
     if (roots)
         s_cfg_roots(c, roots);
     if (rules && !c->rc)
@@ -678,30 +622,6 @@ static void s_cfg_top(s_cfg_t *c, const yaml_node_t *root)
         s_cfg_media(c, media);
     if (cache && !c->rc)
         s_cfg_cache(c, cache);
-}
-
-/* libyaml's complaint at its position (reader errors carry only a byte
- * offset: the line is counted from it). */
-static void s_cfg_parser_error(s_cfg_t *c, const yaml_parser_t *p, const char *yaml, size_t n_bytes)
-{
-    if (p->error == YAML_MEMORY_ERROR) {
-        c->rc = SF_E_NOMEM;
-        return;
-    }
-    const char *problem = p->problem ? p->problem : "unknown error";
-    if (p->error == YAML_READER_ERROR) {
-        uint32_t line = 1;
-        for (size_t i = 0; i < p->problem_offset && i < n_bytes; i++)
-            line += yaml[i] == '\n';
-        sf_diags_add(c->diags, SF_DIAG_ERROR, c->file, line, 1, "invalid YAML: %s", problem);
-        return;
-    }
-    uint32_t line = (uint32_t)p->problem_mark.line + 1, col = (uint32_t)p->problem_mark.column + 1;
-    if (p->context) /* where it began: an unclosed quote is found only at the end */
-        sf_diags_add(c->diags, SF_DIAG_ERROR, c->file, line, col, "invalid YAML: %s (%s at line %u)", problem,
-                     p->context, (unsigned)p->context_mark.line + 1);
-    else
-        sf_diags_add(c->diags, SF_DIAG_ERROR, c->file, line, col, "invalid YAML: %s", problem);
 }
 
 sf_rc sf_pathmap_load_text(const char *path, const char *yaml, size_t n_bytes, sf_pathmap_t **out, sf_diags_t *diags,
@@ -713,48 +633,30 @@ sf_rc sf_pathmap_load_text(const char *path, const char *yaml, size_t n_bytes, s
     *out = NULL;
     size_t n_errors_before = diags->n_errors;
     int nomem_before = diags->nomem;
-    s_cfg_t c = {.file = path, .diags = diags};
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    bool have_doc = false;
+    s_cfg_t c = {0};
     sf_rc rc = sf_pathmap_new(&c.map, err);
-    if (rc)
-        goto out_diags;
-    if (!yaml_parser_initialize(&parser)) {
-        rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
-        goto out_map;
-    }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, n_bytes);
-    if (!yaml_parser_load(&parser, &doc)) {
-        s_cfg_parser_error(&c, &parser, yaml, n_bytes);
-    } else {
-        have_doc = true;
-        c.doc = &doc;
-        const yaml_node_t *root = yaml_document_get_root_node(&doc);
-        if (!root || s_cfg_is_null(root))
-            sf_diags_add(diags, SF_DIAG_ERROR, path, root ? (uint32_t)root->start_mark.line + 1 : 0,
-                         root ? (uint32_t)root->start_mark.column + 1 : 0,
-                         "the config file is empty (expected media_roots and path_map)");
+    const yaml_node_t *root = NULL;
+    if (rc == SF_OK)
+        rc = sf_yamldoc_parse(&c.y, path, yaml, n_bytes, diags, &root, err);
+    if (rc == SF_OK && c.y.loaded) {
+        if (!root || sf_yamldoc_is_null(root))
+            s_cfg_error(&c, root, "the config file is empty (expected media_roots and path_map)");
         else
             s_cfg_top(&c, root);
     }
     sf_diags_sort(diags);
-    if (c.rc || (diags->nomem && !nomem_before)) {
+    if (rc == SF_OK && (c.rc || (diags->nomem && !nomem_before))) {
         rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
-    } else if (diags->n_errors > n_errors_before) {
+    } else if (rc == SF_OK && diags->n_errors > n_errors_before) {
         size_t n = diags->n_errors - n_errors_before;
         rc = SF_ERR(err, SF_E_INPUT, "'%s' has %zu error%s", path, n, n == 1 ? "" : "s");
-    } else {
+    } else if (rc == SF_OK) {
         *out = c.map;
         c.map = NULL;
     }
-    if (have_doc)
-        yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
-out_map:
+    sf_yamldoc_free(&c.y);
     sf_pathmap_destroy(&c.map);
     sf_free(c.rule_from);
-out_diags:
     if (diags == &local)
         sf_diags_free(&local);
     return rc;
@@ -763,44 +665,14 @@ out_diags:
 sf_rc sf_pathmap_load(const char *path, sf_pathmap_t **out, sf_diags_t *diags, sf_err_t *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        char reason[256];
-        snprintf(reason, sizeof reason, "%s", strerror(errno));
-        reason[0] = (char)tolower((unsigned char)reason[0]);
-        return SF_ERR(err, SF_E_IO, "cannot open '%s': %s", path, reason);
-    }
     char *text = NULL;
-    size_t n = 0, cap = 0;
-    sf_rc rc = SF_OK;
-    for (;;) {
-        if (n == cap) {
-            /* A config is a few lines: anything this large is not one. */
-            if (cap >= (1u << 20)) {
-                if (diags)
-                    sf_diags_add(diags, SF_DIAG_ERROR, path, 0, 0, "larger than 1 MiB: not a stemfarm config");
-                rc = SF_ERR(err, SF_E_INPUT, "'%s' is larger than 1 MiB: not a stemfarm config", path);
-                goto out;
-            }
-            cap = cap ? 2 * cap : 4096;
-            char *bigger = sf_realloc(text, cap);
-            if (!bigger) {
-                rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
-                goto out;
-            }
-            text = bigger;
-        }
-        size_t got = fread(text + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f))
-        rc = SF_ERR(err, SF_E_IO, "cannot read '%s'", path);
-    else
+    size_t n = 0;
+    /* A config is a few lines: anything this large is not one. */
+    sf_rc rc = sf_yamldoc_read_file(path, 1u << 20, "stemfarm config", &text, &n, err);
+    if (rc == SF_E_INPUT && diags)
+        sf_diags_add(diags, SF_DIAG_ERROR, path, 0, 0, "larger than 1 MiB: not a stemfarm config");
+    if (rc == SF_OK)
         rc = sf_pathmap_load_text(path, text, n, out, diags, err);
-out:
-    fclose(f);
     sf_free(text);
     return rc;
 }

@@ -9,9 +9,20 @@
 #include <stdio.h>
 #include <string.h>
 
+/* "1 MiB", "640 KiB": for messages about a limit. */
+static void s_size_text(size_t n, char *buf, size_t cap)
+{
+    if (n >= (1u << 20) && n % (1u << 20) == 0)
+        snprintf(buf, cap, "%zu MiB", n >> 20);
+    else
+        snprintf(buf, cap, "%zu KiB", n >> 10);
+}
+
 sf_rc sf_yamldoc_read_file(const char *path, size_t max_bytes, const char *what, char **text, size_t *n_bytes,
                            sf_err_t *err)
 {
+    char limit[32];
+    s_size_text(max_bytes, limit, sizeof limit);
     *text = NULL;
     *n_bytes = 0;
     FILE *f = fopen(path, "rb");
@@ -27,7 +38,7 @@ sf_rc sf_yamldoc_read_file(const char *path, size_t max_bytes, const char *what,
     for (;;) {
         if (n + 1 >= cap) {
             if (cap > max_bytes) {
-                rc = SF_ERR(err, SF_E_INPUT, "'%s' is larger than %zu KiB: not a %s", path, max_bytes >> 10, what);
+                rc = SF_ERR(err, SF_E_INPUT, "'%s' is larger than %s: not a %s", path, limit, what);
                 goto out;
             }
             cap = cap ? 2 * cap : 4096;
@@ -46,7 +57,7 @@ sf_rc sf_yamldoc_read_file(const char *path, size_t max_bytes, const char *what,
     if (ferror(f)) {
         rc = SF_ERR(err, SF_E_IO, "cannot read '%s'", path);
     } else if (n > max_bytes) {
-        rc = SF_ERR(err, SF_E_INPUT, "'%s' is larger than %zu KiB: not a %s", path, max_bytes >> 10, what);
+        rc = SF_ERR(err, SF_E_INPUT, "'%s' is larger than %s: not a %s", path, limit, what);
     } else {
         buf[n] = '\0';
         *text = buf;
@@ -155,10 +166,8 @@ bool sf_yamldoc_fields(sf_yamldoc_t *y, const yaml_node_t *map, const char *what
         int w = snprintf(expected + used, sizeof expected - used, "%s%s", n_keys ? ", " : "", keys[n_keys]);
         used += w > 0 && (size_t)w < sizeof expected - used ? (size_t)w : 0;
     }
-    if (!map || map->type != YAML_MAPPING_NODE) {
-        sf_yamldoc_error(y, map, "%s must be a mapping with %s, not %s", what, expected, sf_yamldoc_kind(map));
+    if (!map || map->type != YAML_MAPPING_NODE)
         return false;
-    }
     for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top; pr++) {
         const yaml_node_t *k = sf_yamldoc_node(y, pr->key), *v = sf_yamldoc_node(y, pr->value);
         const char *key = sf_yamldoc_text(k);
@@ -166,9 +175,10 @@ bool sf_yamldoc_fields(sf_yamldoc_t *y, const yaml_node_t *map, const char *what
         while (i < n_keys && strcmp(keys[i], key) != 0)
             i++;
         if (i == n_keys)
-            sf_yamldoc_error(y, k, "unknown key '%s' in %s (expected %s)", key, what, expected);
+            sf_yamldoc_error(y, k, "unknown key '%s'%s%s (expected %s)", key, what ? " in " : "", what ? what : "",
+                             expected);
         else if (values[i])
-            sf_yamldoc_error(y, k, "duplicate key '%s' in %s", key, what);
+            sf_yamldoc_error(y, k, "duplicate key '%s'%s%s", key, what ? " in " : "", what ? what : "");
         else
             values[i] = v;
     }

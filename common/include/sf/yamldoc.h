@@ -24,7 +24,7 @@ typedef struct {
 
 /* Reads a whole file of at most max_bytes into *text (NUL-terminated,
  * sf_free). SF_E_IO "cannot open 'PATH': reason"; SF_E_INPUT when it is
- * larger ("'PATH' is larger than N KiB: not a WHAT"); SF_E_NOMEM. */
+ * larger ("'PATH' is larger than 1 MiB: not a WHAT"); SF_E_NOMEM. */
 sf_rc sf_yamldoc_read_file(const char *path, size_t max_bytes, const char *what, char **text, size_t *n_bytes,
                            sf_err_t *err);
 
@@ -48,10 +48,11 @@ const char *sf_yamldoc_kind(const yaml_node_t *n);
 const char *sf_yamldoc_text(const yaml_node_t *n);
 
 /* Walks a mapping: for each key that is one of `keys` (NULL-terminated),
- * stores its value node in values[i]; unknown and duplicate keys are
- * errors naming the expected ones. `what` names the mapping ("an entry of
- * 'sessions'"); a node that is not a mapping is an error too. False when
- * it was not a mapping. */
+ * stores its value node in values[i] (NULL when absent); unknown and
+ * duplicate keys are errors naming the expected ones, "in WHAT" when what
+ * is not NULL ("unknown key 'x' in cache (expected dir, max_size)"). False,
+ * and nothing reported, when map is not a mapping: the caller says what it
+ * should have been. */
 bool sf_yamldoc_fields(sf_yamldoc_t *y, const yaml_node_t *map, const char *what, const char *const *keys,
                        const yaml_node_t **values);
 
