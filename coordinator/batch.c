@@ -511,6 +511,20 @@ static void *s_farm_thread(void *arg)
 
 static int s_run_farm(batch_t *b)
 {
+    /* Ask first: a coordinator that does not answer is said once, in
+     * seconds, not once per session after each one's silence limit. */
+    client_config_t c = {.endpoint = b->o->farm, .curve = b->o->curve, .interrupt = b->o->stop, .quiet = true};
+    uint32_t nodes, slots;
+    int rc = client_farm_size(&c, &nodes, &slots);
+    if (rc) {
+        for (size_t i = 0; i < b->n_order; i++) {
+            bsession_t *s = &b->s[b->order[i]];
+            s->state = BS_FAILED;
+            s->exit_code = rc;
+            s_set_message(s, "not submitted: the coordinator did not answer");
+        }
+        return rc;
+    }
     pthread_t threads[16];
     size_t n = b->window < 16 ? b->window : 16, started = 0;
     for (size_t i = 0; i < n; i++)

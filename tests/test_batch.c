@@ -356,6 +356,17 @@ START_TEST(test_a_catalogue_through_a_farm)
     ck_assert_int_eq(tu_stop(coord), 0);
     for (int i = 0; i < 2; i++)
         ck_assert_int_eq(tu_stop(nodes[i]), 0);
+
+    /* with the coordinator gone: said at once, exit 3, nothing marked delivered */
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' batch small.yaml --farm %s", s_dir, tu_stemfarm_bin(), endpoint);
+    int64_t t0 = tu_now_ms();
+    rc = tu_run(cmd, &out, &err, 120);
+    ck_assert_msg(rc == 3 && strstr(out, "not submitted: the coordinator did not answer") &&
+                      strstr(err, "did not answer"),
+                  "exit %d: %s %s", rc, out, err);
+    ck_assert_int_lt(tu_now_ms() - t0, 30000);
+    free(out);
+    free(err);
 }
 END_TEST
 
