@@ -148,9 +148,10 @@ int main(int argc, char **argv)
                                                  m.u.session.n_yaml_bytes, &opts, &s, NULL, NULL) == SF_OK) {
                             memcpy(sessions[k].hash, m.u.session.session_hash, 32);
                             for (int kind = 0; kind < 4; kind++)
-                                for (size_t t = 0; t < sf_session_target_count(s, (sf_target_kind_t)kind) && t < 256; t++)
-                                    sessions[k].channels[kind][t] =
-                                        sf_session_target_channels(s, (sf_target_t){(sf_target_kind_t)kind, (uint32_t)t});
+                                for (size_t t = 0; t < sf_session_target_count(s, (sf_target_kind_t)kind) && t < 256;
+                                     t++)
+                                    sessions[k].channels[kind][t] = sf_session_target_channels(
+                                        s, (sf_target_t){(sf_target_kind_t)kind, (uint32_t)t});
                             n_sessions++;
                         }
                         sf_session_destroy(&s);
