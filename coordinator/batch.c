@@ -216,20 +216,6 @@ static void s_profile_line(void *ctx, const char *line)
     s->message = grown;
 }
 
-static char *s_diags_text(const sf_diags_t *diags)
-{
-    char *text = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&text, &n);
-    if (!f)
-        return NULL;
-    sf_diags_print(diags, f);
-    fclose(f);
-    if (n && text[n - 1] == '\n')
-        text[n - 1] = '\0';
-    return text;
-}
-
 /* Loads, validates and plans one session: its name, folder, work. */
 static void s_plan(batch_t *b, bsession_t *s)
 {
@@ -253,7 +239,7 @@ static void s_plan(batch_t *b, bsession_t *s)
     sf_rc rc = sf_session_load_text(path, text, n, &opts, &session, &diags, &err);
     if (rc) {
         s->state = BS_INVALID;
-        char *lines = diags.n_errors ? s_diags_text(&diags) : NULL;
+        char *lines = diags.n_errors ? sf_diags_text(&diags) : NULL;
         if (lines) {
             s_set_message(s, lines);
             free(lines);

@@ -369,20 +369,6 @@ static void s_finish(dispatch_t *d, render_t *r, int exit_code, const char *mess
     s_emit(d, r, DISPATCH_EV_DONE, exit_code, message, manifest_path);
 }
 
-static char *s_diags_text(const sf_diags_t *diags)
-{
-    char *text = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&text, &n);
-    if (!f)
-        return NULL;
-    sf_diags_print(diags, f);
-    fclose(f);
-    if (n && text[n - 1] == '\n')
-        text[n - 1] = '\0';
-    return text;
-}
-
 /* Is plan job j of render `id` spot-checked at `fraction`? A hash, so the
  * choice is the same after a restart. */
 static bool s_spot_chosen(uint32_t id, size_t j, double fraction)
@@ -489,7 +475,7 @@ static render_t *s_render_new(dispatch_t *d, const dispatch_request_t *req, uint
     opts.pathmap = d->cfg.pathmap;
     sf_rc rc = sf_session_load_text(session_path, (const char *)yaml, n_yaml_bytes, &opts, &r->session, &diags, &e);
     if (rc) {
-        char *text = diags.n_errors ? s_diags_text(&diags) : NULL;
+        char *text = diags.n_errors ? sf_diags_text(&diags) : NULL;
         s_finish(d, r, rc == SF_E_INPUT ? 2 : 1, text ? text : e.msg, NULL);
         free(text);
         sf_diags_free(&diags);

@@ -140,6 +140,20 @@ void sf_diags_print(const sf_diags_t *d, FILE *out)
         fprintf(out, "error: out of memory while recording diagnostics\n");
 }
 
+char *sf_diags_text(const sf_diags_t *d)
+{
+    char *text = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&text, &n);
+    if (!f)
+        return NULL;
+    sf_diags_print(d, f);
+    fclose(f);
+    if (n && text[n - 1] == '\n')
+        text[n - 1] = '\0';
+    return text;
+}
+
 void sf_diags_free(sf_diags_t *d)
 {
     for (size_t i = 0; i < d->n_items; i++) {

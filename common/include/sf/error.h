@@ -90,6 +90,10 @@ void sf_diags_sort(sf_diags_t *d);
 /* Writes "file:line:col: error: msg" (compiler style), one line per item. */
 void sf_diags_print(const sf_diags_t *d, FILE *out);
 
+/* The same lines as one string without the last newline (for a message
+ * that travels: an event, a Done), or NULL when out of memory; free(3). */
+char *sf_diags_text(const sf_diags_t *d);
+
 void sf_diags_free(sf_diags_t *d);
 
 #endif
