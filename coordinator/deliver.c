@@ -107,6 +107,7 @@ typedef struct {
     int64_t frames;
     int channels;
     sf_meter_result_t meter;
+    uint8_t sha[32]; /* of the file as delivered: after the bext loudness went in */
 } s_readback_t;
 
 static size_t s_count_files(const plan_t *plan)
@@ -142,6 +143,30 @@ static void s_read_back(const plan_t *plan, stitch_t *st, s_readback_t *rb, size
             r->rc = sf_meter_result(meter, &r->meter, &r->err);
         sf_meter_destroy(&meter);
     }
+}
+
+/* Writes the meters' loudness into each file's bext chunk (the samples are
+ * untouched) and then hashes the file as it will be delivered; files in
+ * parallel, like the read-back, since hashing is most of a delivery's
+ * serial time. The first failure in file order is reported. */
+static sf_rc s_seal(const plan_t *plan, stitch_t *st, s_readback_t *rb, size_t n_files, sf_err_t *err)
+{
+    const bool bwf = plan->session->output.bwf;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t k = 0; k < n_files; k++) {
+        s_readback_t *r = &rb[k];
+        const char *path = stitch_partial_path(st, r->target, r->file);
+        r->rc = bwf ? sf_media_bwf_set_loudness(path, &r->meter, &r->err) : SF_OK;
+        if (r->rc == SF_OK)
+            r->rc = sf_hash_sha256_file(path, r->sha, &r->err);
+    }
+    for (size_t k = 0; k < n_files; k++)
+        if (rb[k].rc != SF_OK) {
+            if (err)
+                *err = rb[k].err;
+            return rb[k].rc;
+        }
+    return SF_OK;
 }
 
 /* One profile violation: logged, and appended to the message that fails the render. */
@@ -469,16 +494,11 @@ sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *
     sums = sf_calloc(n_files ? n_files : 1, 64 + 2 + PATH_MAX + 1);
     if (rc == SF_OK && !sums)
         rc = SF_ERR(err, SF_E_NOMEM, "out of memory");
+    if (rc == SF_OK)
+        rc = s_seal(plan, st, rb, n_files, err);
     for (size_t k = 0; rc == SF_OK && k < n_files; k++) {
-        uint8_t sha[32];
         char hex[65];
-        /* the bext loudness fields hold what the meters found; the samples are untouched */
-        if (plan->session->output.bwf &&
-            (rc = sf_media_bwf_set_loudness(stitch_partial_path(st, rb[k].target, rb[k].file), &rb[k].meter, err)))
-            break;
-        rc = sf_hash_sha256_file(stitch_partial_path(st, rb[k].target, rb[k].file), sha, err);
-        if (rc != SF_OK)
-            break;
+        const uint8_t *sha = rb[k].sha;
         json_array_append_new(files, s_file_entry(plan, st, &rb[k], segments, sha, json_array_get(checks, k)));
         sf_hash_hex(sha, 32, hex);
         const char *base = s_basename(stitch_final_path(st, rb[k].target, rb[k].file));

@@ -989,6 +989,7 @@ static int s_cmd_check_path(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    sf_alloc_keep_freed_memory();
     s_install_signals();
     if (argc < 2)
         return s_usage_error("needs a command");

@@ -8,6 +8,7 @@
  * arguments or key files, 3 the coordinator was unreachable, refused this
  * node's key or went silent.
  */
+#include "sf/alloc.h"
 #include "worker.h"
 
 #include "sf/secure.h"
@@ -221,6 +222,7 @@ static int s_parse(int argc, char **argv, worker_config_t *cfg, const char **key
 
 int main(int argc, char **argv)
 {
+    sf_alloc_keep_freed_memory();
     worker_config_t cfg = {0};
     const char *key = NULL, *server_key = NULL;
     int rc = s_parse(argc, argv, &cfg, &key, &server_key);

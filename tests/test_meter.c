@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <ebur128.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,62 @@ START_TEST(test_overviews)
 }
 END_TEST
 
+/* Momentary and short-term loudness, hop by hop, are libebur128's own: the
+ * meter derives them from hop energies where a hop is whole milliseconds
+ * (48 kHz) and asks the library otherwise (44.101 kHz); both must agree
+ * with the library asked directly at every hop. */
+static void s_check_hops_against_libebur128(int rate)
+{
+    const int64_t n = 20 * (int64_t)rate + 777;
+    const int64_t hop = rate / 5;
+    float *x = malloc(sizeof(float) * 2 * (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        for (int c = 0; c < 2; c++) {
+            const double t = (double)i / rate;
+            const double ride = t < 3 ? 0.0 : t < 8 ? 0.05 : 0.4 + 0.3 * sin(t);
+            x[2 * i + c] =
+                (float)(ride * (sin(2 * M_PI * (300.0 + 200.0 * c) * t) + 0.3 * tu_noise(5 + (uint64_t)c, i)));
+        }
+    sf_meter_t *m = NULL;
+    sf_err_t err = {0};
+    ck_assert_int_eq(sf_meter_new(2, NULL, rate, n, &m, &err), SF_OK);
+    /* uneven chunks: hops must not depend on how the frames arrive */
+    for (int64_t at = 0, step = 1; at < n; at += step, step = step * 7 % 30011 + 1)
+        ck_assert_int_eq(sf_meter_add_float(m, x + 2 * at, (size_t)(at + step > n ? n - at : step), &err), SF_OK);
+    sf_meter_result_t r;
+    ck_assert_int_eq(sf_meter_result(m, &r, &err), SF_OK);
+    ck_assert_uint_eq(r.n_shortterm, (size_t)(n / hop));
+
+    ebur128_state *ref = ebur128_init(2, (unsigned long)rate, EBUR128_MODE_S);
+    double max_m = -INFINITY;
+    for (size_t k = 0; k < r.n_shortterm; k++) {
+        ck_assert_int_eq(ebur128_add_frames_float(ref, x + 2 * (size_t)k * (size_t)hop, (size_t)hop), 0);
+        double mom, st;
+        ck_assert_int_eq(ebur128_loudness_momentary(ref, &mom), 0);
+        ck_assert_int_eq(ebur128_loudness_shortterm(ref, &st), 0);
+        max_m = mom > max_m ? mom : max_m;
+        if (isinf(st))
+            ck_assert_msg(isinf(r.shortterm_lufs[k]), "%d Hz hop %zu: %.6f, want silence", rate, k,
+                          r.shortterm_lufs[k]);
+        else
+            ck_assert_msg(fabs(r.shortterm_lufs[k] - st) < 1e-9, "%d Hz hop %zu: short-term %.12f LUFS, want %.12f",
+                          rate, k, r.shortterm_lufs[k], st);
+    }
+    ck_assert_msg(fabs(r.max_momentary_lufs - max_m) < 1e-9, "%d Hz: max momentary %.12f, want %.12f", rate,
+                  r.max_momentary_lufs, max_m);
+    ebur128_destroy(&ref);
+    sf_meter_result_free(&r);
+    sf_meter_destroy(&m);
+    free(x);
+}
+
+START_TEST(test_hop_loudness_is_libebur128s)
+{
+    s_check_hops_against_libebur128(48000);
+    s_check_hops_against_libebur128(44101);
+}
+END_TEST
+
 /* Programme material: tones with a slow level ride, noise whose spectrum
  * falls towards the top like music's (a 4-sample average), and a quiet
  * passage, so that gating and true peaks matter. */
@@ -281,6 +338,7 @@ int main(void)
     tcase_add_test(tc, test_channel_weights);
     tcase_add_test(tc, test_true_peak_between_samples);
     tcase_add_test(tc, test_overviews);
+    tcase_add_test(tc, test_hop_loudness_is_libebur128s);
     tcase_add_test(tc, test_files_agree_with_ffmpeg);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

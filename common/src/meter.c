@@ -26,8 +26,11 @@
 #include <soxr.h>
 #include <string.h>
 
-#define SF_METER_HOP_PER_S 5      /* short-term loudness points per second */
-#define SF_METER_TP_RATE   192000 /* true peak: oversampled to at least this */
+#define SF_METER_HOP_PER_S 5 /* short-term loudness points per second */
+#define SF_METER_HOP_MS    (1000 / SF_METER_HOP_PER_S)
+#define SF_METER_MOMENTARY (400 / SF_METER_HOP_MS)  /* hops in BS.1770's momentary window */
+#define SF_METER_SHORTTERM (3000 / SF_METER_HOP_MS) /* ... and in its short-term window */
+#define SF_METER_TP_RATE   192000                   /* true peak: oversampled to at least this */
 
 struct sf_meter {
     ebur128_state *ebu;
@@ -42,6 +45,15 @@ struct sf_meter {
     size_t cap_buckets;
     double sample_peak;
     double max_momentary, max_shortterm;
+    /* Mean-square energy of the last SF_METER_SHORTTERM hops, newest at
+     * hop_at - 1 (ring); zero before the first, as libebur128's own windows
+     * start. Used when a hop is a whole number of milliseconds' worth of
+     * frames (hop_exact), so that momentary and short-term loudness are means
+     * of hop energies: each hop's samples are summed once instead of 17 times
+     * (2 for the momentary, 15 for the short-term window). */
+    double hop_energy[SF_METER_SHORTTERM];
+    size_t hop_at;
+    bool hop_exact;
     float *scratch; /* one hop, float, for int32 input */
     soxr_t tp;      /* the oversampler; NULL at 192 kHz and above */
     float *tp_out;  /* tp_cap oversampled frames */
@@ -82,6 +94,7 @@ sf_rc sf_meter_new(int n_channels, const char *const *labels, int sample_rate, i
     m->n_channels = n_channels;
     m->max_momentary = m->max_shortterm = -(double)INFINITY;
     m->hop_frames = sample_rate / SF_METER_HOP_PER_S;
+    m->hop_exact = sample_rate % SF_METER_HOP_PER_S == 0;
     m->bucket_frames =
         expected_frames > SF_METER_BUCKETS ? (expected_frames + SF_METER_BUCKETS - 1) / SF_METER_BUCKETS : 1;
     m->ebu = ebur128_init((unsigned)n_channels, (unsigned long)sample_rate,
@@ -131,15 +144,20 @@ static sf_rc s_push(double **arr, size_t *n, size_t *cap, double v)
     return SF_OK;
 }
 
-/* Peak and overview of n interleaved float frames. */
+/* Peak and overview of n interleaved float frames: a bucket's stretch of
+ * frames at a time, so the inner loops are plain min/max reductions. */
 static sf_rc s_overview(sf_meter_t *m, const float *x, size_t n)
 {
-    const int nc = m->n_channels;
-    for (size_t i = 0; i < n; i++) {
+    const size_t nc = (size_t)m->n_channels;
+    size_t i = 0;
+    while (i < n) {
         const int64_t frame = m->n_frames + (int64_t)i;
         const size_t b = (size_t)(frame / m->bucket_frames);
+        const int64_t into = frame % m->bucket_frames;
         if (b >= m->cap_buckets) {
             size_t grow = m->cap_buckets ? 2 * m->cap_buckets : SF_METER_BUCKETS + 1;
+            while (grow <= b)
+                grow *= 2;
             float *lo = sf_realloc(m->wave_min, grow * sizeof *lo);
             if (lo)
                 m->wave_min = lo;
@@ -149,15 +167,22 @@ static sf_rc s_overview(sf_meter_t *m, const float *x, size_t n)
             m->wave_max = hi;
             m->cap_buckets = grow;
         }
-        if (frame % m->bucket_frames == 0)
-            m->wave_min[b] = m->wave_max[b] = x[i * (size_t)nc];
-        for (int c = 0; c < nc; c++) {
-            const float v = x[i * (size_t)nc + (size_t)c];
-            m->wave_min[b] = v < m->wave_min[b] ? v : m->wave_min[b];
-            m->wave_max[b] = v > m->wave_max[b] ? v : m->wave_max[b];
-            const double a = fabs((double)v);
-            m->sample_peak = a > m->sample_peak ? a : m->sample_peak;
+        size_t run = (size_t)(m->bucket_frames - into);
+        run = run < n - i ? run : n - i;
+        const float *v = x + i * nc;
+        float lo = into == 0 ? v[0] : m->wave_min[b];
+        float hi = into == 0 ? v[0] : m->wave_max[b];
+        float peak = (float)m->sample_peak;
+        for (size_t k = 0; k < run * nc; k++) {
+            lo = v[k] < lo ? v[k] : lo;
+            hi = v[k] > hi ? v[k] : hi;
+            const float a = fabsf(v[k]);
+            peak = a > peak ? a : peak;
         }
+        m->wave_min[b] = lo;
+        m->wave_max[b] = hi;
+        m->sample_peak = peak;
+        i += run;
     }
     return SF_OK;
 }
@@ -187,6 +212,27 @@ static sf_rc s_true_peak(sf_meter_t *m, const float *x, size_t n, sf_err_t *err)
     }
 }
 
+/* BS.1770 loudness of a mean-square energy, and back (libebur128's offset). */
+static double s_lufs(double energy) { return energy > 0 ? 10.0 * log10(energy) - 0.691 : -(double)INFINITY; }
+
+/* Momentary and short-term loudness at the end of a hop that just ended. */
+static void s_hop_loudness(sf_meter_t *m, double *momentary, double *shortterm)
+{
+    double lufs;
+    double e = 0.0;
+    if (ebur128_loudness_window(m->ebu, SF_METER_HOP_MS, &lufs) == EBUR128_SUCCESS && isfinite(lufs))
+        e = pow(10.0, (lufs + 0.691) / 10.0);
+    m->hop_energy[m->hop_at] = e;
+    m->hop_at = (m->hop_at + 1) % SF_METER_SHORTTERM;
+    double sum = 0.0;
+    for (size_t k = 1; k <= SF_METER_SHORTTERM; k++) {
+        sum += m->hop_energy[(m->hop_at + SF_METER_SHORTTERM - k) % SF_METER_SHORTTERM];
+        if (k == SF_METER_MOMENTARY)
+            *momentary = s_lufs(sum / SF_METER_MOMENTARY);
+    }
+    *shortterm = s_lufs(sum / SF_METER_SHORTTERM);
+}
+
 /* Feeds n float frames that do not cross a hop boundary. */
 static sf_rc s_feed(sf_meter_t *m, const float *x, size_t n, sf_err_t *err)
 {
@@ -203,10 +249,16 @@ static sf_rc s_feed(sf_meter_t *m, const float *x, size_t n, sf_err_t *err)
         m->in_hop = 0;
         double lufs;
         double momentary;
-        if (ebur128_loudness_momentary(m->ebu, &momentary) == EBUR128_SUCCESS && momentary > m->max_momentary)
+        if (m->hop_exact) {
+            s_hop_loudness(m, &momentary, &lufs);
+        } else {
+            if (ebur128_loudness_momentary(m->ebu, &momentary) != EBUR128_SUCCESS)
+                momentary = -(double)INFINITY;
+            if (ebur128_loudness_shortterm(m->ebu, &lufs) != EBUR128_SUCCESS)
+                lufs = -(double)INFINITY;
+        }
+        if (momentary > m->max_momentary)
             m->max_momentary = momentary;
-        if (ebur128_loudness_shortterm(m->ebu, &lufs) != EBUR128_SUCCESS)
-            lufs = -(double)INFINITY;
         if (lufs > m->max_shortterm)
             m->max_shortterm = lufs;
         if (s_push(&m->shortterm, &m->n_shortterm, &m->cap_shortterm, isfinite(lufs) ? lufs : -(double)INFINITY))

@@ -20,6 +20,11 @@ char *sf_strndup(const char *s, size_t n);
 void *sf_aligned_alloc(size_t n_bytes);
 void sf_free(void *p);
 
+/* For the processes that render (stemfarm, stemfarm-node), once at start:
+ * freed render buffers stay in the heap for the next job instead of going
+ * back to the kernel (see alloc.c). */
+void sf_alloc_keep_freed_memory(void);
+
 /* Failure injection for tests: the n-th allocation from now (1-based) and
  * every one after it fail; 0 switches injection off. Not thread-safe. */
 void sf_alloc_fail_after(long n);
