@@ -1,5 +1,5 @@
 /* sf/hash.h -- content hashes: xxh3 for segment checksums (fast, not
- * cryptographic: it catches corruption, not forgery) and SHA-256 (libsodium)
+ * cryptographic: it catches corruption, not forgery) and SHA-256 (OpenSSL)
  * for deliverables and session identity. */
 #ifndef SF_HASH_H
 #define SF_HASH_H
