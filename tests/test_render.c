@@ -768,6 +768,80 @@ END_TEST
 
 /* ---- media: probe and ranged reads --------------------------------------------------- */
 
+/* Reads of every PCM format a source may have give exactly libsndfile's
+ * floats, whether stemfarm converts the raw bytes itself (little-endian
+ * 16/24/32-bit and float) or libsndfile does (AIFF, FLAC): full-scale
+ * extremes, every channel count, reads that end anywhere in an AVX2 step. */
+START_TEST(test_media_read_matches_libsndfile)
+{
+    char *dir = tu_tmpdir();
+    const struct {
+        int format;
+        const char *name;
+    } formats[] = {
+        {SF_FORMAT_WAV | SF_FORMAT_PCM_16, "a.wav"},   {SF_FORMAT_WAV | SF_FORMAT_PCM_24, "b.wav"},
+        {SF_FORMAT_WAV | SF_FORMAT_PCM_32, "c.wav"},   {SF_FORMAT_WAV | SF_FORMAT_FLOAT, "d.wav"},
+        {SF_FORMAT_WAVEX | SF_FORMAT_PCM_24, "e.wav"}, {SF_FORMAT_RF64 | SF_FORMAT_PCM_24, "f.wav"},
+        {SF_FORMAT_W64 | SF_FORMAT_PCM_16, "g.w64"},   {SF_FORMAT_AIFF | SF_FORMAT_PCM_24, "h.aiff"},
+        {SF_FORMAT_FLAC | SF_FORMAT_PCM_24, "i.flac"},
+    };
+    const int channels[] = {1, 2, 3, 6, 8};
+    const int64_t frames = 20011; /* more than two of the reader's chunks */
+    const int64_t ranges[][2] = {{0, 20011}, {1, 9}, {5, 10}, {8190, 11}, {8191, 8195}, {20000, 11}, {3, 1}, {0, 18}};
+    int32_t *ints = malloc(sizeof(int32_t) * (size_t)frames * 8);
+    float *flts = malloc(sizeof(float) * (size_t)frames * 8);
+    float *want = malloc(sizeof(float) * (size_t)frames * 8);
+    float *got[8];
+    for (int c = 0; c < 8; c++)
+        got[c] = malloc(sizeof(float) * (size_t)frames);
+    for (size_t f = 0; f < sizeof formats / sizeof *formats; f++)
+        for (size_t k = 0; k < sizeof channels / sizeof *channels; k++) {
+            const int nc = channels[k];
+            if ((formats[f].format & SF_FORMAT_TYPEMASK) == SF_FORMAT_FLAC && nc > 8)
+                continue;
+            for (int64_t i = 0; i < frames * nc; i++) {
+                const double x = tu_noise(77 + (uint64_t)(f * 10 + k), i);
+                ints[i] = i % 97 == 0 ? INT32_MIN : i % 89 == 0 ? INT32_MAX : (int32_t)(x * 2147483647.0);
+                flts[i] = i % 83 == 0 ? 1.75f : (float)x;
+            }
+            char *path = tu_path(dir, formats[f].name);
+            SF_INFO info = {.samplerate = RATE, .channels = nc, .format = formats[f].format};
+            SNDFILE *w = sf_open(path, SFM_WRITE, &info);
+            ck_assert_msg(w != NULL, "%s: %s", formats[f].name, sf_strerror(NULL));
+            if ((formats[f].format & SF_FORMAT_SUBMASK) == SF_FORMAT_FLOAT)
+                ck_assert_int_eq(sf_writef_float(w, flts, frames), frames);
+            else
+                ck_assert_int_eq(sf_writef_int(w, ints, frames), frames);
+            sf_close(w);
+            for (size_t r = 0; r < sizeof ranges / sizeof *ranges; r++) {
+                const int64_t off = ranges[r][0], n = ranges[r][1];
+                SF_INFO ri = {0};
+                SNDFILE *rd = sf_open(path, SFM_READ, &ri);
+                ck_assert_int_eq(sf_seek(rd, off, SEEK_SET), off);
+                ck_assert_int_eq(sf_readf_float(rd, want, n), n);
+                sf_close(rd);
+                sf_err_t err = {0};
+                ck_assert_int_eq(sf_media_read(path, off, n, nc, got, &err), SF_OK);
+                for (int c = 0; c < nc; c++)
+                    for (int64_t i = 0; i < n; i++)
+                        ck_assert_msg(memcmp(&got[c][i], &want[i * nc + c], sizeof(float)) == 0,
+                                      "%s, %d channels, frames [%lld, +%lld): channel %d frame %lld is %.9g, "
+                                      "libsndfile reads %.9g",
+                                      formats[f].name, nc, (long long)off, (long long)n, c, (long long)(off + i),
+                                      (double)got[c][i], (double)want[i * nc + c]);
+            }
+            free(path);
+        }
+    for (int c = 0; c < 8; c++)
+        free(got[c]);
+    free(want);
+    free(flts);
+    free(ints);
+    tu_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_media_read)
 {
     char *dir = tu_tmpdir();
@@ -3407,6 +3481,7 @@ static Suite *s_suite(void)
     tc = tcase_create("media");
     tcase_set_timeout(tc, 280);
     tcase_add_test(tc, test_media_read);
+    tcase_add_test(tc, test_media_read_matches_libsndfile);
     tcase_add_loop_test(tc, test_writer_roundtrip, 0, (int)N_FORMATS);
     tcase_add_test(tc, test_writer_bytes_reproducible);
     tcase_add_test(tc, test_writer_errors);

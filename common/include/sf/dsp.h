@@ -32,6 +32,15 @@ void sf_dsp_interleave(float *restrict dst, const float *const *src, int n_chann
 /* Splits interleaved src into planar dst[c]. */
 void sf_dsp_deinterleave(float *const *dst, const float *restrict src, int n_channels, size_t n_frames);
 
+/* n_samples little-endian PCM samples of `bytes` bytes (2, 3 or 4 signed
+ * integers, or 4 with is_float: IEEE float) to float at full scale 1.0 --
+ * the exact values libsndfile's sf_read_float gives (integers of 24 bits or
+ * fewer are exact floats; a 32-bit one is rounded once, to nearest).
+ * 24-bit samples go 8 at a time through AVX2 byte shuffles where the CPU
+ * has them; the result is the same on any CPU. */
+void sf_dsp_pcm_to_float(float *restrict dst, const unsigned char *restrict raw, int bytes, bool is_float,
+                         size_t n_samples);
+
 /* Converts planar float to interleaved, left-justified int32 at `bits`
  * (16, 24 or 32): v = round(x * 2^(bits-1) [+ d]) clipped to the bits' range,
  * then shifted left by 32 - bits, as libsndfile's int interface wants.
