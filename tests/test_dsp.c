@@ -286,6 +286,16 @@ START_TEST(test_quantize_specials)
     ck_assert_int_eq(out[0], 8388607 * 256);
     ck_assert_int_eq(out[1], -8388608 * 256);
     ck_assert_int_eq(out[2], 0);
+    /* the same in every lane of the vector loop, in stereo */
+    float l[7] = {NAN, INFINITY, -INFINITY, 0.5f, NAN, 1.0f, -1.0f}, r[7] = {NAN, NAN, 2.0f, -INFINITY, 0.25f, 0, 0};
+    const float *lr[2] = {l, r};
+    int32_t out2[14];
+    ck_assert_uint_eq(sf_dsp_quantize(out2, lr, 2, 7, 16, false, 0, 0), 9);
+    const int32_t want[14] = {0,           0,           32767 << 16,    0, -32768 * 65536,
+                              32767 << 16, 16384 << 16, -32768 * 65536, 0, 8192 << 16,
+                              32767 << 16, 0,           -32768 * 65536, 0};
+    for (int i = 0; i < 14; i++)
+        ck_assert_msg(out2[i] == want[i], "sample %d: %d, want %d", i, out2[i], want[i]);
 }
 END_TEST
 
@@ -312,35 +322,36 @@ START_TEST(test_quantize_reference)
     int bits = k_bits[_i % 3];
     bool dither = (_i / 3) % 2;
     size_t n = k_lengths[(size_t)_i / 6 % N_LENGTHS];
-    const int nc = 3;
-    const uint64_t key = 0xfeedULL + (uint64_t)_i;
-    const int64_t first = 1000003;
+    for (int nc = 1; nc <= 3; nc++) { /* mono and stereo have paths of their own */
+        const uint64_t key = 0xfeedULL + (uint64_t)_i;
+        const int64_t first = 1000003;
 
-    buf_t b[3];
-    const float *src[3];
-    for (int c = 0; c < nc; c++) {
-        b[c] = s_buf(n, 1, 40 + (uint64_t)c);
-        src[c] = b[c].p;
-    }
-    int32_t *out = malloc(sizeof(int32_t) * n * (size_t)nc);
-    size_t clips = sf_dsp_quantize(out, src, nc, n, bits, dither, key, first);
-    size_t ref_clips = 0;
-    for (size_t i = 0; i < n; i++)
+        buf_t b[3];
+        const float *src[3];
         for (int c = 0; c < nc; c++) {
-            double y = (double)src[c][i] * ldexp(1.0, bits - 1);
-            if (dither)
-                y += sf_dsp_tpdf(key, c, first + (int64_t)i);
-            int64_t expect = s_ref_quantize(y, bits, &ref_clips);
-            ck_assert_msg(out[i * (size_t)nc + (size_t)c] == expect,
-                          "bits %d dither %d n %zu: frame %zu ch %d: %d, expected %lld", bits, dither, n, i, c,
-                          out[i * (size_t)nc + (size_t)c], (long long)expect);
+            b[c] = s_buf(n, 1, 40 + (uint64_t)c);
+            src[c] = b[c].p;
         }
-    ck_assert_uint_eq(clips, ref_clips);
-    if (n > 23)
-        ck_assert_uint_gt(clips, 0); /* the input holds +1.0 every 23 samples */
-    free(out);
-    for (int c = 0; c < nc; c++)
-        sf_free(b[c].block);
+        int32_t *out = malloc(sizeof(int32_t) * n * (size_t)nc);
+        size_t clips = sf_dsp_quantize(out, src, nc, n, bits, dither, key, first);
+        size_t ref_clips = 0;
+        for (size_t i = 0; i < n; i++)
+            for (int c = 0; c < nc; c++) {
+                double y = (double)src[c][i] * ldexp(1.0, bits - 1);
+                if (dither)
+                    y += sf_dsp_tpdf(key, c, first + (int64_t)i);
+                int64_t expect = s_ref_quantize(y, bits, &ref_clips);
+                ck_assert_msg(out[i * (size_t)nc + (size_t)c] == expect,
+                              "bits %d dither %d n %zu: frame %zu ch %d: %d, expected %lld", bits, dither, n, i, c,
+                              out[i * (size_t)nc + (size_t)c], (long long)expect);
+            }
+        ck_assert_uint_eq(clips, ref_clips);
+        if (n > 23)
+            ck_assert_uint_gt(clips, 0); /* the input holds +1.0 every 23 samples */
+        free(out);
+        for (int c = 0; c < nc; c++)
+            sf_free(b[c].block);
+    }
 }
 END_TEST
 
