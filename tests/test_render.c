@@ -19,6 +19,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <sndfile.h>
@@ -431,6 +432,40 @@ START_TEST(test_pan_render)
     s_free_sources(&src, 1);
     tu_rm_rf(dir);
     free(dir);
+}
+END_TEST
+
+/* Render threads flush denormals to zero (a denormal costs a hundred normal
+ * operations): a source of denormal floats renders as exact silence, one
+ * just above the denormal range renders as itself at the pan gain, and the
+ * calling thread gets its own floating-point state back. */
+START_TEST(test_denormals_flush_on_render_threads)
+{
+    const double amps[2] = {1e-39, 1e-30}; /* below FLT_MIN, and above */
+    for (int k = 0; k < 2; k++) {
+        char *dir = tu_tmpdir();
+        src_spec_t src = {1, 32, 3000, SIG_CONST, 0, amps[k], NULL};
+        s_write_sources(dir, &src, 1);
+        track_spec_t tr = {.n_clips = 1, .clips = {{0, 0, 0, 0, 0}}};
+        stem_spec_t st = {2, 0, NULL};
+        sf_session_t *s = s_build(&src, &tr, 1, &st, 1);
+        planar_t p = s_planar(2, 3000);
+        sf_err_t err = {0};
+        const unsigned before = _mm_getcsr();
+        ck_assert_int_eq(sf_render_stem(s, 0, 0, 3000, 0, p.ch, &err), SF_OK);
+        ck_assert_uint_eq(_mm_getcsr(), before);
+        const double want = k == 0 ? 0.0 : (double)(float)(amps[k] * sqrt(0.5));
+        for (int c = 0; c < 2; c++)
+            for (int64_t f = 0; f < 3000; f++)
+                ck_assert_msg(k == 0 ? p.ch[c][f] == 0.0f : fabs((double)p.ch[c][f] - want) <= 1e-6 * want,
+                              "source %g: channel %d frame %lld is %g, want %g", amps[k], c, (long long)f,
+                              (double)p.ch[c][f], want);
+        s_planar_free(&p);
+        s_free_session(s);
+        s_free_sources(&src, 1);
+        tu_rm_rf(dir);
+        free(dir);
+    }
 }
 END_TEST
 
@@ -3481,6 +3516,7 @@ static Suite *s_suite(void)
     tc = tcase_create("media");
     tcase_set_timeout(tc, 280);
     tcase_add_test(tc, test_media_read);
+    tcase_add_test(tc, test_denormals_flush_on_render_threads);
     tcase_add_test(tc, test_media_read_matches_libsndfile);
     tcase_add_loop_test(tc, test_writer_roundtrip, 0, (int)N_FORMATS);
     tcase_add_test(tc, test_writer_bytes_reproducible);

@@ -292,6 +292,28 @@ size_t sf_dsp_quantize(int32_t *restrict dst, const float *const *src, int n_cha
     return n_clip;
 }
 
+/* ---- the FPU of a render thread ------------------------------------------ */
+
+unsigned sf_dsp_denormals_off(void)
+{
+#if defined(__SSE2__)
+    const unsigned state = _mm_getcsr();
+    _mm_setcsr(state | 0x8040u); /* FTZ (bit 15) and DAZ (bit 6) */
+    return state;
+#else
+    return 0;
+#endif
+}
+
+void sf_dsp_fp_restore(unsigned state)
+{
+#if defined(__SSE2__)
+    _mm_setcsr(state);
+#else
+    (void)state;
+#endif
+}
+
 /* ---- reading PCM ------------------------------------------------------------ */
 
 /* Scalar 24-bit samples: the three bytes left-justified in an int32. */

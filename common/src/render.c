@@ -2039,6 +2039,7 @@ static sf_rc s_render_group(s_ctx_t *c, s_gstate_t *gs, const size_t *active, si
 
 #pragma omp parallel num_threads(c->n_threads)
     {
+        const unsigned fp = sf_dsp_denormals_off();
         s_scratch_t *sc = &c->scratch[s_thread_num()];
 #pragma omp for schedule(dynamic, 1)
         for (size_t g = 0; g < n_active; g++) {
@@ -2073,6 +2074,7 @@ static sf_rc s_render_group(s_ctx_t *c, s_gstate_t *gs, const size_t *active, si
                 }
             }
         }
+        sf_dsp_fp_restore(fp);
     }
 
     int failed = atomic_load(&first_fail);
@@ -2089,12 +2091,17 @@ static void s_round_node(const s_ctx_t *c, int node, float *buf, size_t wn)
     const size_t n_blocks = (wn + SF_RENDER_BLOCK - 1) / SF_RENDER_BLOCK;
     const int n_ch = c->node_ch[node];
     const double *acc = c->acc[node];
-#pragma omp parallel for schedule(static) num_threads(c->n_threads)
-    for (size_t blk = 0; blk < n_blocks; blk++) {
-        const size_t i0 = blk * SF_RENDER_BLOCK;
-        const size_t len = wn - i0 < SF_RENDER_BLOCK ? wn - i0 : SF_RENDER_BLOCK;
-        for (int ch = 0; ch < n_ch; ch++)
-            sf_dsp_f64_to_f32(buf + (size_t)ch * c->stride + i0, acc + (size_t)ch * c->stride + i0, len);
+#pragma omp parallel num_threads(c->n_threads)
+    {
+        const unsigned fp = sf_dsp_denormals_off();
+#pragma omp for schedule(static)
+        for (size_t blk = 0; blk < n_blocks; blk++) {
+            const size_t i0 = blk * SF_RENDER_BLOCK;
+            const size_t len = wn - i0 < SF_RENDER_BLOCK ? wn - i0 : SF_RENDER_BLOCK;
+            for (int ch = 0; ch < n_ch; ch++)
+                sf_dsp_f64_to_f32(buf + (size_t)ch * c->stride + i0, acc + (size_t)ch * c->stride + i0, len);
+        }
+        sf_dsp_fp_restore(fp);
     }
 }
 
@@ -2216,14 +2223,19 @@ static sf_rc s_graph_window(s_ctx_t *c, size_t si, int64_t w0, size_t wn, sf_err
             sig[ch] = c->bus_buf + (size_t)ch * c->stride;
         if (gs->buses && gs->buses[b].ins && !s_chain_run(&gs->buses[b], sig, wn, w0))
             return SF_ERR(err, SF_E_INTERNAL, "the shared dynamics of bus '%s' have no gain curve", s->buses[b].name);
-#pragma omp parallel for schedule(static) num_threads(c->n_threads)
-        for (size_t blk = 0; blk < n_blocks; blk++) {
-            const size_t i0 = blk * SF_RENDER_BLOCK;
-            const size_t len = wn - i0 < SF_RENDER_BLOCK ? wn - i0 : SF_RENDER_BLOCK;
-            const float *at[SF_MAX_CHANNELS];
-            for (int ch = 0; ch < bp->n_ch; ch++)
-                at[ch] = sig[ch] + i0;
-            s_bus_add(c, bp, at, i0, w0 + (int64_t)i0 - bp->lat, len, &c->scratch[s_thread_num()]);
+#pragma omp parallel num_threads(c->n_threads)
+        {
+            const unsigned fp = sf_dsp_denormals_off();
+#pragma omp for schedule(static)
+            for (size_t blk = 0; blk < n_blocks; blk++) {
+                const size_t i0 = blk * SF_RENDER_BLOCK;
+                const size_t len = wn - i0 < SF_RENDER_BLOCK ? wn - i0 : SF_RENDER_BLOCK;
+                const float *at[SF_MAX_CHANNELS];
+                for (int ch = 0; ch < bp->n_ch; ch++)
+                    at[ch] = sig[ch] + i0;
+                s_bus_add(c, bp, at, i0, w0 + (int64_t)i0 - bp->lat, len, &c->scratch[s_thread_num()]);
+            }
+            sf_dsp_fp_restore(fp);
         }
     }
 
@@ -2258,6 +2270,37 @@ static sf_rc s_master_chain(s_ctx_t *c, s_gstate_t *gs, int64_t w0, size_t wn, b
     return SF_OK;
 }
 
+/* One SF_RENDER_BLOCK block of the output: the master's channels mapped to
+ * the target's layout. */
+static void s_out_block(const s_ctx_t *c, float *const *out, int n_in, int n_out,
+                        double lg[SF_MAX_CHANNELS][SF_MAX_CHANNELS], bool from_float, size_t blk, size_t wn)
+{
+    const size_t i0 = blk * SF_RENDER_BLOCK;
+    const size_t len = wn - i0 < SF_RENDER_BLOCK ? wn - i0 : SF_RENDER_BLOCK;
+    s_scratch_t *sc = &c->scratch[s_thread_num()];
+    double *restrict sum = sc->tmp[0];
+    double *restrict in_d = sc->tmp[1];
+    for (int ch = 0; ch < n_out; ch++) {
+        memset(sum, 0, sizeof(double) * len);
+        for (int in = 0; in < n_in; in++) {
+            const double g = lg[in][ch];
+            if (g == 0.0)
+                continue;
+            const double *src = c->acc[0] + (size_t)in * c->stride + i0;
+            if (from_float) {
+                const float *f = c->master_buf + (size_t)in * c->stride + i0;
+                for (size_t i = 0; i < len; i++)
+                    in_d[i] = (double)f[i];
+                src = in_d;
+            }
+#pragma omp simd
+            for (size_t i = 0; i < len; i++)
+                sum[i] += src[i] * g;
+        }
+        sf_dsp_f64_to_f32(out[ch] + i0, sum, len);
+    }
+}
+
 /* out[ch][0..wn) = the master signal in n_out channels. The same layout: the
  * float master. Another: sf_render_layout_gains applied in double to the
  * master's double sum and rounded once -- the float master would add two
@@ -2280,32 +2323,13 @@ static void s_master_to(const s_ctx_t *c, int n_out, float *const *out, size_t w
     double lg[SF_MAX_CHANNELS][SF_MAX_CHANNELS];
     sf_render_layout_gains(n_in, n_out, lg);
     const size_t n_blocks = (wn + SF_RENDER_BLOCK - 1) / SF_RENDER_BLOCK;
-#pragma omp parallel for schedule(static) num_threads(c->n_threads)
-    for (size_t blk = 0; blk < n_blocks; blk++) {
-        const size_t i0 = blk * SF_RENDER_BLOCK;
-        const size_t len = wn - i0 < SF_RENDER_BLOCK ? wn - i0 : SF_RENDER_BLOCK;
-        s_scratch_t *sc = &c->scratch[s_thread_num()];
-        double *restrict sum = sc->tmp[0];
-        double *restrict in_d = sc->tmp[1];
-        for (int ch = 0; ch < n_out; ch++) {
-            memset(sum, 0, sizeof(double) * len);
-            for (int in = 0; in < n_in; in++) {
-                const double g = lg[in][ch];
-                if (g == 0.0)
-                    continue;
-                const double *src = c->acc[0] + (size_t)in * c->stride + i0;
-                if (from_float) {
-                    const float *f = c->master_buf + (size_t)in * c->stride + i0;
-                    for (size_t i = 0; i < len; i++)
-                        in_d[i] = (double)f[i];
-                    src = in_d;
-                }
-#pragma omp simd
-                for (size_t i = 0; i < len; i++)
-                    sum[i] += src[i] * g;
-            }
-            sf_dsp_f64_to_f32(out[ch] + i0, sum, len);
-        }
+#pragma omp parallel num_threads(c->n_threads)
+    {
+        const unsigned fp = sf_dsp_denormals_off();
+#pragma omp for schedule(static)
+        for (size_t blk = 0; blk < n_blocks; blk++)
+            s_out_block(c, out, n_in, n_out, lg, from_float, blk, wn);
+        sf_dsp_fp_restore(fp);
     }
 }
 
@@ -2455,6 +2479,8 @@ sf_rc sf_render_progress(const sf_session_t *s, sf_target_t t, int64_t start, in
         return SF_OK;
 
     s_ctx_t c = {0};
+    /* the serial parts (bus and master chains) run on this thread */
+    const unsigned fp = sf_dsp_denormals_off();
     rc = s_ctx_prepare(&c, s, t, err);
     /* Without an effect that keeps state the pre-roll would be rendered and
      * discarded without changing a sample: it is skipped. With one, the
@@ -2488,6 +2514,7 @@ sf_rc sf_render_progress(const sf_session_t *s, sf_target_t t, int64_t start, in
     if (rc == SF_OK && progress)
         atomic_store_explicit(progress, t.kind == SF_TARGET_MULTITRACK ? n_frames : n_total, memory_order_relaxed);
     s_ctx_free(&c);
+    sf_dsp_fp_restore(fp);
     return rc;
 }
 

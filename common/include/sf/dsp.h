@@ -32,6 +32,14 @@ void sf_dsp_interleave(float *restrict dst, const float *const *src, int n_chann
 /* Splits interleaved src into planar dst[c]. */
 void sf_dsp_deinterleave(float *const *dst, const float *restrict src, int n_channels, size_t n_frames);
 
+/* Flush-to-zero and denormals-are-zero for the calling thread (x86 MXCSR;
+ * elsewhere nothing). Every thread that renders sets them for the span of
+ * its work and restores what it had after: a denormal costs a hundred times
+ * a normal operation, and the same setting on every thread of every node
+ * keeps renders bit-identical. Returns the state sf_dsp_fp_restore puts back. */
+unsigned sf_dsp_denormals_off(void);
+void sf_dsp_fp_restore(unsigned state);
+
 /* n_samples little-endian PCM samples of `bytes` bytes (2, 3 or 4 signed
  * integers, or 4 with is_float: IEEE float) to float at full scale 1.0 --
  * the exact values libsndfile's sf_read_float gives (integers of 24 bits or
