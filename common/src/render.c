@@ -231,6 +231,8 @@ typedef struct {
     double *blk_env;              /* per SF_RENDER_BLOCK block of the window: env if the
                                      same for every clip sample there, else NaN */
     unsigned char *blk_set;       /* per block: some clip sample is there */
+    unsigned char *blk_need;      /* per block: env is written there (its value varies, or a
+                                     crossfade reads it); elsewhere blk_env is all there is */
 } s_clipbuf_t;
 
 /* Per-thread scratch. */
@@ -810,6 +812,44 @@ static void s_mark(s_clipbuf_t *cb, int64_t w0, int64_t q0, int64_t q1, double v
     }
 }
 
+/* Whether env must be written anywhere in [q0, q1). */
+static bool s_needs_env(const s_clipbuf_t *cb, int64_t w0, int64_t q0, int64_t q1)
+{
+    for (size_t b = (size_t)(q0 - w0) / SF_RENDER_BLOCK; b <= (size_t)(q1 - 1 - w0) / SF_RENDER_BLOCK; b++)
+        if (cb->blk_need[b])
+            return true;
+    return false;
+}
+
+/* The block marks of the piece [p0, p1) of `clip`, part by part as
+ * s_render_piece cuts it: a faded part varies (NaN), a plain one is its
+ * clip gain, a crossfade stores gain 1 and reads the env under it. Marks
+ * come before any sample is rendered, so that env is written only in the
+ * blocks where it varies or is read: elsewhere a block's one value is all
+ * the summing needs, and writing 8 bytes of env per sample cost as much
+ * as reading the source. */
+static void s_plan_piece(const sf_clip_t *clip, int64_t p0, int64_t p1, int64_t w0, s_clipbuf_t *cb)
+{
+    const int64_t xe = clip->at + s_clamp_len(clip->crossfade, clip->length);
+    const int64_t end = clip->at + clip->length;
+    const int64_t fi = s_clamp_len(clip->fade_in.length, clip->length);
+    const int64_t fo = s_clamp_len(clip->fade_out.length, clip->length);
+    const double gain = sf_dsp_db_to_gain(clip->gain_db);
+    for (int64_t q = p0; q < p1; q += SF_RENDER_BLOCK) {
+        const int64_t qe = p1 - q < SF_RENDER_BLOCK ? p1 : q + SF_RENDER_BLOCK;
+        const int64_t xm = xe < q ? q : xe > qe ? qe : xe; /* [q, xm) crossfades */
+        if (q < xm) {
+            s_mark(cb, w0, q, xm, 1.0);
+            for (size_t b = (size_t)(q - w0) / SF_RENDER_BLOCK; b <= (size_t)(xm - 1 - w0) / SF_RENDER_BLOCK; b++)
+                cb->blk_need[b] = 1;
+        }
+        if (xm < qe) {
+            const bool faded = (fi > 0 && xm < clip->at + fi) || (fo > 0 && qe > end - fo);
+            s_mark(cb, w0, xm, qe, faded ? (double)NAN : gain);
+        }
+    }
+}
+
 /* One part [q0, q1) of a piece of a clip (at most SF_RENDER_BLOCK frames):
  * all of it in the clip's crossfade-in, or none of it. src[] holds the
  * piece's source frames from timeline frame p0, or NULL when they were read
@@ -821,17 +861,17 @@ static void s_piece_part(const sf_clip_t *clip, int n_in, double gain, int64_t q
     const int64_t end = clip->at + clip->length;
     const int64_t fi = s_clamp_len(clip->fade_in.length, clip->length);
     const int64_t fo = s_clamp_len(clip->fade_out.length, clip->length);
-    const bool faded = (fi > 0 && q0 < clip->at + fi) || (fo > 0 && q1 > end - fo);
     double *env = xfade ? sc->tmp[0] : cb->env + di;
-    for (size_t i = 0; i < m; i++)
-        env[i] = gain;
-    s_fade(env, sc->tmp[1], q0, m, clip->at, fi, true, clip->fade_in.shape);
-    s_fade(env, sc->tmp[1], q0, m, end - fo, fo, false, clip->fade_out.shape);
+    if (xfade || s_needs_env(cb, w0, q0, q1)) {
+        for (size_t i = 0; i < m; i++)
+            env[i] = gain;
+        s_fade(env, sc->tmp[1], q0, m, clip->at, fi, true, clip->fade_in.shape);
+        s_fade(env, sc->tmp[1], q0, m, end - fo, fo, false, clip->fade_out.shape);
+    }
     if (!xfade) {
         if (src)
             for (int in = 0; in < n_in; in++)
                 memcpy(cb->raw[in] + di, src[clip->channel >= 0 ? clip->channel : in] + so, sizeof(float) * m);
-        s_mark(cb, w0, q0, q1, faded ? (double)NAN : gain);
         return;
     }
     /* The later clip comes in as sin, what is under it (raw * env) goes as
@@ -855,7 +895,6 @@ static void s_piece_part(const sf_clip_t *clip, int n_in, double gain, int64_t q
     }
     for (size_t i = 0; i < m; i++)
         under_env[i] = 1.0;
-    s_mark(cb, w0, q0, q1, 1.0);
 }
 
 /* Renders the visible piece [p0, p1) of `clip` into the clip buffer. */
@@ -927,9 +966,15 @@ static sf_rc s_render_clips(const sf_track_t *t, int64_t from, int64_t w0, size_
         if (ca < b)
             s_cover(sc->covered, &n_cov, ca, b);
     }
+    const size_t n_blocks = (wn + SF_RENDER_BLOCK - 1) / SF_RENDER_BLOCK;
+    memset(cb->blk_set, 0, n_blocks);
+    memset(cb->blk_need, 0, n_blocks);
+    for (size_t p = n_pieces; p-- > 0;)
+        s_plan_piece(&t->clips[sc->pieces[p].clip], sc->pieces[p].begin, sc->pieces[p].end, w0, cb);
+    for (size_t b = 0; b < n_blocks; b++)
+        cb->blk_need[b] |= cb->blk_set[b] && isnan(cb->blk_env[b]);
     /* Silence where no clip overwrites: what the covered list leaves out
      * (gaps, and crossfade-ins, which mix over what is there). */
-    memset(cb->blk_set, 0, (wn + SF_RENDER_BLOCK - 1) / SF_RENDER_BLOCK);
     int64_t pos = w0;
     for (size_t i = 0; i <= n_cov; i++) {
         int64_t gap_end = i < n_cov ? sc->covered[i].begin : w1;
@@ -937,7 +982,8 @@ static sf_rc s_render_clips(const sf_track_t *t, int64_t from, int64_t w0, size_
             const size_t at = (size_t)(pos - w0), len = (size_t)(gap_end - pos);
             for (int in = 0; in < t->n_channels; in++)
                 memset(cb->raw[in] + at, 0, sizeof(float) * len);
-            memset(cb->env + at, 0, sizeof(double) * len); /* all-zero bits: +0.0 */
+            if (s_needs_env(cb, w0, pos, gap_end))
+                memset(cb->env + at, 0, sizeof(double) * len); /* all-zero bits: +0.0 */
         }
         if (i < n_cov)
             pos = sc->covered[i].end;
@@ -1418,6 +1464,7 @@ static void s_ctx_free(s_ctx_t *c)
             sf_free(c->bufs[g].env);
             sf_free(c->bufs[g].blk_env);
             sf_free(c->bufs[g].blk_set);
+            sf_free(c->bufs[g].blk_need);
         }
     if (c->acc)
         for (int n = 0; n < c->n_nodes; n++)
@@ -1901,7 +1948,8 @@ static sf_rc s_ctx_alloc(s_ctx_t *c, sf_target_t t, int64_t n_frames, sf_err_t *
         if (!(cb->raw[0] = sf_aligned_alloc(sizeof(float) * stride * SF_RENDER_MAX_IN)) ||
             !(cb->env = sf_aligned_alloc(sizeof(double) * stride)) ||
             !(cb->blk_env = sf_calloc(c->n_blocks, sizeof *cb->blk_env)) ||
-            !(cb->blk_set = sf_calloc(c->n_blocks, sizeof *cb->blk_set)))
+            !(cb->blk_set = sf_calloc(c->n_blocks, sizeof *cb->blk_set)) ||
+            !(cb->blk_need = sf_calloc(c->n_blocks, sizeof *cb->blk_need)))
             goto nomem;
         cb->raw[1] = cb->raw[0] + stride;
     }
@@ -2010,15 +2058,27 @@ static int s_thread_num(void)
  * plays). */
 static void s_track_fx(const s_track_plan_t *tp, s_chain_t *ch, s_clipbuf_t *cb, int64_t w0, size_t wn)
 {
-    const double *restrict env = cb->env;
     const double sign = tp->pre_sign;
-    for (int in = 0; in < tp->n_in; in++) {
-        float *restrict r = cb->raw[in];
-#pragma omp simd
-        for (size_t i = 0; i < wn; i++)
-            r[i] = (float)((double)r[i] * (env[i] * sign));
-    }
     const size_t n_blocks = (wn + SF_RENDER_BLOCK - 1) / SF_RENDER_BLOCK;
+    for (size_t b = 0; b < n_blocks; b++) {
+        const size_t i0 = b * SF_RENDER_BLOCK;
+        const size_t len = wn - i0 < SF_RENDER_BLOCK ? wn - i0 : SF_RENDER_BLOCK;
+        const double env_c = cb->blk_set[b] ? cb->blk_env[b] : 0.0; /* a gap's env is +0.0 */
+        const double *restrict env = cb->env + i0;
+        for (int in = 0; in < tp->n_in; in++) {
+            float *restrict r = cb->raw[in] + i0;
+            if (isnan(env_c)) {
+#pragma omp simd
+                for (size_t i = 0; i < len; i++)
+                    r[i] = (float)((double)r[i] * (env[i] * sign));
+            } else {
+                const double g = env_c * sign;
+#pragma omp simd
+                for (size_t i = 0; i < len; i++)
+                    r[i] = (float)((double)r[i] * g);
+            }
+        }
+    }
     for (size_t b = 0; b < n_blocks; b++) {
         cb->blk_set[b] = 1;
         cb->blk_env[b] = 1.0;
