@@ -339,12 +339,15 @@ static void s_count_full_scale(stitch_t *st, stitch_target_t *tt, int n_channels
         return;
     const int32_t *ints = st->scratch;
     const int32_t top = (int32_t)(((1u << (st->bits - 1)) - 1u) << (32 - st->bits));
-    for (int c = 0; c < n_channels; c++)
+    const size_t nc = (size_t)n_channels;
+    for (size_t c = 0; c < nc; c++) {
+        uint64_t count = 0; /* in a register, and branch-free: a clip is rare */
         for (size_t i = 0; i < n; i++) {
-            const int32_t v = ints[i * (size_t)n_channels + (size_t)c];
-            if (v >= top || v == INT32_MIN)
-                tt->full_scale[c]++;
+            const int32_t v = ints[i * nc + c];
+            count += (uint64_t)((v >= top) | (v == INT32_MIN));
         }
+        tt->full_scale[c] += count;
+    }
 }
 
 /* Writes n frames of target t that start at timeline frame `start` (the

@@ -276,6 +276,31 @@ START_TEST(test_quantize_values)
 }
 END_TEST
 
+/* Meter peaks: every length around the 4-lane steps, NaN skipped in any lane. */
+START_TEST(test_min_max_peak)
+{
+    float x[41];
+    for (size_t n = 0; n <= 41; n++)
+        for (int nan_at = -1; nan_at < (int)n; nan_at += 3) {
+            for (size_t i = 0; i < n; i++)
+                x[i] = (float)tu_noise(9, (int64_t)(i * 7 + n)) * 2.0f;
+            if (nan_at >= 0)
+                x[nan_at] = NAN;
+            float lo = 0.25f, hi = -0.25f, peak = 0.5f;
+            float wl = lo, wh = hi, wp = peak;
+            for (size_t i = 0; i < n; i++)
+                if (!isnan(x[i])) {
+                    wl = fminf(wl, x[i]);
+                    wh = fmaxf(wh, x[i]);
+                    wp = fmaxf(wp, fabsf(x[i]));
+                }
+            sf_dsp_min_max_peak(x, n, &lo, &hi, &peak);
+            ck_assert_msg(lo == wl && hi == wh && peak == wp, "n %zu nan at %d: %g %g %g, want %g %g %g", n, nan_at,
+                          (double)lo, (double)hi, (double)peak, (double)wl, (double)wh, (double)wp);
+        }
+}
+END_TEST
+
 START_TEST(test_quantize_specials)
 {
     /* inf clips to the rails; NaN becomes 0 and counts as a clip */
@@ -690,6 +715,7 @@ static Suite *s_suite(void)
     tc = tcase_create("quantize");
     tcase_add_loop_test(tc, test_quantize_values, 0, (int)N_QUANT);
     tcase_add_test(tc, test_quantize_specials);
+    tcase_add_test(tc, test_min_max_peak);
     tcase_add_loop_test(tc, test_quantize_reference, 0, (int)(6 * N_LENGTHS));
     suite_add_tcase(s, tc);
     tc = tcase_create("dither");

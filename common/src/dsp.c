@@ -292,6 +292,46 @@ size_t sf_dsp_quantize(int32_t *restrict dst, const float *const *src, int n_cha
     return n_clip;
 }
 
+/* ---- meters ------------------------------------------------------------------- */
+
+/* `v < m ? v : m` is MINPS(v, m) and `v > m ? v : m` is MAXPS(v, m), NaN v
+ * included (the running value stays): four lanes, then the lanes folded. */
+void sf_dsp_min_max_peak(const float *x, size_t n, float *lo, float *hi, float *peak)
+{
+    float l = *lo, h = *hi, p = *peak;
+    size_t i = 0;
+#if defined(__SSE2__)
+    if (n >= 4) {
+        const __m128 sign = _mm_set1_ps(-0.0f);
+        __m128 vl = _mm_set1_ps(l), vh = _mm_set1_ps(h), vp = _mm_set1_ps(p);
+        for (; i + 4 <= n; i += 4) {
+            const __m128 v = _mm_loadu_ps(x + i);
+            vl = _mm_min_ps(v, vl);
+            vh = _mm_max_ps(v, vh);
+            vp = _mm_max_ps(_mm_andnot_ps(sign, v), vp);
+        }
+        float al[4], ah[4], ap[4];
+        _mm_storeu_ps(al, vl);
+        _mm_storeu_ps(ah, vh);
+        _mm_storeu_ps(ap, vp);
+        for (int k = 0; k < 4; k++) {
+            l = al[k] < l ? al[k] : l;
+            h = ah[k] > h ? ah[k] : h;
+            p = ap[k] > p ? ap[k] : p;
+        }
+    }
+#endif
+    for (; i < n; i++) {
+        l = x[i] < l ? x[i] : l;
+        h = x[i] > h ? x[i] : h;
+        const float a = fabsf(x[i]);
+        p = a > p ? a : p;
+    }
+    *lo = l;
+    *hi = h;
+    *peak = p;
+}
+
 /* ---- the FPU of a render thread ------------------------------------------ */
 
 unsigned sf_dsp_denormals_off(void)

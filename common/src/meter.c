@@ -21,6 +21,7 @@
 #include "sf/meter.h"
 
 #include "sf/alloc.h"
+#include "sf/dsp.h"
 #include "sf/session.h"
 
 #include <ebur128.h>
@@ -175,12 +176,7 @@ static sf_rc s_overview(sf_meter_t *m, const float *x, size_t n)
         float lo = into == 0 ? v[0] : m->wave_min[b];
         float hi = into == 0 ? v[0] : m->wave_max[b];
         float peak = (float)m->sample_peak;
-        for (size_t k = 0; k < run * nc; k++) {
-            lo = v[k] < lo ? v[k] : lo;
-            hi = v[k] > hi ? v[k] : hi;
-            const float a = fabsf(v[k]);
-            peak = a > peak ? a : peak;
-        }
+        sf_dsp_min_max_peak(v, run * nc, &lo, &hi, &peak);
         m->wave_min[b] = lo;
         m->wave_max[b] = hi;
         m->sample_peak = peak;
@@ -198,11 +194,11 @@ static sf_rc s_true_peak(sf_meter_t *m, const float *x, size_t n, sf_err_t *err)
         soxr_error_t e = soxr_process(m->tp, x, n, &done, m->tp_out, m->tp_cap, &odone);
         if (e)
             return SF_ERR(err, SF_E_INTERNAL, "true-peak oversampling failed: %s", e);
-        const size_t n_samples = odone * (size_t)m->n_channels;
-        for (size_t i = 0; i < n_samples && i < n_samples_max; i++) {
-            const double a = fabs((double)m->tp_out[i]);
-            m->true_peak = a > m->true_peak ? a : m->true_peak;
-        }
+        size_t n_samples = odone * (size_t)m->n_channels;
+        n_samples = n_samples < n_samples_max ? n_samples : n_samples_max;
+        float lo = 0, hi = 0, peak = (float)m->true_peak; /* holds a float's magnitude: exact */
+        sf_dsp_min_max_peak(m->tp_out, n_samples, &lo, &hi, &peak);
+        m->true_peak = peak;
         if (x) {
             x += done * (size_t)m->n_channels;
             n -= done;

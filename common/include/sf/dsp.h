@@ -32,6 +32,10 @@ void sf_dsp_interleave(float *restrict dst, const float *const *src, int n_chann
 /* Splits interleaved src into planar dst[c]. */
 void sf_dsp_deinterleave(float *const *dst, const float *restrict src, int n_channels, size_t n_frames);
 
+/* Over n samples, from the running values *lo, *hi, *peak: the least and
+ * the largest sample and the largest magnitude. NaN samples are passed over. */
+void sf_dsp_min_max_peak(const float *x, size_t n, float *lo, float *hi, float *peak);
+
 /* Flush-to-zero and denormals-are-zero for the calling thread (x86 MXCSR;
  * elsewhere nothing). Every thread that renders sets them for the span of
  * its work and restores what it had after: a denormal costs a hundred times
