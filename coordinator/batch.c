@@ -11,6 +11,7 @@
 #include "plan.h"
 #include "verify.h"
 
+#include "sf/clock.h"
 #include "sf/alloc.h"
 #include "sf/profile.h"
 #include "sf/session.h"
@@ -75,13 +76,6 @@ struct batch {
     pthread_mutex_t lock; /* --farm: one thread per session in flight */
 };
 
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void s_set_message(bsession_t *s, const char *text)
 {
     sf_free(s->message);
@@ -98,7 +92,7 @@ static void s_emit(batch_t *b, const char *event, json_t *fields)
         json_decref(fields);
         return;
     }
-    json_t *obj = json_pack("{s:s, s:f}", "event", event, "elapsed_s", s_now() - b->t0);
+    json_t *obj = json_pack("{s:s, s:f}", "event", event, "elapsed_s", sf_clock_s() - b->t0);
     if (obj) {
         json_object_update(obj, fields);
         json_dumpf(obj, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -155,7 +149,7 @@ static void s_draw(batch_t *b, unsigned nodes, bool force)
 {
     if (!b->tty)
         return;
-    double now = s_now();
+    double now = sf_clock_s();
     if (!force && now - b->last_draw < 0.25)
         return;
     b->last_draw = now;
@@ -330,7 +324,7 @@ static void s_submit_next(batch_t *b);
 static void s_ended(bsession_t *s, const dispatch_event_t *e)
 {
     batch_t *b = s->b;
-    s->ended_s = s_now();
+    s->ended_s = sf_clock_s();
     s->exit_code = e->exit_code;
     if (e->exit_code == 0) {
         s->state = BS_DELIVERED;
@@ -411,7 +405,7 @@ static dispatch_request_t s_request(const bsession_t *s)
 static void s_started(bsession_t *s)
 {
     s->state = BS_RUNNING;
-    s->started_s = s_now();
+    s->started_s = sf_clock_s();
     s->node_seq = s->b->node_seq;
     s->b->in_flight++;
 }
@@ -584,7 +578,7 @@ static void s_summary(batch_t *b, int exit_code)
     size_t count[BS_STOPPED + 1] = {0};
     for (size_t i = 0; i < b->n; i++)
         count[b->s[i].state]++;
-    double wall = s_now() - b->t0;
+    double wall = sf_clock_s() - b->t0;
     if (b->o->json) {
         json_t *sessions = json_array();
         for (size_t i = 0; i < b->n; i++) {
@@ -622,7 +616,7 @@ static void s_summary(batch_t *b, int exit_code)
 
 int batch_run(const batch_options_t *o)
 {
-    batch_t b = {.o = o, .t0 = s_now(), .window = o->window > 0 ? (size_t)o->window : 3};
+    batch_t b = {.o = o, .t0 = sf_clock_s(), .window = o->window > 0 ? (size_t)o->window : 3};
     b.tty = !o->json && !o->dry_run && isatty(STDERR_FILENO);
     pthread_mutex_init(&b.lock, NULL);
     sf_diags_t diags = SF_DIAGS_INIT;

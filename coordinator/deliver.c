@@ -3,6 +3,7 @@
 
 #include "report.h"
 
+#include "sf/clock.h"
 #include "sf/alloc.h"
 #include "sf/hash.h"
 #include "sf/log.h"
@@ -471,6 +472,7 @@ sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *
                      char **manifest_path, sf_err_t *err)
 {
     *manifest_path = NULL;
+    const double started_s = sf_clock_s();
     sf_rc rc = SF_OK;
     json_t *checks = json_array(), *files = json_array(), *null_test = NULL, *manifest = NULL;
     s_readback_t *rb = NULL;
@@ -514,6 +516,10 @@ sf_rc deliver_finish(const plan_t *plan, stitch_t *st, const deliver_segment_t *
         json_t *render = manifest ? json_object_get(manifest, "render") : NULL;
         if (render)
             json_object_set_new(render, "profile", json_string(sf_profile_name(plan->session->output.profile)));
+        /* wall_seconds ends where delivery starts: this is the rest (read
+         * back, meters, checks, hashes), up to the manifest */
+        if (render)
+            json_object_set_new(render, "delivery_seconds", json_real(round((sf_clock_s() - started_s) * 1e3) / 1e3));
         if (render)
             json_object_set_new(render, "tail_trimmed_frames",
                                 json_integer((json_int_t)(sf_session_n_frames(plan->session) - stitch_length(st))));

@@ -1,6 +1,7 @@
 /* estimate.c -- wall time from a calibration render (see estimate.h). */
 #include "estimate.h"
 
+#include "sf/clock.h"
 #include "sf/alloc.h"
 #include "sf/render.h"
 
@@ -8,13 +9,6 @@
 #include <time.h>
 
 #define S_MAX_PASSES 8
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 sf_rc estimate_plan(const plan_t *p, estimate_t *out, sf_err_t *err)
 {
@@ -37,13 +31,13 @@ sf_rc estimate_plan(const plan_t *p, estimate_t *out, sf_err_t *err)
     int measured = 0;
     sf_rc rc = SF_OK;
     for (int pass = 0; pass < 1 + S_MAX_PASSES && rc == SF_OK && slice > 0 && (pass < 2 || took < 0.25); pass++) {
-        double t0 = s_now(), frames = 0;
+        double t0 = sf_clock_s(), frames = 0;
         for (uint32_t t = 0; t < p->n_targets && rc == SF_OK; t++) {
             rc = sf_render(s, p->targets[t].target, start, slice, p->targets[t].preroll_frames, planes, err);
             frames += (double)(slice + (int64_t)p->targets[t].track_preroll_mean);
         }
         if (pass > 0) {
-            took += s_now() - t0;
+            took += sf_clock_s() - t0;
             rendered += frames;
             measured++;
         }

@@ -1,6 +1,8 @@
 /* events.c -- progress and results for people and pipelines (see events.h). */
 #include "events.h"
 
+#include "sf/clock.h"
+
 #include "report.h"
 
 #include <jansson.h>
@@ -10,18 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 void events_init(events_t *ev, bool json)
 {
     ev->json = json;
     ev->tty = !json && isatty(STDERR_FILENO);
-    ev->started_s = s_now();
+    ev->started_s = sf_clock_s();
     ev->exit_code = 3;
     ev->done = false;
     ev->last_percent = -1;
@@ -60,7 +55,7 @@ static void s_bar(events_t *ev, const dispatch_event_t *e)
         bar[i] = i < filled ? '#' : '.';
     bar[30] = '\0';
     fprintf(stderr, "\r%3d%% [%s] %llu/%llu jobs, %u nodes, %.1f s ", percent, bar, (unsigned long long)e->jobs_done,
-            (unsigned long long)e->jobs_total, e->nodes, s_now() - ev->started_s);
+            (unsigned long long)e->jobs_total, e->nodes, sf_clock_s() - ev->started_s);
     fflush(stderr);
 }
 
@@ -126,7 +121,7 @@ static void s_summary(const char *manifest_path)
 void events_on_dispatch(void *ctx, const dispatch_event_t *e)
 {
     events_t *ev = ctx;
-    double elapsed = s_now() - ev->started_s;
+    double elapsed = sf_clock_s() - ev->started_s;
     if (ev->json) {
         json_t *obj =
             json_pack("{s:s, s:I, s:I, s:i, s:f}", "event", s_kind_name(e->kind), "jobs_done", (json_int_t)e->jobs_done,

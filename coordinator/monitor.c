@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "monitor.h"
 
+#include "sf/clock.h"
 #include "sf/alloc.h"
 
 #include <arpa/inet.h>
@@ -27,13 +28,6 @@ struct monitor {
     int fd;
     char address[96];
 };
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 sf_rc monitor_open(const char *bind_text, monitor_t **out, sf_err_t *err)
 {
@@ -107,12 +101,12 @@ const char *monitor_address(const monitor_t *m) { return m->address; }
 static ssize_t s_read_request(int fd, char *buf, size_t cap)
 {
     size_t n = 0;
-    int64_t deadline = s_now_ms() + S_READ_BUDGET;
+    int64_t deadline = sf_clock_ms() + S_READ_BUDGET;
     while (n + 1 < cap) {
         buf[n] = '\0';
         if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
             return (ssize_t)n;
-        int64_t left = deadline - s_now_ms();
+        int64_t left = deadline - sf_clock_ms();
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (left <= 0 || poll(&p, 1, (int)left) <= 0)
             return -1;
@@ -126,7 +120,7 @@ static ssize_t s_read_request(int fd, char *buf, size_t cap)
 
 static void s_write_all(int fd, const char *data, size_t n)
 {
-    int64_t deadline = s_now_ms() + S_WRITE_BUDGET;
+    int64_t deadline = sf_clock_ms() + S_WRITE_BUDGET;
     while (n > 0) {
         ssize_t w = send(fd, data, n, MSG_NOSIGNAL);
         if (w > 0) {
@@ -136,7 +130,7 @@ static void s_write_all(int fd, const char *data, size_t n)
         }
         if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return;
-        int64_t left = deadline - s_now_ms();
+        int64_t left = deadline - sf_clock_ms();
         struct pollfd p = {.fd = fd, .events = POLLOUT};
         if (left <= 0 || poll(&p, 1, (int)left) <= 0)
             return;

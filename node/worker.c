@@ -31,6 +31,7 @@
 
 #include "cache.h"
 
+#include "sf/clock.h"
 #include "sf/alloc.h"
 #include "sf/hash.h"
 #include "sf/log.h"
@@ -189,15 +190,6 @@ typedef struct {
     int n_threads; /* started */
 } s_pool_t;
 
-static uint64_t s_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int64_t s_now_ms(void) { return (int64_t)(s_now_ns() / 1000000u); }
-
 static void s_task_fail(s_task_t *t, sf_rc rc, const char *msg)
 {
     t->rc = rc ? rc : SF_E_INTERNAL;
@@ -303,10 +295,10 @@ static void s_run_job(s_task_t *t)
     for (int c = 0; c < n_channels; c++)
         out[c] = pcm + (size_t)c * t->n_frames;
     sf_err_t err = {0};
-    uint64_t t0 = s_now_ns();
+    uint64_t t0 = (uint64_t)sf_clock_ns();
     sf_rc rc = sf_render_progress(s, t->target, t->start_frame, (int64_t)t->n_frames, (int64_t)t->preroll_frames, out,
                                   &t->progress, &err);
-    t->render_ns = s_now_ns() - t0;
+    t->render_ns = (uint64_t)sf_clock_ns() - t0;
     t->n_channels = (uint32_t)n_channels;
     if (rc) {
         s_task_fail(t, rc, err.msg);
@@ -887,7 +879,7 @@ static void s_fetch_next(s_worker_t *w)
         }
         w->fetching = e;
         w->requested = 0;
-        w->fetch_rx_ms = s_now_ms();
+        w->fetch_rx_ms = sf_clock_ms();
         s_fetch_request(w);
     }
 }
@@ -919,7 +911,7 @@ static void s_on_fetch_data(s_worker_t *w, const sf_wire_msg_t *m)
     s_media_t *f = &e->media[e->fetch_at];
     char msg[SF_WIRE_MAX_TEXT];
     sf_err_t err = {0};
-    w->fetch_rx_ms = s_now_ms();
+    w->fetch_rx_ms = sf_clock_ms();
     if (cache_part_write(w->part, m->u.fetch_data.offset, m->u.fetch_data.data, m->u.fetch_data.n_bytes, &err)) {
         snprintf(msg, sizeof msg, "cannot fetch media '%s': %s", f->name, err.msg);
         s_fetch_end(w, msg);
@@ -1246,7 +1238,7 @@ static int s_open_socket(s_worker_t *w, void *ctx)
 
 static void s_send_hello(s_worker_t *w)
 {
-    w->hello_ms = s_now_ms();
+    w->hello_ms = sf_clock_ms();
     sf_wire_msg_t m = {.kind = SF_WIRE_HELLO};
     m.u.hello.node_name = w->name;
     m.u.hello.cores = (uint32_t)w->cores;
@@ -1289,7 +1281,7 @@ static int s_receive(s_worker_t *w, int64_t *last_rx_ms)
             zmq_msg_close(&zm);
             return 0; /* EAGAIN or EINTR: the loop comes back */
         }
-        *last_rx_ms = s_now_ms();
+        *last_rx_ms = sf_clock_ms();
         int more = zmq_msg_more(&zm);
         int stop = 0;
         if (more) {
@@ -1319,10 +1311,10 @@ static int64_t s_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 static int s_loop(s_worker_t *w)
 {
-    int64_t started = s_now_ms(), last_rx = started, next_hb = started;
+    int64_t started = sf_clock_ms(), last_rx = started, next_hb = started;
     s_send_hello(w);
     for (;;) {
-        int64_t now = s_now_ms();
+        int64_t now = sf_clock_ms();
         if (w->cfg->stop && atomic_load(w->cfg->stop)) {
             sf_log(SF_LOG_INFO, w->component, "stopping: %d jobs running are handed back", w->jobs_running);
             sf_wire_msg_t bye = {.kind = SF_WIRE_BYE};

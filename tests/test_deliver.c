@@ -363,6 +363,11 @@ START_TEST(test_effects_stitch_null_and_tails)
     json_t *render = json_object_get(m, "render");
     ck_assert_int_eq(json_integer_value(json_object_get(render, "frames")), delivered);
     ck_assert_int_eq(json_integer_value(json_object_get(render, "tail_trimmed_frames")), planned - delivered);
+    /* the render's time and the delivery's, apart */
+    ck_assert(json_is_real(json_object_get(render, "wall_seconds")));
+    const double delivery_s = json_real_value(json_object_get(render, "delivery_seconds"));
+    ck_assert_msg(json_is_real(json_object_get(render, "delivery_seconds")) && delivery_s > 0 && delivery_s < 60,
+                  "delivery_seconds %g", delivery_s);
     /* the meters of every file: a true peak at or above the sample peak, a loudness */
     json_t *mfiles = json_object_get(m, "files");
     ck_assert_uint_eq(json_array_size(mfiles), 4);
