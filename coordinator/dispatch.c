@@ -167,12 +167,20 @@ struct render {
     int64_t nodeless_since_ms;   /* when it last found no node at all; 0: has nodes */
     int64_t ineligible_since_ms; /* when a queued job last found no node it may run on; 0: none */
     bool finished;
+    bool commit_due;    /* segments of it landed this round: its journal needs a commit */
+    bool progressed;    /* segments of it were counted this round: a progress event is due */
     journal_t *journal; /* with a state folder: where accepted segments land first */
     ship_t *ship;       /* made when a shipping node first wants a job; hashed a slice per round */
     dispatch_event_fn fn;
     void *ctx;
     render_t *next;
 };
+
+/* A segment journalled and stitched this round, not yet counted. */
+typedef struct {
+    render_t *r;
+    size_t j; /* plan job */
+} landing_t;
 
 typedef struct {
     uint8_t id[ROUTING_ID_MAX];
@@ -206,6 +214,9 @@ struct dispatch {
     monitor_t *monitor;                 /* metrics, status, dashboard; NULL: off */
     finished_t finished[FINISHED_KEPT]; /* the last renders that ended, for the dashboard */
     size_t n_finished;
+    landing_t *landings; /* this round's, in the order they landed */
+    size_t n_landings;
+    size_t cap_landings;
 };
 
 static int64_t s_now_ms(void)
@@ -976,9 +987,26 @@ static void s_job_failed(dispatch_t *d, render_t *r, size_t j, node_t *n, const 
     s_requeue(r, j);
 }
 
+/* Plan job j of r waits for the round's journal commit to count. */
+static bool s_pend(dispatch_t *d, render_t *r, size_t j)
+{
+    if (d->n_landings == d->cap_landings) {
+        size_t cap = d->cap_landings ? 2 * d->cap_landings : 64;
+        landing_t *grown = sf_realloc(d->landings, cap * sizeof *grown);
+        if (!grown)
+            return false;
+        d->landings = grown;
+        d->cap_landings = cap;
+    }
+    d->landings[d->n_landings++] = (landing_t){.r = r, .j = j};
+    r->commit_due = true;
+    return true;
+}
+
 /* Plan job j's frames land: journalled (after a crash they are replayed,
- * not rendered), then stitched. checked_by: the node whose copy agreed, or
- * NULL. False when the render failed here. */
+ * not rendered) and stitched now, counted when the round's journal commit
+ * is done (s_settle). checked_by: the node whose copy agreed, or NULL.
+ * False when the render failed here. */
 static bool s_land(dispatch_t *d, render_t *r, size_t j, const float *pcm, uint64_t xxh3, const char *node_name,
                    const char *checked_by)
 {
@@ -994,16 +1022,56 @@ static bool s_land(dispatch_t *d, render_t *r, size_t j, const float *pcm, uint6
         s_finish(d, r, 1, e.msg, NULL);
         return false;
     }
-    sf_log(SF_LOG_DEBUG, "coordinator dispatch", "render %u job %zu landed from node '%s'", r->id, j, node_name);
     snprintf(r->segments[j].node_name, sizeof r->segments[j].node_name, "%s", node_name);
     snprintf(r->segments[j].checked_by, sizeof r->segments[j].checked_by, "%s", checked_by ? checked_by : "");
     r->segments[j].xxh3 = xxh3;
-    r->jobs_done++;
-    s_count_audio(&d->stats, (double)pj->n_frames / r->session->sample_rate);
-    s_emit(d, r, DISPATCH_EV_PROGRESS, 0, NULL, NULL);
-    if (stitch_complete(r->stitch))
-        s_complete(d, r);
+    if (!s_pend(d, r, j)) {
+        s_finish(d, r, 1, "out of memory", NULL);
+        return false;
+    }
     return true;
+}
+
+/* The segments that landed this round count once their journals are
+ * committed, one fsync per render rather than per segment: so a crash
+ * never loses a segment that was counted. Only then are they logged and
+ * reported, and a render that has them all delivered. report: false while
+ * resuming (no client to tell yet; dispatch_run delivers what is complete). */
+static void s_settle(dispatch_t *d, bool report)
+{
+    for (size_t i = 0; i < d->n_landings; i++) {
+        render_t *r = d->landings[i].r;
+        if (!r->commit_due)
+            continue;
+        r->commit_due = false;
+        sf_err_t e = {0};
+        if (!r->finished && r->journal && journal_commit(r->journal, &e))
+            s_finish(d, r, 1, e.msg, NULL);
+    }
+    for (size_t i = 0; i < d->n_landings; i++) {
+        render_t *r = d->landings[i].r;
+        size_t j = d->landings[i].j;
+        if (r->finished)
+            continue;
+        const plan_job_t *pj = &r->plan->jobs[j];
+        sf_log(SF_LOG_DEBUG, "coordinator dispatch", "render %u job %zu landed from node '%s'", r->id, j,
+               r->segments[j].node_name);
+        r->jobs_done++;
+        s_count_audio(&d->stats, (double)pj->n_frames / r->session->sample_rate);
+        r->progressed = true;
+    }
+    for (size_t i = 0; i < d->n_landings; i++) {
+        render_t *r = d->landings[i].r;
+        if (!r->progressed)
+            continue;
+        r->progressed = false;
+        if (r->finished || !report)
+            continue;
+        s_emit(d, r, DISPATCH_EV_PROGRESS, 0, NULL, NULL);
+        if (stitch_complete(r->stitch))
+            s_complete(d, r);
+    }
+    d->n_landings = 0;
 }
 
 static void s_spot_settle(dispatch_t *d, render_t *r, spot_t *sp, int copy, const char *checked_by)
@@ -1958,6 +2026,7 @@ sf_rc dispatch_run(dispatch_t *d, sf_err_t *err)
             }
         }
         s_timers(d);
+        s_settle(d, true);
         s_assign(d);
         s_reap(d);
     }
@@ -2047,7 +2116,10 @@ static sf_rc s_replay_segment(void *ctx, uint32_t render_id, const journal_segme
     }
     snprintf(r->segments[j].node_name, sizeof r->segments[j].node_name, "%s", seg->node_name);
     r->segments[j].xxh3 = seg->xxh3;
-    r->jobs_done++;
+    if (seg->counted)
+        r->jobs_done++;
+    else if (!s_pend(d, r, j)) /* counted (and logged) after its journal's commit, as if it landed now */
+        return SF_ERR(err, SF_E_NOMEM, "out of memory");
     return SF_OK;
 }
 
@@ -2097,6 +2169,7 @@ static sf_rc s_resume(dispatch_t *d, sf_err_t *err)
     rc = journal_replay(d->cfg.state_dir, &fns, d, &max_id, err);
     if (rc)
         return rc;
+    s_settle(d, false);
     d->next_render_id = max_id;
     size_t n = 0;
     for (render_t *r = d->renders; r; r = r->next) {
@@ -2201,6 +2274,7 @@ void dispatch_destroy(dispatch_t **self_p)
     sf_free(d->nodes);
     sf_free(d->order);
     sf_free(d->quarantine);
+    sf_free(d->landings);
     monitor_close(&d->monitor);
     if (d->state_lock_fd >= 0)
         close(d->state_lock_fd);

@@ -1,9 +1,13 @@
 /* journal.c -- crash-safe render journals and the incarnation counter (see journal.h).
  *
  * Invariants:
- * - j->n_bytes is the end of the last record that was written whole and
- *   fsynced; an append that fails cuts the file back there, so what follows
- *   the last good record is only ever a torn record of a crash;
+ * - j->n_bytes is the end of the last record that was written whole; an
+ *   append that fails cuts the file back there, so what follows the last
+ *   good record is only ever the torn tail of a crash;
+ * - the records appended since the last commit (j->n_pending of them) are
+ *   the only ones not known to be on the disk: one fsync per commit covers
+ *   them all, and the commit record written after it tells replay that the
+ *   coordinator counted them;
  * - the file is opened O_APPEND, so a write after such a cut lands at the
  *   new end;
  * - j->jobs holds every job index in the file, so no job is journalled twice
@@ -12,12 +16,14 @@
  *   checked, so damage found late never undoes a resumed render.
  *
  * What counts as torn rather than damaged: a kill -9 leaves a prefix of the
- * bytes written, a power cut may leave the unsynced tail as zeros or with a
- * bad checksum. So the last record is torn when it is short, when its
- * checksum fails and it ends exactly at the end of the file, or when the
- * file is zeros from its start on. A length that disagrees with the
- * record's own fields, or is beyond the limits, is damage wherever it is:
- * taking it for a tear would cut good records off behind it.
+ * bytes written, a power cut may leave the unsynced tail -- every record
+ * since the last commit -- as zeros or with bad checksums, in any order. So
+ * the file is torn from a record on when that record is short, when it is
+ * zeros to the end of the file, or when its checksum fails and no intact
+ * record follows it (one that does was written after a sync, so the bad one
+ * had been synced: damage). A length that disagrees with the record's own
+ * fields, or is beyond the limits, is damage wherever it is: taking it for
+ * a tear would cut good records off behind it.
  */
 #include "journal.h"
 
@@ -39,7 +45,7 @@
 
 #define MAGIC            "SFJOURNL"
 #define MAGIC_BYTES      8
-#define FORMAT_VERSION   1u
+#define FORMAT_VERSION   2u /* 1: no commit records, every segment was synced and counted on its own */
 #define FILE_HEAD_BYTES  (MAGIC_BYTES + 4)
 #define REC_HEAD_BYTES   12 /* type u32, n_bytes u64 */
 #define REC_SUM_BYTES    8
@@ -49,7 +55,7 @@
 #define CHUNK_FLOATS     16384
 #define INCARNATION_NAME "incarnation"
 
-enum { REC_SUBMIT = 1, REC_SEGMENT = 2, REC_FINISH = 3 };
+enum { REC_SUBMIT = 1, REC_SEGMENT = 2, REC_FINISH = 3, REC_COMMIT = 4 };
 
 /* The variable fields of a submission, in file order, with their limits. */
 static const struct {
@@ -73,7 +79,8 @@ struct journal {
     char *dir;
     int fd; /* O_WRONLY | O_APPEND */
     uint32_t render_id;
-    uint64_t n_bytes; /* end of the last whole, synced record */
+    uint64_t n_bytes; /* end of the last whole record */
+    size_t n_pending; /* segments appended since the last commit: not synced yet */
     bool broken;      /* a sync or a cut-back failed: the file's tail is unknown */
     uint64_t *jobs;   /* job indexes in the file, ascending */
     size_t n_jobs;
@@ -461,14 +468,8 @@ sf_rc journal_append_segment(journal_t *j, uint64_t job_index, uint32_t n_channe
         rc = s_cut_back(j, SF_ERR(err, SF_E_IO, "cannot write journal '%s': %s", j->path, strerror(e)));
         goto free_streams;
     }
-    if (fsync(j->fd) != 0) {
-        /* After a failed fsync the kernel may have dropped the dirty pages
-         * and will not report it again: the file can no longer be trusted. */
-        j->broken = true;
-        rc = SF_ERR(err, SF_E_IO, "cannot sync journal '%s': %s", j->path, strerror(errno));
-        goto free_streams;
-    }
     j->n_bytes += REC_HEAD_BYTES + n_payload + REC_SUM_BYTES;
+    j->n_pending++;
     memmove(j->jobs + pos + 1, j->jobs + pos, (j->n_jobs - pos) * sizeof *j->jobs);
     j->jobs[pos] = job_index;
     j->n_jobs++;
@@ -477,6 +478,32 @@ free_streams:
     sf_xxh3_stream_destroy(&rec);
     sf_xxh3_stream_destroy(&frames);
     return rc;
+}
+
+sf_rc journal_commit(journal_t *j, sf_err_t *err)
+{
+    assert(j);
+    if (j->broken)
+        return SF_ERR(err, SF_E_IO, "journal '%s': an earlier write failed, its last segments are not safe", j->path);
+    if (j->n_pending == 0)
+        return SF_OK;
+    if (fsync(j->fd) != 0) {
+        /* After a failed fsync the kernel may have dropped the dirty pages
+         * and will not report it again: the file can no longer be trusted. */
+        j->broken = true;
+        return SF_ERR(err, SF_E_IO, "cannot sync journal '%s': %s", j->path, strerror(errno));
+    }
+    j->n_pending = 0;
+    /* Unsynced on purpose: the segments are safe already, and the next
+     * commit's fsync takes this record along. Lost, it only makes replay
+     * report the segments as landed once more. */
+    uint8_t rec[REC_HEAD_BYTES + REC_SUM_BYTES];
+    s_seal(rec, REC_COMMIT, 0);
+    if (s_write_all(j->fd, rec, sizeof rec) != 0)
+        (void)s_cut_back(j, SF_OK);
+    else
+        j->n_bytes += sizeof rec;
+    return SF_OK;
 }
 
 sf_rc journal_finish(journal_t **self_p, sf_err_t *err)
@@ -548,6 +575,9 @@ typedef struct {
     size_t cap_segs;
     uint64_t *jobs; /* job indexes, ascending (for the reopened journal) */
     uint64_t good_end;
+    uint32_t version;
+    size_t n_counted; /* segments (the first ones in segs) before the last commit record */
+    bool committed;   /* a commit record was seen */
 } s_scan_t;
 
 #define S_DAMAGED(s, err, off, ...) s_damaged((s), (err), __FILE__, __LINE__, (off), __VA_ARGS__)
@@ -567,7 +597,10 @@ static sf_rc s_damaged(const s_scan_t *s, sf_err_t *err, const char *file, int l
 
 static const char *s_type_name(uint32_t type)
 {
-    return type == REC_SUBMIT ? "submission" : type == REC_SEGMENT ? "segment" : "finish";
+    return type == REC_SUBMIT    ? "submission"
+           : type == REC_SEGMENT ? "segment"
+           : type == REC_COMMIT  ? "commit"
+                                 : "finish";
 }
 
 /* True when the file holds only zero bytes from `off` on. */
@@ -605,7 +638,7 @@ static sf_rc s_implied_length(const s_scan_t *s, uint64_t off, uint32_t type, co
                               uint64_t *n_implied, sf_err_t *err)
 {
     *n_implied = UINT64_MAX;
-    if (type == REC_FINISH) {
+    if (type == REC_FINISH || type == REC_COMMIT) {
         *n_implied = 0;
         return SF_OK;
     }
@@ -640,10 +673,14 @@ static sf_rc s_implied_length(const s_scan_t *s, uint64_t off, uint32_t type, co
 }
 
 /* Reads the record at `off` (off < size) into s->buf. *torn: it is the torn
- * last record (nothing else read). SF_E_IO (damage, or reading failed). */
-static sf_rc s_read_record(s_scan_t *s, uint64_t off, uint32_t *type, uint64_t *n_payload, bool *torn, sf_err_t *err)
+ * last record (nothing else read). *bad: its checksum fails (torn or
+ * damaged, as what follows it says); *n_payload is set. SF_E_IO (damage,
+ * or reading failed). */
+static sf_rc s_read_record(s_scan_t *s, uint64_t off, uint32_t *type, uint64_t *n_payload, bool *torn, bool *bad,
+                           sf_err_t *err)
 {
     *torn = false;
+    *bad = false;
     uint64_t avail = s->size - off;
     sf_rc rc = s_reserve(s, REC_HEAD_BYTES, err);
     if (rc)
@@ -660,7 +697,8 @@ static sf_rc s_read_record(s_scan_t *s, uint64_t off, uint32_t *type, uint64_t *
         *torn = true;
         return SF_OK;
     }
-    if (*type != REC_SUBMIT && *type != REC_SEGMENT && *type != REC_FINISH)
+    /* Commit records come in version 1 files too, once a newer build resumed them. */
+    if (*type != REC_SUBMIT && *type != REC_SEGMENT && *type != REC_FINISH && *type != REC_COMMIT)
         return S_DAMAGED(s, err, off, "unknown record type %" PRIu32, *type);
     uint64_t min = *type == REC_SUBMIT ? SUBMIT_FIXED + 4 * SUBMIT_N_FIELDS : *type == REC_SEGMENT ? SEGMENT_FIXED : 0;
     uint64_t max = *type == REC_SUBMIT ? SUBMIT_MAX : *type == REC_SEGMENT ? SEGMENT_MAX : 0;
@@ -685,14 +723,12 @@ static sf_rc s_read_record(s_scan_t *s, uint64_t off, uint32_t *type, uint64_t *
         return SF_OK;
     }
     uint64_t sum = s_get_u64(s->buf + REC_HEAD_BYTES + n);
-    if (sf_hash_xxh3(s->buf, REC_HEAD_BYTES + (size_t)n) != sum) {
-        if (off + REC_HEAD_BYTES + n + REC_SUM_BYTES == s->size && *type != REC_SUBMIT) {
-            *torn = true;
-            return SF_OK;
-        }
-        return S_DAMAGED(s, err, off, "checksum mismatch");
-    }
     *n_payload = n;
+    if (sf_hash_xxh3(s->buf, REC_HEAD_BYTES + (size_t)n) != sum) {
+        if (*type == REC_SUBMIT) /* synced before the render was accepted */
+            return S_DAMAGED(s, err, off, "checksum mismatch");
+        *bad = true;
+    }
     return SF_OK;
 }
 
@@ -790,10 +826,10 @@ static sf_rc s_check_head(s_scan_t *s, bool *torn, sf_err_t *err)
         return SF_OK;
     if ((size_t)n < sizeof head || memcmp(head, MAGIC, MAGIC_BYTES) != 0)
         return SF_ERR(err, SF_E_IO, "journal '%s': not a stemfarm journal (no '%s' at byte 0)", s->path, MAGIC);
-    uint32_t version = s_get_u32(head + MAGIC_BYTES);
-    if (version != FORMAT_VERSION)
-        return SF_ERR(err, SF_E_IO, "journal '%s': format version %" PRIu32 " (this build reads %u)", s->path, version,
-                      FORMAT_VERSION);
+    s->version = s_get_u32(head + MAGIC_BYTES);
+    if (s->version < 1 || s->version > FORMAT_VERSION)
+        return SF_ERR(err, SF_E_IO, "journal '%s': format version %" PRIu32 " (this build reads 1..%u)", s->path,
+                      s->version, FORMAT_VERSION);
     return SF_OK;
 }
 
@@ -821,11 +857,23 @@ static sf_rc s_scan(s_scan_t *s, s_scan_state_t *state, sf_err_t *err)
     bool torn = false;
     sf_rc rc = s_check_head(s, &torn, err);
     uint64_t off = FILE_HEAD_BYTES;
+    uint64_t bad_at = UINT64_MAX; /* the first record whose checksum failed */
     while (rc == SF_OK && !torn && off < s->size) {
         uint32_t type = 0;
         uint64_t n = 0;
-        if ((rc = s_read_record(s, off, &type, &n, &torn, err)) || torn)
+        bool bad;
+        if ((rc = s_read_record(s, off, &type, &n, &torn, &bad, err)) || torn)
             break;
+        if (bad) {
+            if (bad_at == UINT64_MAX)
+                bad_at = off;
+            off += REC_HEAD_BYTES + n + REC_SUM_BYTES;
+            continue;
+        }
+        if (bad_at != UINT64_MAX) {
+            rc = S_DAMAGED(s, err, bad_at, "checksum mismatch");
+            break;
+        }
         const uint8_t *p = s->buf + REC_HEAD_BYTES;
         if ((off == FILE_HEAD_BYTES) != (type == REC_SUBMIT)) {
             rc = off == FILE_HEAD_BYTES
@@ -837,7 +885,10 @@ static sf_rc s_scan(s_scan_t *s, s_scan_state_t *state, sf_err_t *err)
             *state = SCAN_FINISHED;
             return SF_OK;
         }
-        if (type == REC_SEGMENT)
+        if (type == REC_COMMIT) {
+            s->n_counted = s->n_segs;
+            s->committed = true;
+        } else if (type == REC_SEGMENT)
             rc = s_check_segment_record(s, off, p, n, err);
         else if ((rc = s_check_submit_record(s, off, p, err)) == SF_OK) {
             if (!(s->submit = sf_malloc((size_t)n)))
@@ -849,6 +900,12 @@ static sf_rc s_scan(s_scan_t *s, s_scan_state_t *state, sf_err_t *err)
     }
     if (rc == SF_E_NOMEM)
         return rc;
+    if (rc == SF_OK && bad_at != UINT64_MAX) {
+        off = bad_at;
+        torn = true;
+    }
+    if (s->version == 1 && !s->committed) /* each segment was synced and counted on its own */
+        s->n_counted = s->n_segs;
     if (rc == SF_OK && (torn || off == FILE_HEAD_BYTES) && !s->submit) {
         *state = SCAN_TORN_SUBMIT;
         return SF_OK;
@@ -970,6 +1027,7 @@ static sf_rc s_hand_over(s_scan_t *s, const char *state_dir, const journal_repla
     j->n_bytes = s->good_end;
     j->jobs = s->jobs; /* ascending and unique, as the journal keeps them */
     j->n_jobs = j->cap_jobs = s->n_segs;
+    j->n_pending = s->n_segs - s->n_counted;
     s->jobs = NULL;
 
     if (fns->on_submit(ctx, &sub, &j, &e) != SF_OK) {
@@ -981,6 +1039,7 @@ static sf_rc s_hand_over(s_scan_t *s, const char *state_dir, const journal_repla
     for (size_t i = 0; i < s->n_segs; i++) {
         journal_segment_t seg;
         sf_rc r = s_reread_segment(s, &s->segs[i], &seg, &frames, &cap_frames, &e);
+        seg.counted = i < s->n_counted;
         if (r) {
             /* The callee holds a render it must now drop; out of memory
              * also ends the whole replay. */

@@ -2,8 +2,11 @@
  *
  * Every render in flight has an append-only journal, STATE_DIR/render-ID.journal:
  * first its submission (enough to plan the render again), then one record
- * per accepted segment holding the segment's frames, fsynced before the
- * segment counts as landed. After a crash (kill -9, power cut) the
+ * per accepted segment holding the segment's frames. Segments are committed
+ * in groups: the records of every segment accepted in one round of the
+ * coordinator's loop are appended, one fsync covers them all, and only then
+ * do they count as landed; a commit record after the fsync says so. After a
+ * crash (kill -9, power cut) the
  * coordinator replays every journal into a fresh plan and stitcher and only
  * dispatches the jobs that have no record: no landed segment is rendered
  * twice, and since the stitcher's bytes do not depend on arrival order the
@@ -13,11 +16,15 @@
  * The files are untrusted input to replay: every length is range-checked
  * before anything is allocated, every record carries an xxh3 over its bytes,
  * and a segment's frames are checked again against the node's xxh3. Only the
- * last record may be torn (the crash hit it mid-append): it is dropped and
- * the file cut back to the last good record. Damage anywhere else is an error
- * and that render is not resumed; the file is kept for inspection.
+ * records since the last commit may be torn (the crash hit them before their
+ * fsync was done): from the first bad one on, the file is cut back, as long
+ * as no intact record follows it. Damage anywhere else is an error and that
+ * render is not resumed; the file is kept for inspection. Segments after the
+ * last commit record are replayed too (a kill -9 leaves them whole), marked
+ * as not counted yet: the coordinator that wrote them never reported them.
  *
- * Format (integers little-endian, version 1):
+ * Format (integers little-endian, version 2; version 1 has no commit records
+ * and every segment in it was counted):
  *   file    = "SFJOURNL" | u32 version | record...
  *   record  = u32 type | u64 n_bytes | payload (n_bytes) | u64 xxh3 of the
  *             type, n_bytes and payload fields as stored
@@ -26,6 +33,7 @@
  *   SEGMENT (2) = u64 job_index | u32 n_channels | u64 n_frames | u64 xxh3 |
  *                 str node_name | n_channels * n_frames float32, channel after channel
  *   FINISH  (3) = (empty)
+ *   COMMIT  (4) = (empty): every segment record before it was synced and counted
  *   str, blob   = u32 n_bytes | bytes (str: no NUL)
  * The SEGMENT xxh3 is the node's, over the frames as the wire carries them
  * (float32 little-endian), which is also how they are stored.
@@ -67,6 +75,7 @@ typedef struct {
     const float *planar;   /* channel after channel, as stitch_accept takes them; 64-byte aligned */
     uint64_t xxh3;         /* the node's checksum, already checked against the frames */
     const char *node_name; /* who rendered it; may be "" */
+    bool counted;          /* false: after the last commit; whoever wrote it never reported it as landed */
 } journal_segment_t;
 
 /* Creates STATE_DIR/render-ID.journal (exclusively; STATE_DIR and missing
@@ -79,16 +88,25 @@ sf_rc journal_create(const char *state_dir, const journal_submit_t *sub, journal
 
 /* Appends the segment of plan job `job_index`: n_channels * n_frames floats,
  * channel after channel, with the xxh3 the node sent over them and the node's
- * name (NULL: ""). Returns after the record is fsynced: only then does the
- * segment count as landed. On failure the file is cut back to where it was,
- * so the journal still replays and the job can be rendered again.
+ * name (NULL: ""). The record is not synced: the segment counts as landed
+ * only after journal_commit. On failure the file is cut back to where it
+ * was, so the journal still replays and the job can be rendered again.
  * SF_E_INPUT for counts out of range; SF_E_INTERNAL when the job was
  * journalled before or the xxh3 does not match the frames (nothing is kept);
- * SF_E_IO naming the file when writing or syncing fails. After a failed sync
- * (the kernel may have dropped the data) every later append fails with
- * SF_E_IO: the render must be failed or the coordinator restarted. */
+ * SF_E_IO naming the file when writing fails, or after an earlier failure
+ * left the file's tail unknown (every later append and commit fails then:
+ * the render must be failed or the coordinator restarted). */
 sf_rc journal_append_segment(journal_t *j, uint64_t job_index, uint32_t n_channels, uint64_t n_frames,
                              const float *planar, uint64_t xxh3, const char *node_name, sf_err_t *err);
+
+/* Makes every segment appended since the last commit durable with one
+ * fsync, then appends a commit record (unsynced: the next commit's fsync
+ * takes it along) so that a replay knows they were counted. The caller
+ * counts them as landed when it returns SF_OK, and at once. Nothing to
+ * commit: SF_OK without a sync. SF_E_IO naming the file when the sync fails
+ * (the kernel may have dropped the data, so the journal takes no more) or
+ * failed before. */
+sf_rc journal_commit(journal_t *j, sf_err_t *err);
 
 /* The render ended (delivered, failed or cancelled): appends a finish record,
  * removes the file and syncs the folder. Always frees the journal and sets
@@ -104,7 +122,10 @@ uint32_t journal_render_id(const journal_t *j);
 const char *journal_path(const journal_t *j);
 
 /* Callbacks of journal_replay. A callback that returns non-OK (setting *err)
- * stops that journal: no more calls for it but on_error with that error. */
+ * stops that journal: no more calls for it but on_error with that error.
+ * A journal handed over by on_submit has its segments that are not
+ * `counted` pending: journal_commit syncs them and marks them counted, after
+ * which the callee reports them as landed. */
 typedef struct {
     /* Once per journal to resume, first. `sub` is valid during the call
      * only. *j is the journal, reopened for appending: to keep it, store it

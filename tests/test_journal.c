@@ -163,6 +163,7 @@ typedef struct {
     float *planar;
     uint64_t xxh3;
     char node_name[256];
+    bool counted;
 } rec_seg_t;
 
 typedef struct {
@@ -232,6 +233,7 @@ static sf_rc s_on_segment(void *ctx, uint32_t render_id, const journal_segment_t
     s->n_frames = seg->n_frames;
     s->planar = (float *)s_dup(seg->planar, (size_t)(seg->n_channels * seg->n_frames) * 4);
     s->xxh3 = seg->xxh3;
+    s->counted = seg->counted;
     ck_assert_uint_lt(strlen(seg->node_name), sizeof s->node_name);
     strcpy(s->node_name, seg->node_name);
     return SF_OK;
@@ -322,7 +324,7 @@ START_TEST(test_round_trip)
     char *path = s_journal_file(7);
     size_t n_bytes;
     uint8_t *file = (uint8_t *)tu_slurp(path, &n_bytes);
-    ck_assert_mem_eq(file, "SFJOURNL\x01\x00\x00\x00", 12);
+    ck_assert_mem_eq(file, "SFJOURNL\x02\x00\x00\x00", 12);
     ck_assert_mem_eq(file + 12, "\x01\x00\x00\x00", 4); /* submission */
     uint64_t n_submit = 17 + 20 + strlen("/studio/song/session.yaml") + strlen("/studio/song/stems") +
                         strlen("netflix") + sizeof s_client + sizeof s_yaml;
@@ -558,6 +560,96 @@ START_TEST(test_duplicate_job)
     ck_assert_str_eq(r.errs[0].msg, want);
     s_rec_free(&r);
     free(twice);
+    free(whole);
+    free(path);
+}
+END_TEST
+
+/* One commit syncs every segment appended since the last and marks them
+ * counted; those after the last commit replay as not counted, and are
+ * counted once the reopened journal commits them. The unsynced tail of a
+ * power cut is torn from its first bad record on, unless an intact record
+ * follows it. Version 1 files have no commit records: all counted. */
+START_TEST(test_group_commit)
+{
+    static const seg_spec_t specs[] = {
+        {3, 2, 20, 31, "a"}, {4, 1, 7, 32, "b"}, {9, 2, 16, 33, "c"}, {1, 1, 5, 34, "d"}, {2, 1, 9, 35, "e"}};
+    journal_submit_t sub = s_sub(4);
+    journal_t *j = NULL;
+    sf_err_t err = {0};
+    ck_assert_msg(journal_create(s_dir, &sub, &j, &err) == SF_OK, "create: %s", err.msg);
+    ck_assert_int_eq(journal_commit(j, &err), SF_OK); /* nothing to commit */
+    char *path = s_journal_file(4);
+    uint64_t off[7];
+    off[0] = s_size(path);
+    for (size_t k = 0; k < 2; k++)
+        s_append(j, &specs[k]);
+    off[1] = s_size(path);
+    ck_assert_msg(journal_commit(j, &err) == SF_OK, "commit: %s", err.msg);
+    off[2] = s_size(path);
+    ck_assert_uint_eq(off[2] - off[1], 12 + 8); /* the commit record */
+    for (size_t k = 2; k < 5; k++) {
+        off[k + 1] = s_size(path);
+        s_append(j, &specs[k]);
+    }
+    off[6] = s_size(path);
+    journal_close(&j);
+
+    size_t n_bytes;
+    char *whole = tu_slurp(path, &n_bytes);
+    ck_assert_uint_eq(n_bytes, off[6]);
+    rec_t r;
+    s_replay(&r, true);
+    ck_assert_uint_eq(r.n_errors, 0);
+    ck_assert_uint_eq(r.renders[0].n_segs, 5);
+    for (size_t k = 0; k < 5; k++) {
+        s_expect_seg(&r.renders[0].segs[k], &specs[k]);
+        ck_assert_msg(r.renders[0].segs[k].counted == (k < 2), "segment %zu", k);
+    }
+    ck_assert_int_eq(journal_commit(r.renders[0].j, &err), SF_OK);
+    ck_assert_uint_eq(s_size(path), n_bytes + 20);
+    s_rec_free(&r);
+    s_replay(&r, false);
+    for (size_t k = 0; k < 5; k++)
+        ck_assert(r.renders[0].segs[k].counted);
+    s_rec_free(&r);
+
+    /* A power cut: the frames of the last two unsynced records are zeros. */
+    char *cut = malloc(n_bytes);
+    memcpy(cut, whole, n_bytes);
+    memset(cut + off[4] + 12 + 32 + 1, 0, (size_t)(off[6] - off[4] - 12 - 32 - 1));
+    s_write_file(path, cut, n_bytes);
+    s_replay(&r, false);
+    ck_assert_msg(r.n_errors == 0, "%s", r.errs[0].msg);
+    ck_assert_uint_eq(r.renders[0].n_segs, 3);
+    ck_assert(!r.renders[0].segs[2].counted);
+    ck_assert_uint_eq(s_size(path), off[4]);
+    s_rec_free(&r);
+
+    /* A bad record with an intact one after it had been synced: damage. */
+    memcpy(cut, whole, n_bytes);
+    cut[off[4] + 12 + 40] ^= 1;
+    s_write_file(path, cut, n_bytes);
+    s_replay(&r, false);
+    ck_assert_uint_eq(r.n_errors, 1);
+    char want[600];
+    snprintf(want, sizeof want, "journal '%s': record at byte %" PRIu64 ": checksum mismatch", path, off[4]);
+    ck_assert_str_eq(r.errs[0].msg, want);
+    ck_assert_uint_eq(s_size(path), n_bytes);
+    s_rec_free(&r);
+
+    /* Version 1: no commit records, every segment counted. */
+    memcpy(cut, whole, n_bytes);
+    cut[8] = 1;
+    memmove(cut + off[1], cut + off[2], (size_t)(n_bytes - off[2]));
+    s_write_file(path, cut, n_bytes - 20);
+    s_replay(&r, false);
+    ck_assert_uint_eq(r.n_errors, 0);
+    ck_assert_uint_eq(r.renders[0].n_segs, 5);
+    for (size_t k = 0; k < 5; k++)
+        ck_assert(r.renders[0].segs[k].counted);
+    s_rec_free(&r);
+    free(cut);
     free(whole);
     free(path);
 }
@@ -833,6 +925,7 @@ int main(void)
     tcase_add_test(tc, test_damaged_middle_record);
     tcase_add_test(tc, test_absurd_length);
     tcase_add_test(tc, test_duplicate_job);
+    tcase_add_test(tc, test_group_commit);
     tcase_add_test(tc, test_finish_removes);
     tcase_add_test(tc, test_max_render_id_and_odd_files);
     tcase_add_test(tc, test_torn_submission);
