@@ -46,6 +46,7 @@
 #define NODE_NAME_MAX      64
 #define RESET_EVERY_MS     2000       /* Resets to one unknown peer, at most one per this */
 #define HASH_STEP_BYTES    (8u << 20) /* media hashed per loop round: messages wait at most this long */
+#define TIMERS_EVERY_MS    10         /* the timer checks walk every job: not on every round of a busy loop */
 
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_state_t;
 
@@ -202,6 +203,7 @@ struct dispatch {
     size_t cap_order;
     uint32_t next_render_id;
     int64_t next_heartbeat_ms;
+    int64_t next_timers_ms;
     quarantine_t *quarantine;
     size_t n_quarantine;
     uint32_t incarnation; /* with a state folder: this start's number, in every lease epoch */
@@ -2025,7 +2027,10 @@ sf_rc dispatch_run(dispatch_t *d, sf_err_t *err)
                 extra = zmq_msg_more(&body);
             }
         }
-        s_timers(d);
+        if (s_now_ms() >= d->next_timers_ms) {
+            s_timers(d);
+            d->next_timers_ms = s_now_ms() + TIMERS_EVERY_MS;
+        }
         s_settle(d, true);
         s_assign(d);
         s_reap(d);
