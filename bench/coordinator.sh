@@ -5,6 +5,8 @@
 # stitching, writing the files).
 #
 #   bench/coordinator.sh                 # NODES=64 LENGTH=1200 (seconds)
+#   RUNS=small bench/coordinator.sh      # only one measurement (small or big), e.g. to profile it:
+#                                        # the coordinator's pid is in bench/work/*/coordinator.pid
 #
 # Two renders of one session (2 mono tracks -> 2 stems + the null-test
 # reference, LENGTH seconds long) through `stemfarm coordinator` on loopback:
@@ -15,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NODES=${NODES:-64}
+RUNS=${RUNS:-small big}
 SECONDS_LONG=${LENGTH:-1200}
 BUILD=${BUILD:-build}
 [ -d "$BUILD" ] || cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -27,6 +30,7 @@ rm -rf "$work/state" "$work/out-"*
 "$BUILD/stemfarm" coordinator --bind "tcp://127.0.0.1:$port" --state "$work/state" --http off \
   --spot-check 0 > "$work/coordinator.log" 2>&1 &
 coord=$!
+echo "$coord" > "$work/coordinator.pid"
 "$BUILD/stemfarm-simnodes" --connect "tcp://127.0.0.1:$port" --nodes "$NODES" 2> "$work/simnodes.log" &
 sim=$!
 trap 'kill $coord $sim 2>/dev/null || true' EXIT
@@ -51,12 +55,17 @@ jobs = last[1] - first[1]
 print(jobs, max(last[0] - first[0], 1e-9), total)
 PY
 }
-read -r jobs_small secs_small total_small < <(run 0.05s small)
-read -r jobs_big secs_big total_big < <(run 10s big)
-# frames landed in the big run: 3 targets, stereo, float32
-bytes=$(python3 -c "print(3 * $SECONDS_LONG * 48000 * 2 * 4 * $jobs_big / $total_big)")
-jobs_per_s=$(python3 -c "print(round($jobs_small / $secs_small))")
-gb_per_s=$(python3 -c "print(round($bytes / $secs_big / 1e9, 2))")
+jobs_per_s=- gb_per_s=- jobs_small=- jobs_big=-
+if [[ " $RUNS " == *" small "* ]]; then
+  read -r jobs_small secs_small total_small < <(run 0.05s small)
+  jobs_per_s=$(python3 -c "print(round($jobs_small / $secs_small))")
+fi
+if [[ " $RUNS " == *" big "* ]]; then
+  read -r jobs_big secs_big total_big < <(run 10s big)
+  # frames landed in the big run: 3 targets, stereo, float32
+  bytes=$(python3 -c "print(3 * $SECONDS_LONG * 48000 * 2 * 4 * $jobs_big / $total_big)")
+  gb_per_s=$(python3 -c "print(round($bytes / $secs_big / 1e9, 2))")
+fi
 echo "coordinator alone, $NODES simulated nodes, $(nproc) cores ($(date -u +%Y-%m-%d))"
 printf '%-34s %12s %10s\n' "measure" "result" "target"
 printf '%-34s %12s %10s\n' "jobs/s (0.05 s segments)" "$jobs_per_s" ">= 5000"
