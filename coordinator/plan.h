@@ -51,14 +51,16 @@ typedef struct {
                                 fallen below the tail threshold); the region's length otherwise */
     int64_t output_frames;   /* frames delivered, all stems (before trimming) */
     int64_t rendered_frames; /* frames rendered including pre-roll (a track's mean), all targets */
+    int64_t preroll_frames;  /* of those, pre-roll: the work segmenting adds */
 } plan_t;
 
-/* The planner's default segment length for a session whose longest
- * pre-roll is `preroll` frames: 10 s, or four pre-rolls (rounded up to whole
- * seconds) when that is longer, so the pre-roll costs at most a quarter
- * more work; at most 120 s, and shortened so that a result message stays
- * under the wire limit. */
-int64_t plan_default_segment(const sf_session_t *s, int64_t preroll);
+/* The planner's default segment length for a region of `region` frames
+ * whose longest pre-roll is `preroll` frames: 10 s; or, when ten pre-rolls
+ * are longer, the region cut into as many equal segments (in whole seconds)
+ * as leave each at least ten pre-rolls long, so the pre-roll costs at most a
+ * tenth more work, every segment's included; at most 120 s, and shortened
+ * so that a result message stays under the wire limit. */
+int64_t plan_default_segment(const sf_session_t *s, int64_t region, int64_t preroll);
 
 /* Plans every target of `s` with segments of `segment_frames` (0: the
  * session's `segment`, else the default). SF_E_INPUT when the segment is not

@@ -127,25 +127,37 @@ START_TEST(test_bad_segments_are_refused)
 }
 END_TEST
 
-/* The default segment: 10 s, or four pre-rolls in whole seconds when the
- * effects' tails are long (so the pre-roll costs at most a quarter more
- * work), at most 120 s, and never more than a result message can carry. */
+/* The default segment: 10 s; with long effect tails, the region cut into
+ * as many equal whole-second segments as leave each at least ten pre-rolls
+ * (so the pre-roll, rendered again for every segment, costs at most a tenth
+ * more work), at most 120 s, and never more than a result message can carry. */
 START_TEST(test_default_segment_grows_with_preroll)
 {
     sf_session_t s = s_session(0, 1000, 0);
+    const int64_t hour = 3600 * 48000;
     static const struct {
-        int64_t preroll, want;
+        int64_t region, preroll, want;
     } cases[] = {
-        {0, 480000},           {120000, 480000},      {120001, 528000},     {338381, 1392000},
-        {48000 * 30, 5760000}, {48000 * 31, 5760000}, {INT64_MAX, 5760000},
+        {3600 * 48000, 0, 480000},           /* no tails: 10 s */
+        {3600 * 48000, 48000, 480000},       /* 1 s: still 10 s, a tenth */
+        {3600 * 48000, 48001, 528000},       /* just over: 11 s */
+        {9036914, 396914, 4560000},          /* 188.3 s, 8.27 s pre-roll: 2 segments of 95 s, not 3 of 83 */
+        {100 * 48000, 397000, 4800000},      /* shorter than ten pre-rolls: one segment */
+        {3600 * 48000, 48000 * 12, 5760000}, /* 120 s at most */
+        {3600 * 48000, 48000 * 13, 5760000}, {3600 * 48000, INT64_MAX, 5760000},
     };
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
-        ck_assert_msg(plan_default_segment(&s, cases[c].preroll) == cases[c].want, "pre-roll %lld: %lld",
-                      (long long)cases[c].preroll, (long long)plan_default_segment(&s, cases[c].preroll));
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        const int64_t got = plan_default_segment(&s, cases[c].region, cases[c].preroll);
+        ck_assert_msg(got == cases[c].want, "region %lld, pre-roll %lld: %lld, want %lld", (long long)cases[c].region,
+                      (long long)cases[c].preroll, (long long)got, (long long)cases[c].want);
+        const int64_t n = (cases[c].region + got - 1) / got;
+        if (cases[c].preroll <= 48000 * 12) /* the promise, where the 120 s cap does not bind */
+            ck_assert_int_le(n * cases[c].preroll * 10, cases[c].region);
+    }
     s.sample_rate = 384000;
     const int64_t limit = (int64_t)((SF_WIRE_MAX_MESSAGE_BYTES - (1u << 20)) / (4u * SF_MAX_CHANNELS));
-    ck_assert_int_eq(plan_default_segment(&s, 0), 3840000);
-    ck_assert_int_eq(plan_default_segment(&s, 384000 * 30), limit);
+    ck_assert_int_eq(plan_default_segment(&s, hour * 8, 0), 3840000);
+    ck_assert_int_eq(plan_default_segment(&s, hour * 8, 384000 * 30), limit);
 }
 END_TEST
 
