@@ -22,7 +22,10 @@ SECONDS_LONG=${LENGTH:-1200}
 BUILD=${BUILD:-build}
 [ -d "$BUILD" ] || cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target stemfarm stemfarm-gen stemfarm-simnodes >/dev/null
-work=bench/work/coordinator-t2-s$SECONDS_LONG
+# WORK: where the session, the state folder and the stems go (on tmpfs, e.g.
+# /dev/shm/sf-coordinator, the numbers say what the coordinator sustains
+# without the disk)
+work=${WORK:-bench/work/coordinator-t2-s$SECONDS_LONG}
 [ -f "$work/session/session.yaml" ] ||
   "$BUILD/stemfarm-gen" bench "$work/session" --tracks 2 --seconds "$SECONDS_LONG" --stems 2 >/dev/null
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

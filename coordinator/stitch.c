@@ -276,78 +276,72 @@ sf_rc stitch_open(const plan_t *plan, const char *out_dir, stitch_t **out, sf_er
 /* Adds sign * n frames (planar, as delivered) into the null sum of `slot`
  * (a segment's part before or after trim_from); when every stem and the
  * reference are in, keeps the peak and frees it. */
-static sf_rc s_null_add(stitch_t *st, size_t slot, size_t n, const double *const *planar_or_null,
-                        const float *const *planar_f, double sign, sf_err_t *err)
+/* The null test's accumulator of one segment slot, allocated at its first part. */
+static double *s_null_acc(stitch_t *st, size_t slot, size_t n, sf_err_t *err)
 {
     stitch_null_segment_t *ns = &st->null_segments[slot];
-    int n_ch = st->master_channels;
-    if (!ns->acc) {
-        ns->acc = sf_calloc(n * (size_t)n_ch, sizeof *ns->acc);
-        if (!ns->acc)
-            return SF_ERR(err, SF_E_NOMEM, "out of memory for the null test");
+    if (!ns->acc && !(ns->acc = sf_calloc(n * (size_t)st->master_channels, sizeof *ns->acc)))
+        SF_ERR(err, SF_E_NOMEM, "out of memory for the null test");
+    return ns->acc;
+}
+
+/* One more part of the slot is in; after the last, its residual peak. */
+static void s_null_part_done(stitch_t *st, size_t slot, size_t n)
+{
+    stitch_null_segment_t *ns = &st->null_segments[slot];
+    if (++ns->n_parts < st->null_parts)
+        return;
+    const double *restrict acc = ns->acc;
+    double peak = st->null.residual_peak;
+#pragma omp simd reduction(max : peak)
+    for (size_t i = 0; i < n * (size_t)st->master_channels; i++) {
+        const double a = fabs(acc[i]);
+        peak = a > peak ? a : peak;
     }
-    for (int c = 0; c < n_ch; c++) {
-        double *acc = ns->acc + (size_t)c * n;
-        if (planar_or_null)
-            for (size_t i = 0; i < n; i++)
-                acc[i] += sign * planar_or_null[c][i];
-        else
-            for (size_t i = 0; i < n; i++)
-                acc[i] += sign * (double)planar_f[c][i];
+    st->null.residual_peak = peak;
+    sf_free(ns->acc);
+    ns->acc = NULL;
+}
+
+/* The reference's frames, subtracted (sign -1) or a stem's as floats (+1). */
+static sf_rc s_null_add(stitch_t *st, size_t slot, size_t n, const float *const *planar_f, double sign, sf_err_t *err)
+{
+    double *acc = s_null_acc(st, slot, n, err);
+    if (!acc)
+        return SF_E_NOMEM;
+    for (int c = 0; c < st->master_channels; c++) {
+        double *restrict a = acc + (size_t)c * n;
+        const float *restrict f = planar_f[c];
+#pragma omp simd
+        for (size_t i = 0; i < n; i++)
+            a[i] += sign * (double)f[i];
     }
-    if (++ns->n_parts == st->null_parts) {
-        for (size_t i = 0; i < n * (size_t)n_ch; i++)
-            if (fabs(ns->acc[i]) > st->null.residual_peak)
-                st->null.residual_peak = fabs(ns->acc[i]);
-        sf_free(ns->acc);
-        ns->acc = NULL;
-    }
+    s_null_part_done(st, slot, n);
     return SF_OK;
 }
 
-/* The written (quantised) values of n interleaved frames in scratch, planar. */
+/* A stem's frames as written (the interleaved samples in scratch), added
+ * straight from the integers (or floats) into the accumulator. */
 static sf_rc s_null_add_written(stitch_t *st, size_t slot, size_t n, int n_channels, sf_err_t *err)
 {
-    double *planar = sf_malloc(n * (size_t)n_channels * sizeof *planar);
-    if (!planar)
-        return SF_ERR(err, SF_E_NOMEM, "out of memory for the null test");
-    const double *channels[SF_MAX_CHANNELS];
+    double *acc = s_null_acc(st, slot, n, err);
+    if (!acc)
+        return SF_E_NOMEM;
     const int32_t *ints = st->scratch;
     const float *floats = st->scratch;
     const double int_scale = 1.0 / 2147483648.0; /* exact: left-justified int32 to [-1, 1) */
-    for (int c = 0; c < n_channels; c++) {
-        double *dst = planar + (size_t)c * n;
-        channels[c] = dst;
-        if (st->bits)
-            for (size_t i = 0; i < n; i++)
-                dst[i] = (double)ints[i * (size_t)n_channels + (size_t)c] * int_scale;
-        else
-            for (size_t i = 0; i < n; i++)
-                dst[i] = (double)floats[i * (size_t)n_channels + (size_t)c];
-    }
-    sf_rc rc = s_null_add(st, slot, n, channels, NULL, 1.0, err);
-    sf_free(planar);
-    return rc;
-}
-
-/* Integer formats: the samples of the interleaved frames in scratch written
- * at full scale -- the largest or the smallest value the format holds,
- * where a clipped sample ends up. (Peaks are the read-back meters'.) */
-static void s_count_full_scale(stitch_t *st, stitch_target_t *tt, int n_channels, size_t n)
-{
-    if (!st->bits)
-        return;
-    const int32_t *ints = st->scratch;
-    const int32_t top = (int32_t)(((1u << (st->bits - 1)) - 1u) << (32 - st->bits));
     const size_t nc = (size_t)n_channels;
     for (size_t c = 0; c < nc; c++) {
-        uint64_t count = 0; /* in a register, and branch-free: a clip is rare */
-        for (size_t i = 0; i < n; i++) {
-            const int32_t v = ints[i * nc + c];
-            count += (uint64_t)((v >= top) | (v == INT32_MIN));
-        }
-        tt->full_scale[c] += count;
+        double *restrict a = acc + c * n;
+        if (st->bits)
+            for (size_t i = 0; i < n; i++)
+                a[i] += (double)ints[i * nc + c] * int_scale;
+        else
+            for (size_t i = 0; i < n; i++)
+                a[i] += (double)floats[i * nc + c];
     }
+    s_null_part_done(st, slot, n);
+    return SF_OK;
 }
 
 /* Writes n frames of target t that start at timeline frame `start` (the
@@ -361,15 +355,15 @@ static sf_rc s_write_frames(stitch_t *st, uint32_t t, size_t slot, int64_t start
     sf_rc rc = SF_OK;
     if (!pt->deliver) {
         if (st->null.applicable)
-            rc = s_null_add(st, slot, n, NULL, channels, -1.0, err);
+            rc = s_null_add(st, slot, n, channels, -1.0, err);
     } else {
         /* Quantise all channels at once: the dither of a sample depends on
          * its channel index in the target, however the files are split. */
         if (st->bits == 0)
             sf_dsp_interleave(st->scratch, channels, n_channels, n);
         else
-            sf_dsp_quantize(st->scratch, channels, n_channels, n, st->bits, st->dither, tt->key, start);
-        s_count_full_scale(st, tt, n_channels, n);
+            sf_dsp_quantize(st->scratch, channels, n_channels, n, st->bits, st->dither, tt->key, start,
+                            tt->full_scale); /* peaks are the read-back meters' */
         for (int f = 0; rc == SF_OK && f < tt->n_files; f++) {
             stitch_file_t *sf = &tt->files[f];
             if (st->interleave) {

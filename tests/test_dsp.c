@@ -268,7 +268,7 @@ START_TEST(test_quantize_values)
     float x = (float)q->x;
     const float *src[1] = {&x};
     int32_t out = 12345;
-    size_t clips = sf_dsp_quantize(&out, src, 1, 1, q->bits, false, 0, 0);
+    size_t clips = sf_dsp_quantize(&out, src, 1, 1, q->bits, false, 0, 0, NULL);
     int64_t expect = q->expect * ((int64_t)1 << (32 - q->bits)); /* left-justified */
     ck_assert_msg(out == expect, "x=%a at %d bits: %d, expected %lld", (double)x, q->bits, out, (long long)expect);
     ck_assert_msg(clips == (size_t)q->clips, "x=%a at %d bits: %zu clips, expected %d", (double)x, q->bits, clips,
@@ -307,7 +307,7 @@ START_TEST(test_quantize_specials)
     float xs[3] = {INFINITY, -INFINITY, NAN};
     const float *src[1] = {xs};
     int32_t out[3];
-    ck_assert_uint_eq(sf_dsp_quantize(out, src, 1, 3, 24, false, 0, 0), 3);
+    ck_assert_uint_eq(sf_dsp_quantize(out, src, 1, 3, 24, false, 0, 0, NULL), 3);
     ck_assert_int_eq(out[0], 8388607 * 256);
     ck_assert_int_eq(out[1], -8388608 * 256);
     ck_assert_int_eq(out[2], 0);
@@ -315,7 +315,7 @@ START_TEST(test_quantize_specials)
     float l[7] = {NAN, INFINITY, -INFINITY, 0.5f, NAN, 1.0f, -1.0f}, r[7] = {NAN, NAN, 2.0f, -INFINITY, 0.25f, 0, 0};
     const float *lr[2] = {l, r};
     int32_t out2[14];
-    ck_assert_uint_eq(sf_dsp_quantize(out2, lr, 2, 7, 16, false, 0, 0), 9);
+    ck_assert_uint_eq(sf_dsp_quantize(out2, lr, 2, 7, 16, false, 0, 0, NULL), 9);
     const int32_t want[14] = {0,           0,           32767 << 16,    0, -32768 * 65536,
                               32767 << 16, 16384 << 16, -32768 * 65536, 0, 8192 << 16,
                               32767 << 16, 0,           -32768 * 65536, 0};
@@ -358,7 +358,16 @@ START_TEST(test_quantize_reference)
             src[c] = b[c].p;
         }
         int32_t *out = malloc(sizeof(int32_t) * n * (size_t)nc);
-        size_t clips = sf_dsp_quantize(out, src, nc, n, bits, dither, key, first);
+        uint64_t full[3] = {0, 0, 0};
+        size_t clips = sf_dsp_quantize(out, src, nc, n, bits, dither, key, first, full);
+        for (int c = 0; c < nc; c++) {
+            const int32_t top = (int32_t)(((1u << (bits - 1)) - 1u) << (32 - bits));
+            uint64_t want = 0;
+            for (size_t i = 0; i < n; i++)
+                want += out[i * (size_t)nc + (size_t)c] == top || out[i * (size_t)nc + (size_t)c] == INT32_MIN;
+            ck_assert_msg(full[c] == want, "bits %d dither %d n %zu ch %d: %llu at full scale, want %llu", bits, dither,
+                          n, c, (unsigned long long)full[c], (unsigned long long)want);
+        }
         size_t ref_clips = 0;
         for (size_t i = 0; i < n; i++)
             for (int c = 0; c < nc; c++) {
@@ -436,8 +445,8 @@ START_TEST(test_tpdf_keys_and_channels)
     float zeros[N] = {0};
     const float *src[1] = {zeros};
     int32_t *qa = malloc(sizeof(int32_t) * N), *qb = malloc(sizeof(int32_t) * N);
-    sf_dsp_quantize(qa, src, 1, N, 16, true, 1, 0);
-    sf_dsp_quantize(qb, src, 1, N, 16, true, 2, 0);
+    sf_dsp_quantize(qa, src, 1, N, 16, true, 1, 0, NULL);
+    sf_dsp_quantize(qb, src, 1, N, 16, true, 2, 0, NULL);
     long differ = 0, nonzero = 0;
     for (int i = 0; i < N; i++) {
         differ += qa[i] != qb[i];
@@ -466,19 +475,19 @@ START_TEST(test_dither_cut_invariance)
     }
     const float *src[NC] = {l, r};
     int32_t whole[N * NC], cut[N * NC];
-    sf_dsp_quantize(whole, src, NC, N, bits, true, 0xabcdef, first);
+    sf_dsp_quantize(whole, src, NC, N, bits, true, 0xabcdef, first, NULL);
     const size_t pieces[] = {1, 498, 501};
     size_t at = 0;
     for (size_t p = 0; p < 3; p++) {
         const float *part[NC] = {l + at, r + at};
-        sf_dsp_quantize(cut + at * NC, part, NC, pieces[p], bits, true, 0xabcdef, first + (int64_t)at);
+        sf_dsp_quantize(cut + at * NC, part, NC, pieces[p], bits, true, 0xabcdef, first + (int64_t)at, NULL);
         at += pieces[p];
     }
     ck_assert_uint_eq(at, N);
     ck_assert_msg(memcmp(whole, cut, sizeof whole) == 0, "cut changes the dithered samples");
     /* and dither is really on: some sample differs from the undithered one */
     int32_t plain[N * NC];
-    sf_dsp_quantize(plain, src, NC, N, bits, false, 0, 0);
+    sf_dsp_quantize(plain, src, NC, N, bits, false, 0, 0, NULL);
     ck_assert(memcmp(whole, plain, sizeof whole) != 0);
 }
 END_TEST

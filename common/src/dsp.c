@@ -193,13 +193,16 @@ static inline int32_t s_to_int(double r, double lo, double hi, int shift)
  * with the magic number, count what lies outside [lo, hi] or is NaN, clamp,
  * NaN to 0, shift. Returns the samples done; the caller finishes the rest. */
 static inline size_t s_quantize_sse2(int32_t *restrict q, const float *restrict s, size_t n, double scale, int shift,
-                                     size_t *n_clip)
+                                     size_t *n_clip, uint64_t *n_full)
 {
 #if defined(__SSE2__)
     const __m128d vscale = _mm_set1_pd(scale), lo = _mm_set1_pd(-scale), hi = _mm_set1_pd(scale - 1.0);
     const __m128d big = _mm_set1_pd(0x1p40), small = _mm_set1_pd(-0x1p40), magic = _mm_set1_pd(SF_ROUND_MAGIC);
     const __m128i vshift = _mm_cvtsi32_si128(shift);
     __m128i clips = _mm_setzero_si128(); /* per lane: minus the count */
+    __m128i fulls = _mm_setzero_si128(); /* the same, 32-bit: a run is at most SF_QUANT_RUN */
+    const __m128i top = _mm_set1_epi32((int32_t)((uint32_t)(int32_t)(scale - 1.0) << shift));
+    const __m128i bottom = _mm_set1_epi32(INT32_MIN);
     size_t i = 0;
     for (; i + 2 <= n; i += 2) {
         const __m128d y = _mm_mul_pd(_mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(s + i)))), vscale);
@@ -208,15 +211,19 @@ static inline size_t s_quantize_sse2(int32_t *restrict q, const float *restrict 
         const __m128d out = _mm_or_pd(_mm_or_pd(_mm_cmpgt_pd(r, hi), _mm_cmplt_pd(r, lo)), nan);
         clips = _mm_add_epi64(clips, _mm_castpd_si128(out));
         const __m128d c = _mm_andnot_pd(nan, _mm_min_pd(_mm_max_pd(r, lo), hi));
-        const __m128i v = _mm_sll_epi32(_mm_cvttpd_epi32(c), vshift);
+        const __m128i v = _mm_sll_epi32(_mm_cvttpd_epi32(c), vshift); /* lanes 2, 3: 0 */
+        fulls = _mm_add_epi32(fulls, _mm_or_si128(_mm_cmpeq_epi32(v, top), _mm_cmpeq_epi32(v, bottom)));
         _mm_storel_epi64((__m128i *)(q + i), v);
     }
+    int32_t full_lanes[4];
+    _mm_storeu_si128((__m128i *)full_lanes, fulls);
+    *n_full += (uint64_t)(-(int64_t)full_lanes[0] - (int64_t)full_lanes[1]);
     int64_t lanes[2];
     _mm_storeu_si128((__m128i *)lanes, clips);
     *n_clip += (size_t)(-(lanes[0] + lanes[1]));
     return i;
 #else
-    (void)q, (void)s, (void)n, (void)scale, (void)shift, (void)n_clip;
+    (void)q, (void)s, (void)n, (void)scale, (void)shift, (void)n_clip, (void)n_full;
     return 0;
 #endif
 }
@@ -238,36 +245,42 @@ static void s_interleave2_i32(int32_t *restrict dst, const int32_t *restrict l, 
     }
 }
 
-/* n samples of one channel into q, contiguous; the number that clipped. */
+/* n samples of one channel into q, contiguous; the number that clipped,
+ * and the number at either rail added to *n_full. */
 static inline __attribute__((always_inline)) size_t s_quantize_run(int32_t *restrict q, const float *restrict s,
                                                                    size_t n, int bits, bool dither, uint64_t seed,
-                                                                   uint64_t f0)
+                                                                   uint64_t f0, uint64_t *n_full)
 {
     const double scale = bits == 32 ? 0x1p31 : bits == 24 ? 0x1p23 : 0x1p15;
     const double lo = -scale;
     const double hi = scale - 1.0;
     const int shift = 32 - bits;
+    const int32_t top = (int32_t)((uint32_t)(int32_t)hi << shift);
     size_t n_clip = 0;
+    uint64_t full = 0;
+    size_t i = 0;
     if (dither) {
-#pragma omp simd reduction(+ : n_clip)
-        for (size_t i = 0; i < n; i++) {
+#pragma omp simd reduction(+ : n_clip, full)
+        for (i = 0; i < n; i++) {
             double r = s_round((double)s[i] * scale + s_tpdf(seed, f0 + i));
             n_clip += s_clips(r, lo, hi);
             q[i] = s_to_int(r, lo, hi, shift);
+            full += (uint64_t)((q[i] == top) | (q[i] == INT32_MIN));
         }
     } else {
-        size_t i = s_quantize_sse2(q, s, n, scale, shift, &n_clip);
-        for (; i < n; i++) {
+        for (i = s_quantize_sse2(q, s, n, scale, shift, &n_clip, &full); i < n; i++) {
             double r = s_round((double)s[i] * scale);
             n_clip += s_clips(r, lo, hi);
             q[i] = s_to_int(r, lo, hi, shift);
+            full += (uint64_t)((q[i] == top) | (q[i] == INT32_MIN));
         }
     }
+    *n_full += full;
     return n_clip;
 }
 
 size_t sf_dsp_quantize(int32_t *restrict dst, const float *const *src, int n_channels, size_t n_frames, int bits,
-                       bool dither, uint64_t stem_key, int64_t first_frame)
+                       bool dither, uint64_t stem_key, int64_t first_frame, uint64_t *full_scale)
 {
     const size_t nc = (size_t)n_channels;
     size_t n_clip = 0;
@@ -279,9 +292,12 @@ size_t sf_dsp_quantize(int32_t *restrict dst, const float *const *src, int n_cha
             const uint64_t f0 = (uint64_t)first_frame + at;
             int32_t *q = nc == 1 ? dst + at : run[nc == 2 ? ch : 0];
             const float *s = src[ch] + at;
-            n_clip += bits == 16   ? s_quantize_run(q, s, m, 16, dither, seed, f0)
-                      : bits == 24 ? s_quantize_run(q, s, m, 24, dither, seed, f0)
-                                   : s_quantize_run(q, s, m, 32, dither, seed, f0);
+            uint64_t full = 0;
+            n_clip += bits == 16   ? s_quantize_run(q, s, m, 16, dither, seed, f0, &full)
+                      : bits == 24 ? s_quantize_run(q, s, m, 24, dither, seed, f0, &full)
+                                   : s_quantize_run(q, s, m, 32, dither, seed, f0, &full);
+            if (full_scale)
+                full_scale[ch] += full;
             if (nc > 2)
                 for (size_t i = 0; i < m; i++)
                     dst[(at + i) * nc + ch] = run[0][i];

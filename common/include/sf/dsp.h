@@ -60,9 +60,11 @@ void sf_dsp_pcm_to_float(float *restrict dst, const unsigned char *restrict raw,
  * generator keyed by (stem_key, channel, absolute frame index), so the noise
  * of a sample never depends on how the stem was cut into segments.
  * `first_frame` is the absolute index of frame 0. Returns the number of
- * samples that clipped. */
+ * samples that clipped; with full_scale (one counter per channel), adds the
+ * samples written at either rail -- the largest or the smallest value the
+ * format holds, where a clipped sample ends up. */
 size_t sf_dsp_quantize(int32_t *restrict dst, const float *const *src, int n_channels, size_t n_frames, int bits,
-                       bool dither, uint64_t stem_key, int64_t first_frame);
+                       bool dither, uint64_t stem_key, int64_t first_frame, uint64_t *full_scale);
 
 /* The dither value in LSB (-1, +1), triangular PDF, for one sample. */
 double sf_dsp_tpdf(uint64_t stem_key, int channel, int64_t frame);
