@@ -2,6 +2,7 @@
  *
  *   stemfarm-gen example DIR [--media-only]
  *   stemfarm-gen bench DIR --tracks N --seconds S --stems K [--rate R] [--fx]
+ *                      [--strip] [--verbs] [--repeat-to T]
  *
  * `example` writes "Night Drive", the session the README renders: a 36 s
  * synthwave groove (100 BPM, A minor) of 30 synthesised tracks through a
@@ -2486,8 +2487,50 @@ static const char k_bench_fx[] = ", fx: [{highpass: {freq: 80}}, {eq: {type: pea
                                  "{eq: {type: highshelf, freq: 8000, gain_db: -3, q: 0.707}}, "
                                  "{compressor: {threshold_db: -24, ratio: 3, attack_ms: 10, release_ms: 120}}]";
 
-static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_stems, long rate, bool fx)
+/* The channel strip of bench/suite.sh: high-pass, one peaking EQ, a
+ * compressor. k_bench_eq is the same strip without the compressor, which other
+ * mixers can reproduce sample for sample (their compressors are other
+ * designs), so it is what their outputs are checked against. */
+static const char k_bench_eq[] = ", fx: [{highpass: {freq: 80}}, {eq: {type: peak, freq: 2500, gain_db: 2, q: 1}}]";
+static const char k_bench_strip[] = ", fx: [{highpass: {freq: 80}}, {eq: {type: peak, freq: 2500, gain_db: 2, q: 1}}, "
+                                    "{compressor: {threshold_db: -24, ratio: 3, attack_ms: 10, release_ms: 120}}]";
+
+/* What `bench` writes besides session.yaml; every file has the stems of
+ * session.yaml and reads the same media. */
+typedef struct {
+    bool fx;          /* session-fx.yaml: k_bench_fx, every other track sends to a reverb */
+    bool strip;       /* session-strip.yaml (k_bench_strip) and session-eq.yaml (k_bench_eq); no buses */
+    bool verbs;       /* session-verbs.yaml: k_bench_strip and sends to two reverb buses */
+    double repeat_to; /* > 0: session-long.yaml, each source repeated as clips up to this many seconds */
+} bench_opts_t;
+
+/* The header every bench session file shares; `what` is its first comment line. */
+static void s_bench_head(sb_t *y, const char *what, const char *name, long n_tracks, double seconds, long rate,
+                         const char *buses)
 {
+    s_sb_printf(y,
+                "# %s\n"
+                "version: 1\n\nsession:\n  name: %s %ldx%gs\n  sample_rate: %ld\n  media_root: media\n\n"
+                "output:\n  format: wav\n  sample_format: pcm24\n  name: \"{session}_{stem}\"\n\n"
+                "master:\n  channels: stereo\n\n%stracks:\n",
+                what, name, n_tracks, seconds, rate, buses);
+}
+
+/* session-long.yaml's track: `clips:` of the whole source back to back from
+ * 0 until repeat_to seconds, the last one cut to fit. */
+static void s_bench_long_track(sb_t *y, const char *name, const char *rel, double gain, double pan, int64_t n_src,
+                               int64_t n_long)
+{
+    s_sb_printf(y, "  - name: %s\n    gain_db: %.1f\n    pan: %.2f\n    clips:\n", name, gain, pan);
+    for (int64_t at = 0; at < n_long; at += n_src) {
+        int64_t len = n_long - at < n_src ? n_long - at : n_src;
+        s_sb_printf(y, "      - {source: %s, at: %lld, length: %lld}\n", rel, (long long)at, (long long)len);
+    }
+}
+
+static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_stems, long rate, const bench_opts_t *o)
+{
+    const bool fx = o->fx;
     s_rate = (int)rate;
     int64_t n_frames = (int64_t)floor(seconds * (double)rate + 0.5);
     if (n_frames < 1)
@@ -2509,7 +2552,23 @@ static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_st
     int wt = s_digits(n_tracks) < 3 ? 3 : s_digits(n_tracks), ws = s_digits(n_stems) < 2 ? 2 : s_digits(n_stems);
     /* y: the session; z (with --fx): the same session with the effects on,
      * session-fx.yaml, over the same media. */
-    sb_t y = {0}, z = {0};
+    sb_t y = {0}, z = {0}, strip = {0}, eq = {0}, verbs = {0}, lng = {0};
+    if (o->strip) {
+        s_bench_head(&strip, "stemfarm bench: session.yaml with high-pass, peaking EQ and compressor on every track",
+                     "Bench Strip", n_tracks, seconds, rate, "");
+        s_bench_head(&eq, "stemfarm bench: session.yaml with high-pass and peaking EQ on every track", "Bench EQ",
+                     n_tracks, seconds, rate, "");
+    }
+    if (o->verbs)
+        s_bench_head(&verbs,
+                     "stemfarm bench: high-pass, peaking EQ and compressor on every track, sends to two reverbs",
+                     "Bench Verbs", n_tracks, seconds, rate,
+                     "buses:\n  - {name: Room, fx: [{reverb: {decay_s: 0.8, predelay_ms: 5, mix: 1}}]}\n"
+                     "  - {name: Hall, fx: [{reverb: {decay_s: 2.5, predelay_ms: 20, mix: 1}}]}\n\n");
+    int64_t n_long = o->repeat_to > 0 ? (int64_t)floor(o->repeat_to * (double)rate + 0.5) : 0;
+    if (n_long > 0)
+        s_bench_head(&lng, "stemfarm bench: session.yaml's sources repeated as clips along the whole length",
+                     "Bench Long", n_tracks, o->repeat_to, rate, "");
     if (fx)
         s_sb_printf(&z,
                     "# stemfarm effects bench: session.yaml with high-pass, 2 EQ bands and a compressor on every\n"
@@ -2546,6 +2605,24 @@ static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_st
         if (fx)
             s_sb_printf(&z, "  - {name: S%0*ld T%0*ld, source: %s, gain_db: %.1f, pan: %.2f%s%s}\n", ws, stem + 1, wt,
                         i + 1, rel, gain, pan, k_bench_fx, send);
+        if (o->strip) {
+            s_sb_printf(&strip, "  - {name: S%0*ld T%0*ld, source: %s, gain_db: %.1f, pan: %.2f%s}\n", ws, stem + 1, wt,
+                        i + 1, rel, gain, pan, k_bench_strip);
+            s_sb_printf(&eq, "  - {name: S%0*ld T%0*ld, source: %s, gain_db: %.1f, pan: %.2f%s}\n", ws, stem + 1, wt,
+                        i + 1, rel, gain, pan, k_bench_eq);
+        }
+        /* 9 dB lower for the reason of --fx: many tracks per stem, plus two reverb returns */
+        if (o->verbs)
+            s_sb_printf(&verbs,
+                        "  - {name: S%0*ld T%0*ld, source: %s, gain_db: %.1f, pan: %.2f%s, "
+                        "sends: [{to: Room, level_db: -14}, {to: Hall, level_db: -18}]}\n",
+                        ws, stem + 1, wt, i + 1, rel, gain - 9.0, pan, k_bench_strip);
+        if (n_long > 0) {
+            char name[64];
+            if (snprintf(name, sizeof name, "S%0*ld T%0*ld", ws, stem + 1, wt, i + 1) >= (int)sizeof name)
+                s_fail("internal error: track name too long");
+            s_bench_long_track(&lng, name, rel, gain, pan, n_frames, n_long);
+        }
 
         /* Integer synthesis: xorshift32 noise through two one-pole
          * low-passes (cut-off varying per track) plus a table sine. */
@@ -2586,12 +2663,23 @@ static int s_cmd_bench(const char *dir, long n_tracks, double seconds, long n_st
     s_sb_printf(&y, "\nstems:\n");
     for (long s = 0; s < n_stems; s++)
         s_sb_printf(&y, "  - {name: Stem %0*ld, tracks: [\"S%0*ld *\"]}\n", ws, s + 1, ws, s + 1);
-    if (fx) {
-        char fx_path[4096];
-        s_path(fx_path, sizeof fx_path, dir, "session-fx.yaml");
-        s_sb_printf(&z, "%s", strstr(y.s, "\nstems:\n"));
-        s_write_text(fx_path, &z);
-        free(z.s);
+    const char *stems = strstr(y.s, "\nstems:\n");
+    struct {
+        sb_t *text;
+        const char *name;
+    } extra[] = {{&z, "session-fx.yaml"},
+                 {&strip, "session-strip.yaml"},
+                 {&eq, "session-eq.yaml"},
+                 {&verbs, "session-verbs.yaml"},
+                 {&lng, "session-long.yaml"}};
+    for (size_t e = 0; e < N_OF(extra); e++) {
+        if (!extra[e].text->s)
+            continue;
+        char extra_path[4096];
+        s_path(extra_path, sizeof extra_path, dir, extra[e].name);
+        s_sb_printf(extra[e].text, "%s", stems);
+        s_write_text(extra_path, extra[e].text);
+        free(extra[e].text->s);
     }
 
     /* Last, so that a session.yaml means the media are complete. */
@@ -2610,9 +2698,17 @@ static const char k_usage[] = "usage:\n"
                               "      (an existing session.yaml is kept if identical, refused if different;\n"
                               "      --media-only writes the media and leaves session.yaml alone)\n"
                               "  stemfarm-gen bench DIR --tracks N --seconds S --stems K [--rate R] [--fx]\n"
+                              "                  [--strip] [--verbs] [--repeat-to T]\n"
                               "      write a bench session: N mono 24-bit tracks of S seconds in K stems;\n"
                               "      --fx: also session-fx.yaml, the same with effects on every track and a\n"
                               "      reverb bus (session.yaml then has the same routing, effects off)\n"
+                              "      --strip: also session-strip.yaml (high-pass, peaking EQ, compressor on every\n"
+                              "      track; the routing of session.yaml) and session-eq.yaml (the same without\n"
+                              "      the compressor)\n"
+                              "      --verbs: also session-verbs.yaml, the --strip chain on every track and\n"
+                              "      sends to two reverb buses (tracks 9 dB lower)\n"
+                              "      --repeat-to T: also session-long.yaml, every source repeated as clips\n"
+                              "      until T seconds (a long session over short media)\n"
                               "      (1 <= K <= N <= 10000, 0 < S <= 86400, R from 8000 to 384000, default 48000)\n"
                               "exit status: 0 done, 1 failed, 2 bad arguments\n";
 
@@ -2655,7 +2751,8 @@ int main(int argc, char **argv)
         s_usage_error("unknown command '%s' (expected example or bench)", cmd);
 
     const char *dir = NULL, *v;
-    bool media_only = false, fx = false;
+    bool media_only = false;
+    bench_opts_t bo = {0};
     long n_tracks = -1, n_stems = -1, rate = 48000;
     double seconds = -1.0;
     for (int i = 2; i < argc; i++) {
@@ -2667,7 +2764,17 @@ int main(int argc, char **argv)
         if (example && strcmp(a, "--media-only") == 0) {
             media_only = true;
         } else if (!example && strcmp(a, "--fx") == 0) {
-            fx = true;
+            bo.fx = true;
+        } else if (!example && strcmp(a, "--strip") == 0) {
+            bo.strip = true;
+        } else if (!example && strcmp(a, "--verbs") == 0) {
+            bo.verbs = true;
+        } else if (!example && (v = s_opt_value(argc, argv, &i, "--repeat-to"))) {
+            char *end;
+            errno = 0;
+            bo.repeat_to = strtod(v, &end);
+            if (errno || end == v || *end || !(bo.repeat_to > 0.0 && bo.repeat_to <= 86400.0))
+                s_usage_error("--repeat-to needs a number of seconds above 0 and at most 86400, got '%s'", v);
         } else if (!example && (v = s_opt_value(argc, argv, &i, "--tracks"))) {
             n_tracks = s_parse_long("--tracks", v, 1, 10000);
         } else if (!example && (v = s_opt_value(argc, argv, &i, "--stems"))) {
@@ -2700,5 +2807,7 @@ int main(int argc, char **argv)
         s_usage_error("'bench' needs --stems K");
     if (n_stems > n_tracks)
         s_usage_error("--stems %ld needs at least %ld tracks, got --tracks %ld", n_stems, n_stems, n_tracks);
-    return s_cmd_bench(dir, n_tracks, seconds, n_stems, rate, fx);
+    if (bo.repeat_to > 0.0 && bo.repeat_to < seconds)
+        s_usage_error("--repeat-to %g is shorter than --seconds %g", bo.repeat_to, seconds);
+    return s_cmd_bench(dir, n_tracks, seconds, n_stems, rate, &bo);
 }
