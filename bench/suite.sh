@@ -94,6 +94,7 @@ want() { [[ " $SESSIONS " == *" $1 "* ]]; }
 work=bench/work
 out=$work/suite-out
 logs=$work/suite-logs
+rm -rf "$logs"
 mkdir -p "$out" "$logs"
 cores=$(nproc)
 say() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*"; }
