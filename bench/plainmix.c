@@ -1,12 +1,13 @@
 /* bench/plainmix.c -- stemfarm-plainmix: the mixer a user would write in an
  * afternoon on libsndfile, as the baseline of bench/suite.sh.
  *
- *   stemfarm-plainmix LIST [--part I/N] [--hp FREQ:Q] [--peak FREQ:GAIN_DB:Q]
+ *   stemfarm-plainmix LIST -o DIR [--part I/N] [--hp FREQ:Q] [--peak FREQ:GAIN_DB:Q]
  *                          [--comp THRESHOLD_DB:RATIO:ATTACK_MS:RELEASE_MS]
  *
  * LIST (written by bench/suite.sh from the session) is lines of
- *   stem OUTPUT.wav                  (the rest of the line is the path)
- *   track SOURCE.wav GAIN_DB PAN     (mono 24-bit; belongs to the stem above)
+ *   stem NAME                        (the rest of the line; writes DIR/NAME.wav)
+ *   track SOURCE.wav GAIN_DB PAN     (mono 24-bit; belongs to the stem above;
+ *                                     more fields after these are ignored)
  * --part I/N renders stems I, I + N, I + 2N, ... (0-based), so that N
  * processes share the work. Output: stereo 24-bit WAV per stem.
  *
@@ -63,7 +64,7 @@ typedef struct {
 } track_t;
 
 typedef struct {
-    char *out;
+    char *name; /* writes DIR/name.wav */
     track_t *tracks;
     size_t n_tracks, cap;
 } stem_t;
@@ -157,8 +158,11 @@ static float comp_step(comp_t *c, float in)
 
 /* ---- one stem ------------------------------------------------------------- */
 
-static void render_stem(stem_t *s, const chain_t *ch)
+static void render_stem(stem_t *s, const char *dir, const chain_t *ch)
 {
+    size_t n_path = strlen(dir) + strlen(s->name) + 6;
+    char *path = xrealloc(NULL, n_path);
+    snprintf(path, n_path, "%s/%s.wav", dir, s->name);
     int rate = 0;
     sf_count_t n_frames = 0;
     for (size_t t = 0; t < s->n_tracks; t++) {
@@ -182,12 +186,12 @@ static void render_stem(stem_t *s, const chain_t *ch)
             tr->comp = comp_new(ch, rate);
     }
     if (!s->n_tracks)
-        die("stem '%s' has no tracks", s->out);
+        die("stem '%s' has no tracks", s->name);
 
     SF_INFO oinfo = {.samplerate = rate, .channels = 2, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_24};
-    SNDFILE *out = sf_open(s->out, SFM_WRITE, &oinfo);
+    SNDFILE *out = sf_open(path, SFM_WRITE, &oinfo);
     if (!out)
-        die("cannot write '%s': %s", s->out, sf_strerror(NULL));
+        die("cannot write '%s': %s", path, sf_strerror(NULL));
 
     float *x = xrealloc(NULL, sizeof(float) * BLOCK);
     double *acc = xrealloc(NULL, sizeof(double) * 2 * BLOCK);
@@ -223,7 +227,7 @@ static void render_stem(stem_t *s, const chain_t *ch)
             pcm[i] = (int)v * 256; /* libsndfile's int is left-justified */
         }
         if (sf_writef_int(out, pcm, (sf_count_t)n) != (sf_count_t)n)
-            die("cannot write '%s': %s", s->out, sf_strerror(out));
+            die("cannot write '%s': %s", path, sf_strerror(out));
     }
     free(x);
     free(acc);
@@ -231,7 +235,8 @@ static void render_stem(stem_t *s, const chain_t *ch)
     for (size_t t = 0; t < s->n_tracks; t++)
         sf_close(s->tracks[t].snd);
     if (sf_close(out) != 0)
-        die("cannot finish '%s'", s->out);
+        die("cannot finish '%s'", path);
+    free(path);
 }
 
 /* ---- command line --------------------------------------------------------- */
@@ -261,7 +266,7 @@ static stem_t *read_list(const char *path, size_t *n_stems)
         line[strcspn(line, "\n")] = '\0';
         if (strncmp(line, "stem ", 5) == 0) {
             stems = xrealloc(stems, sizeof *stems * (n + 1));
-            stems[n++] = (stem_t){.out = xstrdup(line + 5)};
+            stems[n++] = (stem_t){.name = xstrdup(line + 5)};
         } else if (strncmp(line, "track ", 6) == 0 && n) {
             char src[MAX_LINE];
             double gain, pan;
@@ -274,7 +279,7 @@ static stem_t *read_list(const char *path, size_t *n_stems)
             }
             s->tracks[s->n_tracks++] = (track_t){.path = xstrdup(src), .gain_db = gain, .pan = pan};
         } else if (line[0] && line[0] != '#') {
-            die("%s:%d: expected 'stem OUTPUT' or 'track PATH GAIN_DB PAN'", path, no);
+            die("%s:%d: expected 'stem NAME' or 'track PATH GAIN_DB PAN'", path, no);
         }
     }
     fclose(f);
@@ -287,14 +292,16 @@ int main(int argc, char **argv)
 #if defined(__SSE__)
     _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ (bit 15) and DAZ (bit 6) */
 #endif
-    const char *list = NULL;
+    const char *list = NULL, *dir = NULL;
     long part = 0, parts = 1;
     chain_t ch = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_value = i + 1 < argc;
         double v[4];
-        if (strcmp(a, "--part") == 0 && has_value) {
+        if (strcmp(a, "-o") == 0 && has_value) {
+            dir = argv[++i];
+        } else if (strcmp(a, "--part") == 0 && has_value) {
             if (sscanf(argv[++i], "%ld/%ld", &part, &parts) != 2 || parts < 1 || part < 0 || part >= parts)
                 die("--part needs I/N with 0 <= I < N, got '%s'", argv[i]);
         } else if (strcmp(a, "--hp") == 0 && has_value) {
@@ -310,17 +317,17 @@ int main(int argc, char **argv)
             ch.comp = true;
             ch.c_thr = v[0], ch.c_ratio = v[1], ch.c_att = v[2], ch.c_rel = v[3];
         } else if (a[0] == '-' || list) {
-            die("usage: stemfarm-plainmix LIST [--part I/N] [--hp FREQ:Q] [--peak FREQ:GAIN_DB:Q] "
+            die("usage: stemfarm-plainmix LIST -o DIR [--part I/N] [--hp FREQ:Q] [--peak FREQ:GAIN_DB:Q] "
                 "[--comp THRESHOLD_DB:RATIO:ATTACK_MS:RELEASE_MS]");
         } else {
             list = a;
         }
     }
-    if (!list)
-        die("needs a LIST file");
+    if (!list || !dir)
+        die("needs a LIST file and -o DIR");
     size_t n_stems;
     stem_t *stems = read_list(list, &n_stems);
     for (size_t s = (size_t)part; s < n_stems; s += (size_t)parts)
-        render_stem(&stems[s], &ch);
+        render_stem(&stems[s], dir, &ch);
     return 0;
 }

@@ -447,6 +447,13 @@ for s in a b; do
     done
     timed "$s-rd1" read_sources 1 "${ab_sources[@]}"
     timed "$s-rd2" read_sources 2 "${ab_sources[@]}"
+    line=""
+    for row in sf "${ab_peers[@]}" rd1 rd2; do
+      last=${times[$s-$row]:-}
+      last=${last% }
+      if [ -n "${failed[$s-$row]:-}" ]; then line+=" $row failed"; else line+=" $row ${last##* }"; fi
+    done
+    say "  seconds:$line"
   done
   say "session ($s): comparing every stem with stemfarm's"
   for row in "${ab_peers[@]}"; do
