@@ -80,6 +80,10 @@ else
 fi
 SESSIONS=${SESSIONS:-a b c d long}
 SCALE_RUNS=${SCALE_RUNS:-1}
+# the long session's segment: with the default (10 s) its 3 hours are 3240
+# jobs, and each job's fixed cost alone takes minutes; both of its renders
+# use the same segment, so the comparison of lengths holds (empty: default)
+LONG_SEGMENT=${LONG_SEGMENT-60s}
 COORD=${COORD:-1}
 STEMS=8
 RATE=48000
@@ -290,12 +294,14 @@ declare -A times=() failed=() checks=() rows_of=() label=() secs=()
 # timed KEY CMD...: runs CMD (output to its log), appends its wall time to
 # times[KEY], or marks KEY failed
 timed() {
-  local key=$1 t rc=0
+  local key=$1 t dt rc=0
   shift
   t=$(now)
   "$@" >>"$logs/$key.log" 2>&1 || rc=$?
   if [ "$rc" = 0 ]; then
-    times[$key]+="$(since "$t") "
+    dt=$(since "$t")
+    times[$key]+="$dt "
+    printf '%s %s\n' "$key" "$dt" >>"$logs/times.txt" # kept if a later step fails
   else
     failed[$key]="failed (exit $rc, see $logs/$key.log)"
   fi
@@ -350,7 +356,10 @@ farm_start() {
     sleep 0.1
   done
   for ((i = 1; i <= n; i++)); do
-    "$node_bin" --connect "$farm" --threads "$threads" --name "bench-n$i" >"$dir/node$i.log" 2>&1 &
+    # a long --timeout: the coordinator answers nobody while it delivers the
+    # stems of a long session, and a node that gives up loses its peak RSS
+    "$node_bin" --connect "$farm" --threads "$threads" --name "bench-n$i" --timeout 1800 \
+      >"$dir/node$i.log" 2>&1 &
     farm_pids+=($!)
     started+=($!)
   done
@@ -366,7 +375,7 @@ farm_stop() {
   for p in "${farm_pids[@]}"; do wait "$p" 2>/dev/null || true; done
   farm_pids=()
 }
-hwm_mb() { awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+hwm_mb() { awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "exited"; }
 
 # ---- physical limits -----------------------------------------------------------
 say "memory bandwidth: STREAM triad, 1 and 2 threads, 3 arrays of 256 MB"
@@ -514,16 +523,28 @@ done
 
 # ---- session c: pre-roll overhead, a farm render, memory --------------------------
 declare -A rss=()
-# farm_rss KEY YAML SECONDS: a render through a fresh coordinator and one
-# node of all cores, separate processes; their peak RSS (VmHWM) after it
+# farm_rss KEY YAML SECONDS [render options]: a render through a fresh
+# coordinator and one node of all cores, separate processes; their peak RSS
+# (VmHWM) once the coordinator has delivered
 farm_rss() {
-  local key=$1
+  local key=$1 yaml=$2 i
+  rss[$key-secs]=$3
+  shift 3
   rm -rf "${out:?}/$key"
   farm_start "$key" 1 "$cores"
-  timed "$key-farm" "$stemfarm" render "$2" --farm "$farm" -o "$out/$key/farm" --force
+  timed "$key-farm" "$stemfarm" render "$yaml" --farm "$farm" -o "$out/$key/farm" --force "$@"
+  if [ -n "${failed[$key-farm]:-}" ]; then
+    # the client gives up on a coordinator that is silent for 60 s, which it
+    # is while it writes and verifies hours of stems; it still delivers
+    failed[$key-farm]="client gave up (coordinator silent while delivering; $logs/$key-farm.log)"
+    for i in $(seq 1800); do
+      [ -f "$out/$key/farm/manifest.json" ] && break
+      kill -0 "${farm_pids[0]}" 2>/dev/null || break
+      sleep 1
+    done
+  fi
   rss[$key-coord]=$(hwm_mb "${farm_pids[0]}")
   rss[$key-node]=$(hwm_mb "${farm_pids[1]}")
-  rss[$key-secs]=$3
   farm_stop
 }
 
@@ -556,8 +577,10 @@ if want long; then
   gen_dir long "$LONG_TRACKS" "$LONG_SOURCE" "$LONG_STEMS" --repeat-to "$LONG_SECONDS"
   cat "${gdir}"/media/*.wav >/dev/null
   say "long session: memory of a farm render of ${LONG_SOURCE} s, then of $LONG_SECONDS s (the same sources as clips)"
-  farm_rss short "$gdir/session.yaml" "$LONG_SOURCE"
-  farm_rss long "$gdir/session-long.yaml" "$LONG_SECONDS"
+  seg=()
+  [ -n "$LONG_SEGMENT" ] && seg=(--segment "$LONG_SEGMENT")
+  farm_rss short "$gdir/session.yaml" "$LONG_SOURCE" "${seg[@]}"
+  farm_rss long "$gdir/session-long.yaml" "$LONG_SECONDS" "${seg[@]}"
 fi
 
 d_session=""
@@ -678,7 +701,7 @@ done
 
 if [ -n "${rss[c-node]:-}${rss[long-node]:-}" ]; then
   echo
-  echo "memory: peak RSS of the farm's processes (coordinator, one node of $cores threads)"
+  echo "memory: peak RSS of the farm's processes (coordinator, one node of $cores threads)${LONG_SEGMENT:+; the $LONG_SOURCE s and ${LONG_SECONDS} s renders with --segment $LONG_SEGMENT}"
   printf '  %-36s %12s %12s %12s\n' session "length s" "node MB" "coordinator MB"
   for k in c short long; do
     [ -n "${rss[$k-node]:-}" ] || continue
@@ -687,7 +710,8 @@ if [ -n "${rss[c-node]:-}${rss[long-node]:-}" ]; then
       short) n="$LONG_TRACKS tracks, one clip each" ;;
       long) n="$LONG_TRACKS tracks, clips to $((LONG_SECONDS / 3600)) h $(((LONG_SECONDS % 3600) / 60)) min" ;;
     esac
-    printf '  %-36s %12s %12s %12s\n' "$n" "${rss[$k-secs]}" "${rss[$k-node]}" "${rss[$k-coord]}"
+    printf '  %-36s %12s %12s %12s  %s\n' "$n" "${rss[$k-secs]}" "${rss[$k-node]}" "${rss[$k-coord]}" \
+      "$(m=$(med "$k-farm"); [ -n "$m" ] && echo "render $m s" || echo "${failed[$k-farm]:-}")"
     kv+=("rss_${k}_node_mb=${rss[$k-node]}" "rss_${k}_coord_mb=${rss[$k-coord]}" "rss_${k}_s=${rss[$k-secs]}")
   done
 fi
