@@ -60,7 +60,7 @@ PY
 }
 jobs_per_s=- gb_per_s=- jobs_small=- jobs_big=-
 if [[ " $RUNS " == *" small "* ]]; then
-  read -r jobs_small secs_small total_small < <(run 0.05s small)
+  read -r jobs_small secs_small _ < <(run 0.05s small)
   jobs_per_s=$(python3 -c "print(round($jobs_small / $secs_small))")
 fi
 if [[ " $RUNS " == *" big "* ]]; then
