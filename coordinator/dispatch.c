@@ -32,6 +32,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +170,16 @@ struct render {
     int64_t nodeless_since_ms;   /* when it last found no node at all; 0: has nodes */
     int64_t ineligible_since_ms; /* when a queued job last found no node it may run on; 0: none */
     bool finished;
+    /* Delivery (read-back, meters, checks, hashes: minutes for hours of
+     * stems) runs on a thread of its own so the loop keeps answering nodes
+     * and clients; the loop touches nothing of the render until it joins. */
+    bool delivering;
+    atomic_bool delivered; /* set by the delivery thread as its last act */
+    pthread_t deliverer;
+    deliver_info_t deliver_info;
+    sf_rc deliver_rc;
+    sf_err_t deliver_err;
+    char *manifest;
     bool commit_due;    /* segments of it landed this round: its journal needs a commit */
     bool progressed;    /* segments of it were counted this round: a progress event is due */
     journal_t *journal; /* with a state folder: where accepted segments land first */
@@ -319,6 +331,7 @@ static void s_emit(dispatch_t *d, render_t *r, dispatch_event_kind_t kind, int e
 
 static void s_render_free(render_t *r)
 {
+    sf_free(r->manifest);
     journal_close(&r->journal);
     ship_destroy(&r->ship);
     stitch_destroy(&r->stitch, true);
@@ -871,7 +884,7 @@ static void s_assign(dispatch_t *d)
                 size_t j;
                 if (n->ship && !s_ship_ready(d, d->order[k]))
                     continue;
-                if (!d->order[k]->finished && s_take_job(d, d->order[k], n, now, &j)) {
+                if (!d->order[k]->finished && !d->order[k]->delivering && s_take_job(d, d->order[k], n, now, &j)) {
                     s_send_job(d, n, d->order[k], j);
                     sent = true;
                     break;
@@ -888,29 +901,58 @@ static render_t *s_find_job(dispatch_t *d, uint64_t job_id, size_t *out_j)
     uint32_t id = (uint32_t)(job_id >> 32);
     size_t j = (size_t)(job_id & 0xffffffffu);
     for (render_t *r = d->renders; r; r = r->next)
-        if (r->id == id && !r->finished && r->plan && j < r->n_slots) {
+        if (r->id == id && !r->finished && !r->delivering && r->plan && j < r->n_slots) {
             *out_j = j;
             return r;
         }
     return NULL;
 }
 
+static void *s_deliver_thread(void *arg)
+{
+    render_t *r = arg;
+    r->deliver_rc = deliver_finish(r->plan, r->stitch, r->segments, &r->deliver_info, &r->manifest, &r->deliver_err);
+    atomic_store(&r->delivered, true);
+    return NULL;
+}
+
+/* Every segment is in: close the files and deliver them, on a thread of
+ * its own (s_collect_deliveries finishes the render), or here when no
+ * thread can be had. */
 static void s_complete(dispatch_t *d, render_t *r)
 {
     sf_err_t e = {0};
-    sf_rc rc = stitch_close(r->stitch, &e);
-    char *manifest = NULL;
-    if (rc == SF_OK) {
-        deliver_info_t info = {.out_dir = r->out_dir,
-                               .n_nodes = (int)s_live_nodes(d),
-                               .wall_seconds = (double)(s_now_ms() - r->started_ms) / 1000.0,
-                               .spot_fraction = d->cfg.spot_check,
-                               .n_spot_checked = r->n_checked,
-                               .spot_mismatches = r->mismatches};
-        rc = deliver_finish(r->plan, r->stitch, r->segments, &info, &manifest, &e);
+    if (stitch_close(r->stitch, &e) != SF_OK) {
+        s_finish(d, r, 1, e.msg, NULL);
+        return;
     }
-    s_finish(d, r, rc == SF_OK ? 0 : 1, rc == SF_OK ? NULL : e.msg, manifest);
-    sf_free(manifest);
+    r->deliver_info = (deliver_info_t){.out_dir = r->out_dir,
+                                       .n_nodes = (int)s_live_nodes(d),
+                                       .wall_seconds = (double)(s_now_ms() - r->started_ms) / 1000.0,
+                                       .spot_fraction = d->cfg.spot_check,
+                                       .n_spot_checked = r->n_checked,
+                                       .spot_mismatches = r->mismatches};
+    atomic_store(&r->delivered, false);
+    r->delivering = true;
+    sf_log(SF_LOG_INFO, "coordinator dispatch", "render %u of '%s': every segment is in; delivering", r->id,
+           r->session ? r->session->name : "?");
+    if (pthread_create(&r->deliverer, NULL, s_deliver_thread, r) != 0) {
+        s_deliver_thread(r);
+        r->delivering = false;
+        s_finish(d, r, r->deliver_rc == SF_OK ? 0 : 1, r->deliver_rc == SF_OK ? NULL : r->deliver_err.msg, r->manifest);
+    }
+}
+
+/* Finishes the renders whose delivery is done; with `wait`, waits for all. */
+static void s_collect_deliveries(dispatch_t *d, bool wait)
+{
+    for (render_t *r = d->renders; r; r = r->next) {
+        if (!r->delivering || (!wait && !atomic_load(&r->delivered)))
+            continue;
+        pthread_join(r->deliverer, NULL);
+        r->delivering = false;
+        s_finish(d, r, r->deliver_rc == SF_OK ? 0 : 1, r->deliver_rc == SF_OK ? NULL : r->deliver_err.msg, r->manifest);
+    }
 }
 
 /* "'a': why; 'b': why" of a job's failures. */
@@ -961,6 +1003,8 @@ static void s_node_failed(dispatch_t *d, node_t *n, const char *why)
  * fails the render once it has failed on MAX_NODES_PER_JOB nodes. */
 static void s_job_failed(dispatch_t *d, render_t *r, size_t j, node_t *n, const char *why)
 {
+    if (r->delivering) /* a spot-check copy still out: its render no longer needs it */
+        return;
     d->stats.jobs_failed++;
     const plan_job_t *pj = &r->plan->jobs[s_plan_job(r, j)];
     char target[256];
@@ -1280,6 +1324,12 @@ static void s_on_cancel(dispatch_t *d, const uint8_t *id, size_t n_id, const sf_
     char line[256];
     for (render_t *r = d->renders; r; r = r->next)
         if (r->id == m->u.cancel.render_id && !r->finished) {
+            if (r->delivering) {
+                snprintf(line, sizeof line, "render %u of '%s' is rendered and being delivered: too late to cancel",
+                         r->id, r->session ? r->session->name : "?");
+                s_reply_done(d, id, n_id, 1, line);
+                return;
+            }
             snprintf(line, sizeof line, "render %u of '%s' cancelled", r->id, r->session ? r->session->name : "?");
             sf_log(SF_LOG_INFO, "coordinator dispatch", "%s by a client", line);
             s_finish(d, r, 1, "cancelled by a client ('stemfarm cancel')", NULL);
@@ -1759,7 +1809,7 @@ static void s_on_message(dispatch_t *d, const uint8_t *id, size_t n_id, const ui
 static void s_check_stuck(dispatch_t *d, int64_t now)
 {
     for (render_t *r = d->renders; r; r = r->next) {
-        for (size_t j = 0; !r->finished && r->plan && j < r->n_slots; j++) {
+        for (size_t j = 0; !r->finished && !r->delivering && r->plan && j < r->n_slots; j++) {
             if (r->state[j] != JOB_RUNNING || now - r->moved_ms[j] <= d->cfg.stuck_timeout_ms)
                 continue;
             char why[160];
@@ -1807,7 +1857,7 @@ static void s_check_eligible(dispatch_t *d, int64_t now)
     if (s_live_nodes(d) == 0)
         return; /* no node at all: the no-node timeout speaks */
     for (render_t *r = d->renders; r; r = r->next) {
-        if (r->finished || !r->plan)
+        if (r->finished || r->delivering || !r->plan)
             continue;
         size_t stuck_job = SIZE_MAX;
         bool any_queued = r->n_requeued > 0 || r->cursor < r->plan->n_jobs;
@@ -1899,7 +1949,7 @@ static void s_timers(dispatch_t *d)
     }
     bool have_nodes = s_live_nodes(d) > 0;
     for (render_t *r = d->renders; r; r = r->next) {
-        if (r->finished)
+        if (r->finished || r->delivering) /* delivering needs no node */
             continue;
         if (have_nodes) {
             r->nodeless_since_ms = 0;
@@ -2032,9 +2082,11 @@ sf_rc dispatch_run(dispatch_t *d, sf_err_t *err)
             d->next_timers_ms = s_now_ms() + TIMERS_EVERY_MS;
         }
         s_settle(d, true);
+        s_collect_deliveries(d, false);
         s_assign(d);
         s_reap(d);
     }
+    s_collect_deliveries(d, true); /* a delivery under way ends as it would have */
     if (d->draining && d->cfg.state_dir && !(d->cfg.stop && atomic_load(d->cfg.stop))) {
         s_end_drain(d);
     } else {

@@ -256,6 +256,61 @@ START_TEST(test_status_and_cancel_from_the_command_line)
 }
 END_TEST
 
+/* Delivery -- reading every stem back through the meters and hashing it --
+ * takes seconds for long stems and runs beside the coordinator's loop: a
+ * status request is answered while it runs, and the node, on a 1 s
+ * timeout, is not lost for want of an answer. */
+START_TEST(test_the_coordinator_answers_while_it_delivers)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' bench '%s/long' --tracks 2 --seconds 900 --stems 2", tu_gen_bin(), s_dir);
+    char *err = NULL;
+    ck_assert_msg(tu_run(cmd, NULL, &err, 300) == 0, "stemfarm-gen: %s", err);
+    free(err);
+    char *session = tu_path(s_dir, "long/session.yaml");
+    coord_t c;
+    s_coord_start(&c, NULL, (char *const[]){"--node-timeout", "1", NULL});
+    pid_t node = s_node_start(&c, "steady-node", "2");
+    char *out_dir = tu_path(s_dir, "long-out");
+    char render_log[4096];
+    snprintf(render_log, sizeof render_log, "%s/render-long.log", s_dir);
+    pid_t render = tu_spawn((char *const[]){(char *)tu_stemfarm_bin(), "render", session, "--farm", c.endpoint, "-o",
+                                            out_dir, "--json", NULL},
+                            render_log);
+    char *log = NULL;
+    for (int i = 0; i < 3000; i++) {
+        free(log);
+        log = tu_slurp(c.log, NULL);
+        if (log && strstr(log, "every segment is in; delivering"))
+            break;
+        tu_sleep_ms(20);
+    }
+    ck_assert_msg(log && strstr(log, "every segment is in; delivering"), "never delivering: %s", s_tail(log));
+    char args[256], *out = NULL;
+    snprintf(args, sizeof args, "status --farm %s", c.endpoint);
+    const int64_t asked = tu_now_ms();
+    ck_assert_int_eq(s_stemfarm(args, &out, NULL), 0);
+    const double took = (double)(tu_now_ms() - asked) / 1000.0;
+    free(out);
+    free(log);
+    log = tu_slurp(c.log, NULL);
+    ck_assert_msg(!strstr(log, "delivered:"),
+                  "the delivery ended before the status request was answered (%.2f s); "
+                  "it is too short to show anything: %s",
+                  took, s_tail(log));
+    ck_assert_msg(took < 1.0, "status took %.2f s while the coordinator delivered", took);
+    ck_assert_int_eq(tu_wait(render, 120000), 0);
+    free(log);
+    log = tu_slurp(c.log, NULL);
+    ck_assert_msg(strstr(log, "delivered:") && !strstr(log, "lost"), "%s", s_tail(log));
+    free(log);
+    ck_assert_int_eq(tu_stop(c.pid), 0);
+    ck_assert_int_eq(tu_stop(node), 0);
+    free(out_dir);
+    free(session);
+}
+END_TEST
+
 START_TEST(test_a_node_rejoins_a_restarted_coordinator)
 {
     coord_t c;
@@ -749,6 +804,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_status_and_cancel_from_the_command_line);
+    tcase_add_test(tc, test_the_coordinator_answers_while_it_delivers);
     tcase_add_test(tc, test_a_node_rejoins_a_restarted_coordinator);
     tcase_add_test(tc, test_a_killed_coordinator_resumes_without_rendering_a_landed_segment_again);
     tcase_add_test(tc, test_sigterm_drains_and_the_next_start_finishes_the_render);
