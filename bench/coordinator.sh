@@ -5,7 +5,7 @@
 # stitching, writing the files).
 #
 #   bench/coordinator.sh                 # NODES=64 LENGTH=1200 (seconds)
-#   RUNS=small bench/coordinator.sh      # only one measurement (small or big), e.g. to profile it:
+#   MEASURE=small bench/coordinator.sh   # only one measurement (small or big), e.g. to profile it:
 #                                        # the coordinator's pid is in bench/work/*/coordinator.pid
 #
 # Two renders of one session (2 mono tracks -> 2 stems + the null-test
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NODES=${NODES:-64}
-RUNS=${RUNS:-small big}
+MEASURE=${MEASURE:-small big}
 SECONDS_LONG=${LENGTH:-1200}
 BUILD=${BUILD:-build}
 [ -d "$BUILD" ] || cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -59,11 +59,11 @@ print(jobs, max(last[0] - first[0], 1e-9), total)
 PY
 }
 jobs_per_s=- gb_per_s=- jobs_small=- jobs_big=-
-if [[ " $RUNS " == *" small "* ]]; then
+if [[ " $MEASURE " == *" small "* ]]; then
   read -r jobs_small secs_small _ < <(run 0.05s small)
   jobs_per_s=$(python3 -c "print(round($jobs_small / $secs_small))")
 fi
-if [[ " $RUNS " == *" big "* ]]; then
+if [[ " $MEASURE " == *" big "* ]]; then
   read -r jobs_big secs_big total_big < <(run 10s big)
   # frames landed in the big run: 3 targets, stereo, float32
   bytes=$(python3 -c "print(3 * $SECONDS_LONG * 48000 * 2 * 4 * $jobs_big / $total_big)")
