@@ -5,7 +5,7 @@
 # length: one table with the targets beside the numbers. bench/README.md
 # explains every row.
 #
-#   bench/suite.sh                   the full run (about 20 minutes on 2 cores)
+#   bench/suite.sh                   the full run (about 30 minutes on 2 cores)
 #   bench/suite.sh --quick           RUNS=1, short sessions: to try it out
 #   bench/suite.sh --install-peers   apt-get install sox ecasound ffmpeg, then exit
 #   SESSIONS="a b" RUNS=5 bench/suite.sh
