@@ -137,28 +137,15 @@ static char *s_journal_path(const char *dir, uint32_t render_id)
     return s_join(dir, name);
 }
 
-/* 0 or the errno of the failure; a write that makes no progress is ENOSPC. */
-static int s_write_all(int fd, const void *buf, size_t n_bytes)
-{
-    const uint8_t *p = buf;
-    while (n_bytes > 0) {
-        ssize_t w = write(fd, p, n_bytes);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return errno;
-        if (w == 0)
-            return ENOSPC;
-        p += w;
-        n_bytes -= (size_t)w;
-    }
-    return 0;
-}
-
-/* s_write_all of several buffers, one after the other. */
+/* Writes every buffer, one after the other: 0 or the errno of the
+ * failure; a write that makes no progress is ENOSPC. */
 static int s_writev_all(int fd, struct iovec *iov, int n_iov)
 {
-    while (n_iov > 0) {
+    for (;;) {
+        while (n_iov > 0 && iov->iov_len == 0) /* nothing to write is not a write without progress */
+            iov++, n_iov--;
+        if (n_iov == 0)
+            return 0;
         ssize_t w = writev(fd, iov, n_iov);
         if (w < 0 && errno == EINTR)
             continue;
@@ -177,7 +164,12 @@ static int s_writev_all(int fd, struct iovec *iov, int n_iov)
             iov->iov_len -= done;
         }
     }
-    return 0;
+}
+
+static int s_write_all(int fd, const void *buf, size_t n_bytes)
+{
+    struct iovec one = {.iov_base = (void *)buf, .iov_len = n_bytes};
+    return s_writev_all(fd, &one, 1);
 }
 
 /* Bytes read at `off`: fewer than n_bytes only at the end of the file; -1 with errno. */
