@@ -916,6 +916,13 @@ static void *s_deliver_thread(void *arg)
     return NULL;
 }
 
+/* The delivery is over (its thread joined, or it ran here): the render ends with its result. */
+static void s_delivered(dispatch_t *d, render_t *r)
+{
+    r->delivering = false;
+    s_finish(d, r, r->deliver_rc == SF_OK ? 0 : 1, r->deliver_rc == SF_OK ? NULL : r->deliver_err.msg, r->manifest);
+}
+
 /* Every segment is in: close the files and deliver them, on a thread of
  * its own (s_collect_deliveries finishes the render), or here when no
  * thread can be had. */
@@ -938,8 +945,7 @@ static void s_complete(dispatch_t *d, render_t *r)
            r->session ? r->session->name : "?");
     if (pthread_create(&r->deliverer, NULL, s_deliver_thread, r) != 0) {
         s_deliver_thread(r);
-        r->delivering = false;
-        s_finish(d, r, r->deliver_rc == SF_OK ? 0 : 1, r->deliver_rc == SF_OK ? NULL : r->deliver_err.msg, r->manifest);
+        s_delivered(d, r);
     }
 }
 
@@ -950,8 +956,7 @@ static void s_collect_deliveries(dispatch_t *d, bool wait)
         if (!r->delivering || (!wait && !atomic_load(&r->delivered)))
             continue;
         pthread_join(r->deliverer, NULL);
-        r->delivering = false;
-        s_finish(d, r, r->deliver_rc == SF_OK ? 0 : 1, r->deliver_rc == SF_OK ? NULL : r->deliver_err.msg, r->manifest);
+        s_delivered(d, r);
     }
 }
 
