@@ -299,6 +299,12 @@ START_TEST(test_the_coordinator_answers_while_it_delivers)
                   "it is too short to show anything: %s",
                   took, s_tail(log));
     ck_assert_msg(took < 1.0, "status took %.2f s while the coordinator delivered", took);
+    /* too late to cancel: the render goes on to its delivery */
+    char *cancel_err = NULL;
+    snprintf(args, sizeof args, "cancel --farm %s 1", c.endpoint);
+    ck_assert_int_eq(s_stemfarm(args, NULL, &cancel_err), 1);
+    ck_assert_msg(strstr(cancel_err, "is rendered and being delivered: too late to cancel"), "%s", cancel_err);
+    free(cancel_err);
     ck_assert_int_eq(tu_wait(render, 120000), 0);
     free(log);
     log = tu_slurp(c.log, NULL);
